@@ -1,0 +1,199 @@
+//! The validating callback parser: raw bytes in, a typed [`Callback`] or a precise error out.
+
+use serde::Deserialize;
+use serde_json::error::Category;
+
+use super::{Callback, ResponseType};
+
+/// How deeply objects and arrays may nest. Real Flinks payloads nest five levels; the cap
+/// protects the parser's stack and the store from hostile bodies.
+pub const DEFAULT_MAX_DEPTH: usize = 32;
+
+/// Limits applied before any allocation-heavy parsing.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseLimits {
+    pub max_depth: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        Self { max_depth: DEFAULT_MAX_DEPTH }
+    }
+}
+
+/// One schema violation, located by a JSONPath-style path such as `$.Accounts[0].Balance`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+/// Why a body is not an acceptable callback.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    #[error("the body is not valid JSON: {message} (line {line}, column {column})")]
+    NotJson {
+        message: String,
+        line: usize,
+        column: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the body must be a JSON object, the Flinks payload itself")]
+    NotAnObject,
+    #[error("the body nests objects and arrays deeper than {max_depth} levels")]
+    TooDeep { max_depth: usize },
+    #[error("the body does not match the schema of its ResponseType")]
+    Invalid(Vec<FieldError>),
+}
+
+impl CallbackError {
+    fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError { path: path.into(), message: message.into() }])
+    }
+
+    fn not_json(source: serde_json::Error) -> Self {
+        Self::NotJson {
+            message: message_without_position(&source),
+            line: source.line(),
+            column: source.column(),
+            source,
+        }
+    }
+}
+
+/// Parses and validates one callback body.
+///
+/// The checks run cheapest first: nesting depth, JSON syntax and shape, the
+/// `ResponseType` discriminator, then the full typed schema.
+pub fn parse_callback(body: &[u8], limits: ParseLimits) -> Result<Callback, CallbackError> {
+    let first = check_depth(body, limits.max_depth)?;
+    if first != Some(b'{') {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Err(e) => Err(CallbackError::not_json(e)),
+            Ok(_) => Err(CallbackError::NotAnObject),
+        };
+    }
+    let response_type = probe_response_type(body)?;
+    let callback = match response_type {
+        ResponseType::Kyc => Callback::Kyc(typed(body)?),
+        ResponseType::GetAccountsDetail => Callback::GetAccountsDetail(typed(body)?),
+        ResponseType::Investments => Callback::Investments(typed(body)?),
+    };
+    check_semantics(&callback)?;
+    Ok(callback)
+}
+
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(rename = "ResponseType")]
+    response_type: Option<String>,
+}
+
+fn probe_response_type(body: &[u8]) -> Result<ResponseType, CallbackError> {
+    let probe: Probe = serde_json::from_slice(body).map_err(|e| match e.classify() {
+        Category::Data => CallbackError::invalid("$.ResponseType", "must be a string"),
+        _ => CallbackError::not_json(e),
+    })?;
+    let expected = "expected one of \"KYC\", \"GetAccountsDetail\", \"Investments\"";
+    match probe.response_type {
+        None => Err(CallbackError::invalid("$.ResponseType", format!("is required; {expected}"))),
+        Some(value) => ResponseType::parse(&value).ok_or_else(|| {
+            CallbackError::invalid("$.ResponseType", format!("unknown value {value:?}; {expected}"))
+        }),
+    }
+}
+
+fn typed<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CallbackError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = json_path(error.path());
+        let inner = error.into_inner();
+        if inner.classify() != Category::Data {
+            return CallbackError::not_json(inner);
+        }
+        let message = message_without_position(&inner);
+        // serde reports a missing field at its parent; name the field itself.
+        match message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
+            Some(field) => CallbackError::invalid(format!("{path}.{field}"), "is required"),
+            None => CallbackError::invalid(path, message),
+        }
+    })
+}
+
+fn check_semantics(callback: &Callback) -> Result<(), CallbackError> {
+    let login = match callback {
+        Callback::Kyc(c) => Some(&c.login),
+        Callback::GetAccountsDetail(c) => Some(&c.login),
+        Callback::Investments(c) => c.login.as_ref(),
+    };
+    match login {
+        Some(login) if login.id.trim().is_empty() => {
+            Err(CallbackError::invalid("$.Login.Id", "must not be empty: it is the LoginId"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn json_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::from("$");
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                out.push('.');
+                out.push_str(key);
+            }
+            Segment::Enum { variant } => {
+                out.push('.');
+                out.push_str(variant);
+            }
+            Segment::Unknown => out.push_str(".?"),
+        }
+    }
+    out
+}
+
+/// serde_json appends " at line L column C" to its messages; the position is reported
+/// separately, so strip it from the human sentence.
+fn message_without_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(index) => text[..index].to_string(),
+        None => text,
+    }
+}
+
+/// Scans the raw bytes once and fails if arrays/objects nest deeper than `max_depth`.
+/// Returns the first non-whitespace byte.
+///
+/// Written by hand because serde_json's own recursion limit is fixed at 128 and fails
+/// with a syntax error that cannot be told apart from a malformed body.
+fn check_depth(body: &[u8], max_depth: usize) -> Result<Option<u8>, CallbackError> {
+    let first = body.iter().copied().find(|b| !b.is_ascii_whitespace());
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in body {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max_depth {
+                    return Err(CallbackError::TooDeep { max_depth });
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(first)
+}

@@ -1,0 +1,121 @@
+//! Tests of the callback types and parser against the shared synthetic fixtures.
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+
+use super::*;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../../testdata/flinks/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
+fn parse(body: &[u8]) -> Result<Callback, CallbackError> {
+    parse_callback(body, ParseLimits::default())
+}
+
+fn field_errors(body: &[u8]) -> Vec<FieldError> {
+    match parse(body) {
+        Err(CallbackError::Invalid(errors)) => errors,
+        other => panic!("expected a schema error, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_fixture_parses_into_its_type_with_its_keys() {
+    let kyc = parse(&fixture("kyc.json")).expect("kyc");
+    let detail = parse(&fixture("get_accounts_detail.json")).expect("detail");
+    let investments = parse(&fixture("investments.json")).expect("investments");
+
+    assert_eq!(kyc.response_type(), ResponseType::Kyc);
+    assert_eq!(detail.response_type(), ResponseType::GetAccountsDetail);
+    assert_eq!(investments.response_type(), ResponseType::Investments);
+    // KYC and GetAccountsDetail of one connection share LoginId and RequestId.
+    assert_eq!(kyc.keys().login_id, detail.keys().login_id);
+    assert_eq!(kyc.keys().request_id, detail.keys().request_id);
+    assert_eq!(kyc.keys().login_id.as_deref(), Some("c91cd0cf-7b4c-490b-8fd5-45e1c4cd451e"));
+    assert_eq!(kyc.keys().tag.as_deref(), Some("applicant=APP-20931"));
+}
+
+#[test]
+fn money_is_the_exact_decimal_that_was_sent() {
+    let Callback::GetAccountsDetail(detail) = parse(&fixture("get_accounts_detail.json")).expect("parse") else {
+        panic!("wrong type")
+    };
+    let first = &detail.accounts[0].transactions[0];
+    assert_eq!(first.debit, Some(Decimal::from_str("1150.0").expect("decimal")));
+    assert_eq!(first.credit, None);
+    assert_eq!(first.balance, Some(Decimal::from_str("2384.17").expect("decimal")));
+    // Running balances add up exactly in decimal arithmetic (they would not in f64).
+    for account in &detail.accounts {
+        for pair in account.transactions.windows(2) {
+            let (newer, older) = (&pair[0], &pair[1]);
+            let delta = newer.credit.unwrap_or_default() - newer.debit.unwrap_or_default();
+            assert_eq!(older.balance.expect("balance") + delta, newer.balance.expect("balance"));
+        }
+    }
+    let body = br#"{"ResponseType":"GetAccountsDetail","Login":{"Id":"x"},"Accounts":[{"Balance":{"Current":12345678901234567.89}}]}"#;
+    let Callback::GetAccountsDetail(detail) = parse(body).expect("parse") else { panic!("type") };
+    let current = detail.accounts[0].balance.as_ref().and_then(|b| b.current).expect("current");
+    assert_eq!(current.to_string(), "12345678901234567.89");
+}
+
+#[test]
+fn unknown_fields_survive_a_round_trip() {
+    let body = br#"{"ResponseType":"KYC","Login":{"Id":"abc","Shiny":1},"Holders":[],"NewThing":{"a":[1,2.50]}}"#;
+    let Callback::Kyc(kyc) = parse(body).expect("parse") else { panic!("type") };
+    assert_eq!(kyc.login.extra["Shiny"], serde_json::json!(1));
+    let again = serde_json::to_value(&kyc).expect("serialise");
+    assert_eq!(again["NewThing"]["a"][1].to_string(), "2.50");
+    assert_eq!(again["ResponseType"], "KYC");
+}
+
+#[test]
+fn a_missing_login_id_is_reported_at_its_path() {
+    for response_type in ["KYC", "GetAccountsDetail"] {
+        let body = format!(r#"{{"ResponseType":"{response_type}","Login":{{"Username":"u"}}}}"#);
+        let errors = field_errors(body.as_bytes());
+        assert_eq!(errors[0].path, "$.Login.Id", "{response_type}");
+        let body = format!(r#"{{"ResponseType":"{response_type}"}}"#);
+        assert_eq!(field_errors(body.as_bytes())[0].path, "$.Login");
+        let body = format!(r#"{{"ResponseType":"{response_type}","Login":{{"Id":" "}}}}"#);
+        assert_eq!(field_errors(body.as_bytes())[0].path, "$.Login.Id");
+    }
+    // Investments does not require a Login.
+    assert!(parse(br#"{"ResponseType":"Investments"}"#).is_ok());
+}
+
+#[test]
+fn a_wrongly_typed_field_is_reported_at_its_path() {
+    let body = br#"{"ResponseType":"GetAccountsDetail","Login":{"Id":"x"},"Accounts":[{},{"Transactions":[{"Debit":[12]}]}]}"#;
+    let errors = field_errors(body);
+    assert_eq!(errors[0].path, "$.Accounts[1].Transactions[0].Debit");
+    assert!(!errors[0].message.contains("line"), "{}", errors[0].message);
+}
+
+#[test]
+fn the_response_type_must_be_known() {
+    assert_eq!(field_errors(br#"{"Login":{"Id":"x"}}"#)[0].path, "$.ResponseType");
+    let errors = field_errors(br#"{"ResponseType":"PayEvent"}"#);
+    assert!(errors[0].message.contains("PayEvent"), "{}", errors[0].message);
+    assert_eq!(field_errors(br#"{"ResponseType":7}"#)[0].path, "$.ResponseType");
+}
+
+#[test]
+fn malformed_shapes_are_told_apart() {
+    assert!(matches!(parse(b"{\"ResponseType\": "), Err(CallbackError::NotJson { .. })));
+    assert!(matches!(parse(b"not json"), Err(CallbackError::NotJson { .. })));
+    assert!(matches!(parse(b""), Err(CallbackError::NotJson { .. })));
+    assert!(matches!(parse(b"[1,2]"), Err(CallbackError::NotAnObject)));
+    assert!(matches!(parse(b"\"KYC\""), Err(CallbackError::NotAnObject)));
+    assert!(matches!(parse(b"{} trailing"), Err(CallbackError::NotJson { .. })));
+}
+
+#[test]
+fn nesting_is_capped_but_brackets_in_strings_do_not_count() {
+    let deep = format!("{{\"ResponseType\":\"KYC\",\"x\":{}{}}}", "[".repeat(40), "]".repeat(40));
+    assert!(matches!(parse(deep.as_bytes()), Err(CallbackError::TooDeep { max_depth: 32 })));
+    let quoted = format!(r#"{{"ResponseType":"KYC","Login":{{"Id":"x"}},"x":"{}\"{{"}}"#, "[".repeat(40));
+    assert!(parse(quoted.as_bytes()).is_ok());
+}

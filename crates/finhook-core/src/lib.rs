@@ -1,0 +1,20 @@
+//! IO-free core of finhook: the Flinks callback types, webhook signing and verification,
+//! typed identifiers, secrets and the retry schedule.
+//!
+//! Nothing in this crate touches the network, the disk or the clock: every function takes
+//! its inputs (including "now") as arguments. The server signs with it, the receiver
+//! verifies with it, and both are tested against the same vectors.
+//!
+//! Layout:
+//! - [`flinks`]: typed `KYC`, `GetAccountsDetail` and `Investments` payloads and the
+//!   validating parser that names the JSON path of every error.
+//! - [`signing`]: `flinks-authenticity-key` and Standard Webhooks signatures.
+//! - [`secret`]: endpoint secrets and API keys, redacted in `Debug`.
+//! - [`ids`]: prefixed ULID identifiers (`msg_`, `ep_`, ...).
+//! - [`retry`]: the per-endpoint retry policy and the schedule it implies.
+
+pub mod flinks;
+pub mod ids;
+pub mod retry;
+pub mod secret;
+pub mod signing;

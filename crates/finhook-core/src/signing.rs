@@ -1,0 +1,160 @@
+//! The two signature schemes on every outbound webhook, for signing and for verifying.
+//!
+//! - Flinks: `flinks-authenticity-key: base64(HMAC-SHA256(utf8(secret), body))`.
+//! - Standard Webhooks: `webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{ts}.{body}")>`
+//!   with `key` the base64-decoded part of the secret after `whsec_`; one signature per
+//!   valid secret during a rotation, space-separated.
+//!
+//! Standard Webhooks signing is delegated to the spec's own `standardwebhooks` crate. Its
+//! `verify` reads the wall clock and accepts a single secret, so verification here compares
+//! against that same `sign` with an injected "now" and any number of secrets.
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::secret::EndpointSecret;
+
+pub const FLINKS_HEADER: &str = "flinks-authenticity-key";
+pub const WEBHOOK_ID: &str = "webhook-id";
+pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
+pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
+
+/// How far a `webhook-timestamp` may be from the receiver's clock, either way.
+pub const DEFAULT_TOLERANCE_SECONDS: i64 = 5 * 60;
+
+/// Why a body could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    #[error("no signing secret is configured")]
+    NoSecret,
+    #[error("a Standard Webhooks signature covers UTF-8 text, and the body is not UTF-8")]
+    NotUtf8(#[source] standardwebhooks::WebhookError),
+}
+
+/// Why a received webhook failed verification.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the {0} header is missing")]
+    MissingHeader(&'static str),
+    #[error("the {0} header is malformed")]
+    InvalidHeader(&'static str),
+    #[error("the webhook-timestamp is more than the tolerance in the past")]
+    TimestampTooOld,
+    #[error("the webhook-timestamp is more than the tolerance in the future")]
+    TimestampInFuture,
+    #[error("no signature matches any configured secret")]
+    SignatureMismatch,
+    #[error("no verification secret is configured")]
+    NoSecret,
+}
+
+/// The signature headers of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureHeaders {
+    pub flinks_authenticity_key: String,
+    pub webhook_id: String,
+    pub webhook_timestamp: i64,
+    pub webhook_signature: String,
+}
+
+/// Signs `body` for one attempt. `secrets` are the endpoint's valid secrets, newest first:
+/// the newest signs the Flinks header (it has room for one), every one signs a Standard
+/// Webhooks signature.
+pub fn sign(secrets: &[EndpointSecret], webhook_id: &str, timestamp: i64, body: &[u8]) -> Result<SignatureHeaders, SigningError> {
+    let newest = secrets.first().ok_or(SigningError::NoSecret)?;
+    let signatures = secrets
+        .iter()
+        .map(|secret| standard_signature(secret, webhook_id, timestamp, body))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(SignatureHeaders {
+        flinks_authenticity_key: flinks_authenticity_key(newest, body),
+        webhook_id: webhook_id.to_string(),
+        webhook_timestamp: timestamp,
+        webhook_signature: signatures.join(" "),
+    })
+}
+
+/// `base64(HMAC-SHA256(key = UTF-8 bytes of the secret string, message = body))`.
+pub fn flinks_authenticity_key(secret: &EndpointSecret, body: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(flinks_mac(secret, body).finalize().into_bytes())
+}
+
+/// One `v1,<base64>` Standard Webhooks signature.
+pub fn standard_signature(secret: &EndpointSecret, webhook_id: &str, timestamp: i64, body: &[u8]) -> Result<String, SigningError> {
+    standardwebhooks::Webhook::from_bytes(secret.standard_key())
+        .and_then(|hook| hook.sign(webhook_id, timestamp, body))
+        .map_err(SigningError::NotUtf8)
+}
+
+/// Verifies a `flinks-authenticity-key` value against any of `secrets`, in constant time.
+pub fn verify_flinks(secrets: &[EndpointSecret], header: Option<&str>, body: &[u8]) -> Result<(), VerifyError> {
+    let header = header.ok_or(VerifyError::MissingHeader(FLINKS_HEADER))?;
+    let received = base64::engine::general_purpose::STANDARD
+        .decode(header.trim())
+        .map_err(|_| VerifyError::InvalidHeader(FLINKS_HEADER))?;
+    if secrets.is_empty() {
+        return Err(VerifyError::NoSecret);
+    }
+    secrets
+        .iter()
+        .any(|secret| flinks_mac(secret, body).verify_slice(&received).is_ok())
+        .then_some(())
+        .ok_or(VerifyError::SignatureMismatch)
+}
+
+/// The three Standard Webhooks headers as received.
+#[derive(Debug, Clone, Copy)]
+pub struct StandardHeaders<'a> {
+    pub id: Option<&'a str>,
+    pub timestamp: Option<&'a str>,
+    pub signature: Option<&'a str>,
+}
+
+/// Verifies Standard Webhooks headers at `now` (Unix seconds) against any of `secrets`.
+pub fn verify_standard(
+    secrets: &[EndpointSecret],
+    headers: StandardHeaders<'_>,
+    body: &[u8],
+    now: i64,
+    tolerance_seconds: i64,
+) -> Result<(), VerifyError> {
+    let id = headers.id.ok_or(VerifyError::MissingHeader(WEBHOOK_ID))?;
+    let timestamp = headers.timestamp.ok_or(VerifyError::MissingHeader(WEBHOOK_TIMESTAMP))?;
+    let signature = headers.signature.ok_or(VerifyError::MissingHeader(WEBHOOK_SIGNATURE))?;
+    let timestamp: i64 = timestamp.trim().parse().map_err(|_| VerifyError::InvalidHeader(WEBHOOK_TIMESTAMP))?;
+    if now - timestamp > tolerance_seconds {
+        return Err(VerifyError::TimestampTooOld);
+    }
+    if timestamp - now > tolerance_seconds {
+        return Err(VerifyError::TimestampInFuture);
+    }
+    if secrets.is_empty() {
+        return Err(VerifyError::NoSecret);
+    }
+    let received: Vec<&str> = signature
+        .split(' ')
+        .filter_map(|part| part.split_once(','))
+        .filter(|(version, _)| *version == "v1")
+        .map(|(_, value)| value)
+        .collect();
+    for secret in secrets {
+        let expected = standard_signature(secret, id, timestamp, body).map_err(|_| VerifyError::SignatureMismatch)?;
+        let expected = expected.split_once(',').map(|(_, value)| value).unwrap_or_default();
+        if received.iter().any(|value| bool::from(value.as_bytes().ct_eq(expected.as_bytes()))) {
+            return Ok(());
+        }
+    }
+    Err(VerifyError::SignatureMismatch)
+}
+
+fn flinks_mac(secret: &EndpointSecret, body: &[u8]) -> Hmac<Sha256> {
+    // HMAC accepts keys of any length, so construction cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.expose().as_bytes()).unwrap_or_else(|_| unreachable!());
+    mac.update(body);
+    mac
+}
+
+#[cfg(test)]
+mod tests;
