@@ -1,1 +1,18 @@
-//! x
+//! The finhook server: the store, the HTTP API and the delivery worker.
+//!
+//! Layout:
+//! - [`app`]: start-up and wiring; [`app::App`] is what `finhook serve` runs.
+//! - [`config`]: layered settings (defaults, `finhook.toml`, `FINHOOK_*`, flags).
+//! - [`api`]: the HTTP API (axum), problem+json errors, bearer-key auth.
+//! - [`ingest`]: validating and durably storing a callback.
+//! - [`delivery`]: the worker (claim, sign, send, record) and its TLS client and target policy.
+//! - [`store`]: the storage interface and its embedded SQLite implementation.
+//! - [`clock`]: time as an injected dependency.
+
+pub mod api;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod delivery;
+pub mod ingest;
+pub mod store;

@@ -1,0 +1,216 @@
+//! `/v1/instances/{name}/endpoints`: webhook endpoints and their secrets.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Duration, Utc};
+use finhook_core::flinks::ResponseType;
+use finhook_core::ids::EndpointId;
+use finhook_core::retry::{Backoff, RetryPolicy};
+use finhook_core::secret::EndpointSecret;
+use serde::{Deserialize, Serialize};
+
+use super::json::{double_option, ApiJson};
+use super::{ApiError, AppState, Caller};
+use crate::store::{Endpoint, EndpointPatch, NewEndpoint, SuccessRule};
+
+/// How long a replaced secret keeps signing after a rotation.
+const ROTATION_OVERLAP: Duration = Duration::hours(24);
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRequest {
+    max_attempts: Option<u32>,
+    interval_seconds: Option<u32>,
+    backoff: Option<Backoff>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEndpoint {
+    url: String,
+    description: Option<String>,
+    event_types: Option<Vec<String>>,
+    retry: Option<RetryRequest>,
+    success: Option<SuccessRule>,
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEndpoint {
+    url: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    event_types: Option<Option<Vec<String>>>,
+    retry: Option<RetryRequest>,
+    success: Option<SuccessRule>,
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EndpointView {
+    id: EndpointId,
+    url: String,
+    description: Option<String>,
+    /// `null` means every type.
+    event_types: Option<Vec<&'static str>>,
+    retry: RetryPolicy,
+    success: SuccessRule,
+    enabled: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    /// Only in answers to create and rotate-secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+}
+
+impl EndpointView {
+    fn of(endpoint: Endpoint, secret: Option<&EndpointSecret>) -> Self {
+        Self {
+            id: endpoint.id,
+            url: endpoint.url,
+            description: endpoint.description,
+            event_types: endpoint.event_types.map(|types| types.iter().map(|t| t.as_str()).collect()),
+            retry: endpoint.retry,
+            success: endpoint.success,
+            enabled: endpoint.enabled,
+            created_at: endpoint.created_at,
+            updated_at: endpoint.updated_at,
+            secret: secret.map(|s| s.expose().to_string()),
+        }
+    }
+}
+
+fn parse_event_types(types: Vec<String>) -> Result<Vec<ResponseType>, ApiError> {
+    if types.is_empty() {
+        return Err(ApiError::validation("$.event_types", "must name at least one type, or be omitted for all"));
+    }
+    types
+        .iter()
+        .enumerate()
+        .map(|(index, name)| {
+            ResponseType::parse(name).ok_or_else(|| {
+                ApiError::validation(&format!("$.event_types[{index}]"), format!("unknown type {name:?}; expected KYC, GetAccountsDetail or Investments"))
+            })
+        })
+        .collect()
+}
+
+fn parse_retry(request: RetryRequest, base: RetryPolicy) -> Result<RetryPolicy, ApiError> {
+    let policy = RetryPolicy {
+        max_attempts: request.max_attempts.unwrap_or(base.max_attempts),
+        interval_seconds: request.interval_seconds.unwrap_or(base.interval_seconds),
+        backoff: request.backoff.unwrap_or(base.backoff),
+    };
+    policy.validate().map_err(|error| {
+        let field = match error {
+            finhook_core::retry::PolicyError::MaxAttempts => "max_attempts",
+            finhook_core::retry::PolicyError::Interval => "interval_seconds",
+        };
+        ApiError::validation(&format!("$.retry.{field}"), error.to_string())
+    })
+}
+
+fn check_url(state: &AppState, url: &str) -> Result<String, ApiError> {
+    state.targets.check_url(url).map(|_| url.to_string()).map_err(|error| ApiError::validation("$.url", error.to_string()))
+}
+
+fn endpoint_id(raw: &str) -> Result<EndpointId, ApiError> {
+    EndpointId::parse(raw).map_err(|_| ApiError::NotFound("endpoint"))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(request): ApiJson<CreateEndpoint>,
+) -> Result<(StatusCode, Json<EndpointView>), ApiError> {
+    let instance = caller.instance(&state, &name).await?;
+    let new = NewEndpoint {
+        url: check_url(&state, &request.url)?,
+        description: request.description,
+        event_types: request.event_types.map(parse_event_types).transpose()?,
+        retry: parse_retry(request.retry.unwrap_or_default(), RetryPolicy::default())?,
+        success: request.success.unwrap_or(SuccessRule::Exactly200),
+        enabled: request.enabled.unwrap_or(true),
+        secret: EndpointSecret::generate(),
+        now: state.clock.now(),
+    };
+    let secret = new.secret.clone();
+    let endpoint = state.store.create_endpoint(instance.id, new).await?;
+    tracing::info!(instance = %instance.name, endpoint = %endpoint.id, "endpoint created");
+    Ok((StatusCode::CREATED, Json(EndpointView::of(endpoint, Some(&secret)))))
+}
+
+pub async fn list(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Json<Vec<EndpointView>>, ApiError> {
+    let instance = caller.instance(&state, &name).await?;
+    let endpoints = state.store.list_endpoints(instance.id).await?;
+    Ok(Json(endpoints.into_iter().map(|e| EndpointView::of(e, None)).collect()))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<EndpointView>, ApiError> {
+    let instance = caller.instance(&state, &name).await?;
+    let endpoint = state.store.endpoint(instance.id, &endpoint_id(&id)?).await?.ok_or(ApiError::NotFound("endpoint"))?;
+    Ok(Json(EndpointView::of(endpoint, None)))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, id)): Path<(String, String)>,
+    ApiJson(request): ApiJson<UpdateEndpoint>,
+) -> Result<Json<EndpointView>, ApiError> {
+    let instance = caller.instance(&state, &name).await?;
+    let id = endpoint_id(&id)?;
+    let current = state.store.endpoint(instance.id, &id).await?.ok_or(ApiError::NotFound("endpoint"))?;
+    let patch = EndpointPatch {
+        url: request.url.map(|url| check_url(&state, &url)).transpose()?,
+        description: request.description,
+        event_types: request.event_types.map(|types| types.map(parse_event_types).transpose()).transpose()?,
+        retry: request.retry.map(|retry| parse_retry(retry, current.retry)).transpose()?,
+        success: request.success,
+        enabled: request.enabled,
+    };
+    let enabled = patch.enabled == Some(true);
+    let endpoint = state.store.update_endpoint(instance.id, &id, patch, state.clock.now()).await?.ok_or(ApiError::NotFound("endpoint"))?;
+    if enabled {
+        // Deliveries paused while the endpoint was disabled are due again.
+        state.wake.notify_one();
+    }
+    Ok(Json(EndpointView::of(endpoint, None)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let instance = caller.instance(&state, &name).await?;
+    if state.store.delete_endpoint(instance.id, &endpoint_id(&id)?, state.clock.now()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("endpoint"))
+    }
+}
+
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<EndpointView>, ApiError> {
+    let instance = caller.instance(&state, &name).await?;
+    let id = endpoint_id(&id)?;
+    let secret = EndpointSecret::generate();
+    let now = state.clock.now();
+    if !state.store.rotate_secret(instance.id, &id, &secret, now, now + ROTATION_OVERLAP).await? {
+        return Err(ApiError::NotFound("endpoint"));
+    }
+    let endpoint = state.store.endpoint(instance.id, &id).await?.ok_or(ApiError::NotFound("endpoint"))?;
+    Ok(Json(EndpointView::of(endpoint, Some(&secret))))
+}

@@ -1,0 +1,90 @@
+//! `/v1/instances`: create (admin), list (admin), show.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use finhook_core::secret::ApiKey;
+use serde::{Deserialize, Serialize};
+
+use super::json::ApiJson;
+use super::{ApiError, AppState, Caller};
+use crate::store::{Instance, Mode, NewInstance};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInstance {
+    name: String,
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InstanceView {
+    name: String,
+    customer_id: String,
+    mode: &'static str,
+    created_at: DateTime<Utc>,
+    /// Only in the answer to `POST`: the key is shown once and stored hashed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key: Option<String>,
+}
+
+impl InstanceView {
+    fn of(instance: Instance, api_key: Option<&ApiKey>) -> Self {
+        Self {
+            name: instance.name,
+            customer_id: instance.customer_id,
+            mode: instance.mode.as_str(),
+            created_at: instance.created_at,
+            api_key: api_key.map(|key| key.expose().to_string()),
+        }
+    }
+}
+
+/// `[a-z0-9-]{1,63}`, the shape of a DNS label, so a name is safe in URLs and hostnames.
+pub fn valid_name(name: &str) -> bool {
+    (1..=63).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<CreateInstance>,
+) -> Result<(StatusCode, Json<InstanceView>), ApiError> {
+    caller.require_admin()?;
+    if !valid_name(&request.name) {
+        return Err(ApiError::validation("$.name", "must be 1 to 63 characters of a-z, 0-9 and -"));
+    }
+    let mode = match request.mode.as_deref() {
+        None => Mode::Live,
+        Some(mode) => Mode::parse(mode).ok_or_else(|| ApiError::validation("$.mode", "must be \"live\" or \"sandbox\""))?,
+    };
+    let api_key = ApiKey::generate();
+    let new = NewInstance {
+        name: request.name,
+        customer_id: uuid::Uuid::new_v4().to_string(),
+        mode,
+        api_key_hash: api_key.hash(),
+        now: state.clock.now(),
+    };
+    let instance = state.store.create_instance(new).await.map_err(|error| match error {
+        crate::store::StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists; pick another name")),
+        other => other.into(),
+    })?;
+    tracing::info!(instance = %instance.name, mode = instance.mode.as_str(), "instance created");
+    Ok((StatusCode::CREATED, Json(InstanceView::of(instance, Some(&api_key)))))
+}
+
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<InstanceView>>, ApiError> {
+    let instances = match caller {
+        Caller::Admin => state.store.list_instances().await?,
+        Caller::Instance(own) => vec![*own],
+    };
+    Ok(Json(instances.into_iter().map(|i| InstanceView::of(i, None)).collect()))
+}
+
+pub async fn show(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Json<InstanceView>, ApiError> {
+    let instance = caller.instance(&state, &name).await?;
+    Ok(Json(InstanceView::of(instance, None)))
+}

@@ -1,0 +1,303 @@
+//! Callbacks in (`/callbacks`) and their history out (`/messages`, `/logins`).
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use finhook_core::flinks::ResponseType;
+use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::json::ApiJson;
+use super::{ApiError, AppState, Caller};
+use crate::ingest::{ingest_callback, IngestError, IngestRequest};
+use crate::store::{AttemptRecord, DeliveryRecord, DeliveryStatus, MessageDetail, MessageFilter, MessageSummary};
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 250;
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+#[derive(Debug, Serialize)]
+pub struct Ingested {
+    message_id: MessageId,
+}
+
+pub async fn ingest(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let instance = caller.instance(&state, &name).await?;
+    let idempotency_key = idempotency_key(&headers)?;
+    let body = read_limited(&headers, body, state.max_body_bytes).await?;
+    let request = IngestRequest {
+        instance: instance.id,
+        body: &body,
+        idempotency_key: idempotency_key.as_deref(),
+        limits: state.parse_limits,
+        now: state.clock.now(),
+    };
+    let accepted = ingest_callback(state.store.as_ref(), request).await?;
+    if accepted.deliveries > 0 {
+        state.wake.notify_one();
+    }
+    let mut response = (StatusCode::ACCEPTED, Json(Ingested { message_id: accepted.message_id })).into_response();
+    if accepted.replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let bad = || ApiError::BadRequest {
+        title: "Bad Idempotency-Key",
+        detail: format!("the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+    };
+    let key = value.to_str().map_err(|_| bad())?.trim();
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(key.to_string()))
+}
+
+/// Reads the whole body, refusing it as soon as it passes `limit` bytes.
+async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(IngestError::TooLarge { limit }.into());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(IngestError::TooLarge { limit }.into()),
+        Err(error) => Err(IngestError::BodyRead(error.to_string()).into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    login_id: Option<String>,
+    response_type: Option<String>,
+    status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessageView {
+    id: MessageId,
+    response_type: &'static str,
+    login_id: Option<String>,
+    request_id: Option<String>,
+    tag: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<MessageSummary> for MessageView {
+    fn from(summary: MessageSummary) -> Self {
+        Self {
+            id: summary.id,
+            response_type: summary.response_type.as_str(),
+            login_id: summary.login_id,
+            request_id: summary.request_id,
+            tag: summary.tag,
+            created_at: summary.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page {
+    data: Vec<MessageView>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last page.
+    next_cursor: Option<MessageId>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Page>, ApiError> {
+    let instance = caller.instance(&state, &name).await?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::validation("limit", format!("must be between 1 and {MAX_PAGE}")));
+    }
+    let filter = MessageFilter {
+        login_id: query.login_id,
+        response_type: query
+            .response_type
+            .map(|t| ResponseType::parse(&t).ok_or_else(|| ApiError::validation("response_type", "must be KYC, GetAccountsDetail or Investments")))
+            .transpose()?,
+        status: query
+            .status
+            .map(|s| DeliveryStatus::parse(&s).ok_or_else(|| ApiError::validation("status", "must be pending, delivered, failed or cancelled")))
+            .transpose()?,
+        before: query
+            .cursor
+            .map(|c| MessageId::parse(&c).map_err(|_| ApiError::validation("cursor", "must be a next_cursor from an earlier page")))
+            .transpose()?,
+        limit: limit + 1,
+    };
+    let mut messages = state.store.list_messages(instance.id, &filter).await?;
+    let next_cursor = (messages.len() > limit as usize).then(|| {
+        messages.truncate(limit as usize);
+        messages.last().map(|m| m.id.clone())
+    });
+    Ok(Json(Page { data: messages.into_iter().map(MessageView::from).collect(), next_cursor: next_cursor.flatten() }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct AttemptView {
+    id: String,
+    attempt_number: u32,
+    started_at: DateTime<Utc>,
+    latency_ms: u64,
+    status_code: Option<u16>,
+    error_class: Option<String>,
+    error_detail: Option<String>,
+    response_excerpt: Option<String>,
+    succeeded: bool,
+}
+
+impl From<AttemptRecord> for AttemptView {
+    fn from(a: AttemptRecord) -> Self {
+        Self {
+            id: a.id.to_string(),
+            attempt_number: a.attempt_number,
+            started_at: a.started_at,
+            latency_ms: a.latency_ms,
+            status_code: a.status_code,
+            error_class: a.error_class,
+            error_detail: a.error_detail,
+            response_excerpt: a.response_excerpt,
+            succeeded: a.succeeded,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeliveryView {
+    id: DeliveryId,
+    endpoint_id: EndpointId,
+    status: &'static str,
+    attempts_made: u32,
+    next_attempt_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    attempts: Vec<AttemptView>,
+}
+
+impl From<DeliveryRecord> for DeliveryView {
+    fn from(d: DeliveryRecord) -> Self {
+        Self {
+            id: d.id,
+            endpoint_id: d.endpoint_id,
+            status: d.status.as_str(),
+            attempts_made: d.attempts_made,
+            next_attempt_at: d.next_attempt_at,
+            created_at: d.created_at,
+            attempts: d.attempts.into_iter().map(AttemptView::from).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessageDetailView {
+    #[serde(flatten)]
+    message: MessageView,
+    /// The callback exactly as ingested.
+    payload: Box<RawValue>,
+    deliveries: Vec<DeliveryView>,
+}
+
+impl TryFrom<MessageDetail> for MessageDetailView {
+    type Error = ApiError;
+    fn try_from(detail: MessageDetail) -> Result<Self, ApiError> {
+        let text = String::from_utf8(detail.payload).map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+        let payload = RawValue::from_string(text).map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+        Ok(Self {
+            message: detail.summary.into(),
+            payload,
+            deliveries: detail.deliveries.into_iter().map(DeliveryView::from).collect(),
+        })
+    }
+}
+
+fn message_id(raw: &str) -> Result<MessageId, ApiError> {
+    MessageId::parse(raw).map_err(|_| ApiError::NotFound("message"))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, msg)): Path<(String, String)>,
+) -> Result<Json<MessageDetailView>, ApiError> {
+    let instance = caller.instance(&state, &name).await?;
+    let detail = state.store.message(instance.id, &message_id(&msg)?).await?.ok_or(ApiError::NotFound("message"))?;
+    Ok(Json(detail.try_into()?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeliverRequest {
+    endpoint_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Redelivered {
+    deliveries: Vec<DeliveryId>,
+}
+
+pub async fn redeliver(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, msg)): Path<(String, String)>,
+    ApiJson(request): ApiJson<RedeliverRequest>,
+) -> Result<(StatusCode, Json<Redelivered>), ApiError> {
+    let instance = caller.instance(&state, &name).await?;
+    let endpoint = request
+        .endpoint_id
+        .map(|id| EndpointId::parse(&id).map_err(|e| ApiError::validation("$.endpoint_id", e.to_string())))
+        .transpose()?;
+    let deliveries = state
+        .store
+        .redeliver(instance.id, &message_id(&msg)?, endpoint.as_ref(), state.clock.now())
+        .await?
+        .ok_or(ApiError::NotFound(if endpoint.is_some() { "message or endpoint" } else { "message" }))?;
+    state.wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(Redelivered { deliveries })))
+}
+
+#[derive(Debug, Serialize)]
+pub struct LoginView {
+    login_id: String,
+    /// The most recent Tag among the callbacks.
+    tag: Option<String>,
+    callbacks: Vec<MessageDetailView>,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, login_id)): Path<(String, String)>,
+) -> Result<Json<LoginView>, ApiError> {
+    let instance = caller.instance(&state, &name).await?;
+    let messages = state.store.login_messages(instance.id, &login_id).await?;
+    if messages.is_empty() {
+        return Err(ApiError::NotFound("login"));
+    }
+    let tag = messages.iter().rev().find_map(|m| m.summary.tag.clone());
+    let callbacks = messages.into_iter().map(MessageDetailView::try_from).collect::<Result<_, _>>()?;
+    Ok(Json(LoginView { login_id, tag, callbacks }))
+}

@@ -1,0 +1,64 @@
+//! The HTTP API of `finhook serve`: routing, shared state, and one module per resource.
+//! Handlers stay thin: extract, authorize, call one store or service function, map.
+
+mod auth;
+mod endpoints;
+mod instances;
+mod json;
+mod messages;
+mod problem;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use finhook_core::flinks::ParseLimits;
+use finhook_core::secret::KeyHash;
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::delivery::target::TargetPolicy;
+use crate::store::Store;
+
+pub use auth::Caller;
+pub use problem::ApiError;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub targets: Arc<TargetPolicy>,
+    /// The hash of the admin key; the key itself is never held.
+    pub admin_key_hash: KeyHash,
+    /// Wakes the delivery worker when new deliveries are scheduled.
+    pub wake: Arc<Notify>,
+    pub max_body_bytes: usize,
+    pub parse_limits: ParseLimits,
+}
+
+pub fn router(state: AppState) -> Router {
+    let instance = "/v1/instances/{name}";
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/instances", post(instances::create).get(instances::list))
+        .route(instance, get(instances::show))
+        .route(&format!("{instance}/endpoints"), post(endpoints::create).get(endpoints::list))
+        .route(
+            &format!("{instance}/endpoints/{{id}}"),
+            get(endpoints::show).patch(endpoints::update).delete(endpoints::delete),
+        )
+        .route(&format!("{instance}/endpoints/{{id}}/rotate-secret"), post(endpoints::rotate_secret))
+        .route(&format!("{instance}/callbacks"), post(messages::ingest))
+        .route(&format!("{instance}/messages"), get(messages::list))
+        .route(&format!("{instance}/messages/{{msg}}"), get(messages::show))
+        .route(&format!("{instance}/messages/{{msg}}/redeliver"), post(messages::redeliver))
+        .route(&format!("{instance}/logins/{{login_id}}"), get(messages::login))
+        .fallback(|| async { ApiError::NotFound("route") })
+        .with_state(state)
+}
+
+async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Result<&'static str, ApiError> {
+    state.store.ping().await?;
+    Ok("ok")
+}

@@ -1,0 +1,108 @@
+//! API errors, rendered as RFC 9457 `application/problem+json`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use finhook_core::flinks::{CallbackError, FieldError};
+use serde::Serialize;
+
+use crate::ingest::IngestError;
+use crate::store::StoreError;
+
+/// Everything a handler can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("a valid API key is required as `Authorization: Bearer <key>`")]
+    Unauthorized,
+    #[error("this action needs the admin key")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{detail}")]
+    BadRequest { title: &'static str, detail: String },
+    #[error("{detail}")]
+    Validation { detail: String, errors: Vec<FieldError> },
+    #[error("the body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the store failed")]
+    Store(#[from] StoreError),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl ApiError {
+    pub fn validation(path: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::Validation {
+            detail: format!("{path} {message}"),
+            errors: vec![FieldError { path: path.to_string(), message }],
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::BadRequest { title, .. } => (StatusCode::BAD_REQUEST, "bad-request", title),
+            Self::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Validation failed"),
+            Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, slug, title) = self.parts();
+        let detail = match &self {
+            Self::Store(error) => {
+                tracing::error!(error = ?error, "store failure while answering a request");
+                "the server could not complete the request; nothing was changed, retry later".to_string()
+            }
+            other => other.to_string(),
+        };
+        let errors = match &self {
+            Self::Validation { errors, .. } => Some(errors.as_slice()),
+            _ => None,
+        };
+        let problem = Problem { kind: format!("urn:finhook:problem:{slug}"), title, status: status.as_u16(), detail, errors };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(error: IngestError) -> Self {
+        match error {
+            IngestError::Callback(CallbackError::Invalid(errors)) => Self::Validation {
+                detail: "the callback does not match the schema of its ResponseType; see errors".to_string(),
+                errors,
+            },
+            IngestError::Callback(invalid) => Self::BadRequest { title: "Malformed callback", detail: invalid.to_string() },
+            IngestError::TooLarge { limit } => Self::PayloadTooLarge { limit },
+            IngestError::BodyRead(detail) => Self::BadRequest { title: "Unreadable body", detail },
+            IngestError::KeyReused { message_id } => Self::Conflict(format!(
+                "this Idempotency-Key was already used for {message_id} with a different body; use a new key for a new callback"
+            )),
+            IngestError::Store(error) => Self::Store(error),
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Start-up and wiring: open the store, settle the admin key, build the delivery client,
+//! bind the listener, then serve the API and run the worker until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use finhook_core::flinks::ParseLimits;
+use finhook_core::secret::{ApiKey, KeyHash};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::delivery::client::{ClientError, DeliveryClient};
+use crate::delivery::target::TargetPolicy;
+use crate::delivery::{Worker, WorkerContext, WorkerSettings};
+use crate::store::sqlite::{OpenError, SqliteStore};
+use crate::store::{Store, StoreError};
+
+const ADMIN_KEY_SETTING: &str = "admin_key_hash";
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("unsupported --database {0:?}: use sqlite://PATH (PostgreSQL support is not built yet)")]
+    UnsupportedDatabase(String),
+    #[error("could not open the store")]
+    Open(#[from] OpenError),
+    #[error("the store failed during start-up")]
+    Store(#[from] StoreError),
+    #[error("could not set up outbound TLS")]
+    Client(#[from] ClientError),
+    #[error("could not listen on {addr}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// How the admin key was settled at start-up.
+#[derive(Debug)]
+pub enum AdminKey {
+    /// From `FINHOOK_ADMIN_KEY`.
+    FromSettings,
+    /// Already stored (hashed) by an earlier start.
+    Stored,
+    /// Generated now; shown once, stored only as a hash.
+    Generated(ApiKey),
+}
+
+/// A built, bound server, ready to run.
+#[derive(Debug)]
+pub struct App {
+    state: AppState,
+    worker: Worker,
+    listener: TcpListener,
+    admin_key: AdminKey,
+    released_claims: u64,
+}
+
+impl App {
+    /// Opens the store and binds the listener; nothing is served until [`App::run`].
+    pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        if !settings.database.starts_with("sqlite:") {
+            return Err(StartError::UnsupportedDatabase(settings.database.clone()));
+        }
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.database).await?);
+        // The lock file guarantees this process alone uses the embedded store, so any claim
+        // left in it belongs to a process that died mid-attempt: make those attempts again.
+        let released_claims = store.release_all_claims().await?;
+        let (admin_key_hash, admin_key) = settle_admin_key(store.as_ref(), settings).await?;
+        let targets = Arc::new(TargetPolicy {
+            allow_insecure_loopback: settings.allow_insecure_loopback,
+            allowed_networks: settings.allow_private_network.clone(),
+        });
+        let timeout = Duration::from_secs(settings.delivery_timeout_seconds.max(1));
+        let client = DeliveryClient::new(targets.clone(), &settings.extra_root_ca, timeout)?;
+        let wake = Arc::new(Notify::new());
+        let worker = Worker::new(WorkerContext {
+            store: store.clone(),
+            clock: clock.clone(),
+            client,
+            settings: WorkerSettings {
+                concurrency: settings.delivery_concurrency.max(1),
+                timeout,
+                poll_interval: Duration::from_millis(settings.poll_interval_ms.max(10)),
+            },
+            wake: wake.clone(),
+        });
+        let state = AppState {
+            store,
+            clock,
+            targets,
+            admin_key_hash,
+            wake,
+            max_body_bytes: settings.max_body_bytes,
+            parse_limits: ParseLimits { max_depth: settings.max_depth },
+        };
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
+        Ok(Self { state, worker, listener, admin_key, released_claims })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn admin_key(&self) -> &AdminKey {
+        &self.admin_key
+    }
+
+    /// How many interrupted attempts were found at start-up and will be made again.
+    pub fn released_claims(&self) -> u64 {
+        self.released_claims
+    }
+
+    /// A handle to drive deliveries step by step (tests run with the background worker off).
+    pub fn worker(&self) -> Worker {
+        self.worker.clone()
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves; with `background_worker`, delivers meanwhile.
+    pub async fn run(self, background_worker: bool, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let token = CancellationToken::new();
+        let worker_task = background_worker.then(|| {
+            let token = token.clone();
+            tokio::spawn(self.worker.clone().run(async move { token.cancelled().await }))
+        });
+        let serve_token = token.clone();
+        let served = axum::serve(self.listener, api::router(self.state))
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    () = serve_token.cancelled() => {}
+                }
+            })
+            .await;
+        token.cancel();
+        if let Some(task) = worker_task {
+            if let Err(error) = task.await {
+                tracing::error!(error = %error, "the delivery worker panicked");
+            }
+        }
+        served
+    }
+}
+
+async fn settle_admin_key(store: &dyn Store, settings: &Settings) -> Result<(KeyHash, AdminKey), StoreError> {
+    if let Some(key) = &settings.admin_key {
+        return Ok((KeyHash::of(&key.0), AdminKey::FromSettings));
+    }
+    if let Some(hash) = store.setting(ADMIN_KEY_SETTING).await? {
+        return Ok((KeyHash::from_stored(hash), AdminKey::Stored));
+    }
+    let key = ApiKey::generate();
+    store.put_setting(ADMIN_KEY_SETTING, key.hash().as_str()).await?;
+    Ok((key.hash(), AdminKey::Generated(key)))
+}

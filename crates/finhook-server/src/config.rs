@@ -1,0 +1,101 @@
+//! `finhook serve` settings: defaults, then `finhook.toml`, then `FINHOOK_*` environment
+//! variables, then command-line flags, each layer overriding the one before.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Every setting of the server. Field names are the keys of `finhook.toml` and, upper-cased
+/// behind `FINHOOK_`, of the environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where the HTTP API listens.
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` for the embedded store.
+    pub database: String,
+    /// Permit loopback endpoints, and plain `http://` to them. Development and tests only.
+    pub allow_insecure_loopback: bool,
+    /// Private networks endpoints may use anyway, e.g. `["10.20.0.0/16"]`.
+    pub allow_private_network: Vec<IpNet>,
+    /// PEM files of extra trusted root CAs (a private CA), on top of the standard web roots.
+    pub extra_root_ca: Vec<PathBuf>,
+    /// The largest callback body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// How deeply a callback body may nest.
+    pub max_depth: usize,
+    /// The timeout of one delivery attempt.
+    pub delivery_timeout_seconds: u64,
+    /// Attempts in flight at once.
+    pub delivery_concurrency: usize,
+    /// The longest the worker waits before looking for due deliveries by itself.
+    pub poll_interval_ms: u64,
+    /// The admin key (`FINHOOK_ADMIN_KEY`). When unset, the first start generates one.
+    #[serde(skip_serializing)]
+    pub admin_key: Option<Redacted>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            database: "sqlite://finhook.db".to_string(),
+            allow_insecure_loopback: false,
+            allow_private_network: Vec::new(),
+            extra_root_ca: Vec::new(),
+            max_body_bytes: 32 * 1024 * 1024,
+            max_depth: finhook_core::flinks::DEFAULT_MAX_DEPTH,
+            delivery_timeout_seconds: 15,
+            delivery_concurrency: 64,
+            poll_interval_ms: 1000,
+            admin_key: None,
+        }
+    }
+}
+
+/// The settings' keys; other `FINHOOK_*` variables (such as `FINHOOK_LOG`) belong to others.
+const KEYS: [&str; 11] = [
+    "listen",
+    "database",
+    "allow_insecure_loopback",
+    "allow_private_network",
+    "extra_root_ca",
+    "max_body_bytes",
+    "max_depth",
+    "delivery_timeout_seconds",
+    "delivery_concurrency",
+    "poll_interval_ms",
+    "admin_key",
+];
+
+/// A string that never prints.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Settings {
+    /// Layers the sources. `config_file` defaults to `finhook.toml` in the working
+    /// directory (skipped when absent); `flags` holds only the flags given on the command line.
+    pub fn load(config_file: Option<&Path>, flags: impl Serialize) -> Result<Self, Box<figment::Error>> {
+        let file = config_file.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("finhook.toml"));
+        if config_file.is_some() && !file.exists() {
+            return Err(Box::new(figment::Error::from(format!("the config file {} does not exist", file.display()))));
+        }
+        Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("FINHOOK_").filter(|key| KEYS.contains(&key.as_str())))
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(Box::new)
+    }
+}

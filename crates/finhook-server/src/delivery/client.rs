@@ -1,0 +1,189 @@
+//! The outbound HTTP client: verified TLS, guarded DNS, no redirects, a hard timeout, and
+//! failures sorted into the contract's error classes.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use finhook_core::signing::{SignatureHeaders, FLINKS_HEADER, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
+
+use super::target::{literal_ip, GuardedResolver, ResolveError, TargetPolicy};
+
+/// How much of a response body an attempt keeps.
+pub const EXCERPT_BYTES: usize = 1024;
+
+pub const USER_AGENT: &str = concat!("finhook/", env!("CARGO_PKG_VERSION"));
+
+/// The class of a failed attempt, as the contract names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// No answer within the endpoint timeout.
+    Timeout,
+    /// The TCP connection could not be made, or broke before an answer.
+    Connect,
+    /// The host name did not resolve.
+    Dns,
+    /// The certificate did not verify (self-signed, unknown issuer, wrong host, expired).
+    Tls,
+    /// The target is a refused address.
+    Blocked,
+    /// An answer came, but not a successful one (or not valid HTTP).
+    Http,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Connect => "connect",
+            Self::Dns => "dns",
+            Self::Tls => "tls",
+            Self::Blocked => "blocked",
+            Self::Http => "http",
+        }
+    }
+}
+
+/// What one POST came to.
+#[derive(Debug, Clone)]
+pub enum SendOutcome {
+    Answered { status: u16, excerpt: String, latency: Duration },
+    Failed { class: ErrorClass, detail: String, latency: Duration },
+}
+
+/// Why the delivery client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("could not read the extra root CA {path}")]
+    ReadCa { path: String, source: std::io::Error },
+    #[error("{path} holds no usable PEM certificate")]
+    BadCa { path: String, source: reqwest::Error },
+    #[error("the HTTP client could not be built")]
+    Build(#[source] reqwest::Error),
+}
+
+/// A cheap-to-clone client shared by every delivery.
+#[derive(Debug, Clone)]
+pub struct DeliveryClient {
+    http: reqwest::Client,
+    policy: Arc<TargetPolicy>,
+}
+
+impl DeliveryClient {
+    pub fn new(policy: Arc<TargetPolicy>, extra_root_cas: &[impl AsRef<Path>], timeout: Duration) -> Result<Self, ClientError> {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(true)
+            .https_only(false)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(USER_AGENT)
+            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }));
+        for path in extra_root_cas {
+            let path = path.as_ref();
+            let display = path.display().to_string();
+            let pem = std::fs::read(path).map_err(|source| ClientError::ReadCa { path: display.clone(), source })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| ClientError::BadCa { path: display.clone(), source })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        Ok(Self { http: builder.build().map_err(ClientError::Build)?, policy })
+    }
+
+    /// POSTs `body` with the signature headers and reads at most [`EXCERPT_BYTES`] back.
+    pub async fn post(&self, url: &str, body: bytes::Bytes, signature: &SignatureHeaders) -> SendOutcome {
+        let started = Instant::now();
+        let failed = |class, detail: String| SendOutcome::Failed { class, detail, latency: started.elapsed() };
+        // Literal IPs skip the resolver, so they are checked here; names are checked after resolution.
+        let url = match self.policy.check_url(url) {
+            Ok(url) => url,
+            Err(reason) => return failed(ErrorClass::Blocked, reason.to_string()),
+        };
+        if let Some(ip) = url.host().as_ref().and_then(literal_ip) {
+            if let Err(reason) = self.policy.check_ip(ip) {
+                return failed(ErrorClass::Blocked, reason.to_string());
+            }
+        }
+        let request = self
+            .http
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(FLINKS_HEADER, &signature.flinks_authenticity_key)
+            .header(WEBHOOK_ID, &signature.webhook_id)
+            .header(WEBHOOK_TIMESTAMP, signature.webhook_timestamp.to_string())
+            .header(WEBHOOK_SIGNATURE, &signature.webhook_signature)
+            .body(body);
+        let mut response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                let (class, detail) = classify(&error);
+                return failed(class, detail);
+            }
+        };
+        let status = response.status().as_u16();
+        let mut excerpt = Vec::new();
+        while excerpt.len() < EXCERPT_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => excerpt.extend_from_slice(&chunk),
+                Ok(None) => break,
+                // The status is what decides the attempt; a body cut short is still recorded.
+                Err(_) => break,
+            }
+        }
+        excerpt.truncate(EXCERPT_BYTES);
+        SendOutcome::Answered { status, excerpt: String::from_utf8_lossy(&excerpt).into_owned(), latency: started.elapsed() }
+    }
+}
+
+/// Sorts a reqwest failure into an [`ErrorClass`] by walking its cause chain.
+fn classify(error: &reqwest::Error) -> (ErrorClass, String) {
+    let mut detail = error.to_string();
+    let mut class = if error.is_timeout() {
+        ErrorClass::Timeout
+    } else if error.is_connect() {
+        ErrorClass::Connect
+    } else {
+        ErrorClass::Http
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        // io::Error hides a custom inner error from `source()`; look inside it too.
+        let inner = current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|e| e as &(dyn std::error::Error + 'static));
+        for candidate in [Some(current), inner].into_iter().flatten() {
+            if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
+                return (ErrorClass::Tls, format!("TLS: {tls}"));
+            }
+            if let Some(resolve) = candidate.downcast_ref::<ResolveError>() {
+                let class = match resolve {
+                    ResolveError::Dns { .. } => ErrorClass::Dns,
+                    ResolveError::Blocked { .. } => ErrorClass::Blocked,
+                };
+                return (class, resolve.to_string());
+            }
+        }
+        if class != ErrorClass::Timeout {
+            if let Some(io) = current.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::TimedOut {
+                    class = ErrorClass::Timeout;
+                }
+            }
+        }
+        detail = format!("{detail}: {current}");
+        source = current.source();
+    }
+    (class, dedupe_detail(detail))
+}
+
+/// Error chains often repeat their messages; keep the text short.
+fn dedupe_detail(detail: String) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in detail.split(": ") {
+        if !parts.contains(&part) {
+            parts.push(part);
+        }
+    }
+    let joined = parts.join(": ");
+    joined.chars().take(500).collect()
+}

@@ -1,0 +1,66 @@
+//! Accepting a callback: validate the exact bytes, then store them with their deliveries in
+//! one transaction. Used by the HTTP API and, later, by the sandbox.
+
+use chrono::{DateTime, Utc};
+use finhook_core::flinks::{parse_callback, CallbackError, ParseLimits};
+use finhook_core::ids::MessageId;
+use finhook_core::secret::hex;
+use sha2::{Digest, Sha256};
+
+use crate::store::{IngestOutcome, InstanceId, NewMessage, Store, StoreError};
+
+/// Why a callback was not accepted. Nothing is stored in any of these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Callback(#[from] CallbackError),
+    #[error("the body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("the body could not be read: {0}")]
+    BodyRead(String),
+    #[error("the Idempotency-Key was used before with a different body")]
+    KeyReused { message_id: MessageId },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A callback durably stored (or found stored under the same idempotency key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub message_id: MessageId,
+    /// True when the same `Idempotency-Key` and body were accepted before.
+    pub replayed: bool,
+    pub deliveries: usize,
+}
+
+/// One callback to ingest.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestRequest<'a> {
+    pub instance: InstanceId,
+    pub body: &'a [u8],
+    pub idempotency_key: Option<&'a str>,
+    pub limits: ParseLimits,
+    pub now: DateTime<Utc>,
+}
+
+/// Validates and stores one callback. Returns only once the message is committed.
+pub async fn ingest_callback(store: &dyn Store, request: IngestRequest<'_>) -> Result<Accepted, IngestError> {
+    let callback = parse_callback(request.body, request.limits)?;
+    let keys = callback.keys();
+    let message = NewMessage {
+        instance_id: request.instance,
+        response_type: keys.response_type,
+        login_id: keys.login_id,
+        request_id: keys.request_id,
+        tag: keys.tag,
+        idempotency_key: request.idempotency_key.map(str::to_string),
+        body_sha256: hex(&Sha256::digest(request.body)),
+        payload: request.body.to_vec(),
+        now: request.now,
+    };
+    match store.ingest(message).await? {
+        IngestOutcome::Created { message_id, deliveries } => Ok(Accepted { message_id, replayed: false, deliveries }),
+        IngestOutcome::Replayed { message_id } => Ok(Accepted { message_id, replayed: true, deliveries: 0 }),
+        IngestOutcome::KeyReused { message_id } => Err(IngestError::KeyReused { message_id }),
+    }
+}

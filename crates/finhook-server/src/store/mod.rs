@@ -1,0 +1,346 @@
+//! The store: the one narrow interface between finhook and its database.
+//!
+//! Everything durable goes through [`Store`]: instances, endpoints and their secrets,
+//! messages (the exact ingested bytes, stored once), deliveries (one per message and
+//! endpoint) and attempts. The embedded SQLite implementation is [`sqlite::SqliteStore`];
+//! a PostgreSQL implementation satisfies the same trait for scale-out.
+//!
+//! Invariants every implementation keeps:
+//! - `ingest` is one transaction: the message and all its deliveries, or nothing.
+//! - `claim_due` and `record_attempt` are short transactions; no transaction is ever open
+//!   while a webhook is being sent.
+//! - A claim expires; an unrecorded attempt (a crash mid-send) is simply made again.
+//! - Every query that takes an `InstanceId` only sees that instance's rows.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use finhook_core::flinks::ResponseType;
+use finhook_core::ids::{AttemptId, DeliveryId, EndpointId, MessageId};
+use finhook_core::retry::RetryPolicy;
+use finhook_core::secret::{EndpointSecret, KeyHash};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    #[error("the database failed")]
+    Database(#[from] sqlx::Error),
+    #[error("the database schema could not be migrated")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("a stored row is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The internal key of an instance; never shown outside the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InstanceId(pub i64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Live,
+    Sandbox,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Live => "live",
+            Mode::Sandbox => "sandbox",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "live" => Some(Mode::Live),
+            "sandbox" => Some(Mode::Sandbox),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub id: InstanceId,
+    pub name: String,
+    pub customer_id: String,
+    pub mode: Mode,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewInstance {
+    pub name: String,
+    pub customer_id: String,
+    pub mode: Mode,
+    pub api_key_hash: KeyHash,
+    pub now: DateTime<Utc>,
+}
+
+/// Which answers count as a successful delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuccessRule {
+    /// Flinks' rule: HTTP 200 and nothing else.
+    Exactly200,
+    Any2xx,
+}
+
+impl SuccessRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuccessRule::Exactly200 => "exactly_200",
+            SuccessRule::Any2xx => "any_2xx",
+        }
+    }
+
+    pub fn accepts(self, status: u16) -> bool {
+        match self {
+            SuccessRule::Exactly200 => status == 200,
+            SuccessRule::Any2xx => (200..300).contains(&status),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: EndpointId,
+    pub instance_id: InstanceId,
+    pub url: String,
+    pub description: Option<String>,
+    /// `None` means every type.
+    pub event_types: Option<Vec<ResponseType>>,
+    pub retry: RetryPolicy,
+    pub success: SuccessRule,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Endpoint {
+    pub fn subscribes_to(&self, response_type: ResponseType) -> bool {
+        self.event_types.as_ref().is_none_or(|types| types.contains(&response_type))
+    }
+}
+
+/// Everything needed to create an endpoint, already validated.
+#[derive(Debug, Clone)]
+pub struct NewEndpoint {
+    pub url: String,
+    pub description: Option<String>,
+    pub event_types: Option<Vec<ResponseType>>,
+    pub retry: RetryPolicy,
+    pub success: SuccessRule,
+    pub enabled: bool,
+    pub secret: EndpointSecret,
+    pub now: DateTime<Utc>,
+}
+
+/// A partial update; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointPatch {
+    pub url: Option<String>,
+    pub description: Option<Option<String>>,
+    pub event_types: Option<Option<Vec<ResponseType>>>,
+    pub retry: Option<RetryPolicy>,
+    pub success: Option<SuccessRule>,
+    pub enabled: Option<bool>,
+}
+
+/// A validated callback ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub instance_id: InstanceId,
+    pub response_type: ResponseType,
+    pub login_id: Option<String>,
+    pub request_id: Option<String>,
+    pub tag: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub body_sha256: String,
+    pub payload: Vec<u8>,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Stored now, with this many deliveries scheduled.
+    Created { message_id: MessageId, deliveries: usize },
+    /// The `Idempotency-Key` was seen before with the same body.
+    Replayed { message_id: MessageId },
+    /// The `Idempotency-Key` was seen before with a different body.
+    KeyReused { message_id: MessageId },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::Pending, Self::Delivered, Self::Failed, Self::Cancelled].into_iter().find(|s| s.as_str() == value)
+    }
+}
+
+/// A stored message without its payload.
+#[derive(Debug, Clone)]
+pub struct MessageSummary {
+    pub id: MessageId,
+    pub response_type: ResponseType,
+    pub login_id: Option<String>,
+    pub request_id: Option<String>,
+    pub tag: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageFilter {
+    pub login_id: Option<String>,
+    pub response_type: Option<ResponseType>,
+    /// Messages with at least one delivery in this status.
+    pub status: Option<DeliveryStatus>,
+    /// Only messages older than this one (the previous page's last id).
+    pub before: Option<MessageId>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub id: AttemptId,
+    pub attempt_number: u32,
+    pub started_at: DateTime<Utc>,
+    pub latency_ms: u64,
+    pub status_code: Option<u16>,
+    pub error_class: Option<String>,
+    pub error_detail: Option<String>,
+    pub response_excerpt: Option<String>,
+    pub succeeded: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryRecord {
+    pub id: DeliveryId,
+    pub endpoint_id: EndpointId,
+    pub status: DeliveryStatus,
+    pub attempts_made: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub attempts: Vec<AttemptRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageDetail {
+    pub summary: MessageSummary,
+    pub payload: Vec<u8>,
+    pub deliveries: Vec<DeliveryRecord>,
+}
+
+/// A delivery a worker now holds, with what it needs to make the attempt: the endpoint's
+/// URL, policy and secrets as they are at claim time.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub delivery_id: DeliveryId,
+    pub message_id: MessageId,
+    pub endpoint_id: EndpointId,
+    /// 1-based number of the attempt about to be made.
+    pub attempt_number: u32,
+    pub url: String,
+    pub retry: RetryPolicy,
+    pub success: SuccessRule,
+    /// Valid secrets, newest first.
+    pub secrets: Vec<EndpointSecret>,
+    pub payload: Vec<u8>,
+}
+
+/// What a finished attempt leaves in the store.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub delivery_id: DeliveryId,
+    pub attempt: AttemptRecord,
+    /// `None` when the delivery is finished (delivered, or failed for good).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub new_status: DeliveryStatus,
+}
+
+/// The store interface. Implementations are cheap to clone handles around a pool.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Answers when the database does.
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
+    async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()>;
+
+    async fn create_instance(&self, new: NewInstance) -> StoreResult<Instance>;
+    async fn instance_by_name(&self, name: &str) -> StoreResult<Option<Instance>>;
+    async fn instance_by_key_hash(&self, hash: &KeyHash) -> StoreResult<Option<Instance>>;
+    async fn list_instances(&self) -> StoreResult<Vec<Instance>>;
+
+    async fn create_endpoint(&self, instance: InstanceId, new: NewEndpoint) -> StoreResult<Endpoint>;
+    async fn endpoint(&self, instance: InstanceId, id: &EndpointId) -> StoreResult<Option<Endpoint>>;
+    async fn list_endpoints(&self, instance: InstanceId) -> StoreResult<Vec<Endpoint>>;
+    async fn update_endpoint(
+        &self,
+        instance: InstanceId,
+        id: &EndpointId,
+        patch: EndpointPatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Endpoint>>;
+    /// Deletes the endpoint and cancels its pending deliveries. `false` if it did not exist.
+    async fn delete_endpoint(&self, instance: InstanceId, id: &EndpointId, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Makes `secret` the signing secret; the previous one keeps signing until `old_expires_at`.
+    async fn rotate_secret(
+        &self,
+        instance: InstanceId,
+        id: &EndpointId,
+        secret: &EndpointSecret,
+        now: DateTime<Utc>,
+        old_expires_at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Stores a message and schedules a delivery to every enabled, subscribed endpoint.
+    async fn ingest(&self, message: NewMessage) -> StoreResult<IngestOutcome>;
+    async fn list_messages(&self, instance: InstanceId, filter: &MessageFilter) -> StoreResult<Vec<MessageSummary>>;
+    async fn message(&self, instance: InstanceId, id: &MessageId) -> StoreResult<Option<MessageDetail>>;
+    /// Every message of one LoginId, oldest first, with its deliveries.
+    async fn login_messages(&self, instance: InstanceId, login_id: &str) -> StoreResult<Vec<MessageDetail>>;
+    /// A new delivery round for a message: to `endpoint` only, or to every enabled,
+    /// subscribed endpoint. `None` if the message (or the named endpoint) does not exist.
+    async fn redeliver(
+        &self,
+        instance: InstanceId,
+        id: &MessageId,
+        endpoint: Option<&EndpointId>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Vec<DeliveryId>>>;
+
+    /// Claims up to `limit` due deliveries until `claim_until`.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        claim_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records a finished attempt, releases the claim and schedules what comes next.
+    async fn record_attempt(&self, result: AttemptResult) -> StoreResult<()>;
+    /// Releases every claim. Only safe when no other process can hold one.
+    async fn release_all_claims(&self) -> StoreResult<u64>;
+    /// When the earliest pending delivery falls due, if any.
+    async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>>;
+}

@@ -1,0 +1,772 @@
+//! The embedded store: one SQLite file in WAL mode, migrated at start.
+//!
+//! All writes go through a pool of exactly one connection, so writers queue in-process
+//! instead of failing with `SQLITE_BUSY`; reads use their own small pool and run beside
+//! the writer thanks to WAL. `synchronous = FULL` makes every commit durable before the
+//! API answers 202. A lock file next to the database keeps a second `finhook serve` off the
+//! same file, which is what makes releasing every claim at start-up safe.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use finhook_core::flinks::ResponseType;
+use finhook_core::ids::{AttemptId, DeliveryId, EndpointId, MessageId};
+use finhook_core::retry::{Backoff, RetryPolicy};
+use finhook_core::secret::{EndpointSecret, KeyHash};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::*;
+
+const READ_CONNECTIONS: u32 = 4;
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    /// Held for the life of the store; the OS releases it if the process dies.
+    _lock: Option<File>,
+}
+
+/// Why the embedded store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{url:?} is not a valid sqlite:// URL")]
+    Url { url: String, source: sqlx::Error },
+    #[error("could not create the lock file {path}")]
+    LockFile { path: PathBuf, source: std::io::Error },
+    #[error("another finhook process is using {path}; stop it or choose another --database")]
+    InUse { path: PathBuf },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database at `url`, e.g. `sqlite://finhook.db`.
+    pub async fn open(url: &str) -> Result<Self, OpenError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|source| OpenError::Url { url: url.to_string(), source })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let lock = lock_database(&options)?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(StoreError::from)?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await.map_err(StoreError::from)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(StoreError::from)?;
+        Ok(Self { writer, reader, _lock: lock })
+    }
+}
+
+fn lock_database(options: &SqliteConnectOptions) -> Result<Option<File>, OpenError> {
+    let db = options.get_filename();
+    if db.as_os_str().is_empty() || db.to_string_lossy().contains(":memory:") {
+        return Ok(None);
+    }
+    let path = PathBuf::from(format!("{}.lock", db.display()));
+    let file = File::create(&path).map_err(|source| OpenError::LockFile { path: path.clone(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(OpenError::InUse { path: db.to_path_buf() }),
+        Err(std::fs::TryLockError::Error(source)) => Err(OpenError::LockFile { path, source }),
+    }
+}
+
+fn millis(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+fn time_of(ms: i64) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms}")))
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn instance_from(row: &SqliteRow) -> StoreResult<Instance> {
+    let mode: String = row.try_get("mode")?;
+    Ok(Instance {
+        id: InstanceId(row.try_get("id")?),
+        name: row.try_get("name")?,
+        customer_id: row.try_get("customer_id")?,
+        mode: Mode::parse(&mode).ok_or_else(|| corrupt(format!("mode {mode}")))?,
+        created_at: time_of(row.try_get("created_at")?)?,
+    })
+}
+
+fn event_types_to_json(types: &Option<Vec<ResponseType>>) -> Option<String> {
+    types.as_ref().map(|types| {
+        let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
+        serde_json::Value::from(names).to_string()
+    })
+}
+
+fn event_types_from_json(text: Option<String>) -> StoreResult<Option<Vec<ResponseType>>> {
+    let Some(text) = text else { return Ok(None) };
+    let names: Vec<String> = serde_json::from_str(&text).map_err(corrupt)?;
+    names
+        .iter()
+        .map(|name| ResponseType::parse(name).ok_or_else(|| corrupt(format!("event type {name}"))))
+        .collect::<StoreResult<Vec<_>>>()
+        .map(Some)
+}
+
+fn backoff_str(backoff: Backoff) -> &'static str {
+    match backoff {
+        Backoff::Fixed => "fixed",
+        Backoff::Exponential => "exponential",
+    }
+}
+
+fn policy_from(row: &SqliteRow) -> StoreResult<(RetryPolicy, SuccessRule)> {
+    let backoff = match row.try_get::<String, _>("backoff")?.as_str() {
+        "fixed" => Backoff::Fixed,
+        "exponential" => Backoff::Exponential,
+        other => return Err(corrupt(format!("backoff {other}"))),
+    };
+    let success = match row.try_get::<String, _>("success")?.as_str() {
+        "exactly_200" => SuccessRule::Exactly200,
+        "any_2xx" => SuccessRule::Any2xx,
+        other => return Err(corrupt(format!("success rule {other}"))),
+    };
+    let retry = RetryPolicy {
+        max_attempts: row.try_get("max_attempts")?,
+        interval_seconds: row.try_get("interval_seconds")?,
+        backoff,
+    };
+    Ok((retry, success))
+}
+
+fn endpoint_from(row: &SqliteRow) -> StoreResult<Endpoint> {
+    let (retry, success) = policy_from(row)?;
+    Ok(Endpoint {
+        id: EndpointId::parse(row.try_get("id")?).map_err(corrupt)?,
+        instance_id: InstanceId(row.try_get("instance_id")?),
+        url: row.try_get("url")?,
+        description: row.try_get("description")?,
+        event_types: event_types_from_json(row.try_get("event_types")?)?,
+        retry,
+        success,
+        enabled: row.try_get("enabled")?,
+        created_at: time_of(row.try_get("created_at")?)?,
+        updated_at: time_of(row.try_get("updated_at")?)?,
+    })
+}
+
+fn summary_from(row: &SqliteRow) -> StoreResult<MessageSummary> {
+    let response_type: String = row.try_get("response_type")?;
+    Ok(MessageSummary {
+        id: MessageId::parse(row.try_get("id")?).map_err(corrupt)?,
+        response_type: ResponseType::parse(&response_type).ok_or_else(|| corrupt(&response_type))?,
+        login_id: row.try_get("login_id")?,
+        request_id: row.try_get("request_id")?,
+        tag: row.try_get("tag")?,
+        created_at: time_of(row.try_get("created_at")?)?,
+    })
+}
+
+fn attempt_from(row: &SqliteRow) -> StoreResult<AttemptRecord> {
+    Ok(AttemptRecord {
+        id: AttemptId::parse(row.try_get("id")?).map_err(corrupt)?,
+        attempt_number: row.try_get("attempt_number")?,
+        started_at: time_of(row.try_get("started_at")?)?,
+        latency_ms: row.try_get::<i64, _>("latency_ms")?.max(0).unsigned_abs(),
+        status_code: row.try_get("status_code")?,
+        error_class: row.try_get("error_class")?,
+        error_detail: row.try_get("error_detail")?,
+        response_excerpt: row.try_get("response_excerpt")?,
+        succeeded: row.try_get("succeeded")?,
+    })
+}
+
+const ENDPOINT_COLUMNS: &str = "id, instance_id, url, description, event_types, max_attempts, interval_seconds, \
+     backoff, success, enabled, created_at, updated_at";
+
+impl SqliteStore {
+    async fn deliveries_of(&self, message: &MessageId) -> StoreResult<Vec<DeliveryRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, endpoint_id, status, attempts_made, next_attempt_at, created_at
+             FROM deliveries WHERE message_id = ? ORDER BY id",
+        )
+        .bind(message.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        let mut deliveries = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id = DeliveryId::parse(row.try_get("id")?).map_err(corrupt)?;
+            let attempts = sqlx::query(
+                "SELECT id, attempt_number, started_at, latency_ms, status_code, error_class, error_detail,
+                        response_excerpt, succeeded
+                 FROM attempts WHERE delivery_id = ? ORDER BY attempt_number, started_at",
+            )
+            .bind(id.as_str())
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(attempt_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+            let status: String = row.try_get("status")?;
+            deliveries.push(DeliveryRecord {
+                id,
+                endpoint_id: EndpointId::parse(row.try_get("endpoint_id")?).map_err(corrupt)?,
+                status: DeliveryStatus::parse(&status).ok_or_else(|| corrupt(&status))?,
+                attempts_made: row.try_get("attempts_made")?,
+                next_attempt_at: row.try_get::<Option<i64>, _>("next_attempt_at")?.map(time_of).transpose()?,
+                created_at: time_of(row.try_get("created_at")?)?,
+                attempts,
+            });
+        }
+        Ok(deliveries)
+    }
+
+    async fn detail_of(&self, row: &SqliteRow) -> StoreResult<MessageDetail> {
+        let summary = summary_from(row)?;
+        let deliveries = self.deliveries_of(&summary.id).await?;
+        Ok(MessageDetail { payload: row.try_get("payload")?, summary, deliveries })
+    }
+}
+
+/// Inserts pending deliveries of `message` to each endpoint, due at `now`.
+async fn schedule_deliveries(
+    tx: &mut sqlx::SqliteConnection,
+    message: &MessageId,
+    endpoints: &[EndpointId],
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<DeliveryId>> {
+    let mut ids = Vec::with_capacity(endpoints.len());
+    for endpoint in endpoints {
+        let id = DeliveryId::generate();
+        sqlx::query(
+            "INSERT INTO deliveries (id, message_id, endpoint_id, status, next_attempt_at, created_at, updated_at)
+             VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+        )
+        .bind(id.as_str())
+        .bind(message.as_str())
+        .bind(endpoint.as_str())
+        .bind(millis(now))
+        .bind(millis(now))
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// The enabled endpoints of an instance that take `response_type`.
+async fn subscribed_endpoints(
+    tx: &mut sqlx::SqliteConnection,
+    instance: InstanceId,
+    response_type: ResponseType,
+) -> StoreResult<Vec<EndpointId>> {
+    let rows = sqlx::query(&format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE instance_id = ? AND enabled = 1"))
+        .bind(instance.0)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut ids = Vec::new();
+    for row in &rows {
+        let endpoint = endpoint_from(row)?;
+        if endpoint.subscribes_to(response_type) {
+            ids.push(endpoint.id);
+        }
+    }
+    Ok(ids)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_instance(&self, new: NewInstance) -> StoreResult<Instance> {
+        let result = sqlx::query(
+            "INSERT INTO instances (name, customer_id, mode, api_key_hash, created_at) VALUES (?, ?, ?, ?, ?)
+             RETURNING id, name, customer_id, mode, created_at",
+        )
+        .bind(&new.name)
+        .bind(&new.customer_id)
+        .bind(new.mode.as_str())
+        .bind(new.api_key_hash.as_str())
+        .bind(millis(new.now))
+        .fetch_one(&self.writer)
+        .await;
+        match result {
+            Ok(row) => instance_from(&row),
+            Err(error) if is_unique_violation(&error) => Err(StoreError::Conflict("an instance with this name")),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn instance_by_name(&self, name: &str) -> StoreResult<Option<Instance>> {
+        sqlx::query("SELECT id, name, customer_id, mode, created_at FROM instances WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(instance_from)
+            .transpose()
+    }
+
+    async fn instance_by_key_hash(&self, hash: &KeyHash) -> StoreResult<Option<Instance>> {
+        sqlx::query("SELECT id, name, customer_id, mode, created_at FROM instances WHERE api_key_hash = ?")
+            .bind(hash.as_str())
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(instance_from)
+            .transpose()
+    }
+
+    async fn list_instances(&self) -> StoreResult<Vec<Instance>> {
+        sqlx::query("SELECT id, name, customer_id, mode, created_at FROM instances ORDER BY name")
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(instance_from)
+            .collect()
+    }
+
+    async fn create_endpoint(&self, instance: InstanceId, new: NewEndpoint) -> StoreResult<Endpoint> {
+        let id = EndpointId::generate();
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO endpoints (id, instance_id, url, description, event_types, max_attempts, interval_seconds,
+                                    backoff, success, enabled, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {ENDPOINT_COLUMNS}"
+        ))
+        .bind(id.as_str())
+        .bind(instance.0)
+        .bind(&new.url)
+        .bind(&new.description)
+        .bind(event_types_to_json(&new.event_types))
+        .bind(new.retry.max_attempts)
+        .bind(new.retry.interval_seconds)
+        .bind(backoff_str(new.retry.backoff))
+        .bind(new.success.as_str())
+        .bind(new.enabled)
+        .bind(millis(new.now))
+        .bind(millis(new.now))
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO endpoint_secrets (endpoint_id, secret, created_at) VALUES (?, ?, ?)")
+            .bind(id.as_str())
+            .bind(new.secret.expose())
+            .bind(millis(new.now))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        endpoint_from(&row)
+    }
+
+    async fn endpoint(&self, instance: InstanceId, id: &EndpointId) -> StoreResult<Option<Endpoint>> {
+        sqlx::query(&format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE instance_id = ? AND id = ?"))
+            .bind(instance.0)
+            .bind(id.as_str())
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(endpoint_from)
+            .transpose()
+    }
+
+    async fn list_endpoints(&self, instance: InstanceId) -> StoreResult<Vec<Endpoint>> {
+        sqlx::query(&format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE instance_id = ? ORDER BY id"))
+            .bind(instance.0)
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(endpoint_from)
+            .collect()
+    }
+
+    async fn update_endpoint(
+        &self,
+        instance: InstanceId,
+        id: &EndpointId,
+        patch: EndpointPatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Endpoint>> {
+        let mut tx = self.writer.begin().await?;
+        let Some(row) = sqlx::query(&format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE instance_id = ? AND id = ?"))
+            .bind(instance.0)
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut endpoint = endpoint_from(&row)?;
+        endpoint.url = patch.url.unwrap_or(endpoint.url);
+        endpoint.description = patch.description.unwrap_or(endpoint.description);
+        endpoint.event_types = patch.event_types.unwrap_or(endpoint.event_types);
+        endpoint.retry = patch.retry.unwrap_or(endpoint.retry);
+        endpoint.success = patch.success.unwrap_or(endpoint.success);
+        endpoint.enabled = patch.enabled.unwrap_or(endpoint.enabled);
+        endpoint.updated_at = now;
+        sqlx::query(
+            "UPDATE endpoints SET url = ?, description = ?, event_types = ?, max_attempts = ?, interval_seconds = ?,
+                    backoff = ?, success = ?, enabled = ?, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(&endpoint.url)
+        .bind(&endpoint.description)
+        .bind(event_types_to_json(&endpoint.event_types))
+        .bind(endpoint.retry.max_attempts)
+        .bind(endpoint.retry.interval_seconds)
+        .bind(backoff_str(endpoint.retry.backoff))
+        .bind(endpoint.success.as_str())
+        .bind(endpoint.enabled)
+        .bind(millis(now))
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(endpoint))
+    }
+
+    async fn delete_endpoint(&self, instance: InstanceId, id: &EndpointId, now: DateTime<Utc>) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let deleted = sqlx::query("DELETE FROM endpoints WHERE instance_id = ? AND id = ?")
+            .bind(instance.0)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = ?
+             WHERE endpoint_id = ? AND status = 'pending'",
+        )
+        .bind(millis(now))
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn rotate_secret(
+        &self,
+        instance: InstanceId,
+        id: &EndpointId,
+        secret: &EndpointSecret,
+        now: DateTime<Utc>,
+        old_expires_at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM endpoints WHERE instance_id = ? AND id = ?")
+            .bind(instance.0)
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            return Ok(false);
+        }
+        // Secrets already expired are dropped; the others stop signing at `old_expires_at`
+        // at the latest.
+        sqlx::query("DELETE FROM endpoint_secrets WHERE endpoint_id = ? AND expires_at <= ?")
+            .bind(id.as_str())
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE endpoint_secrets SET expires_at = min(coalesce(expires_at, ?1), ?1) WHERE endpoint_id = ?2",
+        )
+        .bind(millis(old_expires_at))
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO endpoint_secrets (endpoint_id, secret, created_at) VALUES (?, ?, ?)")
+            .bind(id.as_str())
+            .bind(secret.expose())
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn ingest(&self, message: NewMessage) -> StoreResult<IngestOutcome> {
+        let mut tx = self.writer.begin().await?;
+        if let Some(key) = &message.idempotency_key {
+            let existing = sqlx::query("SELECT id, body_sha256 FROM messages WHERE instance_id = ? AND idempotency_key = ?")
+                .bind(message.instance_id.0)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = existing {
+                let message_id = MessageId::parse(row.try_get("id")?).map_err(corrupt)?;
+                let same_body = row.try_get::<String, _>("body_sha256")? == message.body_sha256;
+                return Ok(if same_body {
+                    IngestOutcome::Replayed { message_id }
+                } else {
+                    IngestOutcome::KeyReused { message_id }
+                });
+            }
+        }
+        let message_id = MessageId::generate();
+        sqlx::query(
+            "INSERT INTO messages (id, instance_id, response_type, login_id, request_id, tag, idempotency_key,
+                                   body_sha256, payload, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(message_id.as_str())
+        .bind(message.instance_id.0)
+        .bind(message.response_type.as_str())
+        .bind(&message.login_id)
+        .bind(&message.request_id)
+        .bind(&message.tag)
+        .bind(&message.idempotency_key)
+        .bind(&message.body_sha256)
+        .bind(&message.payload)
+        .bind(millis(message.now))
+        .execute(&mut *tx)
+        .await?;
+        let endpoints = subscribed_endpoints(&mut tx, message.instance_id, message.response_type).await?;
+        let deliveries = schedule_deliveries(&mut tx, &message_id, &endpoints, message.now).await?;
+        tx.commit().await?;
+        Ok(IngestOutcome::Created { message_id, deliveries: deliveries.len() })
+    }
+
+    async fn list_messages(&self, instance: InstanceId, filter: &MessageFilter) -> StoreResult<Vec<MessageSummary>> {
+        let rows = sqlx::query(
+            "SELECT id, response_type, login_id, request_id, tag, created_at FROM messages m
+             WHERE instance_id = ?1
+               AND (?2 IS NULL OR login_id = ?2)
+               AND (?3 IS NULL OR response_type = ?3)
+               AND (?4 IS NULL OR id < ?4)
+               AND (?5 IS NULL OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status = ?5))
+             ORDER BY id DESC LIMIT ?6",
+        )
+        .bind(instance.0)
+        .bind(&filter.login_id)
+        .bind(filter.response_type.map(|t| t.as_str()))
+        .bind(filter.before.as_ref().map(|id| id.as_str()))
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(filter.limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(summary_from).collect()
+    }
+
+    async fn message(&self, instance: InstanceId, id: &MessageId) -> StoreResult<Option<MessageDetail>> {
+        let row = sqlx::query(
+            "SELECT id, response_type, login_id, request_id, tag, created_at, payload FROM messages
+             WHERE instance_id = ? AND id = ?",
+        )
+        .bind(instance.0)
+        .bind(id.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        match row {
+            Some(row) => Ok(Some(self.detail_of(&row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn login_messages(&self, instance: InstanceId, login_id: &str) -> StoreResult<Vec<MessageDetail>> {
+        let rows = sqlx::query(
+            "SELECT id, response_type, login_id, request_id, tag, created_at, payload FROM messages
+             WHERE instance_id = ? AND login_id = ? ORDER BY id",
+        )
+        .bind(instance.0)
+        .bind(login_id)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut details = Vec::with_capacity(rows.len());
+        for row in &rows {
+            details.push(self.detail_of(row).await?);
+        }
+        Ok(details)
+    }
+
+    async fn redeliver(
+        &self,
+        instance: InstanceId,
+        id: &MessageId,
+        endpoint: Option<&EndpointId>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Vec<DeliveryId>>> {
+        let mut tx = self.writer.begin().await?;
+        let Some(response_type) = sqlx::query_scalar::<_, String>("SELECT response_type FROM messages WHERE instance_id = ? AND id = ?")
+            .bind(instance.0)
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let response_type = ResponseType::parse(&response_type).ok_or_else(|| corrupt(&response_type))?;
+        let targets = match endpoint {
+            Some(endpoint) => {
+                let exists = sqlx::query("SELECT 1 FROM endpoints WHERE instance_id = ? AND id = ?")
+                    .bind(instance.0)
+                    .bind(endpoint.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
+                if !exists {
+                    return Ok(None);
+                }
+                vec![endpoint.clone()]
+            }
+            None => subscribed_endpoints(&mut tx, instance, response_type).await?,
+        };
+        let ids = schedule_deliveries(&mut tx, id, &targets, now).await?;
+        tx.commit().await?;
+        Ok(Some(ids))
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        claim_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let mut tx = self.writer.begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE deliveries SET claimed_until = ?1
+             WHERE id IN (
+                 SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                 WHERE d.status = 'pending' AND d.next_attempt_at <= ?2
+                   AND (d.claimed_until IS NULL OR d.claimed_until <= ?2) AND e.enabled = 1
+                 ORDER BY d.next_attempt_at LIMIT ?3)
+             RETURNING id, message_id, endpoint_id, attempts_made",
+        )
+        .bind(millis(claim_until))
+        .bind(millis(now))
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Vec::with_capacity(claimed.len());
+        for row in &claimed {
+            let endpoint_id: String = row.try_get("endpoint_id")?;
+            let endpoint_row = sqlx::query(&format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ?"))
+                .bind(&endpoint_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let endpoint = endpoint_from(&endpoint_row)?;
+            let secrets = sqlx::query_scalar::<_, String>(
+                "SELECT secret FROM endpoint_secrets WHERE endpoint_id = ? AND (expires_at IS NULL OR expires_at > ?)
+                 ORDER BY created_at DESC, rowid DESC",
+            )
+            .bind(&endpoint_id)
+            .bind(millis(now))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|s| EndpointSecret::parse(s).map_err(corrupt))
+            .collect::<StoreResult<Vec<_>>>()?;
+            let message_id: String = row.try_get("message_id")?;
+            let payload: Vec<u8> = sqlx::query_scalar("SELECT payload FROM messages WHERE id = ?")
+                .bind(&message_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            out.push(ClaimedDelivery {
+                delivery_id: DeliveryId::parse(row.try_get("id")?).map_err(corrupt)?,
+                message_id: MessageId::parse(&message_id).map_err(corrupt)?,
+                endpoint_id: endpoint.id,
+                attempt_number: row.try_get::<u32, _>("attempts_made")? + 1,
+                url: endpoint.url,
+                retry: endpoint.retry,
+                success: endpoint.success,
+                secrets,
+                payload,
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn record_attempt(&self, result: AttemptResult) -> StoreResult<()> {
+        let attempt = &result.attempt;
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO attempts (id, delivery_id, attempt_number, started_at, latency_ms, status_code, error_class,
+                                   error_detail, response_excerpt, succeeded)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(attempt.id.as_str())
+        .bind(result.delivery_id.as_str())
+        .bind(attempt.attempt_number)
+        .bind(millis(attempt.started_at))
+        .bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
+        .bind(attempt.status_code)
+        .bind(&attempt.error_class)
+        .bind(&attempt.error_detail)
+        .bind(&attempt.response_excerpt)
+        .bind(attempt.succeeded)
+        .execute(&mut *tx)
+        .await?;
+        // A delivery cancelled while the attempt was in flight stays cancelled.
+        sqlx::query(
+            "UPDATE deliveries SET status = ?, attempts_made = ?, next_attempt_at = ?, claimed_until = NULL, updated_at = ?
+             WHERE id = ? AND status = 'pending'",
+        )
+        .bind(result.new_status.as_str())
+        .bind(attempt.attempt_number)
+        .bind(result.next_attempt_at.map(millis))
+        .bind(millis(attempt.started_at))
+        .bind(result.delivery_id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_all_claims(&self) -> StoreResult<u64> {
+        Ok(sqlx::query("UPDATE deliveries SET claimed_until = NULL WHERE claimed_until IS NOT NULL")
+            .execute(&self.writer)
+            .await?
+            .rows_affected())
+    }
+
+    async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT min(max(d.next_attempt_at, coalesce(d.claimed_until, 0))) FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+             WHERE d.status = 'pending' AND e.enabled = 1",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        due.map(time_of).transpose()
+    }
+}
