@@ -139,7 +139,6 @@ impl DeliveryClient {
 
 /// Sorts a reqwest failure into an [`ErrorClass`] by walking its cause chain.
 fn classify(error: &reqwest::Error) -> (ErrorClass, String) {
-    let mut detail = error.to_string();
     let mut class = if error.is_timeout() {
         ErrorClass::Timeout
     } else if error.is_connect() {
@@ -147,43 +146,41 @@ fn classify(error: &reqwest::Error) -> (ErrorClass, String) {
     } else {
         ErrorClass::Http
     };
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = source {
-        // io::Error hides a custom inner error from `source()`; look inside it too.
-        let inner = current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|e| e as &(dyn std::error::Error + 'static));
-        for candidate in [Some(current), inner].into_iter().flatten() {
-            if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
-                return (ErrorClass::Tls, format!("TLS: {tls}"));
-            }
-            if let Some(resolve) = candidate.downcast_ref::<ResolveError>() {
-                let class = match resolve {
-                    ResolveError::Dns { .. } => ErrorClass::Dns,
-                    ResolveError::Blocked { .. } => ErrorClass::Blocked,
-                };
-                return (class, resolve.to_string());
-            }
+    let mut detail = Vec::new();
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = current {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return (ErrorClass::Tls, format!("TLS: {tls}"));
         }
-        if class != ErrorClass::Timeout {
-            if let Some(io) = current.downcast_ref::<std::io::Error>() {
+        if let Some(resolve) = cause.downcast_ref::<ResolveError>() {
+            let class = match resolve {
+                ResolveError::Dns { .. } => ErrorClass::Dns,
+                ResolveError::Blocked { .. } => ErrorClass::Blocked,
+            };
+            return (class, resolve.to_string());
+        }
+        detail.push(cause.to_string());
+        current = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => {
                 if io.kind() == std::io::ErrorKind::TimedOut {
                     class = ErrorClass::Timeout;
                 }
+                // `io::Error::source` skips the error it wraps; step into it instead.
+                io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static))
             }
-        }
-        detail = format!("{detail}: {current}");
-        source = current.source();
+            None => cause.source(),
+        };
     }
-    (class, dedupe_detail(detail))
+    (class, dedupe_detail(&detail))
 }
 
-/// Error chains often repeat their messages; keep the text short.
-fn dedupe_detail(detail: String) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in detail.split(": ") {
-        if !parts.contains(&part) {
-            parts.push(part);
+/// Error chains repeat their causes' messages; keep each text once, and short.
+fn dedupe_detail(parts: &[String]) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    for part in parts {
+        if !kept.iter().any(|k| k.contains(part.as_str())) {
+            kept.push(part);
         }
     }
-    let joined = parts.join(": ");
-    joined.chars().take(500).collect()
+    kept.join(": ").chars().take(500).collect()
 }

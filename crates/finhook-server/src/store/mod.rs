@@ -86,7 +86,9 @@ pub struct NewInstance {
 #[serde(rename_all = "snake_case")]
 pub enum SuccessRule {
     /// Flinks' rule: HTTP 200 and nothing else.
+    #[serde(rename = "exactly_200")]
     Exactly200,
+    #[serde(rename = "any_2xx")]
     Any2xx,
 }
 

@@ -1,1 +1,10 @@
-//! x
+//! The one integration-test binary: the whole server over real sockets, a real SQLite file
+//! and real TLS, with an in-process receiver whose answers each test scripts.
+
+mod helpers;
+
+mod api;
+mod delivery;
+mod ingest;
+mod restart;
+mod tls;

@@ -1,0 +1,158 @@
+//! The management API: instances, endpoints, message listings and the sender-side
+//! conciliation by LoginId.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_and_unknown_routes() {
+    let app = spawn_app().await;
+    let response = app.http.get(app.url("/healthz")).send().await.expect("healthz");
+    assert_eq!(response.status().as_u16(), 200);
+    let (status, body) = app.admin(Method::GET, "/v2/nothing", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["type"], "urn:finhook:problem:not-found");
+}
+
+#[tokio::test]
+async fn instances_are_validated_and_unique() {
+    let app = spawn_app().await;
+    let (status, created) = app.admin(Method::POST, "/v1/instances", Some(json!({ "name": "acme-2", "mode": "sandbox" }))).await;
+    assert_eq!(status, 201);
+    assert_eq!(created["mode"], "sandbox");
+    assert_eq!(created["customer_id"].as_str().expect("guid").len(), 36);
+    assert!(created["api_key"].as_str().expect("key").starts_with("fhk_"));
+    let (status, shown) = app.admin(Method::GET, "/v1/instances/acme-2", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["api_key"], Value::Null, "the key is shown once, at creation");
+
+    for (body, path) in [
+        (json!({ "name": "Acme" }), "$.name"),
+        (json!({ "name": "" }), "$.name"),
+        (json!({ "name": "a".repeat(64) }), "$.name"),
+        (json!({ "name": "ok", "mode": "prod" }), "$.mode"),
+        (json!({ "name": "ok", "colour": "red" }), "$.colour"),
+        (json!({ "name": 5 }), "$.name"),
+    ] {
+        let (status, problem) = app.admin(Method::POST, "/v1/instances", Some(body.clone())).await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(problem["errors"][0]["path"], path, "{body}: {problem}");
+    }
+    let (status, _) = app.admin(Method::POST, "/v1/instances", Some(json!({ "name": "acme-2" }))).await;
+    assert_eq!(status, 409);
+    let (_, list) = app.admin(Method::GET, "/v1/instances", None).await;
+    assert_eq!(list.as_array().expect("list").len(), 1, "failed creations left nothing");
+}
+
+#[tokio::test]
+async fn endpoints_are_validated_and_secrets_shown_only_when_made() {
+    let app = spawn_app().await;
+    app.create_instance("acme").await;
+    let path = "/v1/instances/acme/endpoints";
+    for (body, field) in [
+        (json!({ "url": "http://hooks.example.com/" }), "$.url"),
+        (json!({ "url": "https://10.0.0.8/hook" }), "$.url"),
+        (json!({ "url": "https://169.254.169.254/latest" }), "$.url"),
+        (json!({ "url": "not a url" }), "$.url"),
+        (json!({ "url": "https://hooks.example.com/", "event_types": ["Payments"] }), "$.event_types[0]"),
+        (json!({ "url": "https://hooks.example.com/", "event_types": [] }), "$.event_types"),
+        (json!({ "url": "https://hooks.example.com/", "retry": { "max_attempts": 101 } }), "$.retry.max_attempts"),
+        (json!({ "url": "https://hooks.example.com/", "retry": { "interval_seconds": 0 } }), "$.retry.interval_seconds"),
+        (json!({ "url": "https://hooks.example.com/", "success": "3xx" }), "$.success"),
+    ] {
+        let (status, problem) = app.admin(Method::POST, path, Some(body.clone())).await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(problem["errors"][0]["path"], field, "{body}: {problem}");
+    }
+    let (_, list) = app.admin(Method::GET, path, None).await;
+    assert_eq!(list, json!([]));
+
+    let endpoint = app
+        .create_endpoint("acme", json!({ "url": "https://hooks.example.com/flinks", "retry": { "backoff": "exponential" } }))
+        .await;
+    assert!(endpoint["secret"].as_str().expect("secret").starts_with("whsec_"));
+    assert_eq!(endpoint["retry"], json!({ "max_attempts": 10, "interval_seconds": 1800, "backoff": "exponential" }));
+    assert_eq!(endpoint["success"], "exactly_200");
+    let one = format!("{path}/{}", endpoint["id"].as_str().expect("id"));
+    let (status, shown) = app.admin(Method::GET, &one, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["secret"], Value::Null);
+    let (status, patched) = app.admin(Method::PATCH, &one, Some(json!({ "event_types": ["KYC"], "retry": { "max_attempts": 3 } }))).await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["event_types"], json!(["KYC"]));
+    assert_eq!(patched["retry"]["max_attempts"], 3);
+    assert_eq!(patched["retry"]["backoff"], "exponential", "unchanged fields stay");
+    let (status, _) = app.admin(Method::PATCH, &one, Some(json!({ "url": "http://insecure.example.com/" }))).await;
+    assert_eq!(status, 422);
+    let (status, reset) = app.admin(Method::PATCH, &one, Some(json!({ "event_types": null }))).await;
+    assert_eq!(status, 200);
+    assert_eq!(reset["event_types"], Value::Null);
+    let (status, _) = app.admin(Method::GET, &format!("{path}/ep_01ARZ3NDEKTSV4RRFFQ69G5FAV"), None).await;
+    assert_eq!(status, 404);
+    let (status, _) = app.admin(Method::DELETE, &one, None).await;
+    assert_eq!(status, 204);
+    let (status, _) = app.admin(Method::DELETE, &one, None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn messages_list_newest_first_with_filters_and_a_cursor() {
+    let app = spawn_app().await;
+    let receiver = TestReceiver::start(&[], Reply::Status(500)).await;
+    app.create_instance("acme").await;
+    app.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(app.ingest("acme", fixture("kyc.json")).await);
+        ids.push(app.ingest("acme", fixture("get_accounts_detail.json")).await);
+    }
+    ids.push(app.ingest("acme", fixture("investments.json")).await);
+
+    let mut seen = Vec::new();
+    let mut query = "?limit=3".to_string();
+    for _ in 0..10 {
+        let page = app.messages("acme", &query).await;
+        seen.extend(page["data"].as_array().expect("data").iter().map(|m| m["id"].as_str().expect("id").to_string()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => query = format!("?limit=3&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+
+    let kyc = app.messages("acme", "?response_type=KYC").await;
+    assert_eq!(kyc["data"].as_array().expect("data").len(), 3);
+    let login = app.messages("acme", "?login_id=c91cd0cf-7b4c-490b-8fd5-45e1c4cd451e").await;
+    assert_eq!(login["data"].as_array().expect("data").len(), 6);
+    assert_eq!(app.messages("acme", "?status=pending").await["data"].as_array().expect("d").len(), 7);
+    app.deliver_due().await;
+    assert_eq!(app.messages("acme", "?status=delivered").await["data"].as_array().expect("d").len(), 0);
+    for bad in ["?status=lost", "?response_type=Kyc", "?limit=0", "?cursor=abc"] {
+        let (status, problem) = app.admin(Method::GET, &format!("/v1/instances/acme/messages{bad}"), None).await;
+        assert_eq!(status, 422, "{bad}: {problem}");
+    }
+}
+
+#[tokio::test]
+async fn a_login_shows_every_callback_of_the_connection_and_its_delivery_state() {
+    let app = spawn_app().await;
+    let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
+    app.create_instance("acme").await;
+    app.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
+    let detail = app.ingest("acme", fixture("get_accounts_detail.json")).await;
+    let kyc = app.ingest("acme", fixture("kyc.json")).await;
+    app.deliver_due().await;
+    let (status, login) = app.admin(Method::GET, "/v1/instances/acme/logins/c91cd0cf-7b4c-490b-8fd5-45e1c4cd451e", None).await;
+    assert_eq!(status, 200, "{login}");
+    assert_eq!(login["tag"], "applicant=APP-20931");
+    let callbacks = login["callbacks"].as_array().expect("callbacks");
+    let order: Vec<(&str, &str)> = callbacks.iter().map(|c| (c["id"].as_str().expect("id"), c["response_type"].as_str().expect("t"))).collect();
+    assert_eq!(order, [(detail.as_str(), "GetAccountsDetail"), (kyc.as_str(), "KYC")], "in arrival order");
+    assert!(callbacks.iter().all(|c| c["deliveries"][0]["status"] == "delivered"));
+    assert_eq!(callbacks[1]["payload"]["Holders"][0]["Address"]["City"], "Sherbrooke");
+    let (status, _) = app.admin(Method::GET, "/v1/instances/acme/logins/unknown", None).await;
+    assert_eq!(status, 404);
+}

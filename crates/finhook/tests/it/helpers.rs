@@ -1,0 +1,358 @@
+//! Test fixtures: `spawn_app` (the server in-process on 127.0.0.1:0), `TestReceiver` (a
+//! scriptable webhook endpoint, plain or TLS) and a handle on a real `finhook` process.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use finhook_server::app::App;
+use finhook_server::clock::{Clock, ManualClock, SystemClock};
+use finhook_server::config::{Redacted, Settings};
+use finhook_server::delivery::Worker;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+pub const ADMIN_KEY: &str = "fhk_test_admin_key_0123456789abcdefghijklmnopqrstuv";
+
+/// The longest a test waits for something that should happen at once.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../../testdata/flinks/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
+/// A fixed start for manual clocks: 2026-03-14 18:00:00 UTC.
+pub fn t0() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_773_511_200, 0).expect("t0")
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Run the background worker on the system clock; otherwise the test drives the worker
+    /// step by step on a manual clock.
+    pub background_worker: bool,
+    pub max_body_bytes: usize,
+    pub timeout_seconds: u64,
+    pub extra_root_ca: Vec<PathBuf>,
+    /// Reuse a database directory (to restart on the same store).
+    pub dir: Option<Arc<tempfile::TempDir>>,
+    pub clock: Option<ManualClock>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { background_worker: false, max_body_bytes: 32 * 1024 * 1024, timeout_seconds: 10, extra_root_ca: vec![], dir: None, clock: None }
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub worker: Worker,
+    pub clock: ManualClock,
+    pub dir: Arc<tempfile::TempDir>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    let dir = options.dir.clone().unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("tempdir")));
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database: format!("sqlite://{}", dir.path().join("finhook.db").display()),
+        allow_insecure_loopback: true,
+        max_body_bytes: options.max_body_bytes,
+        delivery_timeout_seconds: options.timeout_seconds,
+        extra_root_ca: options.extra_root_ca.clone(),
+        poll_interval_ms: 50,
+        admin_key: Some(Redacted(ADMIN_KEY.to_string())),
+        ..Settings::default()
+    };
+    let manual = options.clock.clone().unwrap_or_else(|| ManualClock::starting_at(t0()));
+    let clock: Arc<dyn Clock> = if options.background_worker { Arc::new(SystemClock) } else { Arc::new(manual.clone()) };
+    let app = App::build(&settings, clock).await.expect("build app");
+    let addr = app.local_addr().expect("addr");
+    let worker = app.worker();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run(options.background_worker, async move {
+        let _ = stopped.await;
+    }));
+    TestApp { addr, http: reqwest::Client::new(), worker, clock: manual, dir, stop: Some(stop), task: Some(task) }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops the server and waits until it has released the store.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("join").expect("server ran");
+        }
+        drop(self.worker);
+    }
+
+    pub async fn call(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
+        let bytes = response.bytes().await.expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call(method, path, ADMIN_KEY, body).await
+    }
+
+    /// Creates an instance and returns its API key.
+    pub async fn create_instance(&self, name: &str) -> String {
+        let (status, body) = self.admin(reqwest::Method::POST, "/v1/instances", Some(json!({ "name": name }))).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["api_key"].as_str().expect("api_key").to_string()
+    }
+
+    /// Creates an endpoint and returns its JSON (with `id` and `secret`).
+    pub async fn create_endpoint(&self, instance: &str, body: Value) -> Value {
+        let (status, endpoint) = self.admin(reqwest::Method::POST, &format!("/v1/instances/{instance}/endpoints"), Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{endpoint}");
+        endpoint
+    }
+
+    pub async fn ingest_raw(&self, instance: &str, body: Vec<u8>, idempotency_key: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.post(self.url(&format!("/v1/instances/{instance}/callbacks"))).bearer_auth(ADMIN_KEY).body(body);
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        request.send().await.expect("ingest")
+    }
+
+    /// Ingests a callback that must be accepted; returns its message id.
+    pub async fn ingest(&self, instance: &str, body: Vec<u8>) -> String {
+        let response = self.ingest_raw(instance, body, None).await;
+        assert_eq!(response.status().as_u16(), 202);
+        let body: Value = response.json().await.expect("json");
+        body["message_id"].as_str().expect("message_id").to_string()
+    }
+
+    pub async fn message(&self, instance: &str, id: &str) -> Value {
+        let (status, body) = self.admin(reqwest::Method::GET, &format!("/v1/instances/{instance}/messages/{id}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    pub async fn messages(&self, instance: &str, query: &str) -> Value {
+        let (status, body) = self.admin(reqwest::Method::GET, &format!("/v1/instances/{instance}/messages{query}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Runs the worker until no delivery is due at the current (manual) time.
+    pub async fn deliver_due(&self) -> usize {
+        self.worker.run_due().await.expect("worker round")
+    }
+}
+
+/// How the receiver answers one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    Status(u16),
+    /// Never answers; the sender's timeout (or a kill) ends the exchange.
+    Hang,
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+struct ReceiverState {
+    script: Mutex<VecDeque<Reply>>,
+    default: Reply,
+    received: Mutex<Vec<Received>>,
+    arrivals: mpsc::UnboundedSender<()>,
+}
+
+/// A webhook endpoint on 127.0.0.1 that records every request and answers as scripted.
+pub struct TestReceiver {
+    pub addr: SocketAddr,
+    state: Arc<ReceiverState>,
+    arrivals: tokio::sync::Mutex<mpsc::UnboundedReceiver<()>>,
+    server: tokio::task::JoinHandle<()>,
+    seen: std::sync::atomic::AtomicUsize,
+}
+
+impl Drop for TestReceiver {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn receive(State(state): State<Arc<ReceiverState>>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let reply = state.script.lock().expect("script").pop_front().unwrap_or(state.default);
+    state.received.lock().expect("received").push(Received { path: uri.path().to_string(), headers, body });
+    let _ = state.arrivals.send(());
+    match reply {
+        Reply::Status(code) => (StatusCode::from_u16(code).expect("status"), format!("reply {code}")).into_response(),
+        Reply::Hang => std::future::pending().await,
+    }
+}
+
+fn receiver_parts(script: &[Reply], default: Reply) -> (axum::Router, Arc<ReceiverState>, mpsc::UnboundedReceiver<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let state = Arc::new(ReceiverState {
+        script: Mutex::new(script.iter().copied().collect()),
+        default,
+        received: Mutex::new(Vec::new()),
+        arrivals: tx,
+    });
+    let router = axum::Router::new().fallback(receive).with_state(state.clone());
+    (router, state, rx)
+}
+
+impl TestReceiver {
+    /// Plain HTTP; answers `script` in order, then `default` forever.
+    pub async fn start(script: &[Reply], default: Reply) -> Self {
+        let (router, state, rx) = receiver_parts(script, default);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self { addr, state, arrivals: tokio::sync::Mutex::new(rx), server, seen: 0.into() }
+    }
+
+    /// HTTPS with the given PEM certificate chain and key.
+    pub async fn start_tls(cert_pem: &str, key_pem: &str, script: &[Reply], default: Reply) -> Self {
+        install_crypto_provider();
+        let (router, state, rx) = receiver_parts(script, default);
+        let config = axum_server::tls_rustls::RustlsConfig::from_pem(cert_pem.as_bytes().to_vec(), key_pem.as_bytes().to_vec())
+            .await
+            .expect("tls config");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let _ = axum_server::from_tcp_rustls(listener, config).serve(router.into_make_service()).await;
+        });
+        Self { addr, state, arrivals: tokio::sync::Mutex::new(rx), server, seen: 0.into() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().expect("received").clone()
+    }
+
+    /// Waits (at most [`PATIENCE`]) until `count` requests have arrived in total.
+    pub async fn wait_for(&self, count: usize) -> Vec<Received> {
+        let mut arrivals = self.arrivals.lock().await;
+        while self.received().len() < count {
+            tokio::time::timeout(PATIENCE, arrivals.recv())
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {count} requests arrived", self.received().len()));
+        }
+        self.received()
+    }
+}
+
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A private CA and a leaf for `localhost` (only) that it signed.
+pub struct TestPki {
+    pub ca_pem: String,
+    pub leaf_pem: String,
+    pub leaf_key_pem: String,
+}
+
+pub fn test_pki() -> TestPki {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("ca key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "finhook test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let leaf_params = CertificateParams::new(vec!["localhost".to_string()]).expect("leaf params");
+    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).expect("leaf");
+    TestPki { ca_pem: ca.pem(), leaf_pem: leaf.pem(), leaf_key_pem: leaf_key.serialize_pem() }
+}
+
+pub fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write");
+    path
+}
+
+/// A real `finhook serve` process on 127.0.0.1:0, killed when dropped.
+pub struct ServerProcess {
+    pub child: tokio::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    pub async fn start(dir: &Path) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_finhook"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--allow-insecure-loopback"])
+            .arg("--database")
+            .arg(format!("sqlite://{}", dir.join("finhook.db").display()))
+            .env("FINHOOK_ADMIN_KEY", ADMIN_KEY)
+            .env("FINHOOK_LOG", "warn")
+            .current_dir(dir)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn finhook");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(PATIENCE, async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                if let Some(addr) = line.strip_prefix("finhook listening on http://") {
+                    return addr.parse::<SocketAddr>().expect("addr");
+                }
+            }
+            panic!("finhook exited before listening");
+        })
+        .await
+        .expect("finhook did not start in time");
+        Self { child, addr }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("kill");
+    }
+}

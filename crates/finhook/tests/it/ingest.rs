@@ -1,0 +1,141 @@
+//! Ingest: every bad input gets a precise problem+json answer and stores nothing;
+//! idempotency keys never make a second message.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// Everything the instance holds, as the API shows it.
+async fn snapshot(app: &TestApp) -> Value {
+    let messages = app.messages("acme", "").await;
+    json!({ "messages": messages["data"] })
+}
+
+async fn expect_problem(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    assert_eq!(
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/problem+json"),
+        "status {status}"
+    );
+    let body: Value = response.json().await.expect("problem body");
+    assert_eq!(body["status"], status);
+    assert!(body["type"].as_str().is_some_and(|t| t.starts_with("urn:finhook:problem:")));
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    (status, body)
+}
+
+#[tokio::test]
+async fn every_bad_body_gets_a_precise_4xx_and_stores_nothing() {
+    let app = spawn_app_with(Options { max_body_bytes: 8 * 1024, ..Options::default() }).await;
+    let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
+    app.create_instance("acme").await;
+    app.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
+    let before = snapshot(&app).await;
+
+    let deep = format!("{{\"ResponseType\":\"KYC\",\"Login\":{{\"Id\":\"x\"}},\"x\":{}{}}}", "[".repeat(100), "]".repeat(100));
+    let big = format!("{{\"ResponseType\":\"KYC\",\"Login\":{{\"Id\":\"x\"}},\"pad\":\"{}\"}}", "a".repeat(9000));
+    let cases: Vec<(&str, Vec<u8>, u16, Option<&str>)> = vec![
+        ("not JSON", b"ResponseType=KYC".to_vec(), 400, None),
+        ("truncated JSON", b"{\"ResponseType\":\"KYC\",".to_vec(), 400, None),
+        ("empty body", Vec::new(), 400, None),
+        ("an array", b"[{\"ResponseType\":\"KYC\"}]".to_vec(), 400, None),
+        ("a string", b"\"KYC\"".to_vec(), 400, None),
+        ("too deep", deep.into_bytes(), 400, None),
+        ("no ResponseType", b"{\"Login\":{\"Id\":\"x\"}}".to_vec(), 422, Some("$.ResponseType")),
+        ("unknown ResponseType", b"{\"ResponseType\":\"PayEvent\",\"Login\":{\"Id\":\"x\"}}".to_vec(), 422, Some("$.ResponseType")),
+        ("KYC without Login", b"{\"ResponseType\":\"KYC\"}".to_vec(), 422, Some("$.Login")),
+        ("KYC without Login.Id", b"{\"ResponseType\":\"KYC\",\"Login\":{\"Username\":\"u\"}}".to_vec(), 422, Some("$.Login.Id")),
+        ("GetAccountsDetail without Login.Id", b"{\"ResponseType\":\"GetAccountsDetail\",\"Login\":{}}".to_vec(), 422, Some("$.Login.Id")),
+        (
+            "money as a list",
+            b"{\"ResponseType\":\"GetAccountsDetail\",\"Login\":{\"Id\":\"x\"},\"Accounts\":[{\"Balance\":{\"Current\":[1]}}]}".to_vec(),
+            422,
+            Some("$.Accounts[0].Balance.Current"),
+        ),
+        ("too large", big.into_bytes(), 413, None),
+    ];
+    for (name, body, expected, path) in cases {
+        let (status, problem) = expect_problem(app.ingest_raw("acme", body, Some(&format!("key-{}", name.replace(' ', "-")))).await).await;
+        assert_eq!(status, expected, "{name}: {problem}");
+        if let Some(path) = path {
+            assert_eq!(problem["errors"][0]["path"], path, "{name}: {problem}");
+        }
+    }
+    assert_eq!(snapshot(&app).await, before, "nothing was stored");
+    assert_eq!(app.deliver_due().await, 0, "nothing was scheduled");
+
+    // The same keys are still free: a failed request never claims its Idempotency-Key.
+    let ok = app.ingest_raw("acme", fixture("kyc.json"), Some("key-not-JSON")).await;
+    assert_eq!(ok.status().as_u16(), 202);
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_refused_while_streaming() {
+    let app = spawn_app_with(Options { max_body_bytes: 1024, ..Options::default() }).await;
+    app.create_instance("acme").await;
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..64).map(|_| Ok(vec![b' '; 64])).collect();
+    let body = reqwest::Body::wrap_stream(futures_stream(chunks));
+    let response = app.http.post(app.url("/v1/instances/acme/callbacks")).bearer_auth(ADMIN_KEY).body(body).send().await.expect("send");
+    let (status, _) = expect_problem(response).await;
+    assert_eq!(status, 413);
+}
+
+fn futures_stream(chunks: Vec<Result<Vec<u8>, std::io::Error>>) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    tokio_stream::iter(chunks)
+}
+
+#[tokio::test]
+async fn an_idempotency_key_never_makes_a_second_message() {
+    let app = spawn_app().await;
+    let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
+    app.create_instance("acme").await;
+    app.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
+
+    let first = app.ingest_raw("acme", fixture("kyc.json"), Some("flinks-req-1")).await;
+    assert_eq!(first.status().as_u16(), 202);
+    let first: Value = first.json().await.expect("json");
+    let again = app.ingest_raw("acme", fixture("kyc.json"), Some("flinks-req-1")).await;
+    assert_eq!(again.status().as_u16(), 202);
+    assert_eq!(again.headers().get("idempotent-replayed").and_then(|v| v.to_str().ok()), Some("true"));
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(first["message_id"], again["message_id"]);
+
+    let (status, problem) = expect_problem(app.ingest_raw("acme", fixture("get_accounts_detail.json"), Some("flinks-req-1")).await).await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(app.messages("acme", "").await["data"].as_array().expect("data").len(), 1);
+    assert_eq!(app.deliver_due().await, 1, "one delivery, not two");
+
+    // Without a key, each POST is a new message.
+    app.ingest("acme", fixture("kyc.json")).await;
+    app.ingest("acme", fixture("kyc.json")).await;
+    assert_eq!(app.messages("acme", "").await["data"].as_array().expect("data").len(), 3);
+    let (status, _) = expect_problem(app.ingest_raw("acme", fixture("kyc.json"), Some("bad key with spaces")).await).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn keys_are_required_and_scoped_to_their_instance() {
+    let app = spawn_app().await;
+    let acme_key = app.create_instance("acme").await;
+    let other_key = app.create_instance("other").await;
+    let url = app.url("/v1/instances/acme/callbacks");
+
+    let response = app.http.post(&url).body(fixture("kyc.json")).send().await.expect("send");
+    let (status, _) = expect_problem(response).await;
+    assert_eq!(status, 401);
+    let response = app.http.post(&url).bearer_auth("fhk_wrong").body(fixture("kyc.json")).send().await.expect("send");
+    assert_eq!(expect_problem(response).await.0, 401);
+    let response = app.http.post(&url).bearer_auth(&other_key).body(fixture("kyc.json")).send().await.expect("send");
+    assert_eq!(expect_problem(response).await.0, 404, "another instance's key cannot even see acme");
+    let response = app.http.post(&url).bearer_auth(&acme_key).body(fixture("kyc.json")).send().await.expect("send");
+    assert_eq!(response.status().as_u16(), 202);
+
+    let (status, _) = app.call(Method::POST, "/v1/instances", &acme_key, Some(json!({ "name": "mine" }))).await;
+    assert_eq!(status, 403, "only the admin creates instances");
+    let (status, listed) = app.call(Method::GET, "/v1/instances", &acme_key, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed.as_array().expect("list").len(), 1, "an instance key sees only its instance");
+    assert_eq!(app.messages("other", "").await["data"].as_array().expect("data").len(), 0);
+}
