@@ -46,7 +46,8 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// 10 attempts in total, 30 minutes apart.
-    pub const FLINKS: RetryPolicy = RetryPolicy { max_attempts: 10, interval_seconds: 30 * 60, backoff: Backoff::Fixed };
+    pub const FLINKS: RetryPolicy =
+        RetryPolicy { max_attempts: 10, interval_seconds: 30 * 60, backoff: Backoff::Fixed };
 
     pub fn validate(self) -> Result<Self, PolicyError> {
         if !(1..=100).contains(&self.max_attempts) {
@@ -100,10 +101,9 @@ mod tests {
 
     #[test]
     fn out_of_range_policies_are_refused() {
-        let mut policy = RetryPolicy::default();
-        policy.max_attempts = 101;
+        let policy = RetryPolicy { max_attempts: 101, ..RetryPolicy::default() };
         assert_eq!(policy.validate(), Err(PolicyError::MaxAttempts));
-        policy.max_attempts = 0;
+        let policy = RetryPolicy { max_attempts: 0, ..RetryPolicy::default() };
         assert_eq!(policy.validate(), Err(PolicyError::MaxAttempts));
         let policy = RetryPolicy { interval_seconds: 0, ..RetryPolicy::default() };
         assert_eq!(policy.validate(), Err(PolicyError::Interval));

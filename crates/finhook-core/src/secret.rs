@@ -37,9 +37,7 @@ impl EndpointSecret {
 
     pub fn parse(value: &str) -> Result<Self, SecretError> {
         let encoded = value.strip_prefix(WHSEC_PREFIX).ok_or(SecretError::MissingPrefix)?;
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|_| SecretError::NotBase64)?;
+        let key = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| SecretError::NotBase64)?;
         if !(24..=64).contains(&key.len()) {
             return Err(SecretError::BadLength);
         }

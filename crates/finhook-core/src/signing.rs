@@ -62,7 +62,12 @@ pub struct SignatureHeaders {
 /// Signs `body` for one attempt. `secrets` are the endpoint's valid secrets, newest first:
 /// the newest signs the Flinks header (it has room for one), every one signs a Standard
 /// Webhooks signature.
-pub fn sign(secrets: &[EndpointSecret], webhook_id: &str, timestamp: i64, body: &[u8]) -> Result<SignatureHeaders, SigningError> {
+pub fn sign(
+    secrets: &[EndpointSecret],
+    webhook_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<SignatureHeaders, SigningError> {
     let newest = secrets.first().ok_or(SigningError::NoSecret)?;
     let signatures = secrets
         .iter()
@@ -82,7 +87,12 @@ pub fn flinks_authenticity_key(secret: &EndpointSecret, body: &[u8]) -> String {
 }
 
 /// One `v1,<base64>` Standard Webhooks signature.
-pub fn standard_signature(secret: &EndpointSecret, webhook_id: &str, timestamp: i64, body: &[u8]) -> Result<String, SigningError> {
+pub fn standard_signature(
+    secret: &EndpointSecret,
+    webhook_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<String, SigningError> {
     standardwebhooks::Webhook::from_bytes(secret.standard_key())
         .and_then(|hook| hook.sign(webhook_id, timestamp, body))
         .map_err(SigningError::NotUtf8)

@@ -126,7 +126,11 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves; with `background_worker`, delivers meanwhile.
-    pub async fn run(self, background_worker: bool, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        background_worker: bool,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let token = CancellationToken::new();
         let worker_task = background_worker.then(|| {
             let token = token.clone();

@@ -93,7 +93,10 @@ impl Settings {
         }
         Figment::from(Serialized::defaults(Settings::default()))
             .merge(Toml::file(file))
-            .merge(Env::prefixed("FINHOOK_").filter(|key| KEYS.iter().any(|known| key.as_str().eq_ignore_ascii_case(known))))
+            .merge(
+                Env::prefixed("FINHOOK_")
+                    .filter(|key| KEYS.iter().any(|known| key.as_str().eq_ignore_ascii_case(known))),
+            )
             .merge(Serialized::defaults(flags))
             .extract()
             .map_err(Box::new)

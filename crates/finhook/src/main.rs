@@ -80,7 +80,9 @@ fn serve(args: ServeArgs) -> ExitCode {
     let settings = match Settings::load(args.config.as_deref(), &args) {
         Ok(settings) => settings,
         Err(error) => {
-            eprintln!("finhook: invalid configuration: {error}. Fix finhook.toml, the FINHOOK_* variables or the flags.");
+            eprintln!(
+                "finhook: invalid configuration: {error}. Fix finhook.toml, the FINHOOK_* variables or the flags."
+            );
             return ExitCode::from(2);
         }
     };

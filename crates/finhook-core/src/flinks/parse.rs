@@ -98,9 +98,8 @@ fn probe_response_type(body: &[u8]) -> Result<ResponseType, CallbackError> {
     let expected = "expected one of \"KYC\", \"GetAccountsDetail\", \"Investments\"";
     match probe.response_type {
         None => Err(CallbackError::invalid("$.ResponseType", format!("is required; {expected}"))),
-        Some(value) => ResponseType::parse(&value).ok_or_else(|| {
-            CallbackError::invalid("$.ResponseType", format!("unknown value {value:?}; {expected}"))
-        }),
+        Some(value) => ResponseType::parse(&value)
+            .ok_or_else(|| CallbackError::invalid("$.ResponseType", format!("unknown value {value:?}; {expected}"))),
     }
 }
 

@@ -88,7 +88,8 @@ fn a_missing_login_id_is_reported_at_its_path() {
 
 #[test]
 fn a_wrongly_typed_field_is_reported_at_its_path() {
-    let body = br#"{"ResponseType":"GetAccountsDetail","Login":{"Id":"x"},"Accounts":[{},{"Transactions":[{"Debit":[12]}]}]}"#;
+    let body =
+        br#"{"ResponseType":"GetAccountsDetail","Login":{"Id":"x"},"Accounts":[{},{"Transactions":[{"Debit":[12]}]}]}"#;
     let errors = field_errors(body);
     assert_eq!(errors[0].path, "$.Accounts[1].Transactions[0].Debit");
     assert!(!errors[0].message.contains("line"), "{}", errors[0].message);

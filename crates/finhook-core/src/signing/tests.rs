@@ -31,7 +31,8 @@ fn standard_webhooks_matches_the_published_vector() {
     let signature = standard_signature(&key, id, timestamp, payload).expect("sign");
     assert_eq!(signature, v.str("/standard_webhooks/webhook_signature"));
 
-    let headers = StandardHeaders { id: Some(id), timestamp: Some(&timestamp.to_string()), signature: Some(&signature) };
+    let headers =
+        StandardHeaders { id: Some(id), timestamp: Some(&timestamp.to_string()), signature: Some(&signature) };
     let check = |now| verify_standard(std::slice::from_ref(&key), headers, payload, now, DEFAULT_TOLERANCE_SECONDS);
     assert_eq!(check(timestamp + 300), Ok(()));
     assert_eq!(check(timestamp + 301), Err(VerifyError::TimestampTooOld));
@@ -51,8 +52,11 @@ fn flinks_authenticity_key_matches_the_fixture_vector() {
     assert_eq!(verify_flinks(std::slice::from_ref(&key), Some(&value), &body), Ok(()));
     let mut altered = body.clone();
     altered[10] ^= 1;
-    assert_eq!(verify_flinks(&[key.clone()], Some(&value), &altered), Err(VerifyError::SignatureMismatch));
-    assert_eq!(verify_flinks(&[key.clone()], Some("%%"), &body), Err(VerifyError::InvalidHeader(FLINKS_HEADER)));
+    assert_eq!(verify_flinks(std::slice::from_ref(&key), Some(&value), &altered), Err(VerifyError::SignatureMismatch));
+    assert_eq!(
+        verify_flinks(std::slice::from_ref(&key), Some("%%"), &body),
+        Err(VerifyError::InvalidHeader(FLINKS_HEADER))
+    );
     assert_eq!(verify_flinks(&[key], None, &body), Err(VerifyError::MissingHeader(FLINKS_HEADER)));
 }
 

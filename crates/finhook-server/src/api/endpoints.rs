@@ -92,7 +92,10 @@ fn parse_event_types(types: Vec<String>) -> Result<Vec<ResponseType>, ApiError> 
         .enumerate()
         .map(|(index, name)| {
             ResponseType::parse(name).ok_or_else(|| {
-                ApiError::validation(&format!("$.event_types[{index}]"), format!("unknown type {name:?}; expected KYC, GetAccountsDetail or Investments"))
+                ApiError::validation(
+                    &format!("$.event_types[{index}]"),
+                    format!("unknown type {name:?}; expected KYC, GetAccountsDetail or Investments"),
+                )
             })
         })
         .collect()
@@ -114,7 +117,11 @@ fn parse_retry(request: RetryRequest, base: RetryPolicy) -> Result<RetryPolicy, 
 }
 
 fn check_url(state: &AppState, url: &str) -> Result<String, ApiError> {
-    state.targets.check_url(url).map(|_| url.to_string()).map_err(|error| ApiError::validation("$.url", error.to_string()))
+    state
+        .targets
+        .check_url(url)
+        .map(|_| url.to_string())
+        .map_err(|error| ApiError::validation("$.url", error.to_string()))
 }
 
 fn endpoint_id(raw: &str) -> Result<EndpointId, ApiError> {
@@ -144,7 +151,11 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(EndpointView::of(endpoint, Some(&secret)))))
 }
 
-pub async fn list(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Json<Vec<EndpointView>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<EndpointView>>, ApiError> {
     let instance = caller.instance(&state, &name).await?;
     let endpoints = state.store.list_endpoints(instance.id).await?;
     Ok(Json(endpoints.into_iter().map(|e| EndpointView::of(e, None)).collect()))
@@ -156,7 +167,8 @@ pub async fn show(
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<EndpointView>, ApiError> {
     let instance = caller.instance(&state, &name).await?;
-    let endpoint = state.store.endpoint(instance.id, &endpoint_id(&id)?).await?.ok_or(ApiError::NotFound("endpoint"))?;
+    let endpoint =
+        state.store.endpoint(instance.id, &endpoint_id(&id)?).await?.ok_or(ApiError::NotFound("endpoint"))?;
     Ok(Json(EndpointView::of(endpoint, None)))
 }
 
@@ -178,7 +190,11 @@ pub async fn update(
         enabled: request.enabled,
     };
     let enabled = patch.enabled == Some(true);
-    let endpoint = state.store.update_endpoint(instance.id, &id, patch, state.clock.now()).await?.ok_or(ApiError::NotFound("endpoint"))?;
+    let endpoint = state
+        .store
+        .update_endpoint(instance.id, &id, patch, state.clock.now())
+        .await?
+        .ok_or(ApiError::NotFound("endpoint"))?;
     if enabled {
         // Deliveries paused while the endpoint was disabled are due again.
         state.wake.notify_one();

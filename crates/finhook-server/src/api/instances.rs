@@ -58,7 +58,9 @@ pub async fn create(
     }
     let mode = match request.mode.as_deref() {
         None => Mode::Live,
-        Some(mode) => Mode::parse(mode).ok_or_else(|| ApiError::validation("$.mode", "must be \"live\" or \"sandbox\""))?,
+        Some(mode) => {
+            Mode::parse(mode).ok_or_else(|| ApiError::validation("$.mode", "must be \"live\" or \"sandbox\""))?
+        }
     };
     let api_key = ApiKey::generate();
     let new = NewInstance {
@@ -69,7 +71,9 @@ pub async fn create(
         now: state.clock.now(),
     };
     let instance = state.store.create_instance(new).await.map_err(|error| match error {
-        crate::store::StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists; pick another name")),
+        crate::store::StoreError::Conflict(what) => {
+            ApiError::Conflict(format!("{what} already exists; pick another name"))
+        }
         other => other.into(),
     })?;
     tracing::info!(instance = %instance.name, mode = instance.mode.as_str(), "instance created");
@@ -84,7 +88,11 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
     Ok(Json(instances.into_iter().map(|i| InstanceView::of(i, None)).collect()))
 }
 
-pub async fn show(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Json<InstanceView>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<InstanceView>, ApiError> {
     let instance = caller.instance(&state, &name).await?;
     Ok(Json(InstanceView::of(instance, None)))
 }

@@ -33,7 +33,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                     let message = message.split(" at line ").next().unwrap_or_default().to_string();
                     Err(ApiError::validation(&path, message))
                 } else {
-                    Err(ApiError::BadRequest { title: "Malformed JSON", detail: format!("the body is not valid JSON: {inner}") })
+                    Err(ApiError::BadRequest {
+                        title: "Malformed JSON",
+                        detail: format!("the body is not valid JSON: {inner}"),
+                    })
                 }
             }
         }

@@ -138,15 +138,25 @@ pub async fn list(
         login_id: query.login_id,
         response_type: query
             .response_type
-            .map(|t| ResponseType::parse(&t).ok_or_else(|| ApiError::validation("response_type", "must be KYC, GetAccountsDetail or Investments")))
+            .map(|t| {
+                ResponseType::parse(&t).ok_or_else(|| {
+                    ApiError::validation("response_type", "must be KYC, GetAccountsDetail or Investments")
+                })
+            })
             .transpose()?,
         status: query
             .status
-            .map(|s| DeliveryStatus::parse(&s).ok_or_else(|| ApiError::validation("status", "must be pending, delivered, failed or cancelled")))
+            .map(|s| {
+                DeliveryStatus::parse(&s)
+                    .ok_or_else(|| ApiError::validation("status", "must be pending, delivered, failed or cancelled"))
+            })
             .transpose()?,
         before: query
             .cursor
-            .map(|c| MessageId::parse(&c).map_err(|_| ApiError::validation("cursor", "must be a next_cursor from an earlier page")))
+            .map(|c| {
+                MessageId::parse(&c)
+                    .map_err(|_| ApiError::validation("cursor", "must be a next_cursor from an earlier page"))
+            })
             .transpose()?,
         limit: limit + 1,
     };

@@ -77,7 +77,8 @@ impl IntoResponse for ApiError {
             Self::Validation { errors, .. } => Some(errors.as_slice()),
             _ => None,
         };
-        let problem = Problem { kind: format!("urn:finhook:problem:{slug}"), title, status: status.as_u16(), detail, errors };
+        let problem =
+            Problem { kind: format!("urn:finhook:problem:{slug}"), title, status: status.as_u16(), detail, errors };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();

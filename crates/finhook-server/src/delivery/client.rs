@@ -70,7 +70,11 @@ pub struct DeliveryClient {
 }
 
 impl DeliveryClient {
-    pub fn new(policy: Arc<TargetPolicy>, extra_root_cas: &[impl AsRef<Path>], timeout: Duration) -> Result<Self, ClientError> {
+    pub fn new(
+        policy: Arc<TargetPolicy>,
+        extra_root_cas: &[impl AsRef<Path>],
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(true)
@@ -84,7 +88,8 @@ impl DeliveryClient {
             let path = path.as_ref();
             let display = path.display().to_string();
             let pem = std::fs::read(path).map_err(|source| ClientError::ReadCa { path: display.clone(), source })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| ClientError::BadCa { path: display.clone(), source })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|source| ClientError::BadCa { path: display.clone(), source })?;
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
@@ -133,7 +138,11 @@ impl DeliveryClient {
             }
         }
         excerpt.truncate(EXCERPT_BYTES);
-        SendOutcome::Answered { status, excerpt: String::from_utf8_lossy(&excerpt).into_owned(), latency: started.elapsed() }
+        SendOutcome::Answered {
+            status,
+            excerpt: String::from_utf8_lossy(&excerpt).into_owned(),
+            latency: started.elapsed(),
+        }
     }
 }
 

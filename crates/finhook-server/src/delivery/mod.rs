@@ -134,7 +134,10 @@ impl Worker {
     async fn time_until_due(&self) -> Duration {
         let poll = self.context.settings.poll_interval;
         match self.context.store.next_due_at().await {
-            Ok(Some(due)) => (due - self.context.clock.now()).to_std().unwrap_or(Duration::ZERO).clamp(Duration::from_millis(5), poll),
+            Ok(Some(due)) => (due - self.context.clock.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .clamp(Duration::from_millis(5), poll),
             Ok(None) => poll,
             Err(error) => {
                 tracing::error!(error = %error, "reading the next due time failed");
@@ -173,26 +176,39 @@ async fn deliver(context: Arc<WorkerContext>, delivery: ClaimedDelivery) -> Resu
 
 /// Signs and POSTs. Never fails: every problem becomes a failed attempt.
 async fn attempt(context: &WorkerContext, delivery: &ClaimedDelivery, started_at: DateTime<Utc>) -> SendOutcome {
-    let headers = match signing::sign(&delivery.secrets, delivery.message_id.as_str(), started_at.timestamp(), &delivery.payload) {
-        Ok(headers) => headers,
-        Err(error) => {
-            return SendOutcome::Failed { class: ErrorClass::Http, detail: format!("could not sign: {error}"), latency: Duration::ZERO }
-        }
-    };
+    let headers =
+        match signing::sign(&delivery.secrets, delivery.message_id.as_str(), started_at.timestamp(), &delivery.payload)
+        {
+            Ok(headers) => headers,
+            Err(error) => {
+                return SendOutcome::Failed {
+                    class: ErrorClass::Http,
+                    detail: format!("could not sign: {error}"),
+                    latency: Duration::ZERO,
+                }
+            }
+        };
     let body = bytes::Bytes::copy_from_slice(&delivery.payload);
     context.client.post(&delivery.url, body, &headers).await
 }
 
 /// Turns an outcome into what the store records: the attempt row, the delivery's new
 /// status, and when the next attempt is due. Pure, so the schedule is tested without IO.
-pub fn decide(delivery: &ClaimedDelivery, started_at: DateTime<Utc>, outcome: SendOutcome, jitter: f64) -> AttemptResult {
+pub fn decide(
+    delivery: &ClaimedDelivery,
+    started_at: DateTime<Utc>,
+    outcome: SendOutcome,
+    jitter: f64,
+) -> AttemptResult {
     let (status_code, error_class, error_detail, excerpt, latency, succeeded) = match outcome {
         SendOutcome::Answered { status, excerpt, latency } => {
             let ok = delivery.success.accepts(status);
             let class = (!ok).then(|| ErrorClass::Http.as_str().to_string());
             (Some(status), class, None, Some(excerpt), latency, ok)
         }
-        SendOutcome::Failed { class, detail, latency } => (None, Some(class.as_str().to_string()), Some(detail), None, latency, false),
+        SendOutcome::Failed { class, detail, latency } => {
+            (None, Some(class.as_str().to_string()), Some(detail), None, latency, false)
+        }
     };
     let next_attempt_at = if succeeded {
         None

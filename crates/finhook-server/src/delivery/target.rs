@@ -88,7 +88,9 @@ pub fn literal_ip(host: &Host<&str>) -> Option<IpAddr> {
 
 fn is_loopback_host(host: &Host<&str>) -> bool {
     match host {
-        Host::Domain(name) => name.eq_ignore_ascii_case("localhost") || name.to_ascii_lowercase().ends_with(".localhost"),
+        Host::Domain(name) => {
+            name.eq_ignore_ascii_case("localhost") || name.to_ascii_lowercase().ends_with(".localhost")
+        }
         other => literal_ip(other).is_some_and(|ip| canonical(ip).is_loopback()),
     }
 }
@@ -170,7 +172,9 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 .collect();
             if allowed.is_empty() {
                 let reason = refusal.unwrap_or(TargetError::NoHost);
-                return Err(Box::new(ResolveError::Blocked { host, reason }) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(
+                    Box::new(ResolveError::Blocked { host, reason }) as Box<dyn std::error::Error + Send + Sync>
+                );
             }
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
@@ -193,7 +197,15 @@ mod tests {
         assert_eq!(strict().check_url("ftp://hooks.example.com/"), Err(TargetError::Scheme("ftp".into())));
         assert_eq!(strict().check_url("https://u:p@hooks.example.com/"), Err(TargetError::Credentials));
         assert!(matches!(strict().check_url("/relative"), Err(TargetError::NotAUrl(_))));
-        for private in ["https://10.1.2.3/", "https://192.168.0.1/", "https://169.254.169.254/", "https://[fd00::1]/", "https://[::ffff:10.0.0.1]/", "https://100.64.0.1/", "https://0.0.0.0/"] {
+        for private in [
+            "https://10.1.2.3/",
+            "https://192.168.0.1/",
+            "https://169.254.169.254/",
+            "https://[fd00::1]/",
+            "https://[::ffff:10.0.0.1]/",
+            "https://100.64.0.1/",
+            "https://0.0.0.0/",
+        ] {
             assert!(matches!(strict().check_url(private), Err(TargetError::Blocked(_))), "{private}");
         }
     }
@@ -207,7 +219,8 @@ mod tests {
         assert!(dev.check_url("http://localhost:9/hook").is_ok());
         assert!(dev.check_url("https://127.0.0.1:9/hook").is_ok());
         assert_eq!(dev.check_url("http://10.0.0.5/"), Err(TargetError::InsecureScheme));
-        let lan = TargetPolicy { allow_insecure_loopback: false, allowed_networks: vec!["10.0.0.0/8".parse().expect("net")] };
+        let lan =
+            TargetPolicy { allow_insecure_loopback: false, allowed_networks: vec!["10.0.0.0/8".parse().expect("net")] };
         assert!(lan.check_url("https://10.0.0.5/").is_ok());
         assert!(matches!(lan.check_url("https://192.168.1.1/"), Err(TargetError::Blocked(_))));
     }

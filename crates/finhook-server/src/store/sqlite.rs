@@ -306,11 +306,13 @@ impl Store for SqliteStore {
     }
 
     async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 
@@ -423,11 +425,12 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Endpoint>> {
         let mut tx = self.writer.begin().await?;
-        let Some(row) = sqlx::query(&format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE instance_id = ? AND id = ?"))
-            .bind(instance.0)
-            .bind(id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
+        let Some(row) =
+            sqlx::query(&format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE instance_id = ? AND id = ?"))
+                .bind(instance.0)
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
         else {
             return Ok(None);
         };
@@ -528,11 +531,12 @@ impl Store for SqliteStore {
     async fn ingest(&self, message: NewMessage) -> StoreResult<IngestOutcome> {
         let mut tx = self.writer.begin().await?;
         if let Some(key) = &message.idempotency_key {
-            let existing = sqlx::query("SELECT id, body_sha256 FROM messages WHERE instance_id = ? AND idempotency_key = ?")
-                .bind(message.instance_id.0)
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let existing =
+                sqlx::query("SELECT id, body_sha256 FROM messages WHERE instance_id = ? AND idempotency_key = ?")
+                    .bind(message.instance_id.0)
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if let Some(row) = existing {
                 let message_id = MessageId::parse(row.try_get("id")?).map_err(corrupt)?;
                 let same_body = row.try_get::<String, _>("body_sha256")? == message.body_sha256;
@@ -627,11 +631,12 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Vec<DeliveryId>>> {
         let mut tx = self.writer.begin().await?;
-        let Some(response_type) = sqlx::query_scalar::<_, String>("SELECT response_type FROM messages WHERE instance_id = ? AND id = ?")
-            .bind(instance.0)
-            .bind(id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
+        let Some(response_type) =
+            sqlx::query_scalar::<_, String>("SELECT response_type FROM messages WHERE instance_id = ? AND id = ?")
+                .bind(instance.0)
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
         else {
             return Ok(None);
         };

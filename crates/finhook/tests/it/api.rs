@@ -19,7 +19,8 @@ async fn health_and_unknown_routes() {
 #[tokio::test]
 async fn instances_are_validated_and_unique() {
     let app = spawn_app().await;
-    let (status, created) = app.admin(Method::POST, "/v1/instances", Some(json!({ "name": "acme-2", "mode": "sandbox" }))).await;
+    let (status, created) =
+        app.admin(Method::POST, "/v1/instances", Some(json!({ "name": "acme-2", "mode": "sandbox" }))).await;
     assert_eq!(status, 201);
     assert_eq!(created["mode"], "sandbox");
     assert_eq!(created["customer_id"].as_str().expect("guid").len(), 36);
@@ -59,7 +60,10 @@ async fn endpoints_are_validated_and_secrets_shown_only_when_made() {
         (json!({ "url": "https://hooks.example.com/", "event_types": ["Payments"] }), "$.event_types[0]"),
         (json!({ "url": "https://hooks.example.com/", "event_types": [] }), "$.event_types"),
         (json!({ "url": "https://hooks.example.com/", "retry": { "max_attempts": 101 } }), "$.retry.max_attempts"),
-        (json!({ "url": "https://hooks.example.com/", "retry": { "interval_seconds": 0 } }), "$.retry.interval_seconds"),
+        (
+            json!({ "url": "https://hooks.example.com/", "retry": { "interval_seconds": 0 } }),
+            "$.retry.interval_seconds",
+        ),
         (json!({ "url": "https://hooks.example.com/", "success": "3xx" }), "$.success"),
     ] {
         let (status, problem) = app.admin(Method::POST, path, Some(body.clone())).await;
@@ -70,7 +74,10 @@ async fn endpoints_are_validated_and_secrets_shown_only_when_made() {
     assert_eq!(list, json!([]));
 
     let endpoint = app
-        .create_endpoint("acme", json!({ "url": "https://hooks.example.com/flinks", "retry": { "backoff": "exponential" } }))
+        .create_endpoint(
+            "acme",
+            json!({ "url": "https://hooks.example.com/flinks", "retry": { "backoff": "exponential" } }),
+        )
         .await;
     assert!(endpoint["secret"].as_str().expect("secret").starts_with("whsec_"));
     assert_eq!(endpoint["retry"], json!({ "max_attempts": 10, "interval_seconds": 1800, "backoff": "exponential" }));
@@ -79,7 +86,8 @@ async fn endpoints_are_validated_and_secrets_shown_only_when_made() {
     let (status, shown) = app.admin(Method::GET, &one, None).await;
     assert_eq!(status, 200);
     assert_eq!(shown["secret"], Value::Null);
-    let (status, patched) = app.admin(Method::PATCH, &one, Some(json!({ "event_types": ["KYC"], "retry": { "max_attempts": 3 } }))).await;
+    let (status, patched) =
+        app.admin(Method::PATCH, &one, Some(json!({ "event_types": ["KYC"], "retry": { "max_attempts": 3 } }))).await;
     assert_eq!(status, 200, "{patched}");
     assert_eq!(patched["event_types"], json!(["KYC"]));
     assert_eq!(patched["retry"]["max_attempts"], 3);
@@ -145,11 +153,13 @@ async fn a_login_shows_every_callback_of_the_connection_and_its_delivery_state()
     let detail = app.ingest("acme", fixture("get_accounts_detail.json")).await;
     let kyc = app.ingest("acme", fixture("kyc.json")).await;
     app.deliver_due().await;
-    let (status, login) = app.admin(Method::GET, "/v1/instances/acme/logins/c91cd0cf-7b4c-490b-8fd5-45e1c4cd451e", None).await;
+    let (status, login) =
+        app.admin(Method::GET, "/v1/instances/acme/logins/c91cd0cf-7b4c-490b-8fd5-45e1c4cd451e", None).await;
     assert_eq!(status, 200, "{login}");
     assert_eq!(login["tag"], "applicant=APP-20931");
     let callbacks = login["callbacks"].as_array().expect("callbacks");
-    let order: Vec<(&str, &str)> = callbacks.iter().map(|c| (c["id"].as_str().expect("id"), c["response_type"].as_str().expect("t"))).collect();
+    let order: Vec<(&str, &str)> =
+        callbacks.iter().map(|c| (c["id"].as_str().expect("id"), c["response_type"].as_str().expect("t"))).collect();
     assert_eq!(order, [(detail.as_str(), "GetAccountsDetail"), (kyc.as_str(), "KYC")], "in arrival order");
     assert!(callbacks.iter().all(|c| c["deliveries"][0]["status"] == "delivered"));
     assert_eq!(callbacks[1]["payload"]["Holders"][0]["Address"]["City"], "Sherbrooke");

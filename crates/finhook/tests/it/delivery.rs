@@ -56,7 +56,8 @@ async fn ten_attempts_thirty_minutes_apart_then_failed_and_no_eleventh() {
     let received = receiver.received();
     assert_eq!(received.len(), 10);
     assert!(received.iter().all(|r| r.header("webhook-id") == Some(id.as_str())), "same webhook-id on every attempt");
-    let stamps: Vec<i64> = received.iter().map(|r| r.header("webhook-timestamp").expect("ts").parse().expect("int")).collect();
+    let stamps: Vec<i64> =
+        received.iter().map(|r| r.header("webhook-timestamp").expect("ts").parse().expect("int")).collect();
     assert_eq!(stamps, starts, "webhook-timestamp is each attempt's time");
 }
 
@@ -67,7 +68,8 @@ async fn the_exact_bytes_arrive_with_every_header_and_both_signatures() {
     app.create_instance("acme").await;
     let endpoint = app.create_endpoint("acme", json!({ "url": receiver.url("/flinks/kyc") })).await;
     // Odd spacing and key order must survive: the body is never re-serialised.
-    let body = b"{ \"Tag\":\"t\",  \"ResponseType\" : \"KYC\",\"Login\":{\"Id\":\"L-1\"}, \"Amount\": 1.50 }\n".to_vec();
+    let body =
+        b"{ \"Tag\":\"t\",  \"ResponseType\" : \"KYC\",\"Login\":{\"Id\":\"L-1\"}, \"Amount\": 1.50 }\n".to_vec();
     let id = app.ingest("acme", body.clone()).await;
     assert_eq!(app.deliver_due().await, 1);
 
@@ -80,7 +82,10 @@ async fn the_exact_bytes_arrive_with_every_header_and_both_signatures() {
     assert_eq!(got.header("webhook-timestamp"), Some(t0().timestamp().to_string().as_str()));
 
     let secret = secret_of(&endpoint);
-    assert_eq!(signing::verify_flinks(std::slice::from_ref(&secret), got.header("flinks-authenticity-key"), &body), Ok(()));
+    assert_eq!(
+        signing::verify_flinks(std::slice::from_ref(&secret), got.header("flinks-authenticity-key"), &body),
+        Ok(())
+    );
     let headers = StandardHeaders {
         id: got.header("webhook-id"),
         timestamp: got.header("webhook-timestamp"),
@@ -91,7 +96,8 @@ async fn the_exact_bytes_arrive_with_every_header_and_both_signatures() {
     let expected = {
         use base64::Engine;
         use hmac::Mac;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(endpoint["secret"].as_str().expect("s").as_bytes()).expect("key");
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(endpoint["secret"].as_str().expect("s").as_bytes())
+            .expect("key");
         mac.update(&body);
         base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
     };
@@ -106,7 +112,8 @@ async fn the_exact_bytes_arrive_with_every_header_and_both_signatures() {
 #[tokio::test]
 async fn only_200_succeeds_by_default_and_any_2xx_is_opt_in() {
     let app = spawn_app().await;
-    let strict = TestReceiver::start(&[Reply::Status(201), Reply::Status(204), Reply::Status(302)], Reply::Status(200)).await;
+    let strict =
+        TestReceiver::start(&[Reply::Status(201), Reply::Status(204), Reply::Status(302)], Reply::Status(200)).await;
     let lenient = TestReceiver::start(&[], Reply::Status(204)).await;
     app.create_instance("acme").await;
     app.create_endpoint("acme", json!({ "url": strict.url("/"), "retry": { "interval_seconds": 60 } })).await;
@@ -223,12 +230,16 @@ async fn the_url_and_secrets_are_read_at_attempt_time() {
     let new = secret_of(&rotated);
     assert_ne!(old, new);
     // The Flinks header carries the new secret; Standard Webhooks carries both during the overlap.
-    assert_eq!(signing::verify_flinks(std::slice::from_ref(&new), got.header("flinks-authenticity-key"), &body), Ok(()));
+    assert_eq!(
+        signing::verify_flinks(std::slice::from_ref(&new), got.header("flinks-authenticity-key"), &body),
+        Ok(())
+    );
     let signatures = got.header("webhook-signature").expect("sig");
     assert_eq!(signatures.split(' ').count(), 2);
     let now = app.clock_now_unix();
     for secret in [old.clone(), new] {
-        let headers = StandardHeaders { id: Some(&id), timestamp: got.header("webhook-timestamp"), signature: Some(signatures) };
+        let headers =
+            StandardHeaders { id: Some(&id), timestamp: got.header("webhook-timestamp"), signature: Some(signatures) };
         assert_eq!(signing::verify_standard(&[secret], headers, &body, now, 300), Ok(()));
     }
     // After 24 hours the old secret no longer signs.
@@ -267,7 +278,11 @@ async fn disabled_endpoints_pause_and_deleted_ones_cancel() {
     assert_eq!(app.message("acme", &id).await["deliveries"].as_array().expect("d").len(), 0);
     for endpoint in [&paused, &doomed] {
         let (status, _) = app
-            .admin(Method::POST, &format!("/v1/instances/acme/messages/{id}/redeliver"), Some(json!({ "endpoint_id": endpoint["id"] })))
+            .admin(
+                Method::POST,
+                &format!("/v1/instances/acme/messages/{id}/redeliver"),
+                Some(json!({ "endpoint_id": endpoint["id"] })),
+            )
             .await;
         assert_eq!(status, 202);
     }
@@ -279,8 +294,12 @@ async fn disabled_endpoints_pause_and_deleted_ones_cancel() {
     let received = receiver.received();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].path, "/paused");
-    let mut statuses: Vec<String> =
-        app.message("acme", &id).await["deliveries"].as_array().expect("d").iter().map(|d| d["status"].as_str().expect("s").to_string()).collect();
+    let mut statuses: Vec<String> = app.message("acme", &id).await["deliveries"]
+        .as_array()
+        .expect("d")
+        .iter()
+        .map(|d| d["status"].as_str().expect("s").to_string())
+        .collect();
     statuses.sort();
     assert_eq!(statuses, ["cancelled", "delivered"]);
 }

@@ -51,7 +51,14 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { background_worker: false, max_body_bytes: 32 * 1024 * 1024, timeout_seconds: 10, extra_root_ca: vec![], dir: None, clock: None }
+        Self {
+            background_worker: false,
+            max_body_bytes: 32 * 1024 * 1024,
+            timeout_seconds: 10,
+            extra_root_ca: vec![],
+            dir: None,
+            clock: None,
+        }
     }
 }
 
@@ -83,7 +90,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         ..Settings::default()
     };
     let manual = options.clock.clone().unwrap_or_else(|| ManualClock::starting_at(t0()));
-    let clock: Arc<dyn Clock> = if options.background_worker { Arc::new(SystemClock) } else { Arc::new(manual.clone()) };
+    let clock: Arc<dyn Clock> =
+        if options.background_worker { Arc::new(SystemClock) } else { Arc::new(manual.clone()) };
     let app = App::build(&settings, clock).await.expect("build app");
     let addr = app.local_addr().expect("addr");
     let worker = app.worker();
@@ -110,7 +118,13 @@ impl TestApp {
         drop(self.worker);
     }
 
-    pub async fn call(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.http.request(method, self.url(path)).bearer_auth(key);
         if let Some(body) = body {
             request = request.json(&body);
@@ -134,13 +148,15 @@ impl TestApp {
 
     /// Creates an endpoint and returns its JSON (with `id` and `secret`).
     pub async fn create_endpoint(&self, instance: &str, body: Value) -> Value {
-        let (status, endpoint) = self.admin(reqwest::Method::POST, &format!("/v1/instances/{instance}/endpoints"), Some(body)).await;
+        let (status, endpoint) =
+            self.admin(reqwest::Method::POST, &format!("/v1/instances/{instance}/endpoints"), Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{endpoint}");
         endpoint
     }
 
     pub async fn ingest_raw(&self, instance: &str, body: Vec<u8>, idempotency_key: Option<&str>) -> reqwest::Response {
-        let mut request = self.http.post(self.url(&format!("/v1/instances/{instance}/callbacks"))).bearer_auth(ADMIN_KEY).body(body);
+        let mut request =
+            self.http.post(self.url(&format!("/v1/instances/{instance}/callbacks"))).bearer_auth(ADMIN_KEY).body(body);
         if let Some(key) = idempotency_key {
             request = request.header("idempotency-key", key);
         }
@@ -156,13 +172,15 @@ impl TestApp {
     }
 
     pub async fn message(&self, instance: &str, id: &str) -> Value {
-        let (status, body) = self.admin(reqwest::Method::GET, &format!("/v1/instances/{instance}/messages/{id}"), None).await;
+        let (status, body) =
+            self.admin(reqwest::Method::GET, &format!("/v1/instances/{instance}/messages/{id}"), None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }
 
     pub async fn messages(&self, instance: &str, query: &str) -> Value {
-        let (status, body) = self.admin(reqwest::Method::GET, &format!("/v1/instances/{instance}/messages{query}"), None).await;
+        let (status, body) =
+            self.admin(reqwest::Method::GET, &format!("/v1/instances/{instance}/messages{query}"), None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }
@@ -216,7 +234,12 @@ impl Drop for TestReceiver {
     }
 }
 
-async fn receive(State(state): State<Arc<ReceiverState>>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn receive(
+    State(state): State<Arc<ReceiverState>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let reply = state.script.lock().expect("script").pop_front().unwrap_or(state.default);
     state.received.lock().expect("received").push(Received { path: uri.path().to_string(), headers, body });
     let _ = state.arrivals.send(());
@@ -254,9 +277,10 @@ impl TestReceiver {
     pub async fn start_tls(cert_pem: &str, key_pem: &str, script: &[Reply], default: Reply) -> Self {
         install_crypto_provider();
         let (router, state, rx) = receiver_parts(script, default);
-        let config = axum_server::tls_rustls::RustlsConfig::from_pem(cert_pem.as_bytes().to_vec(), key_pem.as_bytes().to_vec())
-            .await
-            .expect("tls config");
+        let config =
+            axum_server::tls_rustls::RustlsConfig::from_pem(cert_pem.as_bytes().to_vec(), key_pem.as_bytes().to_vec())
+                .await
+                .expect("tls config");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");

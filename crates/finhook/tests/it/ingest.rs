@@ -34,7 +34,8 @@ async fn every_bad_body_gets_a_precise_4xx_and_stores_nothing() {
     app.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
     let before = snapshot(&app).await;
 
-    let deep = format!("{{\"ResponseType\":\"KYC\",\"Login\":{{\"Id\":\"x\"}},\"x\":{}{}}}", "[".repeat(100), "]".repeat(100));
+    let deep =
+        format!("{{\"ResponseType\":\"KYC\",\"Login\":{{\"Id\":\"x\"}},\"x\":{}{}}}", "[".repeat(100), "]".repeat(100));
     let big = format!("{{\"ResponseType\":\"KYC\",\"Login\":{{\"Id\":\"x\"}},\"pad\":\"{}\"}}", "a".repeat(9000));
     let cases: Vec<(&str, Vec<u8>, u16, Option<&str>)> = vec![
         ("not JSON", b"ResponseType=KYC".to_vec(), 400, None),
@@ -57,7 +58,8 @@ async fn every_bad_body_gets_a_precise_4xx_and_stores_nothing() {
         ("too large", big.into_bytes(), 413, None),
     ];
     for (name, body, expected, path) in cases {
-        let (status, problem) = expect_problem(app.ingest_raw("acme", body, Some(&format!("key-{}", name.replace(' ', "-")))).await).await;
+        let (status, problem) =
+            expect_problem(app.ingest_raw("acme", body, Some(&format!("key-{}", name.replace(' ', "-")))).await).await;
         assert_eq!(status, expected, "{name}: {problem}");
         if let Some(path) = path {
             assert_eq!(problem["errors"][0]["path"], path, "{name}: {problem}");
@@ -77,12 +79,21 @@ async fn a_chunked_body_over_the_limit_is_refused_while_streaming() {
     app.create_instance("acme").await;
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..64).map(|_| Ok(vec![b' '; 64])).collect();
     let body = reqwest::Body::wrap_stream(futures_stream(chunks));
-    let response = app.http.post(app.url("/v1/instances/acme/callbacks")).bearer_auth(ADMIN_KEY).body(body).send().await.expect("send");
+    let response = app
+        .http
+        .post(app.url("/v1/instances/acme/callbacks"))
+        .bearer_auth(ADMIN_KEY)
+        .body(body)
+        .send()
+        .await
+        .expect("send");
     let (status, _) = expect_problem(response).await;
     assert_eq!(status, 413);
 }
 
-fn futures_stream(chunks: Vec<Result<Vec<u8>, std::io::Error>>) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+fn futures_stream(
+    chunks: Vec<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> {
     tokio_stream::iter(chunks)
 }
 
@@ -102,7 +113,8 @@ async fn an_idempotency_key_never_makes_a_second_message() {
     let again: Value = again.json().await.expect("json");
     assert_eq!(first["message_id"], again["message_id"]);
 
-    let (status, problem) = expect_problem(app.ingest_raw("acme", fixture("get_accounts_detail.json"), Some("flinks-req-1")).await).await;
+    let (status, problem) =
+        expect_problem(app.ingest_raw("acme", fixture("get_accounts_detail.json"), Some("flinks-req-1")).await).await;
     assert_eq!(status, 409, "{problem}");
     assert_eq!(app.messages("acme", "").await["data"].as_array().expect("data").len(), 1);
     assert_eq!(app.deliver_due().await, 1, "one delivery, not two");
@@ -111,7 +123,8 @@ async fn an_idempotency_key_never_makes_a_second_message() {
     app.ingest("acme", fixture("kyc.json")).await;
     app.ingest("acme", fixture("kyc.json")).await;
     assert_eq!(app.messages("acme", "").await["data"].as_array().expect("data").len(), 3);
-    let (status, _) = expect_problem(app.ingest_raw("acme", fixture("kyc.json"), Some("bad key with spaces")).await).await;
+    let (status, _) =
+        expect_problem(app.ingest_raw("acme", fixture("kyc.json"), Some("bad key with spaces")).await).await;
     assert_eq!(status, 400);
 }
 

@@ -11,7 +11,10 @@ async fn a_restart_resumes_pending_deliveries_on_schedule() {
     let first = spawn_app().await;
     first.create_instance("acme").await;
     first.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
-    let ids = [first.ingest("acme", fixture("kyc.json")).await, first.ingest("acme", fixture("get_accounts_detail.json")).await];
+    let ids = [
+        first.ingest("acme", fixture("kyc.json")).await,
+        first.ingest("acme", fixture("get_accounts_detail.json")).await,
+    ];
     // One attempt fails (500), one succeeds; then one callback is accepted but never tried.
     assert_eq!(first.deliver_due().await, 2);
     let untried = first.ingest("acme", fixture("investments.json")).await;

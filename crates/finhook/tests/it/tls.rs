@@ -29,8 +29,13 @@ async fn a_self_signed_certificate_is_refused_as_tls() {
     // Trusting an unrelated private CA must not make a self-signed leaf acceptable.
     let ca = write_file(dir.path(), "ca.pem", &pki.ca_pem);
     let app = spawn_app_with(Options { extra_root_ca: vec![ca], ..Options::default() }).await;
-    let receiver =
-        TestReceiver::start_tls(&self_signed.cert.pem(), &self_signed.key_pair.serialize_pem(), &[], Reply::Status(200)).await;
+    let receiver = TestReceiver::start_tls(
+        &self_signed.cert.pem(),
+        &self_signed.key_pair.serialize_pem(),
+        &[],
+        Reply::Status(200),
+    )
+    .await;
     app.create_instance("acme").await;
     app.create_endpoint("acme", json!({ "url": format!("https://localhost:{}/hook", receiver.addr.port()) })).await;
     let id = app.ingest("acme", fixture("kyc.json")).await;
