@@ -83,7 +83,7 @@ pub fn sign(
 
 /// `base64(HMAC-SHA256(key = UTF-8 bytes of the secret string, message = body))`.
 pub fn flinks_authenticity_key(secret: &EndpointSecret, body: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(flinks_mac(secret, body).finalize().into_bytes())
+    base64::engine::general_purpose::STANDARD.encode(flinks_mac(secret.expose().as_bytes(), body).finalize().into_bytes())
 }
 
 /// One `v1,<base64>` Standard Webhooks signature.
@@ -100,6 +100,13 @@ pub fn standard_signature(
 
 /// Verifies a `flinks-authenticity-key` value against any of `secrets`, in constant time.
 pub fn verify_flinks(secrets: &[EndpointSecret], header: Option<&str>, body: &[u8]) -> Result<(), VerifyError> {
+    let keys: Vec<&[u8]> = secrets.iter().map(|s| s.expose().as_bytes()).collect();
+    verify_flinks_keys(&keys, header, body)
+}
+
+/// [`verify_flinks`] for secret strings of any shape: Flinks issues its own HMAC secrets,
+/// which need not look like `whsec_…`.
+pub fn verify_flinks_keys(secrets: &[&[u8]], header: Option<&str>, body: &[u8]) -> Result<(), VerifyError> {
     let header = header.ok_or(VerifyError::MissingHeader(FLINKS_HEADER))?;
     let received = base64::engine::general_purpose::STANDARD
         .decode(header.trim())
@@ -159,9 +166,9 @@ pub fn verify_standard(
     Err(VerifyError::SignatureMismatch)
 }
 
-fn flinks_mac(secret: &EndpointSecret, body: &[u8]) -> Hmac<Sha256> {
+fn flinks_mac(key: &[u8], body: &[u8]) -> Hmac<Sha256> {
     // HMAC accepts keys of any length, so construction cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.expose().as_bytes()).unwrap_or_else(|_| unreachable!());
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
     mac.update(body);
     mac
 }

@@ -1,0 +1,289 @@
+//! The receiver as an axum router: any `POST` is a webhook; `GET /logins` and
+//! `GET /logins/{login_id}` give the conciliation in JSON, `GET /` the same for people.
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, SecondsFormat, Utc};
+use finhook_core::flinks::{parse_callback, CallbackError, CallbackKeys, ParseLimits, ResponseType};
+use finhook_core::signing::{VerifyError, WEBHOOK_ID};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use sha2::{Digest, Sha256};
+
+use crate::forward::{ForwardError, Forwarder};
+use crate::html;
+use crate::store::{NewCallback, ReceiverStore, StoreError};
+use crate::verify::Verifier;
+
+/// The default largest webhook body: the same 32 MiB the finhook server accepts.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// The outcome of one received webhook, for the terminal or a log.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    pub at: DateTime<Utc>,
+    pub response_type: Option<ResponseType>,
+    pub login_id: Option<String>,
+    pub tag: Option<String>,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    Duplicate,
+    Rejected { status: u16, reason: String },
+}
+
+impl fmt::Display for Receipt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = match &self.verdict {
+            Verdict::Accepted => "accepted".to_string(),
+            Verdict::Duplicate => "duplicate (already stored)".to_string(),
+            Verdict::Rejected { status, reason } => format!("rejected {status}: {reason}"),
+        };
+        write!(
+            f,
+            "{}  {:<17}  LoginId {:<36}  Tag {:<20}  {}",
+            self.at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            self.response_type.map(|t| t.as_str()).unwrap_or("-"),
+            self.login_id.as_deref().unwrap_or("-"),
+            self.tag.as_deref().unwrap_or("-"),
+            verdict
+        )
+    }
+}
+
+type Reporter = Arc<dyn Fn(&Receipt) + Send + Sync>;
+type Now = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Everything the receiver needs; build one and mount [`router`].
+#[derive(Clone)]
+pub struct Receiver {
+    store: ReceiverStore,
+    verifier: Verifier,
+    forwarder: Option<Forwarder>,
+    max_body_bytes: usize,
+    limits: ParseLimits,
+    now: Now,
+    reporter: Option<Reporter>,
+}
+
+impl fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver").field("verifier", &self.verifier).field("forwarder", &self.forwarder).finish_non_exhaustive()
+    }
+}
+
+impl Receiver {
+    pub fn new(store: ReceiverStore, verifier: Verifier) -> Self {
+        Self {
+            store,
+            verifier,
+            forwarder: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            limits: ParseLimits::default(),
+            now: Arc::new(Utc::now),
+            reporter: None,
+        }
+    }
+
+    pub fn forward_to(mut self, forwarder: Forwarder) -> Self {
+        self.forwarder = Some(forwarder);
+        self
+    }
+
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = limit;
+        self
+    }
+
+    /// Replaces the clock used to check `webhook-timestamp` (tests).
+    pub fn clock(mut self, now: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        self.now = Arc::new(now);
+        self
+    }
+
+    /// Called once per webhook with its outcome (e.g. to print a line).
+    pub fn on_receipt(mut self, reporter: impl Fn(&Receipt) + Send + Sync + 'static) -> Self {
+        self.reporter = Some(Arc::new(reporter));
+        self
+    }
+
+    pub fn store(&self) -> &ReceiverStore {
+        &self.store
+    }
+}
+
+/// Why a webhook was not acknowledged with 200.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    #[error("the body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("the body could not be read")]
+    BodyRead,
+    #[error("signature check failed: {0}")]
+    Signature(#[from] VerifyError),
+    #[error("not a callback: {0}")]
+    NotACallback(#[from] CallbackError),
+    #[error("stored, but not accepted by the app: {0}")]
+    Forward(#[from] ForwardError),
+    #[error("could not store the callback")]
+    Store(#[from] StoreError),
+}
+
+impl ReceiveError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyRead | Self::NotACallback(_) => StatusCode::BAD_REQUEST,
+            Self::Signature(_) => StatusCode::UNAUTHORIZED,
+            // 5xx on purpose: the sender must retry until the app has it.
+            Self::Forward(_) => StatusCode::BAD_GATEWAY,
+            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::NotACallback(CallbackError::Invalid(errors)) => {
+                let first = errors.first().map(|e| format!("{} {}", e.path, e.message)).unwrap_or_default();
+                format!("not a callback: {first}")
+            }
+            Self::Store(_) => "the callback could not be stored; retry".to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ReceiveError {
+    fn into_response(self) -> Response {
+        if let Self::Store(error) = &self {
+            tracing::error!(error = ?error, "receiver store failure");
+        }
+        let status = self.status();
+        let body = serde_json::json!({
+            "type": "urn:finhook:problem:receiver",
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": self.detail(),
+        });
+        let mut response = (status, body.to_string()).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response
+    }
+}
+
+/// The receiver's routes.
+pub fn router(receiver: Receiver) -> Router {
+    Router::new()
+        .route("/logins", get(list_logins))
+        .route("/logins/{login_id}", get(show_login))
+        .route("/", get(html::index).post(receive))
+        .route("/view/{login_id}", get(html::login))
+        .fallback(fallback)
+        .with_state(receiver)
+}
+
+/// Webhooks may be sent to any path.
+async fn fallback(State(receiver): State<Receiver>, request: Request) -> Response {
+    if request.method() == Method::POST {
+        let (parts, body) = request.into_parts();
+        receive(State(receiver), parts.headers, body).await
+    } else {
+        (StatusCode::NOT_FOUND, "not found: POST webhooks to any path; GET /logins for the conciliation").into_response()
+    }
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Body) -> Response {
+    let at = (receiver.now)();
+    let result = accept(&receiver, &headers, body, at).await;
+    let (receipt, response) = match result {
+        Ok((keys, duplicate)) => {
+            let verdict = if duplicate { Verdict::Duplicate } else { Verdict::Accepted };
+            let receipt = Receipt { at, response_type: Some(keys.response_type), login_id: keys.login_id, tag: keys.tag, verdict };
+            (receipt, (StatusCode::OK, "ok").into_response())
+        }
+        Err((keys, error)) => {
+            let receipt = Receipt {
+                at,
+                response_type: keys.as_ref().map(|k| k.response_type),
+                login_id: keys.as_ref().and_then(|k| k.login_id.clone()),
+                tag: keys.and_then(|k| k.tag),
+                verdict: Verdict::Rejected { status: error.status().as_u16(), reason: error.detail() },
+            };
+            (receipt, error.into_response())
+        }
+    };
+    if let Some(reporter) = &receiver.reporter {
+        reporter(&receipt);
+    }
+    response
+}
+
+type Rejected = (Option<CallbackKeys>, ReceiveError);
+
+/// Read, verify, parse, store, forward: a 200 follows only a durable write (and, with
+/// `--forward-to`, the app's acceptance).
+async fn accept(receiver: &Receiver, headers: &HeaderMap, body: Body, at: DateTime<Utc>) -> Result<(CallbackKeys, bool), Rejected> {
+    let limit = receiver.max_body_bytes;
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => return Err((None, ReceiveError::TooLarge { limit })),
+        Err(_) => return Err((None, ReceiveError::BodyRead)),
+    };
+    receiver.verifier.verify(headers, &bytes, at.timestamp()).map_err(|e| (None, e.into()))?;
+    let keys = parse_callback(&bytes, receiver.limits).map_err(|e| (None, e.into()))?.keys();
+    let webhook_id = headers.get(WEBHOOK_ID).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let new = NewCallback {
+        dedup_key: dedup_key(webhook_id.as_deref(), &keys, &bytes),
+        webhook_id,
+        response_type: keys.response_type,
+        login_id: keys.login_id.clone(),
+        request_id: keys.request_id.clone(),
+        tag: keys.tag.clone(),
+        received_at: at,
+        body: bytes.to_vec(),
+        forwarded: receiver.forwarder.is_none(),
+    };
+    let stored = receiver.store.insert(&new).await.map_err(|e| (Some(keys.clone()), e.into()))?;
+    if let (Some(forwarder), false) = (&receiver.forwarder, stored.forwarded) {
+        forwarder.forward(headers, bytes).await.map_err(|e| (Some(keys.clone()), e.into()))?;
+        receiver.store.mark_forwarded(stored.seq).await.map_err(|e| (Some(keys.clone()), e.into()))?;
+    }
+    Ok((keys, stored.duplicate))
+}
+
+/// `wh:<webhook-id>` when the sender gives one; else Flinks' natural key
+/// `fl:<LoginId>:<ResponseType>:<RequestId>` (with the body hash when there is no RequestId).
+fn dedup_key(webhook_id: Option<&str>, keys: &CallbackKeys, body: &[u8]) -> String {
+    if let Some(id) = webhook_id {
+        return format!("wh:{id}");
+    }
+    let request = match &keys.request_id {
+        Some(request) => request.clone(),
+        None => finhook_core::secret::hex(&Sha256::digest(body)),
+    };
+    format!("fl:{}:{}:{request}", keys.login_id.as_deref().unwrap_or("-"), keys.response_type)
+}
+
+async fn list_logins(State(receiver): State<Receiver>) -> Response {
+    match receiver.store.logins().await {
+        Ok(logins) => Json(logins).into_response(),
+        Err(error) => ReceiveError::Store(error).into_response(),
+    }
+}
+
+async fn show_login(State(receiver): State<Receiver>, Path(login_id): Path<String>) -> Response {
+    match receiver.store.login(&login_id).await {
+        Ok(Some(login)) => Json(login).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, Json(serde_json::json!({ "detail": "no callback names this LoginId" }))).into_response(),
+        Err(error) => ReceiveError::Store(error).into_response(),
+    }
+}

@@ -1,0 +1,169 @@
+//! The receiver's durable store: one SQLite file (WAL, `synchronous = FULL`), so a 200
+//! is only ever sent for a callback that is on disk.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use finhook_core::flinks::ResponseType;
+use serde_json::value::RawValue;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::conciliation::{conciliate, Conciliation, LoginSummary, StoredCallback};
+
+/// Why the receiver store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{url:?} is not a valid sqlite:// URL")]
+    Url { url: String, source: sqlx::Error },
+    #[error("the receiver database failed")]
+    Database(#[from] sqlx::Error),
+    #[error("the receiver database could not be migrated")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("a stored row is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A verified, parsed callback about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewCallback {
+    pub dedup_key: String,
+    pub webhook_id: Option<String>,
+    pub response_type: ResponseType,
+    pub login_id: Option<String>,
+    pub request_id: Option<String>,
+    pub tag: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub body: Vec<u8>,
+    /// False while a `--forward-to` app still has to accept it.
+    pub forwarded: bool,
+}
+
+/// What storing a callback came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub seq: i64,
+    /// The same callback was stored before (a retry or a replay).
+    pub duplicate: bool,
+    pub forwarded: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceiverStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl ReceiverStore {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|source| StoreError::Url { url: url.to_string(), source })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        sqlx::migrate!("./migrations").run(&writer).await?;
+        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
+        Ok(Self { writer, reader })
+    }
+
+    /// Stores a callback unless its dedup key is known; either way, returns its row.
+    pub async fn insert(&self, callback: &NewCallback) -> Result<Stored, StoreError> {
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO callbacks (dedup_key, webhook_id, response_type, login_id, request_id, tag, received_at, body, forwarded)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (dedup_key) DO NOTHING RETURNING seq",
+        )
+        .bind(&callback.dedup_key)
+        .bind(&callback.webhook_id)
+        .bind(callback.response_type.as_str())
+        .bind(&callback.login_id)
+        .bind(&callback.request_id)
+        .bind(&callback.tag)
+        .bind(callback.received_at.timestamp_millis())
+        .bind(&callback.body)
+        .bind(callback.forwarded)
+        .fetch_optional(&self.writer)
+        .await?;
+        if let Some(seq) = inserted {
+            return Ok(Stored { seq, duplicate: false, forwarded: callback.forwarded });
+        }
+        let row = sqlx::query("SELECT seq, forwarded FROM callbacks WHERE dedup_key = ?")
+            .bind(&callback.dedup_key)
+            .fetch_one(&self.writer)
+            .await?;
+        Ok(Stored { seq: row.try_get("seq")?, duplicate: true, forwarded: row.try_get("forwarded")? })
+    }
+
+    pub async fn mark_forwarded(&self, seq: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE callbacks SET forwarded = 1 WHERE seq = ?").bind(seq).execute(&self.writer).await?;
+        Ok(())
+    }
+
+    /// Every LoginId seen, most recently active first.
+    pub async fn logins(&self) -> Result<Vec<LoginSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT login_id, count(*) AS n, max(received_at) AS last,
+                    group_concat(DISTINCT response_type) AS types,
+                    (SELECT tag FROM callbacks t WHERE t.login_id = c.login_id AND t.tag IS NOT NULL
+                     ORDER BY seq DESC LIMIT 1) AS tag
+             FROM callbacks c WHERE login_id IS NOT NULL GROUP BY login_id ORDER BY max(seq) DESC",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let types: String = row.try_get("types")?;
+                Ok(LoginSummary {
+                    login_id: row.try_get("login_id")?,
+                    tag: row.try_get("tag")?,
+                    types: ResponseType::ALL.into_iter().filter(|t| types.split(',').any(|s| s == t.as_str())).map(|t| t.as_str()).collect(),
+                    callbacks: usize::try_from(row.try_get::<i64, _>("n")?).unwrap_or_default(),
+                    last_received_at: time_of(row.try_get("last")?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The conciliated view of one LoginId, or `None` if no callback named it.
+    pub async fn login(&self, login_id: &str) -> Result<Option<Conciliation>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, response_type, webhook_id, request_id, tag, received_at, body FROM callbacks
+             WHERE login_id = ? ORDER BY seq",
+        )
+        .bind(login_id)
+        .fetch_all(&self.reader)
+        .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let callbacks = rows.iter().map(stored_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(conciliate(login_id, callbacks)))
+    }
+
+    /// How many callbacks are stored; for tests and the terminal summary.
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM callbacks").fetch_one(&self.reader).await?)
+    }
+}
+
+fn time_of(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms}")))
+}
+
+fn stored_from(row: &SqliteRow) -> Result<StoredCallback, StoreError> {
+    let response_type: String = row.try_get("response_type")?;
+    let body: Vec<u8> = row.try_get("body")?;
+    let text = String::from_utf8(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(StoredCallback {
+        seq: row.try_get("seq")?,
+        response_type: ResponseType::parse(&response_type).ok_or_else(|| StoreError::Corrupt(response_type.clone()))?,
+        webhook_id: row.try_get("webhook_id")?,
+        request_id: row.try_get("request_id")?,
+        tag: row.try_get("tag")?,
+        received_at: time_of(row.try_get("received_at")?)?,
+        body: RawValue::from_string(text).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    })
+}
