@@ -83,7 +83,8 @@ pub fn sign(
 
 /// `base64(HMAC-SHA256(key = UTF-8 bytes of the secret string, message = body))`.
 pub fn flinks_authenticity_key(secret: &EndpointSecret, body: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(flinks_mac(secret.expose().as_bytes(), body).finalize().into_bytes())
+    base64::engine::general_purpose::STANDARD
+        .encode(flinks_mac(secret.expose().as_bytes(), body).finalize().into_bytes())
 }
 
 /// One `v1,<base64>` Standard Webhooks signature.

@@ -80,7 +80,11 @@ pub fn conciliate(login_id: &str, mut callbacks: Vec<StoredCallback>) -> Concili
             .max_by_key(|c| (rank(&c.request_id), std::cmp::Reverse(c.seq)))
             .map(|c| c.body.clone())
     };
-    let tag = callbacks.iter().filter(|c| c.tag.is_some()).max_by_key(|c| (rank(&c.request_id), c.seq)).and_then(|c| c.tag.clone());
+    let tag = callbacks
+        .iter()
+        .filter(|c| c.tag.is_some())
+        .max_by_key(|c| (rank(&c.request_id), c.seq))
+        .and_then(|c| c.tag.clone());
     Conciliation {
         login_id: login_id.to_string(),
         tag,
@@ -118,7 +122,8 @@ mod tests {
     }
 
     fn marker(raw: &Option<Box<RawValue>>) -> String {
-        let value: serde_json::Value = serde_json::from_str(raw.as_ref().map(|r| r.get()).unwrap_or("null")).unwrap_or_default();
+        let value: serde_json::Value =
+            serde_json::from_str(raw.as_ref().map(|r| r.get()).unwrap_or("null")).unwrap_or_default();
         value["Marker"].as_str().unwrap_or("none").to_string()
     }
 

@@ -27,7 +27,11 @@ pub struct Forwarder {
 
 impl Forwarder {
     pub fn new(url: impl Into<String>, timeout: Duration) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder().use_rustls_tls().timeout(timeout).redirect(reqwest::redirect::Policy::none()).build()?;
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
         Ok(Self { url: url.into(), http })
     }
 
@@ -43,7 +47,8 @@ impl Forwarder {
                 request = request.header(name, value);
             }
         }
-        let response = request.send().await.map_err(|source| ForwardError::Unreachable { url: self.url.clone(), source })?;
+        let response =
+            request.send().await.map_err(|source| ForwardError::Unreachable { url: self.url.clone(), source })?;
         let status = response.status();
         if status.is_success() {
             Ok(())

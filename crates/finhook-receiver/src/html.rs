@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::server::Receiver;
 
-const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:2rem;color:#1b1f24}table{border-collapse:collapse;margin:1rem 0}\
+const STYLE: &str =
+    "body{font:14px system-ui,sans-serif;margin:2rem;color:#1b1f24}table{border-collapse:collapse;margin:1rem 0}\
 td,th{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left}th{background:#f6f8fa}code{font-size:13px}";
 
 /// Escapes text for HTML element and attribute content. Hand-written because it is five
@@ -70,7 +71,9 @@ fn text(value: &Value) -> String {
 pub async fn login(State(receiver): State<Receiver>, Path(login_id): Path<String>) -> Response {
     let login = match receiver.store().login(&login_id).await {
         Ok(Some(login)) => login,
-        Ok(None) => return (StatusCode::NOT_FOUND, page("Not found", "<p>No callback names this LoginId.</p>")).into_response(),
+        Ok(None) => {
+            return (StatusCode::NOT_FOUND, page("Not found", "<p>No callback names this LoginId.</p>")).into_response()
+        }
         Err(_) => return failure(),
     };
     let parse = |raw: &Option<Box<serde_json::value::RawValue>>| -> Value {

@@ -77,7 +77,10 @@ pub struct Receiver {
 
 impl fmt::Debug for Receiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver").field("verifier", &self.verifier).field("forwarder", &self.forwarder).finish_non_exhaustive()
+        f.debug_struct("Receiver")
+            .field("verifier", &self.verifier)
+            .field("forwarder", &self.forwarder)
+            .finish_non_exhaustive()
     }
 }
 
@@ -197,7 +200,8 @@ async fn fallback(State(receiver): State<Receiver>, request: Request) -> Respons
         let (parts, body) = request.into_parts();
         receive(State(receiver), parts.headers, body).await
     } else {
-        (StatusCode::NOT_FOUND, "not found: POST webhooks to any path; GET /logins for the conciliation").into_response()
+        (StatusCode::NOT_FOUND, "not found: POST webhooks to any path; GET /logins for the conciliation")
+            .into_response()
     }
 }
 
@@ -207,7 +211,13 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bod
     let (receipt, response) = match result {
         Ok((keys, duplicate)) => {
             let verdict = if duplicate { Verdict::Duplicate } else { Verdict::Accepted };
-            let receipt = Receipt { at, response_type: Some(keys.response_type), login_id: keys.login_id, tag: keys.tag, verdict };
+            let receipt = Receipt {
+                at,
+                response_type: Some(keys.response_type),
+                login_id: keys.login_id,
+                tag: keys.tag,
+                verdict,
+            };
             (receipt, (StatusCode::OK, "ok").into_response())
         }
         Err((keys, error)) => {
@@ -231,11 +241,18 @@ type Rejected = (Option<CallbackKeys>, ReceiveError);
 
 /// Read, verify, parse, store, forward: a 200 follows only a durable write (and, with
 /// `--forward-to`, the app's acceptance).
-async fn accept(receiver: &Receiver, headers: &HeaderMap, body: Body, at: DateTime<Utc>) -> Result<(CallbackKeys, bool), Rejected> {
+async fn accept(
+    receiver: &Receiver,
+    headers: &HeaderMap,
+    body: Body,
+    at: DateTime<Utc>,
+) -> Result<(CallbackKeys, bool), Rejected> {
     let limit = receiver.max_body_bytes;
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => return Err((None, ReceiveError::TooLarge { limit })),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err((None, ReceiveError::TooLarge { limit }))
+        }
         Err(_) => return Err((None, ReceiveError::BodyRead)),
     };
     receiver.verifier.verify(headers, &bytes, at.timestamp()).map_err(|e| (None, e.into()))?;
@@ -283,7 +300,29 @@ async fn list_logins(State(receiver): State<Receiver>) -> Response {
 async fn show_login(State(receiver): State<Receiver>, Path(login_id): Path<String>) -> Response {
     match receiver.store.login(&login_id).await {
         Ok(Some(login)) => Json(login).into_response(),
-        Ok(None) => (StatusCode::NOT_FOUND, Json(serde_json::json!({ "detail": "no callback names this LoginId" }))).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, Json(serde_json::json!({ "detail": "no callback names this LoginId" })))
+            .into_response(),
         Err(error) => ReceiveError::Store(error).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_receipt_reads_as_one_line() {
+        let receipt = Receipt {
+            at: DateTime::from_timestamp(1_773_511_200, 0).unwrap_or_default(),
+            response_type: Some(ResponseType::Kyc),
+            login_id: Some("c91cd0cf-7b4c-490b-8fd5-45e1c4cd451e".into()),
+            tag: Some("applicant=APP-20931".into()),
+            verdict: Verdict::Rejected { status: 401, reason: "bad signature".into() },
+        };
+        let line = receipt.to_string();
+        assert!(line.starts_with("2026-03-14T18:00:00Z  KYC"), "{line}");
+        assert!(line.contains("LoginId c91cd0cf-7b4c-490b-8fd5-45e1c4cd451e"), "{line}");
+        assert!(line.contains("Tag applicant=APP-20931") && line.ends_with("rejected 401: bad signature"), "{line}");
+        assert!(!line.contains('\n'));
     }
 }

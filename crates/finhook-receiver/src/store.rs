@@ -119,7 +119,11 @@ impl ReceiverStore {
                 Ok(LoginSummary {
                     login_id: row.try_get("login_id")?,
                     tag: row.try_get("tag")?,
-                    types: ResponseType::ALL.into_iter().filter(|t| types.split(',').any(|s| s == t.as_str())).map(|t| t.as_str()).collect(),
+                    types: ResponseType::ALL
+                        .into_iter()
+                        .filter(|t| types.split(',').any(|s| s == t.as_str()))
+                        .map(|t| t.as_str())
+                        .collect(),
                     callbacks: usize::try_from(row.try_get::<i64, _>("n")?).unwrap_or_default(),
                     last_received_at: time_of(row.try_get("last")?)?,
                 })

@@ -7,7 +7,9 @@
 use http::HeaderMap;
 
 use finhook_core::secret::EndpointSecret;
-use finhook_core::signing::{self, StandardHeaders, VerifyError, FLINKS_HEADER, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
+use finhook_core::signing::{
+    self, StandardHeaders, VerifyError, FLINKS_HEADER, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
+};
 
 /// A verification secret. Any string verifies `flinks-authenticity-key`; a `whsec_…`
 /// secret verifies Standard Webhooks signatures too.
@@ -69,7 +71,8 @@ impl Verifier {
             return Ok(Scheme::Unverified);
         }
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let standard_present = [WEBHOOK_ID, WEBHOOK_TIMESTAMP, WEBHOOK_SIGNATURE].iter().any(|name| headers.contains_key(*name));
+        let standard_present =
+            [WEBHOOK_ID, WEBHOOK_TIMESTAMP, WEBHOOK_SIGNATURE].iter().any(|name| headers.contains_key(*name));
         if standard_present {
             let standard: Vec<EndpointSecret> = self.secrets.iter().filter_map(|s| s.standard.clone()).collect();
             let received = StandardHeaders {

@@ -340,19 +340,18 @@ pub fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
     path
 }
 
-/// A real `finhook serve` process on 127.0.0.1:0, killed when dropped.
-pub struct ServerProcess {
+/// A real `finhook` process (serve or listen) on 127.0.0.1:0, killed when dropped.
+pub struct FinhookProcess {
     pub child: tokio::process::Child,
     pub addr: SocketAddr,
 }
 
-impl ServerProcess {
-    pub async fn start(dir: &Path) -> Self {
+impl FinhookProcess {
+    /// Starts `finhook ARGS` in `dir` and waits for the line `READY_PREFIX<addr>`.
+    pub async fn start(dir: &Path, args: &[String], ready_prefix: &str) -> Self {
         use tokio::io::AsyncBufReadExt;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_finhook"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--allow-insecure-loopback"])
-            .arg("--database")
-            .arg(format!("sqlite://{}", dir.join("finhook.db").display()))
+            .args(args)
             .env("FINHOOK_ADMIN_KEY", ADMIN_KEY)
             .env("FINHOOK_LOG", "warn")
             .current_dir(dir)
@@ -364,7 +363,7 @@ impl ServerProcess {
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         let addr = tokio::time::timeout(PATIENCE, async {
             while let Some(line) = lines.next_line().await.expect("read stdout") {
-                if let Some(addr) = line.strip_prefix("finhook listening on http://") {
+                if let Some(addr) = line.strip_prefix(ready_prefix) {
                     return addr.parse::<SocketAddr>().expect("addr");
                 }
             }
@@ -372,7 +371,29 @@ impl ServerProcess {
         })
         .await
         .expect("finhook did not start in time");
+        // Keep draining stdout so the process never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Self { child, addr }
+    }
+
+    /// `finhook serve` on a SQLite file in `dir`, loopback endpoints allowed.
+    pub async fn serve(dir: &Path) -> Self {
+        let args = ["serve", "--listen", "127.0.0.1:0", "--allow-insecure-loopback", "--database"].map(String::from);
+        let mut args = args.to_vec();
+        args.push(format!("sqlite://{}", dir.join("finhook.db").display()));
+        Self::start(dir, &args, "finhook listening on http://").await
+    }
+
+    /// `finhook listen` with its store in `dir` and the extra flags given.
+    pub async fn listen(dir: &Path, extra: &[String]) -> Self {
+        let mut args: Vec<String> = ["listen", "--listen", "127.0.0.1:0", "--database"].map(String::from).to_vec();
+        args.push(format!("sqlite://{}", dir.join("receiver.db").display()));
+        args.extend_from_slice(extra);
+        Self::start(dir, &args, "finhook listen on http://").await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
     }
 
     /// SIGKILL: no shutdown code runs.

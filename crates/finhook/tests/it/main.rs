@@ -6,5 +6,6 @@ mod helpers;
 mod api;
 mod delivery;
 mod ingest;
+mod receiver;
 mod restart;
 mod tls;

@@ -35,7 +35,7 @@ async fn a_restart_resumes_pending_deliveries_on_schedule() {
 async fn an_attempt_in_flight_when_the_process_is_killed_is_made_again() {
     let dir = tempfile::tempdir().expect("tempdir");
     let receiver = TestReceiver::start(&[Reply::Hang], Reply::Status(200)).await;
-    let server = ServerProcess::start(dir.path()).await;
+    let server = FinhookProcess::serve(dir.path()).await;
     let api = reqwest::Client::new();
     let base = format!("http://{}", server.addr);
     let created = api
@@ -70,7 +70,7 @@ async fn an_attempt_in_flight_when_the_process_is_killed_is_made_again() {
     receiver.wait_for(1).await;
     server.kill().await;
 
-    let server = ServerProcess::start(dir.path()).await;
+    let server = FinhookProcess::serve(dir.path()).await;
     let received = receiver.wait_for(2).await;
     assert_eq!(received[1].header("webhook-id"), Some(message_id.as_str()), "the same message, again");
     assert_eq!(received[1].body, received[0].body);

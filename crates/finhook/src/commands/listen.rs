@@ -1,0 +1,105 @@
+//! `finhook listen`: a ready-made receiver (see the `finhook-receiver` crate).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use finhook_receiver::forward::Forwarder;
+use finhook_receiver::{Receiver, ReceiverSecret, ReceiverStore, Verifier};
+
+use super::{block_on, error_chain, fail, shutdown_signal};
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7701")]
+    listen: SocketAddr,
+    /// A verification secret (whsec_... from finhook, or the HMAC key Flinks issued); repeatable during a rotation.
+    #[arg(long = "secret", value_name = "SECRET", env = "FINHOOK_LISTEN_SECRET", hide_env_values = true)]
+    secrets: Vec<String>,
+    /// Accept webhooks without checking signatures (local experiments only).
+    #[arg(long, conflicts_with = "secrets")]
+    no_verify: bool,
+    /// Where received callbacks are stored.
+    #[arg(long, value_name = "URL", default_value = "sqlite://receiver.db")]
+    database: String,
+    /// Relay each new callback (body and signature headers) to this URL; a failure there answers 502 so the sender retries.
+    #[arg(long = "forward-to", value_name = "URL")]
+    forward_to: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long = "tls-cert", value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long = "tls-key", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// How far webhook-timestamp may be from this clock, in seconds.
+    #[arg(long = "tolerance", value_name = "SECONDS", default_value_t = 300)]
+    tolerance_seconds: i64,
+}
+
+#[allow(clippy::print_stdout)]
+pub fn run(args: ListenArgs) -> ExitCode {
+    if args.secrets.is_empty() && !args.no_verify {
+        return fail(2, "give the signing secret with --secret (or FINHOOK_LISTEN_SECRET), or pass --no-verify to accept unsigned webhooks");
+    }
+    block_on(async move {
+        let store = match ReceiverStore::open(&args.database).await {
+            Ok(store) => store,
+            Err(error) => return fail(1, format!("could not open {}: {}", args.database, error_chain(&error))),
+        };
+        let verifier = if args.no_verify {
+            Verifier::disabled()
+        } else {
+            Verifier::new(args.secrets.iter().map(ReceiverSecret::new).collect()).with_tolerance(args.tolerance_seconds)
+        };
+        let mut receiver = Receiver::new(store, verifier).on_receipt(|receipt| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{receipt}");
+            let _ = out.flush();
+        });
+        if let Some(url) = &args.forward_to {
+            match Forwarder::new(url.clone(), Duration::from_secs(30)) {
+                Ok(forwarder) => receiver = receiver.forward_to(forwarder),
+                Err(error) => return fail(1, format!("could not set up forwarding: {error}")),
+            }
+        }
+        let app = finhook_receiver::router(receiver);
+        let listener = match std::net::TcpListener::bind(args.listen).and_then(|l| l.set_nonblocking(true).map(|()| l))
+        {
+            Ok(listener) => listener,
+            Err(error) => return fail(1, format!("could not listen on {}: {error}", args.listen)),
+        };
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let served = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let config = match axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await {
+                    Ok(config) => config,
+                    Err(error) => return fail(1, format!("could not load --tls-cert/--tls-key: {error}")),
+                };
+                println!("finhook listen on https://{addr}");
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    shutdown_signal().await;
+                    stopper.graceful_shutdown(Some(Duration::from_secs(10)));
+                });
+                axum_server::from_tcp_rustls(listener, config).handle(handle).serve(app.into_make_service()).await
+            }
+            _ => {
+                println!("finhook listen on http://{addr}");
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await,
+                    Err(error) => Err(error),
+                }
+            }
+        };
+        match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(1, format!("the receiver stopped: {error}")),
+        }
+    })
+}
