@@ -5,6 +5,7 @@
 //! - [`config`]: layered settings (defaults, `finhook.toml`, `FINHOOK_*`, flags).
 //! - [`api`]: the HTTP API (axum), problem+json errors, bearer-key auth.
 //! - [`ingest`]: validating and durably storing a callback.
+//! - [`sandbox`]: the Flinks-compatible sandbox (synthetic data, banking API, connections).
 //! - [`delivery`]: the worker (claim, sign, send, record) and its TLS client and target policy.
 //! - [`store`]: the storage interface and its embedded SQLite implementation.
 //! - [`clock`]: time as an injected dependency.
@@ -15,4 +16,5 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod ingest;
+pub mod sandbox;
 pub mod store;
