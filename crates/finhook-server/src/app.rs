@@ -18,6 +18,7 @@ use crate::config::Settings;
 use crate::delivery::client::{ClientError, DeliveryClient};
 use crate::delivery::target::TargetPolicy;
 use crate::delivery::{Worker, WorkerContext, WorkerSettings};
+use crate::sandbox::flow::Sandbox;
 use crate::store::sqlite::{OpenError, SqliteStore};
 use crate::store::{Store, StoreError};
 
@@ -88,6 +89,8 @@ impl App {
             },
             wake: wake.clone(),
         });
+        let parse_limits = ParseLimits { max_depth: settings.max_depth };
+        let sandbox = Sandbox { store: store.clone(), clock: clock.clone(), wake: wake.clone(), limits: parse_limits };
         let state = AppState {
             store,
             clock,
@@ -95,7 +98,8 @@ impl App {
             admin_key_hash,
             wake,
             max_body_bytes: settings.max_body_bytes,
-            parse_limits: ParseLimits { max_depth: settings.max_depth },
+            parse_limits,
+            sandbox,
         };
         let listener = TcpListener::bind(settings.listen)
             .await

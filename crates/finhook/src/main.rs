@@ -20,6 +20,8 @@ enum Command {
     Serve(commands::serve::ServeArgs),
     /// Receive webhooks: verify, store, deduplicate and conciliate them by LoginId.
     Listen(commands::listen::ListenArgs),
+    /// Fire sandbox callbacks at a sandbox instance's endpoints.
+    Trigger(commands::trigger::TriggerArgs),
 }
 
 fn main() -> ExitCode {
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => commands::serve::run(args),
         Command::Listen(args) => commands::listen::run(args),
+        Command::Trigger(args) => commands::trigger::run(args),
     }
 }
 

@@ -19,12 +19,34 @@ pub struct CreateInstance {
     mode: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateInstance {
+    sandbox: Option<SandboxUpdate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxUpdate {
+    strict_auth: Option<bool>,
+    aggregation_delay_ms: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SandboxView {
+    strict_auth: bool,
+    aggregation_delay_ms: u64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct InstanceView {
     name: String,
     customer_id: String,
     mode: &'static str,
     created_at: DateTime<Utc>,
+    /// Only for sandbox instances.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sandbox: Option<SandboxView>,
     /// Only in the answer to `POST`: the key is shown once and stored hashed.
     #[serde(skip_serializing_if = "Option::is_none")]
     api_key: Option<String>,
@@ -33,10 +55,14 @@ pub struct InstanceView {
 impl InstanceView {
     fn of(instance: Instance, api_key: Option<&ApiKey>) -> Self {
         Self {
-            name: instance.name,
+            name: instance.name.clone(),
             customer_id: instance.customer_id,
             mode: instance.mode.as_str(),
             created_at: instance.created_at,
+            sandbox: (instance.mode == Mode::Sandbox).then_some(SandboxView {
+                strict_auth: instance.sandbox.strict_auth,
+                aggregation_delay_ms: instance.sandbox.delay_ms,
+            }),
             api_key: api_key.map(|key| key.expose().to_string()),
         }
     }
@@ -94,5 +120,33 @@ pub async fn show(
     Path(name): Path<String>,
 ) -> Result<Json<InstanceView>, ApiError> {
     let instance = caller.instance(&state, &name).await?;
+    Ok(Json(InstanceView::of(instance, None)))
+}
+
+/// The longest simulated aggregation: ten minutes.
+const MAX_DELAY_MS: u64 = 600_000;
+
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(request): ApiJson<UpdateInstance>,
+) -> Result<Json<InstanceView>, ApiError> {
+    let instance = caller.instance(&state, &name).await?;
+    if let Some(sandbox) = request.sandbox {
+        if instance.mode != Mode::Sandbox {
+            return Err(ApiError::validation("$.sandbox", "only sandbox instances have sandbox settings"));
+        }
+        let delay = sandbox.aggregation_delay_ms.unwrap_or(instance.sandbox.delay_ms);
+        if delay > MAX_DELAY_MS {
+            return Err(ApiError::validation(
+                "$.sandbox.aggregation_delay_ms",
+                format!("must be at most {MAX_DELAY_MS}"),
+            ));
+        }
+        let strict = sandbox.strict_auth.unwrap_or(instance.sandbox.strict_auth);
+        state.store.set_sandbox_settings(instance.id, strict, delay).await?;
+    }
+    let instance = state.store.instance_by_name(&name).await?.ok_or(ApiError::NotFound("instance"))?;
     Ok(Json(InstanceView::of(instance, None)))
 }

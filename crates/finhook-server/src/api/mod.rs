@@ -4,7 +4,7 @@
 mod auth;
 mod endpoints;
 mod instances;
-mod json;
+pub(crate) mod json;
 mod messages;
 mod problem;
 
@@ -18,9 +18,11 @@ use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::delivery::target::TargetPolicy;
+use crate::sandbox::flow::Sandbox;
 use crate::store::Store;
 
 pub use auth::Caller;
+pub(crate) use json::ApiJson;
 pub use problem::ApiError;
 
 /// What every handler can reach.
@@ -35,6 +37,7 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     pub max_body_bytes: usize,
     pub parse_limits: ParseLimits,
+    pub sandbox: Sandbox,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -42,7 +45,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/instances", post(instances::create).get(instances::list))
-        .route(instance, get(instances::show))
+        .route(instance, get(instances::show).patch(instances::update))
+        .route(&format!("{instance}/sandbox/trigger"), post(crate::sandbox::trigger::trigger))
         .route(&format!("{instance}/endpoints"), post(endpoints::create).get(endpoints::list))
         .route(
             &format!("{instance}/endpoints/{{id}}"),
@@ -54,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{instance}/messages/{{msg}}"), get(messages::show))
         .route(&format!("{instance}/messages/{{msg}}/redeliver"), post(messages::redeliver))
         .route(&format!("{instance}/logins/{{login_id}}"), get(messages::login))
+        .merge(crate::sandbox::api::routes())
         .fallback(|| async { ApiError::NotFound("route") })
         .with_state(state)
 }

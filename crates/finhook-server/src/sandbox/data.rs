@@ -26,7 +26,7 @@ impl Connection<'_> {
         self.as_of.date_naive()
     }
 
-    fn login(&self) -> Login {
+    pub fn login(&self) -> Login {
         Login {
             username: Some(self.username.to_string()),
             is_scheduled_refresh: Some(false),

@@ -70,7 +70,7 @@ pub fn holder(login_id: &str) -> Holder {
     let last = *rng.pick(&LAST);
     let (city, province, postal, area) = *rng.pick(&CITIES);
     let civic = format!("{} {}", rng.int(10, 9999), rng.pick(&STREETS));
-    let unit = rng.chance(0.3).then(|| format!(" App {}", rng.int(1, 40))).unwrap_or_default();
+    let unit = if rng.chance(0.3) { format!(" App {}", rng.int(1, 40)) } else { String::new() };
     let postal_code = format!("{postal} {}{}{}", rng.int(0, 9), char::from(b'A' + rng.int(0, 25) as u8), rng.int(0, 9));
     let email_user = format!("{}.{}", first.to_lowercase(), last.to_lowercase()).replace('-', "");
     Holder {

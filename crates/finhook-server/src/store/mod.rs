@@ -12,6 +12,7 @@
 //! - A claim expires; an unrecorded attempt (a crash mid-send) is simply made again.
 //! - Every query that takes an `InstanceId` only sees that instance's rows.
 
+pub mod sandbox;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -70,6 +71,17 @@ pub struct Instance {
     pub customer_id: String,
     pub mode: Mode,
     pub created_at: DateTime<Utc>,
+    pub sandbox: SandboxSettings,
+}
+
+/// How an instance's sandbox behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SandboxSettings {
+    /// Check `flinks-auth-key` and `x-api-key` as Flinks' production does; by default the
+    /// sandbox is as lenient as Flinks' public test environment.
+    pub strict_auth: bool,
+    /// How long the simulated aggregation takes, in milliseconds.
+    pub delay_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -282,7 +294,7 @@ pub struct AttemptResult {
 
 /// The store interface. Implementations are cheap to clone handles around a pool.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+pub trait Store: sandbox::SandboxStore + Send + Sync + std::fmt::Debug + 'static {
     /// Answers when the database does.
     async fn ping(&self) -> StoreResult<()>;
 
@@ -292,6 +304,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn create_instance(&self, new: NewInstance) -> StoreResult<Instance>;
     async fn instance_by_name(&self, name: &str) -> StoreResult<Option<Instance>>;
     async fn instance_by_key_hash(&self, hash: &KeyHash) -> StoreResult<Option<Instance>>;
+    /// Whether `hash` is this instance's API key hash.
+    async fn instance_key_matches(&self, instance: InstanceId, hash: &KeyHash) -> StoreResult<bool>;
     async fn list_instances(&self) -> StoreResult<Vec<Instance>>;
 
     async fn create_endpoint(&self, instance: InstanceId, new: NewEndpoint) -> StoreResult<Endpoint>;

@@ -22,6 +22,8 @@ use sqlx::{Row, SqlitePool};
 
 use super::*;
 
+mod sandbox;
+
 const READ_CONNECTIONS: u32 = 4;
 
 #[derive(Debug)]
@@ -109,8 +111,14 @@ fn instance_from(row: &SqliteRow) -> StoreResult<Instance> {
         customer_id: row.try_get("customer_id")?,
         mode: Mode::parse(&mode).ok_or_else(|| corrupt(format!("mode {mode}")))?,
         created_at: time_of(row.try_get("created_at")?)?,
+        sandbox: SandboxSettings {
+            strict_auth: row.try_get("sandbox_strict_auth")?,
+            delay_ms: row.try_get::<i64, _>("sandbox_delay_ms")?.max(0).unsigned_abs(),
+        },
     })
 }
+
+const INSTANCE_COLUMNS: &str = "id, name, customer_id, mode, created_at, sandbox_strict_auth, sandbox_delay_ms";
 
 fn event_types_to_json(types: &Option<Vec<ResponseType>>) -> Option<String> {
     types.as_ref().map(|types| {
@@ -317,10 +325,10 @@ impl Store for SqliteStore {
     }
 
     async fn create_instance(&self, new: NewInstance) -> StoreResult<Instance> {
-        let result = sqlx::query(
+        let result = sqlx::query(&format!(
             "INSERT INTO instances (name, customer_id, mode, api_key_hash, created_at) VALUES (?, ?, ?, ?, ?)
-             RETURNING id, name, customer_id, mode, created_at",
-        )
+             RETURNING {INSTANCE_COLUMNS}"
+        ))
         .bind(&new.name)
         .bind(&new.customer_id)
         .bind(new.mode.as_str())
@@ -336,7 +344,7 @@ impl Store for SqliteStore {
     }
 
     async fn instance_by_name(&self, name: &str) -> StoreResult<Option<Instance>> {
-        sqlx::query("SELECT id, name, customer_id, mode, created_at FROM instances WHERE name = ?")
+        sqlx::query(&format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE name = ?"))
             .bind(name)
             .fetch_optional(&self.reader)
             .await?
@@ -346,7 +354,7 @@ impl Store for SqliteStore {
     }
 
     async fn instance_by_key_hash(&self, hash: &KeyHash) -> StoreResult<Option<Instance>> {
-        sqlx::query("SELECT id, name, customer_id, mode, created_at FROM instances WHERE api_key_hash = ?")
+        sqlx::query(&format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE api_key_hash = ?"))
             .bind(hash.as_str())
             .fetch_optional(&self.reader)
             .await?
@@ -355,8 +363,17 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    async fn instance_key_matches(&self, instance: InstanceId, hash: &KeyHash) -> StoreResult<bool> {
+        Ok(sqlx::query("SELECT 1 FROM instances WHERE id = ? AND api_key_hash = ?")
+            .bind(instance.0)
+            .bind(hash.as_str())
+            .fetch_optional(&self.reader)
+            .await?
+            .is_some())
+    }
+
     async fn list_instances(&self) -> StoreResult<Vec<Instance>> {
-        sqlx::query("SELECT id, name, customer_id, mode, created_at FROM instances ORDER BY name")
+        sqlx::query(&format!("SELECT {INSTANCE_COLUMNS} FROM instances ORDER BY name"))
             .fetch_all(&self.reader)
             .await?
             .iter()

@@ -3,6 +3,7 @@
 
 pub mod listen;
 pub mod serve;
+pub mod trigger;
 
 use std::process::ExitCode;
 

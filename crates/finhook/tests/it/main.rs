@@ -8,4 +8,5 @@ mod delivery;
 mod ingest;
 mod receiver;
 mod restart;
+mod sandbox;
 mod tls;

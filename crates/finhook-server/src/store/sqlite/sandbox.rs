@@ -1,0 +1,140 @@
+//! The sandbox's tables in the embedded store.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{instance_from, millis, time_of, SqliteStore, INSTANCE_COLUMNS};
+use crate::store::sandbox::{RequestState, SandboxLogin, SandboxRequest, SandboxStore};
+use crate::store::{Instance, InstanceId, StoreError, StoreResult};
+
+fn login_from(row: &SqliteRow) -> StoreResult<SandboxLogin> {
+    Ok(SandboxLogin {
+        login_id: row.try_get("login_id")?,
+        instance_id: InstanceId(row.try_get("instance_id")?),
+        institution: row.try_get("institution")?,
+        username: row.try_get("username")?,
+        tag: row.try_get("tag")?,
+        created_at: time_of(row.try_get("created_at")?)?,
+    })
+}
+
+fn request_from(row: &SqliteRow) -> StoreResult<SandboxRequest> {
+    let state = match row.try_get::<String, _>("state")?.as_str() {
+        "mfa_pending" => RequestState::MfaPending,
+        "authorized" => RequestState::Authorized,
+        other => return Err(StoreError::Corrupt(format!("sandbox request state {other}"))),
+    };
+    Ok(SandboxRequest {
+        request_id: row.try_get("request_id")?,
+        instance_id: InstanceId(row.try_get("instance_id")?),
+        login_id: row.try_get("login_id")?,
+        state,
+        created_at: time_of(row.try_get("created_at")?)?,
+        detail: row.try_get("detail")?,
+        ready_at: row.try_get::<Option<i64>, _>("ready_at")?.map(time_of).transpose()?,
+    })
+}
+
+#[async_trait]
+impl SandboxStore for SqliteStore {
+    async fn instance_by_customer_id(&self, customer_id: &str) -> StoreResult<Option<Instance>> {
+        sqlx::query(&format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE customer_id = ?"))
+            .bind(customer_id)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(instance_from)
+            .transpose()
+    }
+
+    async fn set_sandbox_settings(&self, instance: InstanceId, strict_auth: bool, delay_ms: u64) -> StoreResult<()> {
+        sqlx::query("UPDATE instances SET sandbox_strict_auth = ?, sandbox_delay_ms = ? WHERE id = ?")
+            .bind(strict_auth)
+            .bind(i64::try_from(delay_ms).unwrap_or(i64::MAX))
+            .bind(instance.0)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn put_sandbox_token(&self, instance: InstanceId, token: &str, expires_at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("INSERT INTO sandbox_tokens (token, instance_id, expires_at) VALUES (?, ?, ?)")
+            .bind(token)
+            .bind(instance.0)
+            .bind(millis(expires_at))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn use_sandbox_token(&self, instance: InstanceId, token: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        let used = sqlx::query(
+            "UPDATE sandbox_tokens SET used = 1 WHERE token = ? AND instance_id = ? AND used = 0 AND expires_at > ?",
+        )
+        .bind(token)
+        .bind(instance.0)
+        .bind(millis(now))
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(used == 1)
+    }
+
+    async fn put_sandbox_login(&self, login: &SandboxLogin) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sandbox_logins (login_id, instance_id, institution, username, tag, created_at) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (login_id) DO UPDATE SET tag = excluded.tag",
+        )
+        .bind(&login.login_id)
+        .bind(login.instance_id.0)
+        .bind(&login.institution)
+        .bind(&login.username)
+        .bind(&login.tag)
+        .bind(millis(login.created_at))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn sandbox_login(&self, instance: InstanceId, login_id: &str) -> StoreResult<Option<SandboxLogin>> {
+        sqlx::query("SELECT * FROM sandbox_logins WHERE instance_id = ? AND login_id = ?")
+            .bind(instance.0)
+            .bind(login_id)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(login_from)
+            .transpose()
+    }
+
+    async fn put_sandbox_request(&self, request: &SandboxRequest) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sandbox_requests (request_id, instance_id, login_id, state, created_at, detail, ready_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (request_id) DO UPDATE SET state = excluded.state, detail = excluded.detail, ready_at = excluded.ready_at",
+        )
+        .bind(&request.request_id)
+        .bind(request.instance_id.0)
+        .bind(&request.login_id)
+        .bind(request.state.as_str())
+        .bind(millis(request.created_at))
+        .bind(&request.detail)
+        .bind(request.ready_at.map(millis))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn sandbox_request(&self, instance: InstanceId, request_id: &str) -> StoreResult<Option<SandboxRequest>> {
+        sqlx::query("SELECT * FROM sandbox_requests WHERE instance_id = ? AND request_id = ?")
+            .bind(instance.0)
+            .bind(request_id)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(request_from)
+            .transpose()
+    }
+}
