@@ -121,7 +121,8 @@ fn profile(login_id: &str) -> Profile {
     let employer = *rng.pick(&EMPLOYERS);
     let pay = rng.money(1600, 2900);
     let pay_offset = rng.int(0, 13);
-    let rent = Decimal::new(rng.int(95, 210) * 1000, 2);
+    // Rent is a quarter to a third of take-home pay, rounded to $10.
+    let rent = (pay * Decimal::new(217, 2) * Decimal::new(rng.int(25, 36), 2) / Decimal::TEN).round() * Decimal::TEN;
     let grocer_day = *rng.pick(&[Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun]);
     let telecom = *rng.pick(&TELECOMS);
     let monthly_fee = *rng.pick(&[Decimal::new(495, 2), Decimal::new(1095, 2), Decimal::new(1695, 2)]);
@@ -187,7 +188,19 @@ fn day_events(
                 ));
             }
             if day == 24 && institution.kind != InstitutionKind::Investment {
-                events.push(debit(t("PAYMENT - CREDIT CARD", "PAIEMENT CARTE DE CREDIT"), rng.money(250, 950)));
+                events.push(debit(
+                    t("PAYMENT - CREDIT CARD", "PAIEMENT CARTE DE CREDIT"),
+                    card_statement(login_id, date),
+                ));
+            }
+            if day == 16 {
+                let saved = monthly_saving(p, institution.kind, login_id, date);
+                let description = match institution.kind {
+                    InstitutionKind::Bank => "TRANSFER TO SAVINGS",
+                    InstitutionKind::CreditUnion => "VIREMENT VERS EPARGNE A TERME",
+                    InstitutionKind::Investment => "PRE-AUTHORIZED CONTRIBUTION - TFSA",
+                };
+                events.push(debit(description, saved));
             }
             if date.weekday() == p.grocer_day {
                 let store = *rng.pick(&["METRO", "IGA", "MAXI", "PROVIGO", "LOBLAWS", "SUPER C"]);
@@ -220,20 +233,16 @@ fn day_events(
         }
         ("savings", _) => {
             if day == 16 {
-                events.push(credit("TRANSFER FROM CHEQUING", rng.money(100, 400)));
+                events.push(credit("TRANSFER FROM CHEQUING", monthly_saving(p, institution.kind, login_id, date)));
             }
             if date.succ_opt().is_some_and(|next| next.day() == 1) {
                 events.push(credit("INTEREST", rng.money(1, 9)));
             }
         }
         ("card", _) => {
-            for _ in 0..rng.int(0, 2) {
-                let merchant =
-                    *rng.pick(&["AMAZON.CA", "COSTCO WHOLESALE", "UBER EATS", "NETFLIX.COM", "CANADIAN TIRE", "ESSO"]);
-                events.push(debit(merchant, rng.money(9, 160)));
-            }
+            events.extend(card_purchases(login_id, date));
             if day == 24 {
-                events.push(credit(t("PAYMENT - THANK YOU", "PAIEMENT - MERCI"), rng.money(250, 950)));
+                events.push(credit(t("PAYMENT - THANK YOU", "PAIEMENT - MERCI"), card_statement(login_id, date)));
             }
         }
         ("loc", _) => {
@@ -250,6 +259,41 @@ fn day_events(
         _ => {}
     }
     events
+}
+
+/// What a person moves out of chequing each month (to savings or investments): roughly
+/// what is left of the month's pay after the expected spending, so that balances hover
+/// instead of drifting over the year. The same amount shows on both sides of the transfer.
+fn monthly_saving(p: &Profile, kind: InstitutionKind, login_id: &str, date: NaiveDate) -> Decimal {
+    // Monthly averages of the draws in `day_events` and `card_purchases`.
+    let income = p.pay * Decimal::new(217, 2) + Decimal::from(20 + 288);
+    let card = if kind == InstitutionKind::Investment { Decimal::ZERO } else { Decimal::from(1229) };
+    let spending = p.rent + Decimal::from(555 + 294 + 211 + 132) + p.monthly_fee + card;
+    let noise = Seeded::new(&["saving", login_id, &date.format("%Y-%m").to_string()]).money(-80, 80);
+    (income - spending + noise).max(Decimal::from(50)).round_dp(2)
+}
+
+/// Card purchases of one day: about one every other day.
+fn card_purchases(login_id: &str, date: NaiveDate) -> Vec<Event> {
+    let mut rng = Seeded::new(&["card", login_id, &date.to_string()]);
+    let mut events = Vec::new();
+    for chance in [0.45, 0.1] {
+        if rng.chance(chance) {
+            let merchant =
+                *rng.pick(&["AMAZON.CA", "COSTCO WHOLESALE", "UBER EATS", "NETFLIX.COM", "CANADIAN TIRE", "ESSO"]);
+            events.push(debit(merchant, rng.money(9, 140)));
+        }
+    }
+    events
+}
+
+/// The card statement paid in full on `date`: the purchases of the 30 days before it.
+fn card_statement(login_id: &str, date: NaiveDate) -> Decimal {
+    let total: Decimal = (1..=30)
+        .flat_map(|back| card_purchases(login_id, date - Duration::days(back)))
+        .filter_map(|event| event.debit)
+        .sum();
+    total.max(Decimal::new(2500, 2))
 }
 
 /// The balance as of the request: a plausible amount per account type.

@@ -157,3 +157,26 @@ fn every_payload_is_a_valid_callback_and_investments_add_up() {
     assert!(investments(&connection("FlinksCapital", "x")).is_none());
     let _: DateTime<Utc> = c.as_of;
 }
+
+#[test]
+fn balances_stay_plausible_over_the_year() {
+    for institution in INSTITUTIONS {
+        for n in 0..25 {
+            let login = format!("plausible-{n}");
+            let detail = accounts_detail(&connection(institution.code, &login), &all_days());
+            for account in &detail.accounts {
+                let balance = account.balance.as_ref().expect("balance");
+                let current = balance.current.expect("current");
+                match account.account_type_name.as_deref() {
+                    Some("Chequing" | "CashManagement") => {
+                        assert!(current < Decimal::from(15_000), "{} {login}: chequing {current}", institution.code)
+                    }
+                    Some("CreditCard") => {
+                        assert!(current <= balance.limit.expect("limit"), "{login}: card {current} over its limit")
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
