@@ -12,6 +12,7 @@
 //! - A claim expires; an unrecorded attempt (a crash mid-send) is simply made again.
 //! - Every query that takes an `InstanceId` only sees that instance's rows.
 
+pub mod queue;
 pub mod sandbox;
 pub mod sqlite;
 
@@ -294,7 +295,7 @@ pub struct AttemptResult {
 
 /// The store interface. Implementations are cheap to clone handles around a pool.
 #[async_trait]
-pub trait Store: sandbox::SandboxStore + Send + Sync + std::fmt::Debug + 'static {
+pub trait Store: queue::DeliveryQueue + sandbox::SandboxStore + Send + Sync + std::fmt::Debug + 'static {
     /// Answers when the database does.
     async fn ping(&self) -> StoreResult<()>;
 
@@ -345,18 +346,4 @@ pub trait Store: sandbox::SandboxStore + Send + Sync + std::fmt::Debug + 'static
         endpoint: Option<&EndpointId>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Vec<DeliveryId>>>;
-
-    /// Claims up to `limit` due deliveries until `claim_until`.
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        claim_until: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<ClaimedDelivery>>;
-    /// Records a finished attempt, releases the claim and schedules what comes next.
-    async fn record_attempt(&self, result: AttemptResult) -> StoreResult<()>;
-    /// Releases every claim. Only safe when no other process can hold one.
-    async fn release_all_claims(&self) -> StoreResult<u64>;
-    /// When the earliest pending delivery falls due, if any.
-    async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>>;
 }

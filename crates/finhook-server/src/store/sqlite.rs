@@ -14,15 +14,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use finhook_core::flinks::ResponseType;
-use finhook_core::ids::{AttemptId, DeliveryId, EndpointId, MessageId};
-use finhook_core::retry::{Backoff, RetryPolicy};
+use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 use finhook_core::secret::{EndpointSecret, KeyHash};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
 use super::*;
 
+mod queue;
+mod rows;
 mod sandbox;
+
+use rows::*;
 
 const READ_CONNECTIONS: u32 = 4;
 
@@ -86,127 +89,6 @@ fn lock_database(options: &SqliteConnectOptions) -> Result<Option<File>, OpenErr
         Err(std::fs::TryLockError::Error(source)) => Err(OpenError::LockFile { path, source }),
     }
 }
-
-fn millis(time: DateTime<Utc>) -> i64 {
-    time.timestamp_millis()
-}
-
-fn time_of(ms: i64) -> StoreResult<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms}")))
-}
-
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
-}
-
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-fn instance_from(row: &SqliteRow) -> StoreResult<Instance> {
-    let mode: String = row.try_get("mode")?;
-    Ok(Instance {
-        id: InstanceId(row.try_get("id")?),
-        name: row.try_get("name")?,
-        customer_id: row.try_get("customer_id")?,
-        mode: Mode::parse(&mode).ok_or_else(|| corrupt(format!("mode {mode}")))?,
-        created_at: time_of(row.try_get("created_at")?)?,
-        sandbox: SandboxSettings {
-            strict_auth: row.try_get("sandbox_strict_auth")?,
-            delay_ms: row.try_get::<i64, _>("sandbox_delay_ms")?.max(0).unsigned_abs(),
-        },
-    })
-}
-
-const INSTANCE_COLUMNS: &str = "id, name, customer_id, mode, created_at, sandbox_strict_auth, sandbox_delay_ms";
-
-fn event_types_to_json(types: &Option<Vec<ResponseType>>) -> Option<String> {
-    types.as_ref().map(|types| {
-        let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
-        serde_json::Value::from(names).to_string()
-    })
-}
-
-fn event_types_from_json(text: Option<String>) -> StoreResult<Option<Vec<ResponseType>>> {
-    let Some(text) = text else { return Ok(None) };
-    let names: Vec<String> = serde_json::from_str(&text).map_err(corrupt)?;
-    names
-        .iter()
-        .map(|name| ResponseType::parse(name).ok_or_else(|| corrupt(format!("event type {name}"))))
-        .collect::<StoreResult<Vec<_>>>()
-        .map(Some)
-}
-
-fn backoff_str(backoff: Backoff) -> &'static str {
-    match backoff {
-        Backoff::Fixed => "fixed",
-        Backoff::Exponential => "exponential",
-    }
-}
-
-fn policy_from(row: &SqliteRow) -> StoreResult<(RetryPolicy, SuccessRule)> {
-    let backoff = match row.try_get::<String, _>("backoff")?.as_str() {
-        "fixed" => Backoff::Fixed,
-        "exponential" => Backoff::Exponential,
-        other => return Err(corrupt(format!("backoff {other}"))),
-    };
-    let success = match row.try_get::<String, _>("success")?.as_str() {
-        "exactly_200" => SuccessRule::Exactly200,
-        "any_2xx" => SuccessRule::Any2xx,
-        other => return Err(corrupt(format!("success rule {other}"))),
-    };
-    let retry = RetryPolicy {
-        max_attempts: row.try_get("max_attempts")?,
-        interval_seconds: row.try_get("interval_seconds")?,
-        backoff,
-    };
-    Ok((retry, success))
-}
-
-fn endpoint_from(row: &SqliteRow) -> StoreResult<Endpoint> {
-    let (retry, success) = policy_from(row)?;
-    Ok(Endpoint {
-        id: EndpointId::parse(row.try_get("id")?).map_err(corrupt)?,
-        instance_id: InstanceId(row.try_get("instance_id")?),
-        url: row.try_get("url")?,
-        description: row.try_get("description")?,
-        event_types: event_types_from_json(row.try_get("event_types")?)?,
-        retry,
-        success,
-        enabled: row.try_get("enabled")?,
-        created_at: time_of(row.try_get("created_at")?)?,
-        updated_at: time_of(row.try_get("updated_at")?)?,
-    })
-}
-
-fn summary_from(row: &SqliteRow) -> StoreResult<MessageSummary> {
-    let response_type: String = row.try_get("response_type")?;
-    Ok(MessageSummary {
-        id: MessageId::parse(row.try_get("id")?).map_err(corrupt)?,
-        response_type: ResponseType::parse(&response_type).ok_or_else(|| corrupt(&response_type))?,
-        login_id: row.try_get("login_id")?,
-        request_id: row.try_get("request_id")?,
-        tag: row.try_get("tag")?,
-        created_at: time_of(row.try_get("created_at")?)?,
-    })
-}
-
-fn attempt_from(row: &SqliteRow) -> StoreResult<AttemptRecord> {
-    Ok(AttemptRecord {
-        id: AttemptId::parse(row.try_get("id")?).map_err(corrupt)?,
-        attempt_number: row.try_get("attempt_number")?,
-        started_at: time_of(row.try_get("started_at")?)?,
-        latency_ms: row.try_get::<i64, _>("latency_ms")?.max(0).unsigned_abs(),
-        status_code: row.try_get("status_code")?,
-        error_class: row.try_get("error_class")?,
-        error_detail: row.try_get("error_detail")?,
-        response_excerpt: row.try_get("response_excerpt")?,
-        succeeded: row.try_get("succeeded")?,
-    })
-}
-
-const ENDPOINT_COLUMNS: &str = "id, instance_id, url, description, event_types, max_attempts, interval_seconds, \
-     backoff, success, enabled, created_at, updated_at";
 
 impl SqliteStore {
     async fn deliveries_of(&self, message: &MessageId) -> StoreResult<Vec<DeliveryRecord>> {
@@ -676,119 +558,5 @@ impl Store for SqliteStore {
         let ids = schedule_deliveries(&mut tx, id, &targets, now).await?;
         tx.commit().await?;
         Ok(Some(ids))
-    }
-
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        claim_until: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<ClaimedDelivery>> {
-        let mut tx = self.writer.begin().await?;
-        let claimed = sqlx::query(
-            "UPDATE deliveries SET claimed_until = ?1
-             WHERE id IN (
-                 SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-                 WHERE d.status = 'pending' AND d.next_attempt_at <= ?2
-                   AND (d.claimed_until IS NULL OR d.claimed_until <= ?2) AND e.enabled = 1
-                 ORDER BY d.next_attempt_at LIMIT ?3)
-             RETURNING id, message_id, endpoint_id, attempts_made",
-        )
-        .bind(millis(claim_until))
-        .bind(millis(now))
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut out = Vec::with_capacity(claimed.len());
-        for row in &claimed {
-            let endpoint_id: String = row.try_get("endpoint_id")?;
-            let endpoint_row = sqlx::query(&format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ?"))
-                .bind(&endpoint_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            let endpoint = endpoint_from(&endpoint_row)?;
-            let secrets = sqlx::query_scalar::<_, String>(
-                "SELECT secret FROM endpoint_secrets WHERE endpoint_id = ? AND (expires_at IS NULL OR expires_at > ?)
-                 ORDER BY created_at DESC, rowid DESC",
-            )
-            .bind(&endpoint_id)
-            .bind(millis(now))
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|s| EndpointSecret::parse(s).map_err(corrupt))
-            .collect::<StoreResult<Vec<_>>>()?;
-            let message_id: String = row.try_get("message_id")?;
-            let payload: Vec<u8> = sqlx::query_scalar("SELECT payload FROM messages WHERE id = ?")
-                .bind(&message_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            out.push(ClaimedDelivery {
-                delivery_id: DeliveryId::parse(row.try_get("id")?).map_err(corrupt)?,
-                message_id: MessageId::parse(&message_id).map_err(corrupt)?,
-                endpoint_id: endpoint.id,
-                attempt_number: row.try_get::<u32, _>("attempts_made")? + 1,
-                url: endpoint.url,
-                retry: endpoint.retry,
-                success: endpoint.success,
-                secrets,
-                payload,
-            });
-        }
-        tx.commit().await?;
-        Ok(out)
-    }
-
-    async fn record_attempt(&self, result: AttemptResult) -> StoreResult<()> {
-        let attempt = &result.attempt;
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO attempts (id, delivery_id, attempt_number, started_at, latency_ms, status_code, error_class,
-                                   error_detail, response_excerpt, succeeded)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(attempt.id.as_str())
-        .bind(result.delivery_id.as_str())
-        .bind(attempt.attempt_number)
-        .bind(millis(attempt.started_at))
-        .bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
-        .bind(attempt.status_code)
-        .bind(&attempt.error_class)
-        .bind(&attempt.error_detail)
-        .bind(&attempt.response_excerpt)
-        .bind(attempt.succeeded)
-        .execute(&mut *tx)
-        .await?;
-        // A delivery cancelled while the attempt was in flight stays cancelled.
-        sqlx::query(
-            "UPDATE deliveries SET status = ?, attempts_made = ?, next_attempt_at = ?, claimed_until = NULL, updated_at = ?
-             WHERE id = ? AND status = 'pending'",
-        )
-        .bind(result.new_status.as_str())
-        .bind(attempt.attempt_number)
-        .bind(result.next_attempt_at.map(millis))
-        .bind(millis(attempt.started_at))
-        .bind(result.delivery_id.as_str())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn release_all_claims(&self) -> StoreResult<u64> {
-        Ok(sqlx::query("UPDATE deliveries SET claimed_until = NULL WHERE claimed_until IS NOT NULL")
-            .execute(&self.writer)
-            .await?
-            .rows_affected())
-    }
-
-    async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        let due: Option<i64> = sqlx::query_scalar(
-            "SELECT min(max(d.next_attempt_at, coalesce(d.claimed_until, 0))) FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-             WHERE d.status = 'pending' AND e.enabled = 1",
-        )
-        .fetch_one(&self.reader)
-        .await?;
-        due.map(time_of).transpose()
     }
 }

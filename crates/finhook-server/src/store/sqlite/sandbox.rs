@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::{instance_from, millis, time_of, SqliteStore, INSTANCE_COLUMNS};
+use super::rows::{instance_from, millis, time_of, INSTANCE_COLUMNS};
+use super::SqliteStore;
 use crate::store::sandbox::{RequestState, SandboxLogin, SandboxRequest, SandboxStore};
 use crate::store::{Instance, InstanceId, StoreError, StoreResult};
 
