@@ -83,8 +83,12 @@ pub fn sign(
 
 /// `base64(HMAC-SHA256(key = UTF-8 bytes of the secret string, message = body))`.
 pub fn flinks_authenticity_key(secret: &EndpointSecret, body: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD
-        .encode(flinks_mac(secret.expose().as_bytes(), body).finalize().into_bytes())
+    flinks_authenticity_key_with(secret.expose().as_bytes(), body)
+}
+
+/// [`flinks_authenticity_key`] with any key: Flinks issues its own HMAC secrets.
+pub fn flinks_authenticity_key_with(key: &[u8], body: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(flinks_mac(key, body).finalize().into_bytes())
 }
 
 /// One `v1,<base64>` Standard Webhooks signature.

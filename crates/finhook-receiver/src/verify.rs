@@ -88,3 +88,68 @@ impl Verifier {
         Ok(Scheme::FlinksAuthenticityKey)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderName, HeaderValue};
+
+    use super::*;
+
+    fn vectors() -> serde_json::Value {
+        let path = format!("{}/../../testdata/signatures.json", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_slice(&std::fs::read(path).unwrap_or_default()).unwrap_or_default()
+    }
+
+    fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("")),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn the_published_vectors_verify_through_the_receiver() {
+        let v = vectors();
+        let sw = &v["standard_webhooks"];
+        let timestamp = sw["webhook_timestamp"].as_i64().unwrap_or_default();
+        let verifier = Verifier::new(vec![
+            ReceiverSecret::new("whsec_not_this_one_AAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            ReceiverSecret::new(sw["secret"].as_str().unwrap_or_default()),
+        ]);
+        let received = headers(&[
+            ("webhook-id", sw["webhook_id"].as_str().unwrap_or_default().to_string()),
+            ("webhook-timestamp", timestamp.to_string()),
+            ("webhook-signature", sw["webhook_signature"].as_str().unwrap_or_default().to_string()),
+        ]);
+        let payload = sw["payload"].as_str().unwrap_or_default().as_bytes();
+        assert_eq!(verifier.verify(&received, payload, timestamp), Ok(Scheme::StandardWebhooks));
+        assert_eq!(verifier.verify(&received, payload, timestamp + 301), Err(VerifyError::TimestampTooOld));
+
+        let fl = &v["flinks_authenticity_key"];
+        let body =
+            std::fs::read(format!("{}/../../testdata/flinks/kyc.json", env!("CARGO_MANIFEST_DIR"))).unwrap_or_default();
+        let flinks_only = Verifier::new(vec![ReceiverSecret::new(fl["secret"].as_str().unwrap_or_default())]);
+        let received = headers(&[("flinks-authenticity-key", fl["value"].as_str().unwrap_or_default().to_string())]);
+        assert_eq!(flinks_only.verify(&received, &body, 0), Ok(Scheme::FlinksAuthenticityKey));
+        assert_eq!(
+            flinks_only.verify(&HeaderMap::new(), &body, 0),
+            Err(VerifyError::MissingHeader("flinks-authenticity-key"))
+        );
+        // Flinks issues its own HMAC secrets; any string works for its scheme.
+        let plain = Verifier::new(vec![ReceiverSecret::new("flinks-issued-secret")]);
+        let value = finhook_core::signing::flinks_authenticity_key_with(b"flinks-issued-secret", &body);
+        assert_eq!(
+            plain.verify(&headers(&[("flinks-authenticity-key", value)]), &body, 0),
+            Ok(Scheme::FlinksAuthenticityKey)
+        );
+        assert_eq!(
+            plain.verify(&headers(&[("flinks-authenticity-key", "x".to_string())]), &body, 0),
+            Err(VerifyError::InvalidHeader("flinks-authenticity-key"))
+        );
+        assert_eq!(Verifier::disabled().verify(&HeaderMap::new(), b"{}", 0), Ok(Scheme::Unverified));
+    }
+}
