@@ -35,6 +35,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("could not set up outbound TLS")]
     Client(#[from] ClientError),
+    #[error("could not resume the sandbox connections interrupted by the last stop")]
+    Sandbox(#[source] crate::sandbox::flow::SandboxError),
     #[error("could not listen on {addr}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -91,6 +93,7 @@ impl App {
         });
         let parse_limits = ParseLimits { max_depth: settings.max_depth };
         let sandbox = Sandbox { store: store.clone(), clock: clock.clone(), wake: wake.clone(), limits: parse_limits };
+        let resumed_connections = sandbox.resume_owed_callbacks().await.map_err(StartError::Sandbox)?;
         let state = AppState {
             store,
             clock,
@@ -104,6 +107,9 @@ impl App {
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
+        if resumed_connections > 0 {
+            tracing::info!(resumed_connections, "sent the sandbox callbacks owed before the last stop");
+        }
         Ok(Self { state, worker, listener, admin_key, released_claims })
     }
 

@@ -125,6 +125,7 @@ impl Sandbox {
             created_at: self.clock.now(),
             detail: None,
             ready_at: None,
+            callbacks_pending: false,
         }
     }
 
@@ -238,24 +239,57 @@ impl Sandbox {
 
     /// Sends the callbacks of a finished connection: inline when the instance's delay is
     /// zero (so tests and triggers see them at once), else in the background after it.
+    /// The promise is stored first, so a restart resumes what a crash interrupted.
     async fn start_aggregation(
         &self,
         instance: &Instance,
         login: &SandboxLogin,
         request: &SandboxRequest,
     ) -> Result<(), SandboxError> {
+        let mut request = request.clone();
+        request.callbacks_pending = true;
+        self.store.put_sandbox_request(&request).await?;
         let delay = Duration::from_millis(instance.sandbox.delay_ms);
         if delay.is_zero() {
-            self.send_callbacks(login, request, None).await?;
+            self.deliver_owed(login, request, None).await?;
             return Ok(());
         }
-        let (sandbox, login, request) = (self.clone(), login.clone(), request.clone());
+        let (sandbox, login) = (self.clone(), login.clone());
         tokio::spawn(async move {
-            if let Err(error) = sandbox.send_callbacks(&login, &request, Some(delay)).await {
-                tracing::error!(error = %error, request_id = %request.request_id, "sandbox aggregation failed");
+            let request_id = request.request_id.clone();
+            if let Err(error) = sandbox.deliver_owed(&login, request, Some(delay)).await {
+                tracing::error!(error = %error, %request_id, "sandbox aggregation failed; it resumes at the next start");
             }
         });
         Ok(())
+    }
+
+    /// Sends a request's callbacks, then marks them no longer owed.
+    async fn deliver_owed(
+        &self,
+        login: &SandboxLogin,
+        mut request: SandboxRequest,
+        pause: Option<Duration>,
+    ) -> Result<Vec<Sent>, SandboxError> {
+        let sent = self.send_callbacks(login, &request, pause).await?;
+        request.callbacks_pending = false;
+        // Re-read the row so that GetAccountsDetail progress made meanwhile is kept.
+        if let Some(mut current) = self.store.sandbox_request(request.instance_id, &request.request_id).await? {
+            current.callbacks_pending = false;
+            request = current;
+        }
+        self.store.put_sandbox_request(&request).await?;
+        Ok(sent)
+    }
+
+    /// At start-up: sends the callbacks that connections were promised before a stop or a
+    /// crash. Idempotency keys make the ones already ingested harmless to send again.
+    pub async fn resume_owed_callbacks(&self) -> Result<usize, SandboxError> {
+        let owed = self.store.pending_sandbox_callbacks().await?;
+        for (login, request) in &owed {
+            self.deliver_owed(login, request.clone(), None).await?;
+        }
+        Ok(owed.len())
     }
 
     /// Ingests KYC, then GetAccountsDetail, then (for an investment institution)

@@ -102,6 +102,7 @@ async fn fire(
         created_at: now,
         detail: None,
         ready_at: None,
+        callbacks_pending: false,
     };
     sandbox.store.put_sandbox_request(&record).await?;
     let sent = send(sandbox, &login, &record, request.kind).await.map_err(|error| match error {

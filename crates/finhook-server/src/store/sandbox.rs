@@ -43,6 +43,8 @@ pub struct SandboxRequest {
     /// The GetAccountsDetail options of the first call, as JSON.
     pub detail: Option<String>,
     pub ready_at: Option<DateTime<Utc>>,
+    /// The connection's callbacks are promised but not all ingested yet.
+    pub callbacks_pending: bool,
 }
 
 /// Sandbox persistence, a part of every [`super::Store`].
@@ -57,4 +59,6 @@ pub trait SandboxStore: Send + Sync {
     async fn sandbox_login(&self, instance: InstanceId, login_id: &str) -> StoreResult<Option<SandboxLogin>>;
     async fn put_sandbox_request(&self, request: &SandboxRequest) -> StoreResult<()>;
     async fn sandbox_request(&self, instance: InstanceId, request_id: &str) -> StoreResult<Option<SandboxRequest>>;
+    /// Every request, of any instance, whose callbacks are still owed, with its login.
+    async fn pending_sandbox_callbacks(&self) -> StoreResult<Vec<(SandboxLogin, SandboxRequest)>>;
 }

@@ -406,3 +406,60 @@ async fn triggers_fire_callbacks_and_finhook_trigger_says_where_they_went() {
     assert!(String::from_utf8_lossy(&failed.stderr).contains("instance not found"));
     assert_eq!(app.deliver_due().await, 5);
 }
+
+#[tokio::test]
+async fn callbacks_owed_when_the_server_is_killed_are_sent_after_the_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
+    let server = FinhookProcess::serve(dir.path()).await;
+    let api = reqwest::Client::new();
+    let created: Value = api
+        .post(server.url("/v1/instances"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({ "name": "bank", "mode": "sandbox" }))
+        .send()
+        .await
+        .expect("instance")
+        .json()
+        .await
+        .expect("json");
+    // Ten minutes of simulated aggregation: the server dies long before the callbacks are due.
+    let patched = api
+        .patch(server.url("/v1/instances/bank"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({ "sandbox": { "aggregation_delay_ms": 600_000 } }))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(patched.status().as_u16(), 200);
+    let endpoint = api
+        .post(server.url("/v1/instances/bank/endpoints"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({ "url": receiver.url("/flinks") }))
+        .send()
+        .await
+        .expect("endpoint");
+    assert_eq!(endpoint.status().as_u16(), 201);
+    let customer_id = created["customer_id"].as_str().expect("customer id");
+    let authorized: Value = api
+        .post(server.url(&format!("/v3/{customer_id}/BankingServices/Authorize")))
+        .json(&greatday("FlinksCapital"))
+        .send()
+        .await
+        .expect("authorize")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(authorized["HttpStatusCode"], 200);
+    server.kill().await;
+    assert!(receiver.received().is_empty());
+
+    let server = FinhookProcess::serve(dir.path()).await;
+    let received = receiver.wait_for(2).await;
+    let bodies: Vec<Value> = received.iter().map(|r| serde_json::from_slice(&r.body).expect("json")).collect();
+    assert!(bodies.iter().all(|b| b["RequestId"] == authorized["RequestId"]));
+    let mut types: Vec<&str> = bodies.iter().map(|b| b["ResponseType"].as_str().expect("type")).collect();
+    types.sort_unstable();
+    assert_eq!(types, ["GetAccountsDetail", "KYC"]);
+    server.kill().await;
+}

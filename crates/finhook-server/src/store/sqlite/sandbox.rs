@@ -35,6 +35,7 @@ fn request_from(row: &SqliteRow) -> StoreResult<SandboxRequest> {
         created_at: time_of(row.try_get("created_at")?)?,
         detail: row.try_get("detail")?,
         ready_at: row.try_get::<Option<i64>, _>("ready_at")?.map(time_of).transpose()?,
+        callbacks_pending: row.try_get("callbacks_pending")?,
     })
 }
 
@@ -112,9 +113,10 @@ impl SandboxStore for SqliteStore {
 
     async fn put_sandbox_request(&self, request: &SandboxRequest) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO sandbox_requests (request_id, instance_id, login_id, state, created_at, detail, ready_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (request_id) DO UPDATE SET state = excluded.state, detail = excluded.detail, ready_at = excluded.ready_at",
+            "INSERT INTO sandbox_requests (request_id, instance_id, login_id, state, created_at, detail, ready_at, callbacks_pending)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (request_id) DO UPDATE SET state = excluded.state, detail = excluded.detail,
+                 ready_at = excluded.ready_at, callbacks_pending = excluded.callbacks_pending",
         )
         .bind(&request.request_id)
         .bind(request.instance_id.0)
@@ -123,6 +125,7 @@ impl SandboxStore for SqliteStore {
         .bind(millis(request.created_at))
         .bind(&request.detail)
         .bind(request.ready_at.map(millis))
+        .bind(request.callbacks_pending)
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -137,5 +140,21 @@ impl SandboxStore for SqliteStore {
             .as_ref()
             .map(request_from)
             .transpose()
+    }
+
+    async fn pending_sandbox_callbacks(&self) -> StoreResult<Vec<(SandboxLogin, SandboxRequest)>> {
+        let rows = sqlx::query("SELECT * FROM sandbox_requests WHERE callbacks_pending = 1 ORDER BY created_at")
+            .fetch_all(&self.reader)
+            .await?;
+        let mut pending = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let request = request_from(row)?;
+            let login = self
+                .sandbox_login(request.instance_id, &request.login_id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("sandbox request {} has no login", request.request_id)))?;
+            pending.push((login, request));
+        }
+        Ok(pending)
     }
 }
