@@ -18,6 +18,7 @@ use crate::config::Settings;
 use crate::delivery::client::{ClientError, DeliveryClient};
 use crate::delivery::target::TargetPolicy;
 use crate::delivery::{Worker, WorkerContext, WorkerSettings};
+use crate::metrics::Metrics;
 use crate::sandbox::flow::Sandbox;
 use crate::store::sqlite::{OpenError, SqliteStore};
 use crate::store::{Store, StoreError};
@@ -80,6 +81,7 @@ impl App {
         let timeout = Duration::from_secs(settings.delivery_timeout_seconds.max(1));
         let client = DeliveryClient::new(targets.clone(), &settings.extra_root_ca, timeout)?;
         let wake = Arc::new(Notify::new());
+        let metrics = Arc::new(Metrics::new());
         let worker = Worker::new(WorkerContext {
             store: store.clone(),
             clock: clock.clone(),
@@ -90,9 +92,16 @@ impl App {
                 poll_interval: Duration::from_millis(settings.poll_interval_ms.max(10)),
             },
             wake: wake.clone(),
+            metrics: metrics.clone(),
         });
         let parse_limits = ParseLimits { max_depth: settings.max_depth };
-        let sandbox = Sandbox { store: store.clone(), clock: clock.clone(), wake: wake.clone(), limits: parse_limits };
+        let sandbox = Sandbox {
+            store: store.clone(),
+            clock: clock.clone(),
+            wake: wake.clone(),
+            limits: parse_limits,
+            metrics: metrics.clone(),
+        };
         let resumed_connections = sandbox.resume_owed_callbacks().await.map_err(StartError::Sandbox)?;
         let state = AppState {
             store,
@@ -103,6 +112,7 @@ impl App {
             max_body_bytes: settings.max_body_bytes,
             parse_limits,
             sandbox,
+            metrics,
         };
         let listener = TcpListener::bind(settings.listen)
             .await

@@ -28,6 +28,7 @@ pub enum IngestError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
     pub message_id: MessageId,
+    pub response_type: finhook_core::flinks::ResponseType,
     /// True when the same `Idempotency-Key` and body were accepted before.
     pub replayed: bool,
     pub deliveries: usize,
@@ -47,6 +48,7 @@ pub struct IngestRequest<'a> {
 pub async fn ingest_callback(store: &dyn Store, request: IngestRequest<'_>) -> Result<Accepted, IngestError> {
     let callback = parse_callback(request.body, request.limits)?;
     let keys = callback.keys();
+    let response_type = keys.response_type;
     let message = NewMessage {
         instance_id: request.instance,
         response_type: keys.response_type,
@@ -59,8 +61,12 @@ pub async fn ingest_callback(store: &dyn Store, request: IngestRequest<'_>) -> R
         now: request.now,
     };
     match store.ingest(message).await? {
-        IngestOutcome::Created { message_id, deliveries } => Ok(Accepted { message_id, replayed: false, deliveries }),
-        IngestOutcome::Replayed { message_id } => Ok(Accepted { message_id, replayed: true, deliveries: 0 }),
+        IngestOutcome::Created { message_id, deliveries } => {
+            Ok(Accepted { message_id, response_type, replayed: false, deliveries })
+        }
+        IngestOutcome::Replayed { message_id } => {
+            Ok(Accepted { message_id, response_type, replayed: true, deliveries: 0 })
+        }
         IngestOutcome::KeyReused { message_id } => Err(IngestError::KeyReused { message_id }),
     }
 }

@@ -8,6 +8,7 @@
 //! - [`sandbox`]: the Flinks-compatible sandbox (synthetic data, banking API, connections).
 //! - [`delivery`]: the worker (claim, sign, send, record) and its TLS client and target policy.
 //! - [`store`]: the storage interface and its embedded SQLite implementation.
+//! - [`metrics`]: the Prometheus registry of one server.
 //! - [`clock`]: time as an injected dependency.
 
 pub mod api;
@@ -16,5 +17,6 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod ingest;
+pub mod metrics;
 pub mod sandbox;
 pub mod store;

@@ -33,9 +33,23 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let instance = caller.instance(&state, &name).await?;
-    let idempotency_key = idempotency_key(&headers)?;
-    let body = read_limited(&headers, body, state.max_body_bytes).await?;
+    let result = accept(&state, caller, &name, &headers, body).await;
+    if let Err(error) = &result {
+        state.metrics.callback_rejected(error.status().as_u16());
+    }
+    result
+}
+
+async fn accept(
+    state: &AppState,
+    caller: Caller,
+    name: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let instance = caller.instance(state, name).await?;
+    let idempotency_key = idempotency_key(headers)?;
+    let body = read_limited(headers, body, state.max_body_bytes).await?;
     let request = IngestRequest {
         instance: instance.id,
         body: &body,
@@ -44,6 +58,9 @@ pub async fn ingest(
         now: state.clock.now(),
     };
     let accepted = ingest_callback(state.store.as_ref(), request).await?;
+    if !accepted.replayed {
+        state.metrics.callback_ingested(accepted.response_type.as_str());
+    }
     if accepted.deliveries > 0 {
         state.wake.notify_one();
     }

@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::delivery::target::TargetPolicy;
+use crate::metrics::Metrics;
 use crate::sandbox::flow::Sandbox;
 use crate::store::Store;
 
@@ -38,12 +39,14 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub parse_limits: ParseLimits,
     pub sandbox: Sandbox,
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn router(state: AppState) -> Router {
     let instance = "/v1/instances/{name}";
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/v1/instances", post(instances::create).get(instances::list))
         .route(instance, get(instances::show).patch(instances::update))
         .route(&format!("{instance}/sandbox/trigger"), post(crate::sandbox::trigger::trigger))
@@ -66,4 +69,17 @@ pub fn router(state: AppState) -> Router {
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Result<&'static str, ApiError> {
     state.store.ping().await?;
     Ok("ok")
+}
+
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let stats = state.store.stats(state.clock.now()).await?;
+    let text = state
+        .metrics
+        .render(&stats, state.clock.now())
+        .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+        .into_response())
 }

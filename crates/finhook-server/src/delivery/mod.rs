@@ -26,6 +26,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::store::{AttemptRecord, AttemptResult, ClaimedDelivery, DeliveryStatus, Store, StoreError};
 use client::{DeliveryClient, ErrorClass, SendOutcome};
 
@@ -52,6 +53,7 @@ pub struct WorkerContext {
     pub settings: WorkerSettings,
     /// Poked by ingest and redeliver so new work starts without waiting for the poll.
     pub wake: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// A handle on the delivery worker; clone it freely.
@@ -171,6 +173,7 @@ async fn deliver(context: Arc<WorkerContext>, delivery: ClaimedDelivery) -> Resu
         outcome = result.new_status.as_str(),
         "attempt made"
     );
+    context.metrics.attempt_made(&result.attempt);
     context.store.record_attempt(result).await
 }
 

@@ -95,6 +95,7 @@ pub struct Sandbox {
     /// Wakes the delivery worker after an ingest.
     pub wake: Arc<Notify>,
     pub limits: ParseLimits,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The institution of a stored login (stored logins only name known institutions).
@@ -340,6 +341,9 @@ impl Sandbox {
             IngestRequest { instance, body, idempotency_key: Some(&key), limits: self.limits, now: self.clock.now() },
         )
         .await?;
+        if !accepted.replayed {
+            self.metrics.callback_ingested(response_type.as_str());
+        }
         self.wake.notify_one();
         tracing::info!(request_id = %request.request_id, response_type = response_type.as_str(), message = %accepted.message_id, "sandbox callback ingested");
         Ok(Sent { response_type, message_id: accepted.message_id })

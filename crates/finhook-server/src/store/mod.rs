@@ -293,11 +293,22 @@ pub struct AttemptResult {
     pub new_status: DeliveryStatus,
 }
 
+/// Counts for the metrics endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct StoreStats {
+    pub messages: i64,
+    pub deliveries_by_status: Vec<(DeliveryStatus, i64)>,
+    /// The due time of the most overdue pending delivery of an enabled endpoint.
+    pub oldest_due_at: Option<DateTime<Utc>>,
+}
+
 /// The store interface. Implementations are cheap to clone handles around a pool.
 #[async_trait]
 pub trait Store: queue::DeliveryQueue + sandbox::SandboxStore + Send + Sync + std::fmt::Debug + 'static {
     /// Answers when the database does.
     async fn ping(&self) -> StoreResult<()>;
+    /// Counts for the metrics endpoint, as of `now`.
+    async fn stats(&self, now: DateTime<Utc>) -> StoreResult<StoreStats>;
 
     async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
     async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()>;

@@ -188,6 +188,28 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn stats(&self, now: DateTime<Utc>) -> StoreResult<StoreStats> {
+        let messages: i64 = sqlx::query_scalar("SELECT count(*) FROM messages").fetch_one(&self.reader).await?;
+        let mut deliveries_by_status = Vec::new();
+        for status in
+            [DeliveryStatus::Pending, DeliveryStatus::Delivered, DeliveryStatus::Failed, DeliveryStatus::Cancelled]
+        {
+            let count: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = ?")
+                .bind(status.as_str())
+                .fetch_one(&self.reader)
+                .await?;
+            deliveries_by_status.push((status, count));
+        }
+        let oldest: Option<i64> = sqlx::query_scalar(
+            "SELECT min(d.next_attempt_at) FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+             WHERE d.status = 'pending' AND e.enabled = 1 AND d.next_attempt_at <= ?",
+        )
+        .bind(millis(now))
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(StoreStats { messages, deliveries_by_status, oldest_due_at: oldest.map(time_of).transpose()? })
+    }
+
     async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
         Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
             .bind(key)

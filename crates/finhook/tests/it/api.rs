@@ -166,3 +166,38 @@ async fn a_login_shows_every_callback_of_the_connection_and_its_delivery_state()
     let (status, _) = app.admin(Method::GET, "/v1/instances/acme/logins/unknown", None).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn metrics_count_ingests_attempts_and_what_the_store_holds() {
+    let app = spawn_app().await;
+    let receiver = TestReceiver::start(&[Reply::Status(503)], Reply::Status(200)).await;
+    app.create_instance("acme").await;
+    app.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
+    app.ingest("acme", fixture("kyc.json")).await;
+    app.ingest("acme", fixture("get_accounts_detail.json")).await;
+    assert_eq!(app.ingest_raw("acme", b"{".to_vec(), None).await.status().as_u16(), 400);
+    app.deliver_due().await;
+    // The failed attempt is due again in 30 minutes; 45 minutes later it is 15 minutes overdue.
+    app.clock.advance(chrono::Duration::minutes(45));
+
+    let response = app.http.get(app.url("/metrics")).send().await.expect("metrics");
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().expect("ct").starts_with("application/openmetrics-text"));
+    let text = response.text().await.expect("text");
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    assert_eq!(value("finhook_callbacks_ingested_total{response_type=\"KYC\"}"), 1.0);
+    assert_eq!(value("finhook_callbacks_ingested_total{response_type=\"GetAccountsDetail\"}"), 1.0);
+    assert_eq!(value("finhook_callbacks_rejected_total{status=\"400\"}"), 1.0);
+    assert_eq!(value("finhook_delivery_attempts_total{outcome=\"success\",error_class=\"\"}"), 1.0);
+    assert_eq!(value("finhook_delivery_attempts_total{outcome=\"failure\",error_class=\"http\"}"), 1.0);
+    assert_eq!(value("finhook_delivery_attempt_duration_seconds_count"), 2.0);
+    assert_eq!(value("finhook_messages"), 2.0);
+    assert_eq!(value("finhook_deliveries{status=\"pending\"}"), 1.0);
+    assert_eq!(value("finhook_deliveries{status=\"delivered\"}"), 1.0);
+    assert_eq!(value("finhook_delivery_lag_seconds"), 900.0);
+    assert!(!text.contains("whsec_") && !text.contains("c91cd0cf"), "no secrets or LoginIds in metrics");
+}

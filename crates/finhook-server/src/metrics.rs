@@ -1,0 +1,109 @@
+//! Prometheus metrics of one server: counters kept as things happen, and gauges read from
+//! the store at scrape time (so they are true across restarts and, later, across nodes).
+//!
+//! Each `App` owns its registry; nothing is process-global, so tests can run many servers
+//! in one process and read each one's numbers.
+
+use chrono::{DateTime, Utc};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+use crate::store::{AttemptRecord, StoreStats};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabel {
+    pub response_type: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabel {
+    pub outcome: String,
+    pub error_class: String,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    ingested: Family<TypeLabel, Counter>,
+    rejected: Family<StatusLabel, Counter>,
+    attempts: Family<AttemptLabel, Counter>,
+    attempt_seconds: Histogram,
+    deliveries: Family<StatusLabel, Gauge>,
+    messages: Gauge,
+    lag_seconds: Gauge<f64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("finhook");
+        let ingested = Family::<TypeLabel, Counter>::default();
+        registry.register("callbacks_ingested", "Callbacks accepted (202), by ResponseType", ingested.clone());
+        let rejected = Family::<StatusLabel, Counter>::default();
+        registry.register("callbacks_rejected", "Ingest requests refused, by HTTP status", rejected.clone());
+        let attempts = Family::<AttemptLabel, Counter>::default();
+        registry.register("delivery_attempts", "Delivery attempts made, by outcome and error class", attempts.clone());
+        let attempt_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 13));
+        registry.register(
+            "delivery_attempt_duration_seconds",
+            "Time from request to answer of each attempt",
+            attempt_seconds.clone(),
+        );
+        let deliveries = Family::<StatusLabel, Gauge>::default();
+        registry.register("deliveries", "Deliveries in the store, by status", deliveries.clone());
+        let messages = Gauge::default();
+        registry.register("messages", "Messages (callbacks) in the store", messages.clone());
+        let lag_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "delivery_lag_seconds",
+            "How long the most overdue pending delivery has been due (0 when none is)",
+            lag_seconds.clone(),
+        );
+        Self { registry, ingested, rejected, attempts, attempt_seconds, deliveries, messages, lag_seconds }
+    }
+
+    pub fn callback_ingested(&self, response_type: &str) {
+        self.ingested.get_or_create(&TypeLabel { response_type: response_type.to_string() }).inc();
+    }
+
+    pub fn callback_rejected(&self, status: u16) {
+        self.rejected.get_or_create(&StatusLabel { status: status.to_string() }).inc();
+    }
+
+    pub fn attempt_made(&self, attempt: &AttemptRecord) {
+        let label = AttemptLabel {
+            outcome: if attempt.succeeded { "success" } else { "failure" }.to_string(),
+            error_class: attempt.error_class.clone().unwrap_or_default(),
+        };
+        self.attempts.get_or_create(&label).inc();
+        self.attempt_seconds.observe(attempt.latency_ms as f64 / 1000.0);
+    }
+
+    /// The text exposition, with the store's gauges as of `now`.
+    pub fn render(&self, stats: &StoreStats, now: DateTime<Utc>) -> Result<String, std::fmt::Error> {
+        for (status, count) in &stats.deliveries_by_status {
+            self.deliveries.get_or_create(&StatusLabel { status: status.as_str().to_string() }).set(*count);
+        }
+        self.messages.set(stats.messages);
+        let lag = stats.oldest_due_at.map(|due| (now - due).num_milliseconds().max(0) as f64 / 1000.0).unwrap_or(0.0);
+        self.lag_seconds.set(lag);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
