@@ -22,6 +22,8 @@ enum Command {
     Listen(commands::listen::ListenArgs),
     /// Fire sandbox callbacks at a sandbox instance's endpoints.
     Trigger(commands::trigger::TriggerArgs),
+    /// Load-test a throwaway server: ingest N callbacks, count them at a receiver, report.
+    Bench(commands::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(args),
         Command::Listen(args) => commands::listen::run(args),
         Command::Trigger(args) => commands::trigger::run(args),
+        Command::Bench(args) => commands::bench::run(args),
     }
 }
 

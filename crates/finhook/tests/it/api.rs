@@ -201,3 +201,27 @@ async fn metrics_count_ingests_attempts_and_what_the_store_holds() {
     assert_eq!(value("finhook_delivery_lag_seconds"), 900.0);
     assert!(!text.contains("whsec_") && !text.contains("c91cd0cf"), "no secrets or LoginIds in metrics");
 }
+
+#[tokio::test]
+async fn finhook_bench_reports_what_it_measured() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_finhook"))
+        .args(["bench", "--messages", "40", "--concurrency", "4", "--json", "--timeout", "60"])
+        .output()
+        .await
+        .expect("run finhook bench");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON object on stdout");
+    assert_eq!(report["messages"], 40);
+    assert_eq!(report["delivered"], 40, "every ingested callback reached the receiver");
+    assert_eq!(report["payload_bytes"], fixture("get_accounts_detail.json").len());
+    for field in ["ingest_per_s", "delivered_per_s", "peak_rss_mb"] {
+        assert!(report[field].as_f64().is_some_and(|v| v > 0.0), "{field}: {report}");
+    }
+    let latency = &report["latency_ms"];
+    let (p50, p95, p99) = (
+        latency["p50"].as_f64().expect("p50"),
+        latency["p95"].as_f64().expect("p95"),
+        latency["p99"].as_f64().expect("p99"),
+    );
+    assert!(p50 <= p95 && p95 <= p99, "{latency}");
+}
