@@ -1,7 +1,9 @@
 //! The `finhook` binary: parses the command line and hands over to the libraries.
 //! Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 
+mod client;
 mod commands;
+mod output;
 
 use std::process::ExitCode;
 
@@ -22,6 +24,12 @@ enum Command {
     Listen(commands::listen::ListenArgs),
     /// Fire sandbox callbacks at a sandbox instance's endpoints.
     Trigger(commands::trigger::TriggerArgs),
+    /// Manage instances through the HTTP API.
+    Instances(commands::admin::InstancesArgs),
+    /// Manage an instance's webhook endpoints.
+    Endpoints(commands::admin::EndpointsArgs),
+    /// Inspect and redeliver an instance's messages.
+    Messages(commands::admin::MessagesArgs),
     /// Load-test a throwaway server: ingest N callbacks, count them at a receiver, report.
     Bench(commands::bench::BenchArgs),
 }
@@ -34,6 +42,9 @@ fn main() -> ExitCode {
         Command::Listen(args) => commands::listen::run(args),
         Command::Trigger(args) => commands::trigger::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Instances(args) => commands::admin::instances(args),
+        Command::Endpoints(args) => commands::admin::endpoints(args),
+        Command::Messages(args) => commands::admin::messages(args),
     }
 }
 

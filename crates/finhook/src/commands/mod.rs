@@ -1,6 +1,7 @@
 //! One module per subcommand, and what they share: runtime start-up, error sentences and
 //! the shutdown signal.
 
+pub mod admin;
 pub mod bench;
 pub mod listen;
 pub mod serve;

@@ -1,0 +1,277 @@
+//! `finhook instances|endpoints|messages`: the admin client of the HTTP API.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::json;
+
+use super::{block_on, fail};
+use crate::client::{Client, ServerArgs};
+use crate::output;
+
+#[derive(Debug, Args)]
+pub struct InstancesArgs {
+    #[command(subcommand)]
+    command: InstancesCommand,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum InstancesCommand {
+    /// List instances.
+    List,
+    /// Show one instance.
+    Show { name: String },
+    /// Create an instance (admin key); prints its API key once.
+    Create {
+        name: String,
+        #[arg(long, value_parser = ["live", "sandbox"], default_value = "live")]
+        mode: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct EndpointsArgs {
+    #[command(subcommand)]
+    command: EndpointsCommand,
+    /// The instance the endpoints belong to.
+    #[arg(long, global = true, value_name = "NAME")]
+    instance: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum EndpointsCommand {
+    List,
+    Show {
+        id: String,
+    },
+    /// Create an endpoint; prints its signing secret once.
+    Create {
+        url: String,
+        /// Only these ResponseTypes (repeatable); default all.
+        #[arg(long = "event-type", value_name = "TYPE")]
+        event_types: Vec<String>,
+        #[arg(long)]
+        max_attempts: Option<u32>,
+        #[arg(long)]
+        interval_seconds: Option<u32>,
+        /// Count any 2xx as success instead of 200 only.
+        #[arg(long)]
+        any_2xx: bool,
+    },
+    Enable {
+        id: String,
+    },
+    Disable {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+    /// A new secret; the old one keeps signing for 24 h.
+    RotateSecret {
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct MessagesArgs {
+    #[command(subcommand)]
+    command: MessagesCommand,
+    #[arg(long, global = true, value_name = "NAME")]
+    instance: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum MessagesCommand {
+    /// Newest first.
+    List {
+        #[arg(long)]
+        login_id: Option<String>,
+        #[arg(long)]
+        response_type: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// A message with its deliveries and attempts.
+    Show { id: String },
+    /// A new delivery round, to every endpoint or one.
+    Redeliver {
+        id: String,
+        #[arg(long = "endpoint")]
+        endpoint_id: Option<String>,
+    },
+}
+
+const INSTANCE_COLUMNS: &[output::Column] =
+    &[("NAME", "/name"), ("MODE", "/mode"), ("CUSTOMER ID", "/customer_id"), ("CREATED", "/created_at")];
+const ENDPOINT_COLUMNS: &[output::Column] = &[
+    ("ID", "/id"),
+    ("URL", "/url"),
+    ("ENABLED", "/enabled"),
+    ("TYPES", "/event_types"),
+    ("ATTEMPTS", "/retry/max_attempts"),
+    ("INTERVAL S", "/retry/interval_seconds"),
+];
+const MESSAGE_COLUMNS: &[output::Column] = &[
+    ("ID", "/id"),
+    ("TYPE", "/response_type"),
+    ("LOGIN ID", "/login_id"),
+    ("TAG", "/tag"),
+    ("CREATED", "/created_at"),
+];
+const DELIVERY_COLUMNS: &[output::Column] = &[
+    ("DELIVERY", "/id"),
+    ("ENDPOINT", "/endpoint_id"),
+    ("STATUS", "/status"),
+    ("ATTEMPTS", "/attempts_made"),
+    ("NEXT", "/next_attempt_at"),
+];
+
+fn run_with(server: &ServerArgs, work: impl AsyncFnOnce(Client) -> Result<(), String>) -> ExitCode {
+    let client = match Client::new(server) {
+        Ok(client) => client,
+        Err(message) => return fail(2, message),
+    };
+    block_on(async move {
+        match work(client).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => fail(1, message),
+        }
+    })
+}
+
+pub fn instances(args: InstancesArgs) -> ExitCode {
+    let json = args.json;
+    run_with(&args.server, async move |client| {
+        match args.command {
+            InstancesCommand::List => {
+                output::list(&client.call(Method::GET, "/v1/instances", None).await?, INSTANCE_COLUMNS, json)
+            }
+            InstancesCommand::Show { name } => {
+                output::object(&client.call(Method::GET, &format!("/v1/instances/{name}"), None).await?, json)
+            }
+            InstancesCommand::Create { name, mode } => {
+                let created =
+                    client.call(Method::POST, "/v1/instances", Some(json!({ "name": name, "mode": mode }))).await?;
+                output::object(&created, json);
+            }
+        }
+        Ok(())
+    })
+}
+
+const NO_INSTANCE: &str = "name the instance with --instance NAME";
+
+pub fn endpoints(args: EndpointsArgs) -> ExitCode {
+    let json = args.json;
+    let Some(instance) = args.instance.clone() else { return fail(2, NO_INSTANCE) };
+    run_with(&args.server, async move |client| {
+        let base = format!("/v1/instances/{instance}/endpoints");
+        let answer = match args.command {
+            EndpointsCommand::List => {
+                output::list(&client.call(Method::GET, &base, None).await?, ENDPOINT_COLUMNS, json);
+                return Ok(());
+            }
+            EndpointsCommand::Show { id } => client.call(Method::GET, &format!("{base}/{id}"), None).await?,
+            EndpointsCommand::Create { url, event_types, max_attempts, interval_seconds, any_2xx } => {
+                let mut body = json!({ "url": url, "retry": { "max_attempts": max_attempts, "interval_seconds": interval_seconds } });
+                if let Some(retry) = body["retry"].as_object_mut() {
+                    retry.retain(|_, v| !v.is_null());
+                }
+                if !event_types.is_empty() {
+                    body["event_types"] = json!(event_types);
+                }
+                if any_2xx {
+                    body["success"] = json!("any_2xx");
+                }
+                client.call(Method::POST, &base, Some(body)).await?
+            }
+            EndpointsCommand::Enable { id } => {
+                client.call(Method::PATCH, &format!("{base}/{id}"), Some(json!({ "enabled": true }))).await?
+            }
+            EndpointsCommand::Disable { id } => {
+                client.call(Method::PATCH, &format!("{base}/{id}"), Some(json!({ "enabled": false }))).await?
+            }
+            EndpointsCommand::Delete { id } => {
+                client.call(Method::DELETE, &format!("{base}/{id}"), None).await?;
+                json!({ "deleted": id })
+            }
+            EndpointsCommand::RotateSecret { id } => {
+                client.call(Method::POST, &format!("{base}/{id}/rotate-secret"), None).await?
+            }
+        };
+        output::object(&answer, json);
+        Ok(())
+    })
+}
+
+pub fn messages(args: MessagesArgs) -> ExitCode {
+    let json = args.json;
+    let Some(instance) = args.instance.clone() else { return fail(2, NO_INSTANCE) };
+    run_with(&args.server, async move |client| {
+        let base = format!("/v1/instances/{instance}/messages");
+        match args.command {
+            MessagesCommand::List { login_id, response_type, status, limit, cursor } => {
+                let mut query = vec![format!("limit={limit}")];
+                for (key, value) in
+                    [("login_id", login_id), ("response_type", response_type), ("status", status), ("cursor", cursor)]
+                {
+                    if let Some(value) = value {
+                        query.push(format!(
+                            "{key}={}",
+                            url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>()
+                        ));
+                    }
+                }
+                let page = client.call(Method::GET, &format!("{base}?{}", query.join("&")), None).await?;
+                if json {
+                    output::object(&page, true);
+                } else {
+                    output::list(&page["data"], MESSAGE_COLUMNS, false);
+                    if let Some(cursor) = page["next_cursor"].as_str() {
+                        output::object(&json!({ "next page": format!("--cursor {cursor}") }), false);
+                    }
+                }
+            }
+            MessagesCommand::Show { id } => {
+                let message = client.call(Method::GET, &format!("{base}/{id}"), None).await?;
+                if json {
+                    output::object(&message, true);
+                } else {
+                    let mut summary = message.clone();
+                    if let Some(fields) = summary.as_object_mut() {
+                        fields.remove("payload");
+                        fields.remove("deliveries");
+                    }
+                    output::object(&summary, false);
+                    output::list(&message["deliveries"], DELIVERY_COLUMNS, false);
+                }
+            }
+            MessagesCommand::Redeliver { id, endpoint_id } => {
+                let answer = client
+                    .call(Method::POST, &format!("{base}/{id}/redeliver"), Some(json!({ "endpoint_id": endpoint_id })))
+                    .await?;
+                output::object(&answer, json);
+            }
+        }
+        Ok(())
+    })
+}
