@@ -21,6 +21,7 @@ use sqlx::{Row, SqlitePool};
 
 use super::*;
 
+mod batch;
 mod queue;
 mod rows;
 mod sandbox;
@@ -33,6 +34,8 @@ const READ_CONNECTIONS: u32 = 4;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Ingests and attempt records go through here, many to a transaction.
+    batch: batch::BatchWriter,
     /// Held for the life of the store; the OS releases it if the process dies.
     _lock: Option<File>,
 }
@@ -72,7 +75,8 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(StoreError::from)?;
-        Ok(Self { writer, reader, _lock: lock })
+        let batch = batch::BatchWriter::spawn(writer.clone());
+        Ok(Self { writer, reader, batch, _lock: lock })
     }
 }
 
@@ -450,46 +454,7 @@ impl Store for SqliteStore {
     }
 
     async fn ingest(&self, message: NewMessage) -> StoreResult<IngestOutcome> {
-        let mut tx = self.writer.begin().await?;
-        if let Some(key) = &message.idempotency_key {
-            let existing =
-                sqlx::query("SELECT id, body_sha256 FROM messages WHERE instance_id = ? AND idempotency_key = ?")
-                    .bind(message.instance_id.0)
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some(row) = existing {
-                let message_id = MessageId::parse(row.try_get("id")?).map_err(corrupt)?;
-                let same_body = row.try_get::<String, _>("body_sha256")? == message.body_sha256;
-                return Ok(if same_body {
-                    IngestOutcome::Replayed { message_id }
-                } else {
-                    IngestOutcome::KeyReused { message_id }
-                });
-            }
-        }
-        let message_id = MessageId::generate();
-        sqlx::query(
-            "INSERT INTO messages (id, instance_id, response_type, login_id, request_id, tag, idempotency_key,
-                                   body_sha256, payload, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(message_id.as_str())
-        .bind(message.instance_id.0)
-        .bind(message.response_type.as_str())
-        .bind(&message.login_id)
-        .bind(&message.request_id)
-        .bind(&message.tag)
-        .bind(&message.idempotency_key)
-        .bind(&message.body_sha256)
-        .bind(&message.payload)
-        .bind(millis(message.now))
-        .execute(&mut *tx)
-        .await?;
-        let endpoints = subscribed_endpoints(&mut tx, message.instance_id, message.response_type).await?;
-        let deliveries = schedule_deliveries(&mut tx, &message_id, &endpoints, message.now).await?;
-        tx.commit().await?;
-        Ok(IngestOutcome::Created { message_id, deliveries: deliveries.len() })
+        self.batch.ingest(message).await
     }
 
     async fn list_messages(&self, instance: InstanceId, filter: &MessageFilter) -> StoreResult<Vec<MessageSummary>> {
@@ -581,4 +546,46 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(Some(ids))
     }
+}
+
+/// Stores one message and its deliveries on `tx` (a savepoint of a batch transaction).
+pub(super) async fn ingest_on(tx: &mut sqlx::SqliteConnection, message: NewMessage) -> StoreResult<IngestOutcome> {
+    if let Some(key) = &message.idempotency_key {
+        let existing =
+            sqlx::query("SELECT id, body_sha256 FROM messages WHERE instance_id = ? AND idempotency_key = ?")
+                .bind(message.instance_id.0)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(row) = existing {
+            let message_id = MessageId::parse(row.try_get("id")?).map_err(corrupt)?;
+            let same_body = row.try_get::<String, _>("body_sha256")? == message.body_sha256;
+            return Ok(if same_body {
+                IngestOutcome::Replayed { message_id }
+            } else {
+                IngestOutcome::KeyReused { message_id }
+            });
+        }
+    }
+    let message_id = MessageId::generate();
+    sqlx::query(
+        "INSERT INTO messages (id, instance_id, response_type, login_id, request_id, tag, idempotency_key,
+                               body_sha256, payload, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(message_id.as_str())
+    .bind(message.instance_id.0)
+    .bind(message.response_type.as_str())
+    .bind(&message.login_id)
+    .bind(&message.request_id)
+    .bind(&message.tag)
+    .bind(&message.idempotency_key)
+    .bind(&message.body_sha256)
+    .bind(&message.payload)
+    .bind(millis(message.now))
+    .execute(&mut *tx)
+    .await?;
+    let endpoints = subscribed_endpoints(tx, message.instance_id, message.response_type).await?;
+    let deliveries = schedule_deliveries(tx, &message_id, &endpoints, message.now).await?;
+    Ok(IngestOutcome::Created { message_id, deliveries: deliveries.len() })
 }

@@ -75,39 +75,7 @@ impl DeliveryQueue for SqliteStore {
     }
 
     async fn record_attempt(&self, result: AttemptResult) -> StoreResult<()> {
-        let attempt = &result.attempt;
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO attempts (id, delivery_id, attempt_number, started_at, latency_ms, status_code, error_class,
-                                   error_detail, response_excerpt, succeeded)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(attempt.id.as_str())
-        .bind(result.delivery_id.as_str())
-        .bind(attempt.attempt_number)
-        .bind(millis(attempt.started_at))
-        .bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
-        .bind(attempt.status_code)
-        .bind(&attempt.error_class)
-        .bind(&attempt.error_detail)
-        .bind(&attempt.response_excerpt)
-        .bind(attempt.succeeded)
-        .execute(&mut *tx)
-        .await?;
-        // A delivery cancelled while the attempt was in flight stays cancelled.
-        sqlx::query(
-            "UPDATE deliveries SET status = ?, attempts_made = ?, next_attempt_at = ?, claimed_until = NULL, updated_at = ?
-             WHERE id = ? AND status = 'pending'",
-        )
-        .bind(result.new_status.as_str())
-        .bind(attempt.attempt_number)
-        .bind(result.next_attempt_at.map(millis))
-        .bind(millis(attempt.started_at))
-        .bind(result.delivery_id.as_str())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.batch.record(result).await
     }
 
     async fn release_all_claims(&self) -> StoreResult<u64> {
@@ -126,4 +94,39 @@ impl DeliveryQueue for SqliteStore {
         .await?;
         due.map(time_of).transpose()
     }
+}
+
+/// Records one attempt and reschedules its delivery on `tx` (a savepoint of a batch).
+pub(super) async fn record_on(tx: &mut sqlx::SqliteConnection, result: AttemptResult) -> StoreResult<()> {
+    let attempt = &result.attempt;
+    sqlx::query(
+        "INSERT INTO attempts (id, delivery_id, attempt_number, started_at, latency_ms, status_code, error_class,
+                               error_detail, response_excerpt, succeeded)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(attempt.id.as_str())
+    .bind(result.delivery_id.as_str())
+    .bind(attempt.attempt_number)
+    .bind(millis(attempt.started_at))
+    .bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
+    .bind(attempt.status_code)
+    .bind(&attempt.error_class)
+    .bind(&attempt.error_detail)
+    .bind(&attempt.response_excerpt)
+    .bind(attempt.succeeded)
+    .execute(&mut *tx)
+    .await?;
+    // A delivery cancelled while the attempt was in flight stays cancelled.
+    sqlx::query(
+        "UPDATE deliveries SET status = ?, attempts_made = ?, next_attempt_at = ?, claimed_until = NULL, updated_at = ?
+         WHERE id = ? AND status = 'pending'",
+    )
+    .bind(result.new_status.as_str())
+    .bind(attempt.attempt_number)
+    .bind(result.next_attempt_at.map(millis))
+    .bind(millis(attempt.started_at))
+    .bind(result.delivery_id.as_str())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
