@@ -88,6 +88,7 @@ impl App {
             client,
             settings: WorkerSettings {
                 concurrency: settings.delivery_concurrency.max(1),
+                per_endpoint: settings.delivery_per_endpoint_concurrency.max(1),
                 timeout,
                 poll_interval: Duration::from_millis(settings.poll_interval_ms.max(10)),
             },

@@ -32,6 +32,8 @@ pub struct Settings {
     pub delivery_timeout_seconds: u64,
     /// Attempts in flight at once.
     pub delivery_concurrency: usize,
+    /// Attempts in flight at once to any one endpoint.
+    pub delivery_per_endpoint_concurrency: usize,
     /// The longest the worker waits before looking for due deliveries by itself.
     pub poll_interval_ms: u64,
     /// The admin key (`FINHOOK_ADMIN_KEY`). When unset, the first start generates one.
@@ -51,6 +53,7 @@ impl Default for Settings {
             max_depth: finhook_core::flinks::DEFAULT_MAX_DEPTH,
             delivery_timeout_seconds: 15,
             delivery_concurrency: 64,
+            delivery_per_endpoint_concurrency: 8,
             poll_interval_ms: 1000,
             admin_key: None,
         }
@@ -58,7 +61,7 @@ impl Default for Settings {
 }
 
 /// The settings' keys; other `FINHOOK_*` variables (such as `FINHOOK_LOG`) belong to others.
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 12] = [
     "listen",
     "database",
     "allow_insecure_loopback",
@@ -68,6 +71,7 @@ const KEYS: [&str; 11] = [
     "max_depth",
     "delivery_timeout_seconds",
     "delivery_concurrency",
+    "delivery_per_endpoint_concurrency",
     "poll_interval_ms",
     "admin_key",
 ];

@@ -35,6 +35,8 @@ use client::{DeliveryClient, ErrorClass, SendOutcome};
 pub struct WorkerSettings {
     /// Deliveries in flight at once.
     pub concurrency: usize,
+    /// Deliveries in flight at once to any one endpoint.
+    pub per_endpoint: usize,
     /// The per-attempt HTTP timeout; claims last this long plus a margin.
     pub timeout: Duration,
     /// The longest the worker sleeps before looking for due work on its own.
@@ -130,7 +132,8 @@ impl Worker {
         let context = &self.context;
         let now = context.clock.now();
         let claim_until = now + chrono_duration(context.settings.timeout + CLAIM_MARGIN);
-        context.store.claim_due(now, claim_until, u32::try_from(limit).unwrap_or(u32::MAX)).await
+        let per_endpoint = u32::try_from(context.settings.per_endpoint).unwrap_or(u32::MAX);
+        context.store.claim_due(now, claim_until, u32::try_from(limit).unwrap_or(u32::MAX), per_endpoint).await
     }
 
     async fn time_until_due(&self) -> Duration {

@@ -8,12 +8,14 @@ use super::{AttemptResult, ClaimedDelivery, StoreResult};
 
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync {
-    /// Claims up to `limit` due deliveries until `claim_until`.
+    /// Claims up to `limit` due deliveries until `claim_until`, leaving any endpoint with
+    /// at most `per_endpoint` claims in flight.
     async fn claim_due(
         &self,
         now: DateTime<Utc>,
         claim_until: DateTime<Utc>,
         limit: u32,
+        per_endpoint: u32,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Records a finished attempt, releases the claim and schedules what comes next.
     async fn record_attempt(&self, result: AttemptResult) -> StoreResult<()>;

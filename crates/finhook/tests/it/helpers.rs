@@ -47,6 +47,8 @@ pub struct Options {
     /// Reuse a database directory (to restart on the same store).
     pub dir: Option<Arc<tempfile::TempDir>>,
     pub clock: Option<ManualClock>,
+    pub concurrency: usize,
+    pub per_endpoint: usize,
 }
 
 impl Default for Options {
@@ -58,6 +60,8 @@ impl Default for Options {
             extra_root_ca: vec![],
             dir: None,
             clock: None,
+            concurrency: 64,
+            per_endpoint: 8,
         }
     }
 }
@@ -86,6 +90,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         delivery_timeout_seconds: options.timeout_seconds,
         extra_root_ca: options.extra_root_ca.clone(),
         poll_interval_ms: 50,
+        delivery_concurrency: options.concurrency,
+        delivery_per_endpoint_concurrency: options.per_endpoint,
         admin_key: Some(Redacted(ADMIN_KEY.to_string())),
         ..Settings::default()
     };

@@ -18,20 +18,31 @@ impl DeliveryQueue for SqliteStore {
         now: DateTime<Utc>,
         claim_until: DateTime<Utc>,
         limit: u32,
+        per_endpoint: u32,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let mut tx = self.writer.begin().await?;
+        // Claims the most overdue deliveries first, but never more than `per_endpoint` in
+        // flight for one endpoint, so a slow or hanging endpoint cannot take every slot.
         let claimed = sqlx::query(
             "UPDATE deliveries SET claimed_until = ?1
              WHERE id IN (
-                 SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-                 WHERE d.status = 'pending' AND d.next_attempt_at <= ?2
-                   AND (d.claimed_until IS NULL OR d.claimed_until <= ?2) AND e.enabled = 1
-                 ORDER BY d.next_attempt_at LIMIT ?3)
+                 WITH busy AS (
+                     SELECT endpoint_id, count(*) AS n FROM deliveries
+                     WHERE status = 'pending' AND claimed_until > ?2 GROUP BY endpoint_id),
+                 due AS (
+                     SELECT d.id, d.next_attempt_at, coalesce(b.n, 0) AS in_flight,
+                            row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS nth
+                     FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                     LEFT JOIN busy b ON b.endpoint_id = d.endpoint_id
+                     WHERE d.status = 'pending' AND d.next_attempt_at <= ?2
+                       AND (d.claimed_until IS NULL OR d.claimed_until <= ?2) AND e.enabled = 1)
+                 SELECT id FROM due WHERE in_flight + nth <= ?4 ORDER BY next_attempt_at, id LIMIT ?3)
              RETURNING id, message_id, endpoint_id, attempts_made",
         )
         .bind(millis(claim_until))
         .bind(millis(now))
         .bind(limit)
+        .bind(per_endpoint)
         .fetch_all(&mut *tx)
         .await?;
         let mut out = Vec::with_capacity(claimed.len());
