@@ -23,6 +23,7 @@ impl Default for ParseLimits {
 
 /// One schema violation, located by a JSONPath-style path such as `$.Accounts[0].Balance`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     pub path: String,
     pub message: String,

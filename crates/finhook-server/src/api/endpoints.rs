@@ -11,13 +11,13 @@ use finhook_core::secret::EndpointSecret;
 use serde::{Deserialize, Serialize};
 
 use super::json::{double_option, ApiJson};
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, AppState, Caller, Problem};
 use crate::store::{Endpoint, EndpointPatch, NewEndpoint, SuccessRule};
 
 /// How long a replaced secret keeps signing after a rotation.
 const ROTATION_OVERLAP: Duration = Duration::hours(24);
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryRequest {
     max_attempts: Option<u32>,
@@ -25,7 +25,7 @@ pub struct RetryRequest {
     backoff: Option<Backoff>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
     url: String,
@@ -36,21 +36,24 @@ pub struct CreateEndpoint {
     enabled: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEndpoint {
     url: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<String>>)]
     event_types: Option<Option<Vec<String>>>,
     retry: Option<RetryRequest>,
     success: Option<SuccessRule>,
     enabled: Option<bool>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EndpointView {
+    #[schema(value_type = String, example = "ep_01JD0000000000000000000000")]
     id: EndpointId,
     url: String,
     description: Option<String>,
@@ -128,6 +131,8 @@ fn endpoint_id(raw: &str) -> Result<EndpointId, ApiError> {
     EndpointId::parse(raw).map_err(|_| ApiError::NotFound("endpoint"))
 }
 
+#[utoipa::path(post, path = "/v1/instances/{name}/endpoints", tag = "endpoints", params(("name" = String, Path, description = "the instance name")), request_body = CreateEndpoint,
+    responses((status = 201, description = "created; `secret` is shown only now", body = EndpointView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem), (status = 422, description = "invalid; `errors` names the paths", body = Problem)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -151,6 +156,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(EndpointView::of(endpoint, Some(&secret)))))
 }
 
+#[utoipa::path(get, path = "/v1/instances/{name}/endpoints", tag = "endpoints", params(("name" = String, Path, description = "the instance name")), responses((status = 200, body = Vec<EndpointView>), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -161,6 +167,7 @@ pub async fn list(
     Ok(Json(endpoints.into_iter().map(|e| EndpointView::of(e, None)).collect()))
 }
 
+#[utoipa::path(get, path = "/v1/instances/{name}/endpoints/{id}", tag = "endpoints", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")), responses((status = 200, body = EndpointView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -172,6 +179,8 @@ pub async fn show(
     Ok(Json(EndpointView::of(endpoint, None)))
 }
 
+#[utoipa::path(patch, path = "/v1/instances/{name}/endpoints/{id}", tag = "endpoints", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")), request_body = UpdateEndpoint,
+    responses((status = 200, body = EndpointView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem), (status = 422, description = "invalid; `errors` names the paths", body = Problem)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -202,6 +211,8 @@ pub async fn update(
     Ok(Json(EndpointView::of(endpoint, None)))
 }
 
+#[utoipa::path(delete, path = "/v1/instances/{name}/endpoints/{id}", tag = "endpoints", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")),
+    responses((status = 204, description = "deleted; its pending deliveries are cancelled"), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -215,6 +226,8 @@ pub async fn delete(
     }
 }
 
+#[utoipa::path(post, path = "/v1/instances/{name}/endpoints/{id}/rotate-secret", tag = "endpoints", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")),
+    responses((status = 200, description = "the new `secret`; the old one keeps signing for 24 h", body = EndpointView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,

@@ -8,10 +8,10 @@ use finhook_core::secret::ApiKey;
 use serde::{Deserialize, Serialize};
 
 use super::json::ApiJson;
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, AppState, Caller, Problem};
 use crate::store::{Instance, Mode, NewInstance};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInstance {
     name: String,
@@ -19,26 +19,26 @@ pub struct CreateInstance {
     mode: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateInstance {
     sandbox: Option<SandboxUpdate>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxUpdate {
     strict_auth: Option<bool>,
     aggregation_delay_ms: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SandboxView {
     strict_auth: bool,
     aggregation_delay_ms: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InstanceView {
     name: String,
     customer_id: String,
@@ -73,6 +73,9 @@ pub fn valid_name(name: &str) -> bool {
     (1..=63).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+#[utoipa::path(post, path = "/v1/instances", tag = "instances", request_body = CreateInstance,
+    responses((status = 201, description = "created; `api_key` is shown only now", body = InstanceView), (status = 401, description = "no or bad key", body = Problem),
+        (status = 403, description = "needs the admin key", body = Problem), (status = 409, description = "the name is taken", body = Problem), (status = 422, description = "invalid; `errors` names the paths", body = Problem)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -106,6 +109,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(InstanceView::of(instance, Some(&api_key)))))
 }
 
+#[utoipa::path(get, path = "/v1/instances", tag = "instances", responses((status = 200, body = Vec<InstanceView>), (status = 401, description = "no or bad key", body = Problem)))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<InstanceView>>, ApiError> {
     let instances = match caller {
         Caller::Admin => state.store.list_instances().await?,
@@ -114,6 +118,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
     Ok(Json(instances.into_iter().map(|i| InstanceView::of(i, None)).collect()))
 }
 
+#[utoipa::path(get, path = "/v1/instances/{name}", tag = "instances", params(("name" = String, Path, description = "the instance name")), responses((status = 200, body = InstanceView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -126,6 +131,8 @@ pub async fn show(
 /// The longest simulated aggregation: ten minutes.
 const MAX_DELAY_MS: u64 = 600_000;
 
+#[utoipa::path(patch, path = "/v1/instances/{name}", tag = "instances", params(("name" = String, Path, description = "the instance name")), request_body = UpdateInstance,
+    responses((status = 200, body = InstanceView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem), (status = 422, description = "invalid; `errors` names the paths", body = Problem)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::json::ApiJson;
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, AppState, Caller, Problem};
 use crate::ingest::{ingest_callback, IngestError, IngestRequest};
 use crate::store::{AttemptRecord, DeliveryRecord, DeliveryStatus, MessageDetail, MessageFilter, MessageSummary};
 
@@ -21,11 +21,18 @@ const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 250;
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Ingested {
+    #[schema(value_type = String, example = "msg_01JD0000000000000000000000")]
     message_id: MessageId,
 }
 
+#[utoipa::path(post, path = "/v1/instances/{name}/callbacks", tag = "messages", params(("name" = String, Path, description = "the instance name"),
+        ("Idempotency-Key" = Option<String>, Header, description = "the same key and body give the same message_id")),
+    request_body(content = Object, description = "the Flinks callback itself (KYC, GetAccountsDetail or Investments), stored and sent byte for byte", content_type = "application/json"),
+    responses((status = 202, description = "durably stored", body = Ingested), (status = 400, description = "not JSON, not an object, or too deep", body = Problem),
+        (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem), (status = 409, description = "Idempotency-Key reused with another body", body = Problem),
+        (status = 413, description = "over the size limit", body = Problem), (status = 422, description = "invalid; `errors` names the paths", body = Problem)))]
 pub async fn ingest(
     State(state): State<AppState>,
     caller: Caller,
@@ -110,8 +117,9 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageView {
+    #[schema(value_type = String)]
     id: MessageId,
     response_type: &'static str,
     login_id: Option<String>,
@@ -133,13 +141,18 @@ impl From<MessageSummary> for MessageView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page {
     data: Vec<MessageView>,
     /// Pass as `cursor` for the next (older) page; `null` on the last page.
+    #[schema(value_type = Option<String>)]
     next_cursor: Option<MessageId>,
 }
 
+#[utoipa::path(get, path = "/v1/instances/{name}/messages", tag = "messages", params(("name" = String, Path, description = "the instance name"),
+        ("login_id" = Option<String>, Query), ("response_type" = Option<String>, Query), ("status" = Option<String>, Query, description = "messages with a delivery in this status"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<u32>, Query, description = "1 to 250, default 50")),
+    responses((status = 200, description = "newest first", body = Page), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem), (status = 422, description = "invalid; `errors` names the paths", body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -185,7 +198,7 @@ pub async fn list(
     Ok(Json(Page { data: messages.into_iter().map(MessageView::from).collect(), next_cursor: next_cursor.flatten() }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AttemptView {
     id: String,
     attempt_number: u32,
@@ -214,9 +227,11 @@ impl From<AttemptRecord> for AttemptView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryView {
+    #[schema(value_type = String)]
     id: DeliveryId,
+    #[schema(value_type = String)]
     endpoint_id: EndpointId,
     status: &'static str,
     attempts_made: u32,
@@ -239,11 +254,12 @@ impl From<DeliveryRecord> for DeliveryView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageDetailView {
     #[serde(flatten)]
     message: MessageView,
     /// The callback exactly as ingested.
+    #[schema(value_type = Object)]
     payload: Box<RawValue>,
     deliveries: Vec<DeliveryView>,
 }
@@ -265,6 +281,8 @@ fn message_id(raw: &str) -> Result<MessageId, ApiError> {
     MessageId::parse(raw).map_err(|_| ApiError::NotFound("message"))
 }
 
+#[utoipa::path(get, path = "/v1/instances/{name}/messages/{msg}", tag = "messages", params(("name" = String, Path, description = "the instance name"), ("msg" = String, Path, description = "the message id (msg_...)")),
+    responses((status = 200, body = MessageDetailView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -275,17 +293,20 @@ pub async fn show(
     Ok(Json(detail.try_into()?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedeliverRequest {
     endpoint_id: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Redelivered {
+    #[schema(value_type = Vec<String>)]
     deliveries: Vec<DeliveryId>,
 }
 
+#[utoipa::path(post, path = "/v1/instances/{name}/messages/{msg}/redeliver", tag = "messages", params(("name" = String, Path, description = "the instance name"), ("msg" = String, Path, description = "the message id (msg_...)")), request_body = RedeliverRequest,
+    responses((status = 202, body = Redelivered), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem), (status = 422, description = "invalid; `errors` names the paths", body = Problem)))]
 pub async fn redeliver(
     State(state): State<AppState>,
     caller: Caller,
@@ -306,7 +327,7 @@ pub async fn redeliver(
     Ok((StatusCode::ACCEPTED, Json(Redelivered { deliveries })))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LoginView {
     login_id: String,
     /// The most recent Tag among the callbacks.
@@ -314,6 +335,8 @@ pub struct LoginView {
     callbacks: Vec<MessageDetailView>,
 }
 
+#[utoipa::path(get, path = "/v1/instances/{name}/logins/{login_id}", tag = "messages", params(("name" = String, Path, description = "the instance name"), ("login_id" = String, Path)),
+    responses((status = 200, description = "every callback of the LoginId, oldest first, with its deliveries", body = LoginView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
 pub async fn login(
     State(state): State<AppState>,
     caller: Caller,

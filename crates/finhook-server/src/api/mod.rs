@@ -6,6 +6,7 @@ mod endpoints;
 mod instances;
 pub(crate) mod json;
 mod messages;
+mod openapi;
 mod problem;
 
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use crate::store::Store;
 
 pub use auth::Caller;
 pub(crate) use json::ApiJson;
-pub use problem::ApiError;
+pub use problem::{ApiError, Problem};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi::document))
         .route("/v1/instances", post(instances::create).get(instances::list))
         .route(instance, get(instances::show).patch(instances::update))
         .route(&format!("{instance}/sandbox/trigger"), post(crate::sandbox::trigger::trigger))
@@ -66,12 +68,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Result<&'static str, ApiError> {
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the store answers", body = String), (status = 500, body = Problem)))]
+pub(crate) async fn healthz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<&'static str, ApiError> {
     state.store.ping().await?;
     Ok("ok")
 }
 
-async fn metrics(
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)))]
+pub(crate) async fn metrics(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;

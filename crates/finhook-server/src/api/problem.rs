@@ -29,8 +29,9 @@ pub enum ApiError {
     Store(#[from] StoreError),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem; `errors` lists schema violations by JSON path.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
     #[serde(rename = "type")]
     kind: String,
     title: &'a str,

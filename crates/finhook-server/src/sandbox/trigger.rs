@@ -15,7 +15,7 @@ use crate::api::{ApiError, ApiJson, AppState, Caller};
 use crate::store::sandbox::{RequestState, SandboxLogin, SandboxRequest};
 use crate::store::{Instance, Mode};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TriggerKind {
     Kyc,
@@ -25,7 +25,7 @@ pub enum TriggerKind {
     Connect,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerRequest {
     kind: TriggerKind,
@@ -36,20 +36,20 @@ pub struct TriggerRequest {
     tag: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TriggeredEndpoint {
     endpoint_id: String,
     url: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TriggeredMessage {
     message_id: String,
     response_type: &'static str,
     endpoints: Vec<TriggeredEndpoint>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Triggered {
     login_id: String,
     request_id: String,
@@ -140,6 +140,8 @@ async fn send(
     Ok(vec![sandbox.send(login.instance_id, request, response_type, &body).await?])
 }
 
+#[utoipa::path(post, path = "/v1/instances/{name}/sandbox/trigger", tag = "sandbox", params(("name" = String, Path, description = "the instance name")), request_body = TriggerRequest,
+    responses((status = 202, body = Triggered), (status = 401, description = "no or bad key", body = crate::api::Problem), (status = 404, description = "unknown, or another instance's", body = crate::api::Problem), (status = 409, description = "not a sandbox instance", body = crate::api::Problem), (status = 422, description = "invalid; `errors` names the paths", body = crate::api::Problem)))]
 pub async fn trigger(
     State(state): State<AppState>,
     caller: Caller,

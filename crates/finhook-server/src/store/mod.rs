@@ -97,7 +97,7 @@ pub struct NewInstance {
 }
 
 /// Which answers count as a successful delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SuccessRule {
     /// Flinks' rule: HTTP 200 and nothing else.

@@ -1,0 +1,54 @@
+//! `GET /openapi.json`: the OpenAPI 3 document of the management API, generated from the
+//! handlers' own annotations so it cannot drift from the routes.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{endpoints, instances, messages};
+use crate::sandbox::trigger;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "finhook", description = "Durable, signed, Flinks-compatible financial webhooks: the management and ingest API of `finhook serve`."),
+    paths(
+        super::healthz,
+        super::metrics,
+        instances::create,
+        instances::list,
+        instances::show,
+        instances::update,
+        endpoints::create,
+        endpoints::list,
+        endpoints::show,
+        endpoints::update,
+        endpoints::delete,
+        endpoints::rotate_secret,
+        messages::ingest,
+        messages::list,
+        messages::show,
+        messages::redeliver,
+        messages::login,
+        trigger::trigger,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+struct ApiDoc;
+
+/// Every operation takes `Authorization: Bearer <key>` (the admin key or an instance key).
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub(super) async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
