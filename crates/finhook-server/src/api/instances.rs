@@ -157,3 +157,18 @@ pub async fn update(
     let instance = state.store.instance_by_name(&name).await?.ok_or(ApiError::NotFound("instance"))?;
     Ok(Json(InstanceView::of(instance, None)))
 }
+
+#[utoipa::path(post, path = "/v1/instances/{name}/rotate-key", tag = "instances", params(("name" = String, Path, description = "the instance name")),
+    responses((status = 200, description = "the new `api_key`, shown only now; the old key stops working at once", body = InstanceView),
+        (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<InstanceView>, ApiError> {
+    let instance = caller.instance(&state, &name).await?;
+    let api_key = ApiKey::generate();
+    state.store.set_instance_key_hash(instance.id, &api_key.hash()).await?;
+    tracing::info!(instance = %instance.name, "instance API key rotated");
+    Ok(Json(InstanceView::of(instance, Some(&api_key))))
+}

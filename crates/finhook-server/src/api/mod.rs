@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::document))
         .route("/v1/instances", post(instances::create).get(instances::list))
         .route(instance, get(instances::show).patch(instances::update))
+        .route(&format!("{instance}/rotate-key"), post(instances::rotate_key))
         .route(&format!("{instance}/sandbox/trigger"), post(crate::sandbox::trigger::trigger))
         .route(&format!("{instance}/endpoints"), post(endpoints::create).get(endpoints::list))
         .route(

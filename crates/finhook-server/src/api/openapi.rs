@@ -18,6 +18,7 @@ use crate::sandbox::trigger;
         instances::list,
         instances::show,
         instances::update,
+        instances::rotate_key,
         endpoints::create,
         endpoints::list,
         endpoints::show,

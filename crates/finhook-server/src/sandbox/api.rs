@@ -26,6 +26,8 @@ use crate::store::{Instance, Mode};
 
 /// How long an authorize token stays usable.
 const TOKEN_LIFETIME: chrono::Duration = chrono::Duration::minutes(30);
+/// How long a RequestId can be used for data, as Flinks' processing timeout.
+const SESSION_LIFETIME: chrono::Duration = chrono::Duration::minutes(30);
 
 pub fn routes() -> Router<AppState> {
     let base = "/v3/{customer_id}/BankingServices";
@@ -241,6 +243,14 @@ async fn authorized_request(
     request_id: &str,
 ) -> Result<(SandboxLogin, SandboxRequest), SandboxError> {
     let request = state.sandbox.request(instance.id, request_id).await?;
+    if state.clock.now() - request.created_at > SESSION_LIFETIME {
+        return Err(SandboxError::Flinks {
+            code: FlinksCode::SessionExpired,
+            message: "this RequestId is older than 30 minutes; call /Authorize with the LoginId for a new one"
+                .to_string(),
+            request_id: Some(request.request_id),
+        });
+    }
     if request.state != RequestState::Authorized {
         return Err(SandboxError::Flinks {
             code: FlinksCode::Unauthorized,

@@ -27,6 +27,7 @@ pub enum FlinksCode {
     InvalidSecurityResponse,
     RetryLater,
     SessionNonexistent,
+    SessionExpired,
     Unauthorized,
     DisabledInstitution,
 }
@@ -39,6 +40,7 @@ impl FlinksCode {
             Self::InvalidSecurityResponse => "INVALID_SECURITY_RESPONSE",
             Self::RetryLater => "RETRY_LATER",
             Self::SessionNonexistent => "SESSION_NONEXISTENT",
+            Self::SessionExpired => "SESSION_EXPIRED",
             Self::Unauthorized => "UNAUTHORIZED",
             Self::DisabledInstitution => "DISABLED_INSTITUTION",
         }
@@ -47,7 +49,7 @@ impl FlinksCode {
     /// The HTTP status Flinks pairs with the code (see flinks-reference.md §3.7).
     pub fn status(self) -> u16 {
         match self {
-            Self::SessionNonexistent | Self::InvalidRequest => 400,
+            Self::SessionNonexistent | Self::SessionExpired | Self::InvalidRequest => 400,
             Self::DisabledInstitution => 405,
             _ => 401,
         }

@@ -318,6 +318,8 @@ pub trait Store: queue::DeliveryQueue + sandbox::SandboxStore + Send + Sync + st
     async fn create_instance(&self, new: NewInstance) -> StoreResult<Instance>;
     async fn instance_by_name(&self, name: &str) -> StoreResult<Option<Instance>>;
     async fn instance_by_key_hash(&self, hash: &KeyHash) -> StoreResult<Option<Instance>>;
+    /// Replaces the instance's API key; the old one stops working at once.
+    async fn set_instance_key_hash(&self, instance: InstanceId, hash: &KeyHash) -> StoreResult<()>;
     /// Whether `hash` is this instance's API key hash.
     async fn instance_key_matches(&self, instance: InstanceId, hash: &KeyHash) -> StoreResult<bool>;
     async fn list_instances(&self) -> StoreResult<Vec<Instance>>;

@@ -182,6 +182,15 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    async fn set_instance_key_hash(&self, instance: InstanceId, hash: &KeyHash) -> StoreResult<()> {
+        sqlx::query("UPDATE instances SET api_key_hash = ? WHERE id = ?")
+            .bind(hash.as_str())
+            .bind(instance.0)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
     async fn instance_key_matches(&self, instance: InstanceId, hash: &KeyHash) -> StoreResult<bool> {
         Ok(sqlx::query("SELECT 1 FROM instances WHERE id = ? AND api_key_hash = ?")
             .bind(instance.0)

@@ -240,6 +240,7 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/instances", "get"),
         ("/v1/instances/{name}", "get"),
         ("/v1/instances/{name}", "patch"),
+        ("/v1/instances/{name}/rotate-key", "post"),
         ("/v1/instances/{name}/endpoints", "post"),
         ("/v1/instances/{name}/endpoints", "get"),
         ("/v1/instances/{name}/endpoints/{id}", "get"),
@@ -267,4 +268,19 @@ async fn the_openapi_document_describes_every_route() {
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     assert!(doc["components"]["schemas"]["CreateEndpoint"]["properties"]["url"].is_object());
+}
+
+#[tokio::test]
+async fn an_instance_key_can_be_rotated_and_the_old_one_stops_working() {
+    let app = spawn_app().await;
+    let old = app.create_instance("acme").await;
+    let (status, rotated) = app.call(Method::POST, "/v1/instances/acme/rotate-key", &old, None).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new = rotated["api_key"].as_str().expect("new key").to_string();
+    assert_ne!(new, old);
+    let (status, _) = app.call(Method::GET, "/v1/instances/acme", &old, None).await;
+    assert_eq!(status, 401);
+    let (status, shown) = app.call(Method::GET, "/v1/instances/acme", &new, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["api_key"], Value::Null);
 }

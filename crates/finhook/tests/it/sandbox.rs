@@ -248,6 +248,11 @@ async fn a_cached_authorize_gives_a_new_request_id_and_the_same_data() {
     }
     assert_eq!(accounts[0], accounts[1], "deterministic per LoginId");
 
+    // After 30 minutes a RequestId is spent; a cached authorize gives a fresh one.
+    app.clock.advance(chrono::Duration::minutes(31));
+    let stale = json!({ "RequestId": first["RequestId"] });
+    let (status, error) = app.flinks(&sandbox, Method::POST, "GetAccountsSummary", Some(stale), &[]).await;
+    assert_eq!((status, error["FlinksCode"].as_str()), (400, Some("SESSION_EXPIRED")));
     // A live refresh (MostRecentCached: false) sends the callbacks again, under the new RequestId.
     let (status, refreshed) = app.authorize(&sandbox, json!({ "LoginId": login_id, "MostRecentCached": false })).await;
     assert_eq!(status, 200);
