@@ -13,6 +13,7 @@
 //! - Every query that takes an `InstanceId` only sees that instance's rows.
 
 pub mod queue;
+mod rows;
 pub mod sandbox;
 pub mod sqlite;
 

@@ -24,11 +24,10 @@ use super::*;
 mod batch;
 mod messages;
 mod queue;
-mod rows;
 mod sandbox;
 
+use super::rows::*;
 use messages::{ingest_on, schedule_deliveries, subscribed_endpoints};
-use rows::*;
 
 const READ_CONNECTIONS: u32 = 4;
 

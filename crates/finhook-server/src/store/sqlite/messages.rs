@@ -5,11 +5,10 @@ use chrono::{DateTime, Utc};
 use finhook_core::flinks::ResponseType;
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
-use super::rows::*;
 use super::SqliteStore;
-use crate::store::{DeliveryRecord, DeliveryStatus, IngestOutcome, InstanceId, MessageDetail, NewMessage, StoreResult};
+use crate::store::rows::*;
+use crate::store::{DeliveryRecord, IngestOutcome, InstanceId, MessageDetail, NewMessage, StoreResult};
 
 impl SqliteStore {
     pub(super) async fn deliveries_of(&self, message: &MessageId) -> StoreResult<Vec<DeliveryRecord>> {
@@ -21,29 +20,20 @@ impl SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         let mut deliveries = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id = DeliveryId::parse(row.try_get("id")?).map_err(corrupt)?;
-            let attempts = sqlx::query(
+        for row in &rows {
+            let mut delivery = delivery_from(row)?;
+            delivery.attempts = sqlx::query(
                 "SELECT id, attempt_number, started_at, latency_ms, status_code, error_class, error_detail,
                         response_excerpt, succeeded
                  FROM attempts WHERE delivery_id = ? ORDER BY attempt_number, started_at",
             )
-            .bind(id.as_str())
+            .bind(delivery.id.as_str())
             .fetch_all(&self.reader)
             .await?
             .iter()
             .map(attempt_from)
             .collect::<StoreResult<Vec<_>>>()?;
-            let status: String = row.try_get("status")?;
-            deliveries.push(DeliveryRecord {
-                id,
-                endpoint_id: EndpointId::parse(row.try_get("endpoint_id")?).map_err(corrupt)?,
-                status: DeliveryStatus::parse(&status).ok_or_else(|| corrupt(&status))?,
-                attempts_made: row.try_get("attempts_made")?,
-                next_attempt_at: row.try_get::<Option<i64>, _>("next_attempt_at")?.map(time_of).transpose()?,
-                created_at: time_of(row.try_get("created_at")?)?,
-                attempts,
-            });
+            deliveries.push(delivery);
         }
         Ok(deliveries)
     }
@@ -51,7 +41,7 @@ impl SqliteStore {
     pub(super) async fn detail_of(&self, row: &SqliteRow) -> StoreResult<MessageDetail> {
         let summary = summary_from(row)?;
         let deliveries = self.deliveries_of(&summary.id).await?;
-        Ok(MessageDetail { payload: row.try_get("payload")?, summary, deliveries })
+        Ok(MessageDetail { payload: row.bytes("payload")?, summary, deliveries })
     }
 }
 
@@ -112,8 +102,8 @@ pub(super) async fn ingest_on(tx: &mut sqlx::SqliteConnection, message: NewMessa
                 .fetch_optional(&mut *tx)
                 .await?;
         if let Some(row) = existing {
-            let message_id = MessageId::parse(row.try_get("id")?).map_err(corrupt)?;
-            let same_body = row.try_get::<String, _>("body_sha256")? == message.body_sha256;
+            let message_id = MessageId::parse(&row.text("id")?).map_err(corrupt)?;
+            let same_body = row.text("body_sha256")? == message.body_sha256;
             return Ok(if same_body {
                 IngestOutcome::Replayed { message_id }
             } else {

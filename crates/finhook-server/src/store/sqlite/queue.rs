@@ -6,9 +6,9 @@ use finhook_core::ids::{DeliveryId, MessageId};
 use finhook_core::secret::EndpointSecret;
 use sqlx::Row;
 
-use super::rows::{corrupt, endpoint_from, millis, time_of, ENDPOINT_COLUMNS};
 use super::SqliteStore;
 use crate::store::queue::DeliveryQueue;
+use crate::store::rows::{corrupt, endpoint_from, millis, time_of, Cols, ENDPOINT_COLUMNS};
 use crate::store::{AttemptResult, ClaimedDelivery, StoreResult};
 
 #[async_trait]
@@ -73,7 +73,7 @@ impl DeliveryQueue for SqliteStore {
                 delivery_id: DeliveryId::parse(row.try_get("id")?).map_err(corrupt)?,
                 message_id: MessageId::parse(&message_id).map_err(corrupt)?,
                 endpoint_id: endpoint.id,
-                attempt_number: row.try_get::<u32, _>("attempts_made")? + 1,
+                attempt_number: u32::try_from(row.int("attempts_made")? + 1).map_err(corrupt)?,
                 url: endpoint.url,
                 retry: endpoint.retry,
                 success: endpoint.success,

@@ -2,42 +2,11 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
-use super::rows::{instance_from, millis, time_of, INSTANCE_COLUMNS};
 use super::SqliteStore;
-use crate::store::sandbox::{RequestState, SandboxLogin, SandboxRequest, SandboxStore};
+use crate::store::rows::{instance_from, login_from, millis, request_from, INSTANCE_COLUMNS};
+use crate::store::sandbox::{SandboxLogin, SandboxRequest, SandboxStore};
 use crate::store::{Instance, InstanceId, StoreError, StoreResult};
-
-fn login_from(row: &SqliteRow) -> StoreResult<SandboxLogin> {
-    Ok(SandboxLogin {
-        login_id: row.try_get("login_id")?,
-        instance_id: InstanceId(row.try_get("instance_id")?),
-        institution: row.try_get("institution")?,
-        username: row.try_get("username")?,
-        tag: row.try_get("tag")?,
-        created_at: time_of(row.try_get("created_at")?)?,
-    })
-}
-
-fn request_from(row: &SqliteRow) -> StoreResult<SandboxRequest> {
-    let state = match row.try_get::<String, _>("state")?.as_str() {
-        "mfa_pending" => RequestState::MfaPending,
-        "authorized" => RequestState::Authorized,
-        other => return Err(StoreError::Corrupt(format!("sandbox request state {other}"))),
-    };
-    Ok(SandboxRequest {
-        request_id: row.try_get("request_id")?,
-        instance_id: InstanceId(row.try_get("instance_id")?),
-        login_id: row.try_get("login_id")?,
-        state,
-        created_at: time_of(row.try_get("created_at")?)?,
-        detail: row.try_get("detail")?,
-        ready_at: row.try_get::<Option<i64>, _>("ready_at")?.map(time_of).transpose()?,
-        callbacks_pending: row.try_get("callbacks_pending")?,
-    })
-}
 
 #[async_trait]
 impl SandboxStore for SqliteStore {
