@@ -20,6 +20,7 @@ use crate::delivery::target::TargetPolicy;
 use crate::delivery::{Worker, WorkerContext, WorkerSettings};
 use crate::metrics::Metrics;
 use crate::sandbox::flow::Sandbox;
+use crate::store::postgres::{redact_password, PgOpenError, PgStore};
 use crate::store::sqlite::{OpenError, SqliteStore};
 use crate::store::{Store, StoreError};
 
@@ -28,10 +29,12 @@ const ADMIN_KEY_SETTING: &str = "admin_key_hash";
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("unsupported --database {0:?}: use sqlite://PATH (PostgreSQL support is not built yet)")]
+    #[error("unsupported --database {0:?}: use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB")]
     UnsupportedDatabase(String),
     #[error("could not open the store")]
     Open(#[from] OpenError),
+    #[error("could not open the shared store")]
+    OpenPostgres(#[from] PgOpenError),
     #[error("the store failed during start-up")]
     Store(#[from] StoreError),
     #[error("could not set up outbound TLS")]
@@ -66,13 +69,7 @@ pub struct App {
 impl App {
     /// Opens the store and binds the listener; nothing is served until [`App::run`].
     pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
-        if !settings.database.starts_with("sqlite:") {
-            return Err(StartError::UnsupportedDatabase(settings.database.clone()));
-        }
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.database).await?);
-        // The lock file guarantees this process alone uses the embedded store, so any claim
-        // left in it belongs to a process that died mid-attempt: make those attempts again.
-        let released_claims = store.release_all_claims().await?;
+        let (store, released_claims) = open_store(&settings.database).await?;
         let (admin_key_hash, admin_key) = settle_admin_key(store.as_ref(), settings).await?;
         let targets = Arc::new(TargetPolicy {
             allow_insecure_loopback: settings.allow_insecure_loopback,
@@ -173,6 +170,20 @@ impl App {
             }
         }
         served
+    }
+}
+
+/// Opens the store a `--database` URL names. Only the embedded store, locked to this
+/// process, may release leftover claims at start; shared-store claims expire instead.
+async fn open_store(url: &str) -> Result<(Arc<dyn Store>, u64), StartError> {
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::open(url).await?;
+        let released = store.release_all_claims().await?;
+        Ok((Arc::new(store), released))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok((Arc::new(PgStore::open(url).await?), 0))
+    } else {
+        Err(StartError::UnsupportedDatabase(redact_password(url)))
     }
 }
 

@@ -12,6 +12,7 @@
 //! - A claim expires; an unrecorded attempt (a crash mid-send) is simply made again.
 //! - Every query that takes an `InstanceId` only sees that instance's rows.
 
+pub mod postgres;
 pub mod queue;
 mod rows;
 pub mod sandbox;

@@ -19,8 +19,6 @@ pub trait DeliveryQueue: Send + Sync {
     ) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Records a finished attempt, releases the claim and schedules what comes next.
     async fn record_attempt(&self, result: AttemptResult) -> StoreResult<()>;
-    /// Releases every claim. Only safe when no other process can hold one.
-    async fn release_all_claims(&self) -> StoreResult<u64>;
     /// When the earliest pending delivery falls due, if any.
     async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>>;
 }

@@ -49,6 +49,8 @@ pub struct Options {
     pub clock: Option<ManualClock>,
     pub concurrency: usize,
     pub per_endpoint: usize,
+    /// A `postgres://` URL to use instead of a SQLite file in `dir`.
+    pub database: Option<String>,
 }
 
 impl Default for Options {
@@ -62,12 +64,14 @@ impl Default for Options {
             clock: None,
             concurrency: 64,
             per_endpoint: 8,
+            database: None,
         }
     }
 }
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    pub state: finhook_server::api::AppState,
     pub http: reqwest::Client,
     pub worker: Worker,
     pub clock: ManualClock,
@@ -84,7 +88,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let dir = options.dir.clone().unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("tempdir")));
     let settings = Settings {
         listen: "127.0.0.1:0".parse().expect("addr"),
-        database: format!("sqlite://{}", dir.path().join("finhook.db").display()),
+        database: options
+            .database
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("finhook.db").display())),
         allow_insecure_loopback: true,
         max_body_bytes: options.max_body_bytes,
         delivery_timeout_seconds: options.timeout_seconds,
@@ -101,11 +108,21 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let app = App::build(&settings, clock).await.expect("build app");
     let addr = app.local_addr().expect("addr");
     let worker = app.worker();
+    let state = app.state();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(app.run(options.background_worker, async move {
         let _ = stopped.await;
     }));
-    TestApp { addr, http: reqwest::Client::new(), worker, clock: manual, dir, stop: Some(stop), task: Some(task) }
+    TestApp {
+        addr,
+        state,
+        http: reqwest::Client::new(),
+        worker,
+        clock: manual,
+        dir,
+        stop: Some(stop),
+        task: Some(task),
+    }
 }
 
 impl TestApp {
@@ -122,6 +139,7 @@ impl TestApp {
             task.await.expect("join").expect("server ran");
         }
         drop(self.worker);
+        drop(self.state);
     }
 
     pub async fn call(
@@ -406,4 +424,19 @@ impl FinhookProcess {
     pub async fn kill(mut self) {
         self.child.kill().await.expect("kill");
     }
+}
+
+/// A new, empty PostgreSQL database for one test, in the cluster `scripts/test` starts (or
+/// the one `FINHOOK_TEST_POSTGRES` names).
+pub async fn postgres_database() -> String {
+    use sqlx::Connection;
+    let server = std::env::var("FINHOOK_TEST_POSTGRES").expect(
+        "the shared-store tests need PostgreSQL: run scripts/test, or set FINHOOK_TEST_POSTGRES=postgres://...",
+    );
+    let mut admin = sqlx::PgConnection::connect(&server).await.expect("connect to FINHOOK_TEST_POSTGRES");
+    let name = format!("finhook_test_{}", ulid::Ulid::new().to_string().to_lowercase());
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create database");
+    let mut url = url::Url::parse(&server).expect("url");
+    url.set_path(&name);
+    url.to_string()
 }

@@ -7,6 +7,7 @@ mod api;
 mod cli;
 mod delivery;
 mod ingest;
+mod postgres;
 mod receiver;
 mod restart;
 mod sandbox;

@@ -89,13 +89,6 @@ impl DeliveryQueue for SqliteStore {
         self.batch.record(result).await
     }
 
-    async fn release_all_claims(&self) -> StoreResult<u64> {
-        Ok(sqlx::query("UPDATE deliveries SET claimed_until = NULL WHERE claimed_until IS NOT NULL")
-            .execute(&self.writer)
-            .await?
-            .rows_affected())
-    }
-
     async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
         let due: Option<i64> = sqlx::query_scalar(
             "SELECT min(max(d.next_attempt_at, coalesce(d.claimed_until, 0))) FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
@@ -140,4 +133,15 @@ pub(super) async fn record_on(tx: &mut sqlx::SqliteConnection, result: AttemptRe
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+impl SqliteStore {
+    /// Releases every claim: only safe because the lock file proves no other process can
+    /// hold one. Called at start-up, so attempts a crash interrupted are made again at once.
+    pub async fn release_all_claims(&self) -> StoreResult<u64> {
+        Ok(sqlx::query("UPDATE deliveries SET claimed_until = NULL WHERE claimed_until IS NOT NULL")
+            .execute(&self.writer)
+            .await?
+            .rows_affected())
+    }
 }

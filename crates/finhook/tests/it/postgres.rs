@@ -1,0 +1,193 @@
+//! The shared store: the same API and worker on PostgreSQL, several nodes on one database,
+//! and a crashed node's claims expiring into another node's hands.
+
+use std::collections::HashSet;
+
+use finhook_server::clock::{Clock, ManualClock};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+async fn pg_app(database: &str, clock: &ManualClock) -> TestApp {
+    spawn_app_with(Options { database: Some(database.to_string()), clock: Some(clock.clone()), ..Options::default() })
+        .await
+}
+
+#[tokio::test]
+async fn the_api_and_the_schedule_work_on_the_shared_store() {
+    let database = postgres_database().await;
+    let clock = ManualClock::starting_at(t0());
+    let app = pg_app(&database, &clock).await;
+    let receiver = TestReceiver::start(&[Reply::Status(500)], Reply::Status(200)).await;
+    app.create_instance("acme").await;
+    let (status, _) = app.admin(Method::POST, "/v1/instances", Some(json!({ "name": "acme" }))).await;
+    assert_eq!(status, 409);
+    let endpoint =
+        app.create_endpoint("acme", json!({ "url": receiver.url("/hook"), "retry": { "max_attempts": 3 } })).await;
+    let endpoint_path = format!("/v1/instances/acme/endpoints/{}", endpoint["id"].as_str().expect("id"));
+    let (status, patched) = app.admin(Method::PATCH, &endpoint_path, Some(json!({ "description": "bank" }))).await;
+    assert_eq!((status.as_u16(), patched["description"].as_str()), (200, Some("bank")));
+
+    let first = app.ingest_raw("acme", fixture("kyc.json"), Some("k-1")).await;
+    assert_eq!(first.status().as_u16(), 202);
+    let first: Value = first.json().await.expect("json");
+    let replay: Value = app.ingest_raw("acme", fixture("kyc.json"), Some("k-1")).await.json().await.expect("json");
+    assert_eq!(first["message_id"], replay["message_id"]);
+    assert_eq!(app.ingest_raw("acme", fixture("investments.json"), Some("k-1")).await.status().as_u16(), 409);
+    assert_eq!(app.ingest_raw("acme", b"{\"ResponseType\":\"KYC\"}".to_vec(), None).await.status().as_u16(), 422);
+    let detail = app.ingest("acme", fixture("get_accounts_detail.json")).await;
+    app.ingest("acme", fixture("investments.json")).await;
+
+    let page = app.messages("acme", "?limit=2").await;
+    assert_eq!(page["data"].as_array().expect("data").len(), 2);
+    let cursor = page["next_cursor"].as_str().expect("cursor").to_string();
+    let rest = app.messages("acme", &format!("?limit=2&cursor={cursor}")).await;
+    assert_eq!(rest["data"][0]["id"], first["message_id"]);
+    assert_eq!(app.messages("acme", "?response_type=GetAccountsDetail").await["data"][0]["id"], detail.as_str());
+
+    assert_eq!(app.deliver_due().await, 3);
+    assert_eq!(app.messages("acme", "?status=pending").await["data"].as_array().expect("d").len(), 1);
+    clock.advance(chrono::Duration::minutes(30));
+    assert_eq!(app.deliver_due().await, 1);
+    assert_eq!(app.messages("acme", "?status=pending").await["data"].as_array().expect("d").len(), 0);
+    // The receiver's one 500 went to whichever attempt reached it first.
+    let mut retried = Vec::new();
+    for listed in app.messages("acme", "").await["data"].as_array().expect("data") {
+        let message = app.message("acme", listed["id"].as_str().expect("id")).await;
+        let attempts = message["deliveries"][0]["attempts"].as_array().expect("attempts").clone();
+        assert_eq!(message["deliveries"][0]["status"], "delivered");
+        if attempts.len() == 2 {
+            retried.push(attempts);
+        }
+    }
+    assert_eq!(retried.len(), 1);
+    assert_eq!(
+        (retried[0][0]["status_code"].as_u64(), retried[0][0]["error_class"].as_str()),
+        (Some(500), Some("http"))
+    );
+    assert_eq!(retried[0][1]["succeeded"], true);
+    let gap = chrono::DateTime::parse_from_rfc3339(retried[0][1]["started_at"].as_str().expect("t")).expect("time")
+        - chrono::DateTime::parse_from_rfc3339(retried[0][0]["started_at"].as_str().expect("t")).expect("time");
+    assert_eq!(gap.num_minutes(), 30);
+
+    let (status, login) =
+        app.admin(Method::GET, "/v1/instances/acme/logins/c91cd0cf-7b4c-490b-8fd5-45e1c4cd451e", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(login["callbacks"].as_array().expect("callbacks").len(), 2);
+    let (status, rotated) = app.admin(Method::POST, &format!("{endpoint_path}/rotate-secret"), None).await;
+    assert_eq!(status, 200);
+    let (status, redelivered) =
+        app.admin(Method::POST, &format!("/v1/instances/acme/messages/{detail}/redeliver"), None).await;
+    assert_eq!(status, 202, "{redelivered}");
+    assert_eq!(app.deliver_due().await, 1);
+    let last = receiver.received().pop().expect("request");
+    assert_eq!(
+        last.header("webhook-signature").expect("sig").split(' ').count(),
+        2,
+        "both secrets sign during the overlap"
+    );
+    let secret = finhook_core::secret::EndpointSecret::parse(rotated["secret"].as_str().expect("s")).expect("secret");
+    assert_eq!(
+        finhook_core::signing::verify_flinks(&[secret], last.header("flinks-authenticity-key"), &last.body),
+        Ok(())
+    );
+
+    let metrics = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("finhook_messages 3"), "{metrics}");
+    let (status, _) = app.admin(Method::DELETE, &endpoint_path, None).await;
+    assert_eq!(status, 204);
+}
+
+#[tokio::test]
+async fn two_nodes_on_one_database_never_make_the_same_attempt_twice() {
+    let database = postgres_database().await;
+    let clock = ManualClock::starting_at(t0());
+    let (one, two) = (pg_app(&database, &clock).await, pg_app(&database, &clock).await);
+    let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
+    one.create_instance("acme").await;
+    two.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
+    for n in 0..40 {
+        let node = if n % 2 == 0 { &one } else { &two };
+        node.ingest("acme", fixture("kyc.json")).await;
+    }
+    let (by_one, by_two) = tokio::join!(one.deliver_due(), two.deliver_due());
+    assert_eq!(by_one + by_two, 40, "{by_one} + {by_two}");
+    let received = receiver.wait_for(40).await;
+    let ids: HashSet<String> = received.iter().filter_map(|r| r.header("webhook-id").map(str::to_string)).collect();
+    assert_eq!((received.len(), ids.len()), (40, 40), "each message exactly once");
+}
+
+#[tokio::test]
+async fn a_crashed_nodes_claims_expire_into_another_nodes_hands() {
+    let database = postgres_database().await;
+    let clock = ManualClock::starting_at(t0());
+    let crashed = pg_app(&database, &clock).await;
+    let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
+    crashed.create_instance("acme").await;
+    crashed.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
+    let id = crashed.ingest("acme", fixture("kyc.json")).await;
+    // The node claims the delivery and dies before recording anything.
+    let now = clock.now();
+    let lease = now + chrono::Duration::seconds(45);
+    let claimed = crashed.state.store.claim_due(now, lease, 10, 8).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    drop(crashed);
+
+    let survivor = pg_app(&database, &clock).await;
+    assert_eq!(survivor.deliver_due().await, 0, "the claim is still held");
+    clock.advance(chrono::Duration::seconds(46));
+    assert_eq!(survivor.deliver_due().await, 1, "the expired claim is taken over");
+    let message = survivor.message("acme", &id).await;
+    assert_eq!(message["deliveries"][0]["status"], "delivered");
+    assert_eq!(receiver.received().len(), 1);
+}
+
+#[tokio::test]
+async fn sandbox_connections_work_on_the_shared_store() {
+    let database = postgres_database().await;
+    let clock = ManualClock::starting_at(t0());
+    let app = pg_app(&database, &clock).await;
+    let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
+    let (_, created) =
+        app.admin(Method::POST, "/v1/instances", Some(json!({ "name": "bank", "mode": "sandbox" }))).await;
+    app.admin(Method::PATCH, "/v1/instances/bank", Some(json!({ "sandbox": { "aggregation_delay_ms": 0 } }))).await;
+    app.create_endpoint("bank", json!({ "url": receiver.url("/") })).await;
+    let base = format!("/v3/{}/BankingServices", created["customer_id"].as_str().expect("cid"));
+    let authorize = |body: Value| app.http.post(app.url(&format!("{base}/Authorize"))).json(&body).send();
+    let challenge: Value =
+        authorize(json!({ "Institution": "TundraWealth", "Username": "test_mfa", "Password": "Everyday" }))
+            .await
+            .expect("authorize")
+            .json()
+            .await
+            .expect("json");
+    assert_eq!(challenge["HttpStatusCode"], 203);
+    let prompt = challenge["SecurityChallenges"][0]["Prompt"].as_str().expect("prompt").to_string();
+    let answered =
+        authorize(json!({ "RequestId": challenge["RequestId"], "SecurityResponses": { prompt: ["Montreal"] } }))
+            .await
+            .expect("answer");
+    assert_eq!(answered.status().as_u16(), 200);
+    assert_eq!(app.deliver_due().await, 3);
+    let ask = json!({ "RequestId": challenge["RequestId"], "WithAccountIdentity": true });
+    let first = app.http.post(app.url(&format!("{base}/GetAccountsDetail"))).json(&ask).send().await.expect("detail");
+    assert_eq!(first.status().as_u16(), 202);
+    let request_id = challenge["RequestId"].as_str().expect("id");
+    let ready: Value = app
+        .http
+        .get(app.url(&format!("{base}/GetAccountsDetailAsync/{request_id}")))
+        .send()
+        .await
+        .expect("async")
+        .json()
+        .await
+        .expect("json");
+    let webhook: Value = receiver
+        .received()
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).expect("json"))
+        .find(|b| b["ResponseType"] == "GetAccountsDetail")
+        .expect("webhook");
+    assert_eq!(ready["Accounts"], webhook["Accounts"]);
+}
