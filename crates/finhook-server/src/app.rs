@@ -111,6 +111,7 @@ impl App {
             parse_limits,
             sandbox,
             metrics,
+            sessions: Arc::default(),
         };
         let listener = TcpListener::bind(settings.listen)
             .await

@@ -4,6 +4,7 @@
 //! - [`app`]: start-up and wiring; [`app::App`] is what `finhook serve` runs.
 //! - [`config`]: layered settings (defaults, `finhook.toml`, `FINHOOK_*`, flags).
 //! - [`api`]: the HTTP API (axum), problem+json errors, bearer-key auth.
+//! - [`dashboard`]: the operators' web pages.
 //! - [`ingest`]: validating and durably storing a callback.
 //! - [`sandbox`]: the Flinks-compatible sandbox (synthetic data, banking API, connections).
 //! - [`delivery`]: the worker (claim, sign, send, record) and its TLS client and target policy.
@@ -15,6 +16,7 @@ pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod dashboard;
 pub mod delivery;
 pub mod ingest;
 pub mod metrics;

@@ -41,6 +41,7 @@ pub struct AppState {
     pub parse_limits: ParseLimits,
     pub sandbox: Sandbox,
     pub metrics: Arc<Metrics>,
+    pub sessions: Arc<crate::dashboard::Sessions>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{instance}/messages/{{msg}}/redeliver"), post(messages::redeliver))
         .route(&format!("{instance}/logins/{{login_id}}"), get(messages::login))
         .merge(crate::sandbox::api::routes())
+        .merge(crate::dashboard::routes())
         .fallback(|| async { ApiError::NotFound("route") })
         .with_state(state)
 }

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod api;
+mod browser;
 mod cli;
 mod delivery;
 mod ingest;

@@ -1,0 +1,23 @@
+//! The operators' web dashboard: server-rendered pages (askama templates, escaped by
+//! default) over the same store the API reads. Sign-in takes the admin key or an instance
+//! key and opens a session held in memory: an HttpOnly, SameSite=Strict cookie carries a
+//! random token, never the key.
+
+mod pages;
+mod session;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::api::AppState;
+pub use session::Sessions;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/dashboard", get(pages::overview))
+        .route("/dashboard/login", get(pages::login_form).post(pages::login))
+        .route("/dashboard/logout", post(pages::logout))
+        .route("/dashboard/instances/{name}", get(pages::instance))
+        .route("/dashboard/instances/{name}/messages/{msg}", get(pages::message))
+        .route("/dashboard/instances/{name}/messages/{msg}/redeliver", post(pages::redeliver))
+}

@@ -1,0 +1,388 @@
+//! The dashboard's pages: thin handlers that read the store and fill a template.
+
+use askama::Template;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use chrono::{DateTime, SecondsFormat, Utc};
+use finhook_core::ids::MessageId;
+use finhook_core::secret::KeyHash;
+use serde::Deserialize;
+
+use super::session::{SessionOwner, COOKIE};
+use crate::api::{ApiError, AppState, Caller};
+use crate::store::{DeliveryStatus, MessageDetail, MessageFilter};
+
+const PAGE_SIZE: u32 = 50;
+
+/// Renders a template with headers that keep the page (personal data) out of caches and
+/// frames and allow no script at all.
+fn render(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => {
+            let mut response = Html(html).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+                ),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+            response
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "a dashboard template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+        }
+    }
+}
+
+fn time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn failure(error: ApiError) -> Response {
+    let status = error.status();
+    let text = match &error {
+        ApiError::Store(_) => "the store failed; try again".to_string(),
+        other => other.to_string(),
+    };
+    (status, text).into_response()
+}
+
+/// The signed-in caller, or a redirect to the sign-in page.
+async fn caller(state: &AppState, jar: &CookieJar) -> Result<Caller, Response> {
+    let sign_in = || Redirect::to("/dashboard/login").into_response();
+    let token = jar.get(COOKIE).map(|c| c.value().to_string()).ok_or_else(sign_in)?;
+    match state.sessions.owner(&token, state.clock.now()) {
+        Some(SessionOwner::Admin) => Ok(Caller::Admin),
+        Some(SessionOwner::Instance(name)) => match state.store.instance_by_name(&name).await {
+            Ok(Some(instance)) => Ok(Caller::Instance(Box::new(instance))),
+            Ok(None) => Err(sign_in()),
+            Err(error) => Err(failure(error.into())),
+        },
+        None => Err(sign_in()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    signed_in: bool,
+    error: Option<&'static str>,
+}
+
+pub async fn login_form() -> Response {
+    render(&LoginPage { signed_in: false, error: None })
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    key: String,
+}
+
+pub async fn login(State(state): State<AppState>, jar: CookieJar, Form(form): Form<LoginForm>) -> Response {
+    let hash = KeyHash::of(form.key.trim());
+    let owner = if hash == state.admin_key_hash {
+        Some(SessionOwner::Admin)
+    } else {
+        match state.store.instance_by_key_hash(&hash).await {
+            Ok(found) => found.map(|instance| SessionOwner::Instance(instance.name)),
+            Err(error) => return failure(error.into()),
+        }
+    };
+    let Some(owner) = owner else {
+        let mut page = render(&LoginPage { signed_in: false, error: Some("That key is not valid.") });
+        *page.status_mut() = StatusCode::UNAUTHORIZED;
+        return page;
+    };
+    let token = state.sessions.open(owner, state.clock.now());
+    let cookie = Cookie::build((COOKIE, token)).http_only(true).same_site(SameSite::Strict).path("/dashboard").build();
+    (jar.add(cookie), Redirect::to("/dashboard")).into_response()
+}
+
+pub async fn logout(State(state): State<AppState>, jar: CookieJar) -> Response {
+    if let Some(cookie) = jar.get(COOKIE) {
+        state.sessions.close(cookie.value());
+    }
+    let expired = Cookie::build((COOKIE, "")).path("/dashboard").build();
+    (jar.remove(expired), Redirect::to("/dashboard/login")).into_response()
+}
+
+struct InstanceRow {
+    name: String,
+    mode: &'static str,
+    customer_id: String,
+    created_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage {
+    signed_in: bool,
+    messages: i64,
+    deliveries: Vec<(&'static str, i64)>,
+    lag: String,
+    instances: Vec<InstanceRow>,
+}
+
+pub async fn overview(State(state): State<AppState>, jar: CookieJar) -> Response {
+    let caller = match caller(&state, &jar).await {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect,
+    };
+    if let Caller::Instance(own) = caller {
+        return Redirect::to(&format!("/dashboard/instances/{}", own.name)).into_response();
+    }
+    let now = state.clock.now();
+    let (stats, instances) = match (state.store.stats(now).await, state.store.list_instances().await) {
+        (Ok(stats), Ok(instances)) => (stats, instances),
+        (Err(error), _) | (_, Err(error)) => return failure(error.into()),
+    };
+    let lag = stats.oldest_due_at.map_or("none".to_string(), |due| format!("{} s", (now - due).num_seconds().max(0)));
+    render(&OverviewPage {
+        signed_in: true,
+        messages: stats.messages,
+        deliveries: stats.deliveries_by_status.iter().map(|(status, count)| (status.as_str(), *count)).collect(),
+        lag,
+        instances: instances
+            .into_iter()
+            .map(|i| InstanceRow {
+                mode: i.mode.as_str(),
+                created_at: time(i.created_at),
+                name: i.name,
+                customer_id: i.customer_id,
+            })
+            .collect(),
+    })
+}
+
+struct EndpointRow {
+    id: String,
+    url: String,
+    enabled: bool,
+    types: String,
+    retry: String,
+    success: &'static str,
+}
+
+struct MessageRow {
+    id: String,
+    response_type: &'static str,
+    login_id: String,
+    tag: String,
+    created_at: String,
+    statuses: Vec<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "instance.html")]
+struct InstancePage {
+    signed_in: bool,
+    name: String,
+    mode: &'static str,
+    endpoints: Vec<EndpointRow>,
+    login_id: String,
+    status_options: Vec<(&'static str, bool)>,
+    messages: Vec<MessageRow>,
+}
+
+#[derive(Deserialize)]
+pub struct MessageQuery {
+    login_id: Option<String>,
+    status: Option<String>,
+}
+
+pub async fn instance(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Path(name): Path<String>,
+    Query(query): Query<MessageQuery>,
+) -> Response {
+    let caller = match caller(&state, &jar).await {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect,
+    };
+    match instance_page(&state, caller, name, query).await {
+        Ok(page) => render(&page),
+        Err(error) => failure(error),
+    }
+}
+
+async fn instance_page(
+    state: &AppState,
+    caller: Caller,
+    name: String,
+    query: MessageQuery,
+) -> Result<InstancePage, ApiError> {
+    let instance = caller.instance(state, &name).await?;
+    let status = query.status.as_deref().and_then(DeliveryStatus::parse);
+    let login_id = query.login_id.filter(|l| !l.trim().is_empty());
+    let filter =
+        MessageFilter { login_id: login_id.clone(), response_type: None, status, before: None, limit: PAGE_SIZE };
+    let mut messages = Vec::new();
+    for summary in state.store.list_messages(instance.id, &filter).await? {
+        let statuses = match state.store.message(instance.id, &summary.id).await? {
+            Some(MessageDetail { deliveries, .. }) => deliveries.iter().map(|d| d.status.as_str()).collect(),
+            None => Vec::new(),
+        };
+        messages.push(MessageRow {
+            id: summary.id.to_string(),
+            response_type: summary.response_type.as_str(),
+            login_id: summary.login_id.unwrap_or_default(),
+            tag: summary.tag.unwrap_or_default(),
+            created_at: time(summary.created_at),
+            statuses,
+        });
+    }
+    let endpoints = state
+        .store
+        .list_endpoints(instance.id)
+        .await?
+        .into_iter()
+        .map(|e| EndpointRow {
+            id: e.id.to_string(),
+            url: e.url,
+            enabled: e.enabled,
+            types: e
+                .event_types
+                .map_or("all".to_string(), |t| t.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")),
+            retry: format!("{} × {} s ({:?})", e.retry.max_attempts, e.retry.interval_seconds, e.retry.backoff)
+                .to_lowercase(),
+            success: e.success.as_str(),
+        })
+        .collect();
+    let status_options = ["pending", "delivered", "failed", "cancelled"]
+        .into_iter()
+        .map(|s| (s, status.map(|x| x.as_str()) == Some(s)))
+        .collect();
+    Ok(InstancePage {
+        signed_in: true,
+        mode: instance.mode.as_str(),
+        name: instance.name,
+        endpoints,
+        login_id: login_id.unwrap_or_default(),
+        status_options,
+        messages,
+    })
+}
+
+struct AttemptRow {
+    number: u32,
+    started_at: String,
+    latency_ms: u64,
+    status: String,
+    error: String,
+    excerpt: String,
+}
+
+struct DeliveryRow {
+    id: String,
+    endpoint_id: String,
+    status: &'static str,
+    attempts_made: u32,
+    next_attempt_at: Option<String>,
+    attempts: Vec<AttemptRow>,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage {
+    signed_in: bool,
+    name: String,
+    id: String,
+    response_type: &'static str,
+    login_id: String,
+    request_id: String,
+    tag: String,
+    created_at: String,
+    deliveries: Vec<DeliveryRow>,
+    payload: String,
+}
+
+pub async fn message(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Path((name, msg)): Path<(String, String)>,
+) -> Response {
+    let caller = match caller(&state, &jar).await {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect,
+    };
+    match message_page(&state, caller, name, msg).await {
+        Ok(page) => render(&page),
+        Err(error) => failure(error),
+    }
+}
+
+async fn message_page(state: &AppState, caller: Caller, name: String, msg: String) -> Result<MessagePage, ApiError> {
+    let instance = caller.instance(state, &name).await?;
+    let id = MessageId::parse(&msg).map_err(|_| ApiError::NotFound("message"))?;
+    let detail = state.store.message(instance.id, &id).await?.ok_or(ApiError::NotFound("message"))?;
+    let payload = serde_json::from_slice::<serde_json::Value>(&detail.payload)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| String::from_utf8_lossy(&detail.payload).into_owned());
+    let summary = detail.summary;
+    Ok(MessagePage {
+        signed_in: true,
+        name: instance.name,
+        id: summary.id.to_string(),
+        response_type: summary.response_type.as_str(),
+        login_id: summary.login_id.unwrap_or_default(),
+        request_id: summary.request_id.unwrap_or_default(),
+        tag: summary.tag.unwrap_or_default(),
+        created_at: time(summary.created_at),
+        deliveries: detail
+            .deliveries
+            .into_iter()
+            .map(|d| DeliveryRow {
+                id: d.id.to_string(),
+                endpoint_id: d.endpoint_id.to_string(),
+                status: d.status.as_str(),
+                attempts_made: d.attempts_made,
+                next_attempt_at: d.next_attempt_at.map(time),
+                attempts: d
+                    .attempts
+                    .into_iter()
+                    .map(|a| AttemptRow {
+                        number: a.attempt_number,
+                        started_at: time(a.started_at),
+                        latency_ms: a.latency_ms,
+                        status: a.status_code.map_or("-".to_string(), |c| c.to_string()),
+                        error: a.error_class.unwrap_or_default(),
+                        excerpt: a.response_excerpt.unwrap_or_default(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        payload,
+    })
+}
+
+pub async fn redeliver(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Path((name, msg)): Path<(String, String)>,
+) -> Response {
+    let caller = match caller(&state, &jar).await {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect,
+    };
+    let result: Result<(), ApiError> = async {
+        let instance = caller.instance(&state, &name).await?;
+        let id = MessageId::parse(&msg).map_err(|_| ApiError::NotFound("message"))?;
+        state.store.redeliver(instance.id, &id, None, state.clock.now()).await?.ok_or(ApiError::NotFound("message"))?;
+        state.wake.notify_one();
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/dashboard/instances/{name}/messages/{msg}")).into_response(),
+        Err(error) => failure(error),
+    }
+}

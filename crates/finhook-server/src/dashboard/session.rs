@@ -1,0 +1,46 @@
+//! Dashboard sessions: random tokens mapped to who signed in, for eight hours.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Duration, Utc};
+use rand::RngCore;
+
+/// How long a dashboard sign-in lasts.
+pub const SESSION_LIFETIME: Duration = Duration::hours(8);
+pub const COOKIE: &str = "finhook_session";
+
+/// Who a session belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionOwner {
+    Admin,
+    Instance(String),
+}
+
+/// The live sessions of this server. A restart signs everyone out, which is acceptable for
+/// an operators' console and keeps no session secret on disk.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    live: Mutex<HashMap<String, (SessionOwner, DateTime<Utc>)>>,
+}
+
+impl Sessions {
+    pub fn open(&self, owner: SessionOwner, now: DateTime<Utc>) -> String {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let token = finhook_core::secret::hex(&bytes);
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.retain(|_, (_, expires)| *expires > now);
+        live.insert(token.clone(), (owner, now + SESSION_LIFETIME));
+        token
+    }
+
+    pub fn owner(&self, token: &str, now: DateTime<Utc>) -> Option<SessionOwner> {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.get(token).filter(|(_, expires)| *expires > now).map(|(owner, _)| owner.clone())
+    }
+
+    pub fn close(&self, token: &str) {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(token);
+    }
+}

@@ -1,0 +1,201 @@
+//! The dashboard in a real browser: Debian's Chromium driven over WebDriver.
+//!
+//! The WebDriver calls are a handful of JSON requests to chromedriver on 127.0.0.1, made
+//! with reqwest here; the Rust WebDriver clients would bring a second TLS stack (aws-lc)
+//! for a protocol this test only speaks over loopback HTTP.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Browser {
+    http: reqwest::Client,
+    session: String,
+    driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let chromedriver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("the dashboard test needs Debian's chromium and chromium-driver; scripts/test installs them");
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let driver = tokio::process::Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            // Its own process group, so that Chromium goes down with it even if the test panics.
+            .process_group(0)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromedriver");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        // Wait (at most PATIENCE) for chromedriver to answer.
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Ok(response) = http.get(format!("{base}/status")).send().await {
+                if response.status().is_success() {
+                    break;
+                }
+            }
+            assert!(tokio::time::Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let profile = tempfile::tempdir().expect("profile dir");
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            &format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let capabilities = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
+        } } });
+        let created: Value = http
+            .post(format!("{base}/session"))
+            .json(&capabilities)
+            .send()
+            .await
+            .expect("session")
+            .json()
+            .await
+            .expect("json");
+        let session =
+            created["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {created}")).to_string();
+        let browser = Self { http, session: format!("{base}/session/{session}"), driver, _profile: profile };
+        // Element lookups wait for the page a click or a form submission leads to.
+        browser.call(reqwest::Method::POST, "/timeouts", Some(json!({ "implicit": 10_000 }))).await;
+        browser
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self.http.request(method, format!("{}{path}", self.session));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer: Value = request.send().await.expect("webdriver").json().await.expect("json");
+        assert!(answer["value"].get("error").is_none(), "webdriver {path}: {answer}");
+        answer["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url }))).await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let found =
+            self.call(reqwest::Method::POST, "/element", Some(json!({ "using": "css selector", "value": css }))).await;
+        found[ELEMENT].as_str().expect("element id").to_string()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        self.call(reqwest::Method::POST, &format!("/element/{element}/value"), Some(json!({ "text": text }))).await;
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        self.call(reqwest::Method::POST, &format!("/element/{element}/click"), Some(json!({}))).await;
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let element = self.find(css).await;
+        self.call(reqwest::Method::GET, &format!("/element/{element}/text"), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    async fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or_default().to_string()
+    }
+
+    async fn source(&self) -> String {
+        self.call(reqwest::Method::GET, "/source", None).await.as_str().unwrap_or_default().to_string()
+    }
+
+    async fn quit(self) {
+        let _ = self.http.delete(&self.session).send().await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(group) = self.driver.id() {
+            // chromedriver and every Chromium process it started.
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{group}")]).status();
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
+    let app = spawn_app().await;
+    let receiver = TestReceiver::start(&[Reply::Status(500)], Reply::Status(200)).await;
+    let acme_key = app.create_instance("acme").await;
+    app.create_instance("other").await;
+    app.create_endpoint("acme", json!({ "url": receiver.url("/hook") })).await;
+    let mut kyc: Value = serde_json::from_slice(&fixture("kyc.json")).expect("json");
+    kyc["Tag"] = json!("<img src=x onerror=alert(1)>");
+    let id = app.ingest("acme", serde_json::to_vec(&kyc).expect("bytes")).await;
+    assert_eq!(app.deliver_due().await, 1);
+
+    let browser = Browser::start().await;
+    browser.goto(&app.url("/dashboard")).await;
+    assert!(browser.url().await.ends_with("/dashboard/login"), "signed-out visitors are sent to sign in");
+    browser.type_into("#key", "fhk_not_a_key").await;
+    browser.click("#sign-in").await;
+    assert_eq!(browser.text("#login-error").await, "That key is not valid.");
+
+    browser.type_into("#key", ADMIN_KEY).await;
+    browser.click("#sign-in").await;
+    assert_eq!(browser.text("#messages-total").await, "1");
+    assert!(browser.url().await.ends_with("/dashboard"));
+    assert_eq!(browser.text("#deliveries-pending").await, "1");
+    let instances = browser.text("#instances").await;
+    assert!(instances.contains("acme") && instances.contains("other"), "{instances}");
+
+    browser.click("#instances a[href='/dashboard/instances/acme']").await;
+    let messages = browser.text("#messages").await;
+    assert!(messages.contains(&id) && messages.contains("pending") && messages.contains("KYC"), "{messages}");
+    let source = browser.source().await;
+    assert!(!source.contains("<img src=x"), "payload text is escaped, never markup");
+    assert!(source.contains("&lt;img src=x onerror=alert(1)&gt;"));
+
+    browser.click(&format!("a[href='/dashboard/instances/acme/messages/{id}']")).await;
+    let attempts = browser.text(".attempts").await;
+    assert!(attempts.contains("500") && attempts.contains("http") && attempts.contains("reply 500"), "{attempts}");
+    browser.click("#redeliver").await;
+    // The page comes back with a second delivery once the new round is stored.
+    browser.find("main h3:nth-of-type(2)").await;
+    assert_eq!(app.deliver_due().await, 1, "the redelivery from the dashboard is due at once");
+    browser.goto(&app.url(&format!("/dashboard/instances/acme/messages/{id}"))).await;
+    let page = browser.source().await;
+    assert_eq!(page.matches("class=\"status delivered\"").count(), 1, "the new round was delivered");
+    assert_eq!(page.matches("class=\"status pending\"").count(), 1, "the first round still awaits its retry");
+
+    // An instance key sees its own instance and nothing else.
+    browser.click("header button").await;
+    browser.type_into("#key", &acme_key).await;
+    browser.click("#sign-in").await;
+    browser.find("#endpoints").await;
+    assert!(browser.url().await.ends_with("/dashboard/instances/acme"));
+    browser.goto(&app.url("/dashboard/instances/other")).await;
+    assert!(browser.source().await.contains("instance not found"));
+    browser.quit().await;
+}
