@@ -354,7 +354,10 @@ async fn message_page(state: &AppState, caller: Caller, name: String, msg: Strin
                         started_at: time(a.started_at),
                         latency_ms: a.latency_ms,
                         status: a.status_code.map_or("-".to_string(), |c| c.to_string()),
-                        error: a.error_class.unwrap_or_default(),
+                        error: match (a.error_class, a.error_detail) {
+                            (Some(class), Some(detail)) => format!("{class}: {detail}"),
+                            (class, _) => class.unwrap_or_default(),
+                        },
                         excerpt: a.response_excerpt.unwrap_or_default(),
                     })
                     .collect(),
