@@ -106,3 +106,46 @@ impl Settings {
             .map_err(Box::new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("finhook.toml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    #[test]
+    fn the_file_overrides_defaults_and_flags_override_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write(
+            dir.path(),
+            "listen = \"127.0.0.1:9000\"\ndatabase = \"sqlite://other.db\"\ndelivery_timeout_seconds = 5\nallow_private_network = [\"10.20.0.0/16\"]\n",
+        );
+        let flags = serde_json::json!({ "listen": "127.0.0.1:9001" });
+        let settings = Settings::load(Some(&file), flags).expect("load");
+        assert_eq!(settings.listen.port(), 9001, "a flag beats the file");
+        assert_eq!(settings.database, "sqlite://other.db");
+        assert_eq!(settings.delivery_timeout_seconds, 5);
+        assert_eq!(settings.allow_private_network.len(), 1);
+        assert_eq!(settings.delivery_concurrency, 64, "unset keys keep their defaults");
+    }
+
+    #[test]
+    fn a_typo_or_a_missing_file_is_an_error_not_a_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write(dir.path(), "lisen = \"127.0.0.1:9000\"\n");
+        let error = Settings::load(Some(&file), serde_json::json!({})).expect_err("unknown key");
+        assert!(error.to_string().contains("lisen"), "{error}");
+        let missing = dir.path().join("nope.toml");
+        assert!(Settings::load(Some(&missing), serde_json::json!({})).is_err());
+    }
+
+    #[test]
+    fn the_admin_key_never_prints() {
+        let settings = Settings { admin_key: Some(Redacted("fhk_secret_value".into())), ..Settings::default() };
+        assert!(!format!("{settings:?}").contains("fhk_secret_value"));
+    }
+}
