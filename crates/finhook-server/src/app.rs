@@ -64,6 +64,7 @@ pub struct App {
     listener: TcpListener,
     admin_key: AdminKey,
     released_claims: u64,
+    retention_days: u32,
 }
 
 impl App {
@@ -119,7 +120,7 @@ impl App {
         if resumed_connections > 0 {
             tracing::info!(resumed_connections, "sent the sandbox callbacks owed before the last stop");
         }
-        Ok(Self { state, worker, listener, admin_key, released_claims })
+        Ok(Self { state, worker, listener, admin_key, released_claims, retention_days: settings.retention_days })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -155,6 +156,13 @@ impl App {
             let token = token.clone();
             tokio::spawn(self.worker.clone().run(async move { token.cancelled().await }))
         });
+        let retention_task =
+            background_worker.then(|| {
+                let (store, clock, token) = (self.state.store.clone(), self.state.clock.clone(), token.clone());
+                tokio::spawn(crate::retention::run(store, clock, self.retention_days, async move {
+                    token.cancelled().await
+                }))
+            });
         let serve_token = token.clone();
         let served = axum::serve(self.listener, api::router(self.state))
             .with_graceful_shutdown(async move {
@@ -165,6 +173,9 @@ impl App {
             })
             .await;
         token.cancel();
+        if let Some(task) = retention_task {
+            let _ = task.await;
+        }
         if let Some(task) = worker_task {
             if let Err(error) = task.await {
                 tracing::error!(error = %error, "the delivery worker panicked");

@@ -36,6 +36,8 @@ pub struct Settings {
     pub delivery_per_endpoint_concurrency: usize,
     /// The longest the worker waits before looking for due deliveries by itself.
     pub poll_interval_ms: u64,
+    /// Days finished messages (personal data) are kept; 0 keeps them forever.
+    pub retention_days: u32,
     /// The admin key (`FINHOOK_ADMIN_KEY`). When unset, the first start generates one.
     #[serde(skip_serializing)]
     pub admin_key: Option<Redacted>,
@@ -55,13 +57,14 @@ impl Default for Settings {
             delivery_concurrency: 64,
             delivery_per_endpoint_concurrency: 8,
             poll_interval_ms: 1000,
+            retention_days: 90,
             admin_key: None,
         }
     }
 }
 
 /// The settings' keys; other `FINHOOK_*` variables (such as `FINHOOK_LOG`) belong to others.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
     "listen",
     "database",
     "allow_insecure_loopback",
@@ -73,6 +76,7 @@ const KEYS: [&str; 12] = [
     "delivery_concurrency",
     "delivery_per_endpoint_concurrency",
     "poll_interval_ms",
+    "retention_days",
     "admin_key",
 ];
 

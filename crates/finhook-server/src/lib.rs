@@ -9,6 +9,7 @@
 //! - [`sandbox`]: the Flinks-compatible sandbox (synthetic data, banking API, connections).
 //! - [`delivery`]: the worker (claim, sign, send, record) and its TLS client and target policy.
 //! - [`store`]: the storage interface and its embedded SQLite implementation.
+//! - [`retention`]: deleting finished messages (personal data) after the retention period.
 //! - [`metrics`]: the Prometheus registry of one server.
 //! - [`clock`]: time as an injected dependency.
 
@@ -20,5 +21,6 @@ pub mod dashboard;
 pub mod delivery;
 pub mod ingest;
 pub mod metrics;
+pub mod retention;
 pub mod sandbox;
 pub mod store;

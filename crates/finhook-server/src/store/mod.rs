@@ -311,6 +311,9 @@ pub struct StoreStats {
 pub trait Store: queue::DeliveryQueue + sandbox::SandboxStore + Send + Sync + std::fmt::Debug + 'static {
     /// Answers when the database does.
     async fn ping(&self) -> StoreResult<()>;
+    /// Deletes messages received before `cutoff` whose deliveries are all finished, with
+    /// their deliveries and attempts; returns how many messages went.
+    async fn purge_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
     /// Counts for the metrics endpoint, as of `now`.
     async fn stats(&self, now: DateTime<Utc>) -> StoreResult<StoreStats>;
 

@@ -102,6 +102,29 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn purge_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.writer.begin().await?;
+        let finished = "SELECT m.id FROM messages m WHERE m.created_at < ?
+                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status = 'pending')";
+        sqlx::query(&format!(
+            "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE message_id IN ({finished}))"
+        ))
+        .bind(millis(cutoff))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!("DELETE FROM deliveries WHERE message_id IN ({finished})"))
+            .bind(millis(cutoff))
+            .execute(&mut *tx)
+            .await?;
+        let purged = sqlx::query(&format!("DELETE FROM messages WHERE id IN ({finished})"))
+            .bind(millis(cutoff))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(purged)
+    }
+
     async fn stats(&self, now: DateTime<Utc>) -> StoreResult<StoreStats> {
         let messages: i64 = sqlx::query_scalar("SELECT count(*) FROM messages").fetch_one(&self.reader).await?;
         let mut deliveries_by_status = Vec::new();

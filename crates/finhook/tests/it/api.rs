@@ -284,3 +284,36 @@ async fn an_instance_key_can_be_rotated_and_the_old_one_stops_working() {
     assert_eq!(status, 200);
     assert_eq!(shown["api_key"], Value::Null);
 }
+
+#[tokio::test]
+async fn finished_messages_leave_after_the_retention_period_and_pending_ones_stay() {
+    let app = spawn_app().await;
+    let receiver = TestReceiver::start(&[Reply::Status(200)], Reply::Status(500)).await;
+    app.create_instance("acme").await;
+    app.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
+    let delivered = app.ingest("acme", fixture("kyc.json")).await;
+    app.deliver_due().await;
+    let pending = app.ingest("acme", fixture("get_accounts_detail.json")).await;
+    app.deliver_due().await;
+    let (store, clock) = (app.state.store.clone(), app.clock.clone());
+
+    assert_eq!(
+        finhook_server::retention::sweep(store.as_ref(), &clock, 30).await.expect("sweep"),
+        0,
+        "nothing is old yet"
+    );
+    app.clock.advance(chrono::Duration::days(31));
+    assert_eq!(
+        finhook_server::retention::sweep(store.as_ref(), &clock, 0).await.expect("sweep"),
+        0,
+        "0 keeps everything"
+    );
+    assert_eq!(finhook_server::retention::sweep(store.as_ref(), &clock, 30).await.expect("sweep"), 1);
+    let (status, _) = app.admin(Method::GET, &format!("/v1/instances/acme/messages/{delivered}"), None).await;
+    assert_eq!(status, 404, "the delivered message and its personal data are gone");
+    assert_eq!(
+        app.message("acme", &pending).await["deliveries"][0]["status"],
+        "pending",
+        "a pending delivery keeps its message"
+    );
+}

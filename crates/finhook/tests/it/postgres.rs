@@ -95,6 +95,9 @@ async fn the_api_and_the_schedule_work_on_the_shared_store() {
 
     let metrics = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains("finhook_messages 3"), "{metrics}");
+    clock.advance(chrono::Duration::days(91));
+    let purged = finhook_server::retention::sweep(app.state.store.as_ref(), &clock, 90).await.expect("sweep");
+    assert_eq!(purged, 3, "every message is finished and past retention");
     let (status, _) = app.admin(Method::DELETE, &endpoint_path, None).await;
     assert_eq!(status, 204);
 }
