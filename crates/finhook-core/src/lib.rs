@@ -10,11 +10,13 @@
 //!   validating parser that names the JSON path of every error.
 //! - [`signing`]: `flinks-authenticity-key` and Standard Webhooks signatures.
 //! - [`secret`]: endpoint secrets and API keys, redacted in `Debug`.
+//! - [`seal`]: AES-256-GCM sealing of endpoint secrets at rest.
 //! - [`ids`]: prefixed ULID identifiers (`msg_`, `ep_`, ...).
 //! - [`retry`]: the per-endpoint retry policy and the schedule it implies.
 
 pub mod flinks;
 pub mod ids;
 pub mod retry;
+pub mod seal;
 pub mod secret;
 pub mod signing;

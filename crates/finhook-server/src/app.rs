@@ -23,6 +23,7 @@ use crate::sandbox::flow::Sandbox;
 use crate::store::postgres::{redact_password, PgOpenError, PgStore};
 use crate::store::sqlite::{OpenError, SqliteStore};
 use crate::store::{Store, StoreError};
+use finhook_core::seal::SealingKey;
 
 const ADMIN_KEY_SETTING: &str = "admin_key_hash";
 
@@ -33,6 +34,10 @@ pub enum StartError {
     UnsupportedDatabase(String),
     #[error("could not open the store")]
     Open(#[from] OpenError),
+    #[error("FINHOOK_SECRETS_KEY must be standard base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)")]
+    SecretsKey,
+    #[error("the PostgreSQL store needs FINHOOK_SECRETS_KEY (base64 of 32 random bytes, the same on every node) to seal endpoint secrets")]
+    SecretsKeyRequired,
     #[error("could not open the shared store")]
     OpenPostgres(#[from] PgOpenError),
     #[error("the store failed during start-up")]
@@ -70,7 +75,13 @@ pub struct App {
 impl App {
     /// Opens the store and binds the listener; nothing is served until [`App::run`].
     pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
-        let (store, released_claims) = open_store(&settings.database).await?;
+        let sealing = settings
+            .secrets_key
+            .as_ref()
+            .map(|key| SealingKey::from_base64(&key.0))
+            .transpose()
+            .map_err(|_| StartError::SecretsKey)?;
+        let (store, released_claims) = open_store(&settings.database, sealing).await?;
         let (admin_key_hash, admin_key) = settle_admin_key(store.as_ref(), settings).await?;
         let targets = Arc::new(TargetPolicy {
             allow_insecure_loopback: settings.allow_insecure_loopback,
@@ -187,13 +198,14 @@ impl App {
 
 /// Opens the store a `--database` URL names. Only the embedded store, locked to this
 /// process, may release leftover claims at start; shared-store claims expire instead.
-async fn open_store(url: &str) -> Result<(Arc<dyn Store>, u64), StartError> {
+async fn open_store(url: &str, sealing: Option<SealingKey>) -> Result<(Arc<dyn Store>, u64), StartError> {
     if url.starts_with("sqlite:") {
-        let store = SqliteStore::open(url).await?;
+        let store = SqliteStore::open(url, sealing).await?;
         let released = store.release_all_claims().await?;
         Ok((Arc::new(store), released))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok((Arc::new(PgStore::open(url).await?), 0))
+        let sealing = sealing.ok_or(StartError::SecretsKeyRequired)?;
+        Ok((Arc::new(PgStore::open(url, sealing).await?), 0))
     } else {
         Err(StartError::UnsupportedDatabase(redact_password(url)))
     }

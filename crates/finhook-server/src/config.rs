@@ -41,6 +41,10 @@ pub struct Settings {
     /// The admin key (`FINHOOK_ADMIN_KEY`). When unset, the first start generates one.
     #[serde(skip_serializing)]
     pub admin_key: Option<Redacted>,
+    /// Base64 of 32 bytes sealing endpoint secrets at rest (`FINHOOK_SECRETS_KEY`). Required
+    /// for PostgreSQL (the same on every node); with SQLite it defaults to `<database>.key`.
+    #[serde(skip_serializing)]
+    pub secrets_key: Option<Redacted>,
 }
 
 impl Default for Settings {
@@ -59,12 +63,13 @@ impl Default for Settings {
             poll_interval_ms: 1000,
             retention_days: 90,
             admin_key: None,
+            secrets_key: None,
         }
     }
 }
 
 /// The settings' keys; other `FINHOOK_*` variables (such as `FINHOOK_LOG`) belong to others.
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 14] = [
     "listen",
     "database",
     "allow_insecure_loopback",
@@ -78,6 +83,7 @@ const KEYS: [&str; 13] = [
     "poll_interval_ms",
     "retention_days",
     "admin_key",
+    "secrets_key",
 ];
 
 /// A string that never prints.

@@ -38,6 +38,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the write was not committed: {0}")]
     Commit(String),
+    #[error("an endpoint secret could not be unsealed; is this the secrets key the store was written with?")]
+    Seal(#[from] finhook_core::seal::SealError),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

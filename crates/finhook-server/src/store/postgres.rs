@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use finhook_core::flinks::ResponseType;
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
+use finhook_core::seal::SealingKey;
 use finhook_core::secret::{EndpointSecret, KeyHash};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -29,6 +30,8 @@ const CONNECTIONS: u32 = 16;
 #[derive(Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// Seals endpoint secrets at rest; every node must share it.
+    sealing: SealingKey,
 }
 
 /// Why the shared store could not be opened.
@@ -42,7 +45,7 @@ pub enum PgOpenError {
 
 impl PgStore {
     /// Connects to `url` (`postgres://user:pass@host/db`) and applies the migrations.
-    pub async fn open(url: &str) -> Result<Self, PgOpenError> {
+    pub async fn open(url: &str, sealing: SealingKey) -> Result<Self, PgOpenError> {
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)
             .acquire_timeout(Duration::from_secs(10))
@@ -50,7 +53,7 @@ impl PgStore {
             .await
             .map_err(|source| PgOpenError::Connect { url: redact_password(url), source })?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(StoreError::from)?;
-        Ok(Self { pool })
+        Ok(Self { pool, sealing })
     }
 }
 
@@ -223,7 +226,7 @@ impl Store for PgStore {
         .await?;
         sqlx::query("INSERT INTO endpoint_secrets (endpoint_id, secret, created_at) VALUES ($1, $2, $3)")
             .bind(id.as_str())
-            .bind(new.secret.expose())
+            .bind(self.sealing.seal(new.secret.expose(), id.as_str()))
             .bind(millis(new.now))
             .execute(&mut *tx)
             .await?;
@@ -355,7 +358,7 @@ impl Store for PgStore {
         .await?;
         sqlx::query("INSERT INTO endpoint_secrets (endpoint_id, secret, created_at) VALUES ($1, $2, $3)")
             .bind(id.as_str())
-            .bind(secret.expose())
+            .bind(self.sealing.seal(secret.expose(), id.as_str()))
             .bind(millis(now))
             .execute(&mut *tx)
             .await?;

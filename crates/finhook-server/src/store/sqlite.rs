@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use finhook_core::flinks::ResponseType;
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
+use finhook_core::seal::SealingKey;
 use finhook_core::secret::{EndpointSecret, KeyHash};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -39,6 +40,8 @@ pub struct SqliteStore {
     batch: batch::BatchWriter,
     /// Held for the life of the store; the OS releases it if the process dies.
     _lock: Option<File>,
+    /// Seals endpoint secrets at rest.
+    sealing: SealingKey,
 }
 
 /// Why the embedded store could not be opened.
@@ -50,13 +53,20 @@ pub enum OpenError {
     LockFile { path: PathBuf, source: std::io::Error },
     #[error("another finhook process is using {path}; stop it or choose another --database")]
     InUse { path: PathBuf },
+    #[error(
+        "could not read or create the secrets key file {path}; keep it beside the database or set FINHOOK_SECRETS_KEY"
+    )]
+    KeyFile { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `url`, e.g. `sqlite://finhook.db`.
-    pub async fn open(url: &str) -> Result<Self, OpenError> {
+    /// Without `sealing`, the secrets key lives in `<database>.key` (made, mode 0600, on the
+    /// first start), apart from the database so that a copy of the database alone reveals
+    /// no endpoint secret.
+    pub async fn open(url: &str, sealing: Option<SealingKey>) -> Result<Self, OpenError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|source| OpenError::Url { url: url.to_string(), source })?
             .create_if_missing(true)
@@ -65,6 +75,10 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let lock = lock_database(&options)?;
+        let sealing = match sealing {
+            Some(key) => key,
+            None => key_file(&options)?,
+        };
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -77,7 +91,32 @@ impl SqliteStore {
             .await
             .map_err(StoreError::from)?;
         let batch = batch::BatchWriter::spawn(writer.clone());
-        Ok(Self { writer, reader, batch, _lock: lock })
+        Ok(Self { writer, reader, batch, _lock: lock, sealing })
+    }
+}
+
+/// Reads the secrets key next to the database, or makes it on the first start.
+fn key_file(options: &SqliteConnectOptions) -> Result<SealingKey, OpenError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let db = options.get_filename();
+    if db.as_os_str().is_empty() || db.to_string_lossy().contains(":memory:") {
+        return Ok(SealingKey::generate().0);
+    }
+    let path = PathBuf::from(format!("{}.key", db.display()));
+    let fail = |source| OpenError::KeyFile { path: path.clone(), source };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            SealingKey::from_base64(&text).map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let (key, encoded) = SealingKey::generate();
+            let mut file =
+                std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(fail)?;
+            file.write_all(encoded.as_bytes()).and_then(|()| file.sync_all()).map_err(fail)?;
+            Ok(key)
+        }
+        Err(error) => Err(fail(error)),
     }
 }
 
@@ -255,7 +294,7 @@ impl Store for SqliteStore {
         .await?;
         sqlx::query("INSERT INTO endpoint_secrets (endpoint_id, secret, created_at) VALUES (?, ?, ?)")
             .bind(id.as_str())
-            .bind(new.secret.expose())
+            .bind(self.sealing.seal(new.secret.expose(), id.as_str()))
             .bind(millis(new.now))
             .execute(&mut *tx)
             .await?;
@@ -387,7 +426,7 @@ impl Store for SqliteStore {
         .await?;
         sqlx::query("INSERT INTO endpoint_secrets (endpoint_id, secret, created_at) VALUES (?, ?, ?)")
             .bind(id.as_str())
-            .bind(secret.expose())
+            .bind(self.sealing.seal(secret.expose(), id.as_str()))
             .bind(millis(now))
             .execute(&mut *tx)
             .await?;

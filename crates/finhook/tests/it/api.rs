@@ -317,3 +317,23 @@ async fn finished_messages_leave_after_the_retention_period_and_pending_ones_sta
         "a pending delivery keeps its message"
     );
 }
+
+#[tokio::test]
+async fn endpoint_secrets_are_sealed_at_rest_with_a_key_kept_apart() {
+    use sqlx::Connection;
+    let app = spawn_app().await;
+    app.create_instance("acme").await;
+    let endpoint = app.create_endpoint("acme", json!({ "url": "https://hooks.example.com/flinks" })).await;
+    let secret = endpoint["secret"].as_str().expect("secret").to_string();
+    let db = app.dir.path().join("finhook.db");
+    let mut connection =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display())).await.expect("open db");
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT secret FROM endpoint_secrets").fetch_all(&mut connection).await.expect("read");
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].starts_with("enc1:"), "{}", stored[0]);
+    assert!(!stored[0].contains(&secret[6..]), "the database alone does not hold the secret");
+    let key_file = app.dir.path().join("finhook.db.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key_file).expect("key file").permissions().mode() & 0o777, 0o600);
+}

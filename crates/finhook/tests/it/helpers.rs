@@ -23,6 +23,9 @@ use tokio::sync::mpsc;
 
 pub const ADMIN_KEY: &str = "fhk_test_admin_key_0123456789abcdefghijklmnopqrstuv";
 
+/// The secrets key of the shared-store tests (base64 of 32 bytes); every node shares it.
+pub const SECRETS_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
 /// The longest a test waits for something that should happen at once.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -100,6 +103,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         delivery_concurrency: options.concurrency,
         delivery_per_endpoint_concurrency: options.per_endpoint,
         admin_key: Some(Redacted(ADMIN_KEY.to_string())),
+        secrets_key: options.database.as_ref().map(|_| Redacted(SECRETS_KEY.to_string())),
         ..Settings::default()
     };
     let manual = options.clock.clone().unwrap_or_else(|| ManualClock::starting_at(t0()));

@@ -194,3 +194,16 @@ async fn sandbox_connections_work_on_the_shared_store() {
         .expect("webhook");
     assert_eq!(ready["Accounts"], webhook["Accounts"]);
 }
+
+#[tokio::test]
+async fn the_shared_store_refuses_to_start_without_a_secrets_key() {
+    let database = postgres_database().await;
+    let settings = finhook_server::config::Settings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database,
+        ..finhook_server::config::Settings::default()
+    };
+    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(ManualClock::starting_at(t0()));
+    let error = finhook_server::app::App::build(&settings, clock).await.expect_err("no key");
+    assert!(error.to_string().contains("FINHOOK_SECRETS_KEY"), "{error}");
+}

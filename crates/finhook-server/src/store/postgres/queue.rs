@@ -70,7 +70,10 @@ impl DeliveryQueue for PgStore {
             .fetch_all(&mut *tx)
             .await?
             .iter()
-            .map(|s| EndpointSecret::parse(s).map_err(corrupt))
+            .map(|sealed| {
+                let secret = self.sealing.open(sealed, &endpoint_id)?;
+                EndpointSecret::parse(&secret).map_err(corrupt)
+            })
             .collect::<StoreResult<Vec<_>>>()?;
             let message_id: String = row.try_get("message_id")?;
             let payload: Vec<u8> = sqlx::query_scalar("SELECT payload FROM messages WHERE id = $1")

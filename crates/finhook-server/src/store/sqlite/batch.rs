@@ -138,7 +138,8 @@ mod tests {
     #[tokio::test]
     async fn a_failing_write_does_not_take_its_batch_down() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("b.db").display())).await.expect("open");
+        let store =
+            SqliteStore::open(&format!("sqlite://{}", dir.path().join("b.db").display()), None).await.expect("open");
         let instance = store
             .create_instance(NewInstance {
                 name: "acme".into(),
