@@ -372,6 +372,8 @@ pub fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
 pub struct FinhookProcess {
     pub child: tokio::process::Child,
     pub addr: SocketAddr,
+    /// What the process printed on stdout after its ready line.
+    pub stdout: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
 }
 
 impl FinhookProcess {
@@ -400,8 +402,13 @@ impl FinhookProcess {
         .await
         .expect("finhook did not start in time");
         // Keep draining stdout so the process never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, addr }
+        let (printed, stdout) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = printed.send(line);
+            }
+        });
+        Self { child, addr, stdout: tokio::sync::Mutex::new(stdout) }
     }
 
     /// `finhook serve` on a SQLite file in `dir`, loopback endpoints allowed.
@@ -422,6 +429,12 @@ impl FinhookProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The next line printed on stdout (waiting at most [`PATIENCE`]).
+    pub async fn next_line(&self) -> String {
+        let mut stdout = self.stdout.lock().await;
+        tokio::time::timeout(PATIENCE, stdout.recv()).await.ok().flatten().expect("a line on stdout")
     }
 
     /// SIGKILL: no shutdown code runs.

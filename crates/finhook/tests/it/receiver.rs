@@ -216,6 +216,10 @@ async fn a_callback_acknowledged_before_a_kill_is_there_after_restart() {
     let listen = FinhookProcess::listen(dir.path(), &flags).await;
     let response = post_flinks(&format!("http://{}", listen.addr), &secret, &fixture("kyc.json")).await;
     assert_eq!(response.status(), 200);
+    let line = listen.next_line().await;
+    for part in ["KYC", LOGIN, "Tag applicant=APP-20931", "accepted"] {
+        assert!(line.contains(part), "one readable line per callback: {line}");
+    }
     listen.kill().await;
 
     let listen = FinhookProcess::listen(dir.path(), &flags).await;
