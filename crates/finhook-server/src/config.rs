@@ -59,7 +59,7 @@ impl Default for Settings {
             max_depth: finhook_core::flinks::DEFAULT_MAX_DEPTH,
             delivery_timeout_seconds: 15,
             delivery_concurrency: 64,
-            delivery_per_endpoint_concurrency: 8,
+            delivery_per_endpoint_concurrency: 32,
             poll_interval_ms: 1000,
             retention_days: 90,
             admin_key: None,
