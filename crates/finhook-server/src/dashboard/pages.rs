@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::session::{SessionOwner, COOKIE};
 use crate::api::{ApiError, AppState, Caller};
-use crate::store::{DeliveryStatus, MessageDetail, MessageFilter};
+use crate::store::{DeliveryStatus, MessageFilter};
 
 const PAGE_SIZE: u32 = 50;
 
@@ -226,17 +226,13 @@ async fn instance_page(
         MessageFilter { login_id: login_id.clone(), response_type: None, status, before: None, limit: PAGE_SIZE };
     let mut messages = Vec::new();
     for summary in state.store.list_messages(instance.id, &filter).await? {
-        let statuses = match state.store.message(instance.id, &summary.id).await? {
-            Some(MessageDetail { deliveries, .. }) => deliveries.iter().map(|d| d.status.as_str()).collect(),
-            None => Vec::new(),
-        };
         messages.push(MessageRow {
             id: summary.id.to_string(),
             response_type: summary.response_type.as_str(),
             login_id: summary.login_id.unwrap_or_default(),
             tag: summary.tag.unwrap_or_default(),
             created_at: time(summary.created_at),
-            statuses,
+            statuses: summary.delivery_statuses.iter().map(|s| s.as_str()).collect(),
         });
     }
     let endpoints = state

@@ -228,6 +228,9 @@ pub struct MessageSummary {
     pub request_id: Option<String>,
     pub tag: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The status of each delivery, oldest first. Filled by `list_messages`; empty where
+    /// the deliveries come whole beside the summary (`MessageDetail`).
+    pub delivery_statuses: Vec<DeliveryStatus>,
 }
 
 #[derive(Debug, Clone)]

@@ -375,7 +375,9 @@ impl Store for PgStore {
 
     async fn list_messages(&self, instance: InstanceId, filter: &MessageFilter) -> StoreResult<Vec<MessageSummary>> {
         let rows = sqlx::query(
-            "SELECT id, response_type, login_id, request_id, tag, created_at FROM messages m
+            "SELECT id, response_type, login_id, request_id, tag, created_at,
+                    (SELECT string_agg(status, ',' ORDER BY d.id) FROM deliveries d WHERE d.message_id = m.id) AS statuses
+             FROM messages m
              WHERE instance_id = $1
                AND ($2 IS NULL OR login_id = $2)
                AND ($3 IS NULL OR response_type = $3)
@@ -391,7 +393,7 @@ impl Store for PgStore {
         .bind(i64::from(filter.limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(summary_from).collect()
+        rows.iter().map(listed_from).collect()
     }
 
     async fn message(&self, instance: InstanceId, id: &MessageId) -> StoreResult<Option<MessageDetail>> {

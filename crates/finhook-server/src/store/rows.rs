@@ -161,7 +161,21 @@ pub(crate) fn summary_from(row: &impl Cols) -> StoreResult<MessageSummary> {
         request_id: row.opt_text("request_id")?,
         tag: row.opt_text("tag")?,
         created_at: time_of(row.int("created_at")?)?,
+        delivery_statuses: Vec::new(),
     })
+}
+
+/// A `list_messages` row: a summary plus `statuses`, its deliveries' statuses joined by commas.
+pub(crate) fn listed_from(row: &impl Cols) -> StoreResult<MessageSummary> {
+    let mut summary = summary_from(row)?;
+    summary.delivery_statuses = row
+        .opt_text("statuses")?
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| DeliveryStatus::parse(s).ok_or_else(|| corrupt(s)))
+        .collect::<StoreResult<_>>()?;
+    Ok(summary)
 }
 
 pub(crate) fn attempt_from(row: &impl Cols) -> StoreResult<AttemptRecord> {

@@ -440,7 +440,9 @@ impl Store for SqliteStore {
 
     async fn list_messages(&self, instance: InstanceId, filter: &MessageFilter) -> StoreResult<Vec<MessageSummary>> {
         let rows = sqlx::query(
-            "SELECT id, response_type, login_id, request_id, tag, created_at FROM messages m
+            "SELECT id, response_type, login_id, request_id, tag, created_at,
+                    (SELECT group_concat(status) FROM (SELECT status FROM deliveries d WHERE d.message_id = m.id ORDER BY d.id)) AS statuses
+             FROM messages m
              WHERE instance_id = ?1
                AND (?2 IS NULL OR login_id = ?2)
                AND (?3 IS NULL OR response_type = ?3)
@@ -456,7 +458,7 @@ impl Store for SqliteStore {
         .bind(filter.limit)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(summary_from).collect()
+        rows.iter().map(listed_from).collect()
     }
 
     async fn message(&self, instance: InstanceId, id: &MessageId) -> StoreResult<Option<MessageDetail>> {
