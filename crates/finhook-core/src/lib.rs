@@ -13,6 +13,7 @@
 //! - [`seal`]: AES-256-GCM sealing of endpoint secrets at rest.
 //! - [`ids`]: prefixed ULID identifiers (`msg_`, `ep_`, ...).
 //! - [`retry`]: the per-endpoint retry policy and the schedule it implies.
+//! - [`text`]: the identifier rules both stores share, and storable text from outside.
 
 pub mod flinks;
 pub mod ids;
@@ -20,3 +21,4 @@ pub mod retry;
 pub mod seal;
 pub mod secret;
 pub mod signing;
+pub mod text;

@@ -71,6 +71,10 @@ impl ReceiverStore {
 
     /// Stores a callback unless its dedup key is known; either way, returns its row.
     pub async fn insert(&self, callback: &NewCallback) -> Result<Stored, StoreError> {
+        // An explicit transaction, not autocommit: with `RETURNING`, SQLite hands the row
+        // over at the first step and commits only when the statement is reset, and an error
+        // there (a full disk) never reaches sqlx. `COMMIT` reports it, so 200 means stored.
+        let mut tx = self.writer.begin().await?;
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO callbacks (dedup_key, webhook_id, response_type, login_id, request_id, tag, received_at, body, forwarded)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -85,8 +89,9 @@ impl ReceiverStore {
         .bind(callback.received_at.timestamp_millis())
         .bind(&callback.body)
         .bind(callback.forwarded)
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         if let Some(seq) = inserted {
             return Ok(Stored { seq, duplicate: false, forwarded: callback.forwarded });
         }

@@ -13,7 +13,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
-use crate::store::{AttemptRecord, StoreStats};
+use crate::store::{AttemptRecord, FailureKind, StoreStats};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TypeLabel {
@@ -31,6 +31,11 @@ pub struct AttemptLabel {
     pub error_class: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -41,6 +46,7 @@ pub struct Metrics {
     deliveries: Family<StatusLabel, Gauge>,
     messages: Gauge,
     lag_seconds: Gauge<f64, AtomicU64>,
+    store_write_errors: Family<KindLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -74,7 +80,33 @@ impl Metrics {
             "How long the most overdue pending delivery has been due (0 when none is)",
             lag_seconds.clone(),
         );
-        Self { registry, ingested, rejected, attempts, attempt_seconds, deliveries, messages, lag_seconds }
+        let store_write_errors = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "store_write_errors",
+            "Writes the store did not commit (ingests refused with 503/507, attempt records retried), by kind",
+            store_write_errors.clone(),
+        );
+        Self {
+            registry,
+            ingested,
+            rejected,
+            attempts,
+            attempt_seconds,
+            deliveries,
+            messages,
+            lag_seconds,
+            store_write_errors,
+        }
+    }
+
+    /// A write the store did not commit: `disk_full`, `unavailable` or `internal`.
+    pub fn store_write_failed(&self, kind: FailureKind) {
+        let kind = match kind {
+            FailureKind::DiskFull => "disk_full",
+            FailureKind::Unavailable => "unavailable",
+            FailureKind::Internal => "internal",
+        };
+        self.store_write_errors.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
     }
 
     pub fn callback_ingested(&self, response_type: &str) {

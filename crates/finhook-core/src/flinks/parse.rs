@@ -121,17 +121,33 @@ fn typed<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CallbackError
     })
 }
 
+/// The rules no JSON schema states: the conciliation keys must be storable and printable
+/// the same way in every store (see [`crate::text`]).
 fn check_semantics(callback: &Callback) -> Result<(), CallbackError> {
-    let login = match callback {
-        Callback::Kyc(c) => Some(&c.login),
-        Callback::GetAccountsDetail(c) => Some(&c.login),
-        Callback::Investments(c) => c.login.as_ref(),
-    };
-    match login {
-        Some(login) if login.id.trim().is_empty() => {
-            Err(CallbackError::invalid("$.Login.Id", "must not be empty: it is the LoginId"))
+    use crate::text::{check_identifier, IdentifierError, MAX_LOGIN_ID_CHARS, MAX_REQUEST_ID_CHARS, MAX_TAG_CHARS};
+    let keys = callback.keys();
+    let checks = [
+        ("$.Login.Id", keys.login_id.as_deref(), MAX_LOGIN_ID_CHARS, " (it is the LoginId)"),
+        ("$.RequestId", keys.request_id.as_deref(), MAX_REQUEST_ID_CHARS, ""),
+        ("$.Tag", keys.tag.as_deref(), MAX_TAG_CHARS, ""),
+    ];
+    let mut errors = Vec::new();
+    for (path, value, max, why) in checks {
+        let Some(value) = value else { continue };
+        // A LoginId of spaces conciliates nothing; other keys may be blank.
+        let checked = match check_identifier(value, max) {
+            Ok(()) if path == "$.Login.Id" && value.trim().is_empty() => Err(IdentifierError::Empty),
+            Err(IdentifierError::Empty) if path != "$.Login.Id" => Ok(()),
+            other => other,
+        };
+        if let Err(error) = checked {
+            errors.push(FieldError { path: path.to_string(), message: format!("{error}{why}") });
         }
-        _ => Ok(()),
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(CallbackError::Invalid(errors))
     }
 }
 

@@ -119,6 +119,20 @@ fn parse_retry(request: RetryRequest, base: RetryPolicy) -> Result<RetryPolicy, 
     })
 }
 
+/// The longest endpoint description accepted.
+const MAX_DESCRIPTION_CHARS: usize = 1024;
+
+/// A description is shown in tables and pages: bounded, and no control characters (which
+/// PostgreSQL would refuse as NUL, and a terminal would obey as escapes).
+fn check_description(description: String) -> Result<String, ApiError> {
+    if description.is_empty() {
+        return Ok(description);
+    }
+    finhook_core::text::check_identifier(&description, MAX_DESCRIPTION_CHARS)
+        .map(|()| description)
+        .map_err(|error| ApiError::validation("$.description", error.to_string()))
+}
+
 fn check_url(state: &AppState, url: &str) -> Result<String, ApiError> {
     state
         .targets
@@ -142,7 +156,7 @@ pub async fn create(
     let instance = caller.instance(&state, &name).await?;
     let new = NewEndpoint {
         url: check_url(&state, &request.url)?,
-        description: request.description,
+        description: request.description.map(check_description).transpose()?,
         event_types: request.event_types.map(parse_event_types).transpose()?,
         retry: parse_retry(request.retry.unwrap_or_default(), RetryPolicy::default())?,
         success: request.success.unwrap_or(SuccessRule::Exactly200),
@@ -192,7 +206,7 @@ pub async fn update(
     let current = state.store.endpoint(instance.id, &id).await?.ok_or(ApiError::NotFound("endpoint"))?;
     let patch = EndpointPatch {
         url: request.url.map(|url| check_url(&state, &url)).transpose()?,
-        description: request.description,
+        description: request.description.map(|d| d.map(check_description).transpose()).transpose()?,
         event_types: request.event_types.map(|types| types.map(parse_event_types).transpose()).transpose()?,
         retry: request.retry.map(|retry| parse_retry(retry, current.retry)).transpose()?,
         success: request.success,

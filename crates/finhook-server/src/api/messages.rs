@@ -43,6 +43,9 @@ pub async fn ingest(
     let result = accept(&state, caller, &name, &headers, body).await;
     if let Err(error) = &result {
         state.metrics.callback_rejected(error.status().as_u16());
+        if let ApiError::Store(store) = error {
+            state.metrics.store_write_failed(store.kind());
+        }
     }
     result
 }
@@ -208,6 +211,8 @@ pub struct AttemptView {
     error_class: Option<String>,
     error_detail: Option<String>,
     response_excerpt: Option<String>,
+    /// Bytes of the answer read for the excerpt (the excerpt itself is lossy UTF-8).
+    response_bytes: Option<u64>,
     succeeded: bool,
 }
 
@@ -222,6 +227,7 @@ impl From<AttemptRecord> for AttemptView {
             error_class: a.error_class,
             error_detail: a.error_detail,
             response_excerpt: a.response_excerpt,
+            response_bytes: a.response_bytes,
             succeeded: a.succeeded,
         }
     }

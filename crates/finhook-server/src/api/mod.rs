@@ -25,6 +25,7 @@ use crate::store::Store;
 
 pub use auth::Caller;
 pub(crate) use json::ApiJson;
+pub(crate) use problem::ErrorChain;
 pub use problem::{ApiError, Problem};
 
 /// What every handler can reach.

@@ -6,7 +6,7 @@ use finhook_core::flinks::{CallbackError, FieldError};
 use serde::Serialize;
 
 use crate::ingest::IngestError;
-use crate::store::StoreError;
+use crate::store::{FailureKind, StoreError};
 
 /// Everything a handler can answer besides success.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,11 @@ impl ApiError {
             Self::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Validation failed"),
             Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
-            Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            Self::Store(error) => match error.kind() {
+                FailureKind::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "storage-full", "Storage full"),
+                FailureKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", "Store unavailable"),
+                FailureKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            },
         }
     }
 }
@@ -73,8 +77,17 @@ impl IntoResponse for ApiError {
         let (status, slug, title) = self.parts();
         let detail = match &self {
             Self::Store(error) => {
-                tracing::error!(error = ?error, "store failure while answering a request");
-                "the server could not complete the request; nothing was changed, retry later".to_string()
+                tracing::error!(error = %ErrorChain(error), "store failure while answering a request");
+                match error.kind() {
+                    FailureKind::DiskFull => {
+                        "the server's storage is full; nothing was stored or changed; retry after the operator frees space"
+                    }
+                    FailureKind::Unavailable => {
+                        "the store cannot commit writes right now; nothing was stored or changed; retry after the Retry-After delay"
+                    }
+                    FailureKind::Internal => "the server could not complete the request; nothing was changed",
+                }
+                .to_string()
             }
             other => other.to_string(),
         };
@@ -91,7 +104,34 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Some(seconds) = retry_after(status) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+        }
         response
+    }
+}
+
+/// How long a client should wait before retrying a request the store could not take.
+fn retry_after(status: StatusCode) -> Option<&'static str> {
+    match status {
+        StatusCode::SERVICE_UNAVAILABLE => Some("5"),
+        StatusCode::INSUFFICIENT_STORAGE => Some("30"),
+        _ => None,
+    }
+}
+
+/// Displays an error with its causes, `outer: inner: ...`, for log lines.
+pub(crate) struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
     }
 }
 

@@ -47,8 +47,17 @@ impl ErrorClass {
 /// What one POST came to.
 #[derive(Debug, Clone)]
 pub enum SendOutcome {
-    Answered { status: u16, excerpt: String, latency: Duration },
-    Failed { class: ErrorClass, detail: String, latency: Duration },
+    /// `head` is the start of the answer's body, raw: at most [`EXCERPT_BYTES`].
+    Answered {
+        status: u16,
+        head: Vec<u8>,
+        latency: Duration,
+    },
+    Failed {
+        class: ErrorClass,
+        detail: String,
+        latency: Duration,
+    },
 }
 
 /// Why the delivery client could not be built.
@@ -138,11 +147,7 @@ impl DeliveryClient {
             }
         }
         excerpt.truncate(EXCERPT_BYTES);
-        SendOutcome::Answered {
-            status,
-            excerpt: String::from_utf8_lossy(&excerpt).into_owned(),
-            latency: started.elapsed(),
-        }
+        SendOutcome::Answered { status, head: excerpt, latency: started.elapsed() }
     }
 }
 

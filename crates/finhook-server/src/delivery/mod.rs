@@ -21,6 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use finhook_core::ids::AttemptId;
 use finhook_core::signing;
+use finhook_core::text::{storable_str, storable_text};
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -177,7 +178,54 @@ async fn deliver(context: Arc<WorkerContext>, delivery: ClaimedDelivery) -> Resu
         "attempt made"
     );
     context.metrics.attempt_made(&result.attempt);
-    context.store.record_attempt(result).await
+    record(&context, result).await
+}
+
+/// How often an attempt's record is tried before it is stored slimmed down.
+const RECORD_TRIES: u32 = 3;
+/// The wait before the second try; each later wait is four times longer.
+const RECORD_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Records an attempt, or says loudly why it could not.
+///
+/// An unrecorded attempt is made again when its claim runs out, so a record that keeps
+/// failing would re-send the same callback every lease period, forever. So: a few tries;
+/// then the record without its free text (the excerpt and error detail are the only
+/// parts that came from outside), which still moves the delivery to its next scheduled
+/// attempt; every failure counts in `finhook_store_write_errors_total`. Only when the store
+/// takes no write at all does the claim run out, and then no claim can be taken either.
+async fn record(context: &WorkerContext, result: AttemptResult) -> Result<(), StoreError> {
+    let mut wait = RECORD_BACKOFF;
+    for attempt in 1..=RECORD_TRIES {
+        let error = match context.store.record_attempt(result.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(error) => error,
+        };
+        context.metrics.store_write_failed(error.kind());
+        tracing::error!(
+            delivery = %result.delivery_id,
+            try_number = attempt,
+            error = %crate::api::ErrorChain(&error),
+            "recording an attempt failed"
+        );
+        if attempt < RECORD_TRIES {
+            tokio::time::sleep(wait).await;
+            wait *= 4;
+        }
+    }
+    let slim = slimmed(result);
+    context.store.record_attempt(slim).await.inspect_err(|error| {
+        context.metrics.store_write_failed(error.kind());
+    })
+}
+
+/// The record of an attempt without the text that came from outside, for when the whole
+/// record cannot be stored.
+fn slimmed(mut result: AttemptResult) -> AttemptResult {
+    result.attempt.response_excerpt = None;
+    result.attempt.error_detail =
+        Some("the full record of this attempt could not be stored; see the server log".into());
+    result
 }
 
 /// Signs and POSTs. Never fails: every problem becomes a failed attempt.
@@ -206,14 +254,17 @@ pub fn decide(
     outcome: SendOutcome,
     jitter: f64,
 ) -> AttemptResult {
-    let (status_code, error_class, error_detail, excerpt, latency, succeeded) = match outcome {
-        SendOutcome::Answered { status, excerpt, latency } => {
+    // Whatever the receiver answered (UTF-16, NUL, invalid UTF-8) is made storable text
+    // here, so recording the attempt never fails on its content, in either store.
+    let (status_code, error_class, error_detail, excerpt, response_bytes, latency, succeeded) = match outcome {
+        SendOutcome::Answered { status, head, latency } => {
             let ok = delivery.success.accepts(status);
             let class = (!ok).then(|| ErrorClass::Http.as_str().to_string());
-            (Some(status), class, None, Some(excerpt), latency, ok)
+            let bytes = u64::try_from(head.len()).unwrap_or(u64::MAX);
+            (Some(status), class, None, Some(storable_text(&head)), Some(bytes), latency, ok)
         }
         SendOutcome::Failed { class, detail, latency } => {
-            (None, Some(class.as_str().to_string()), Some(detail), None, latency, false)
+            (None, Some(class.as_str().to_string()), Some(storable_str(&detail)), None, None, latency, false)
         }
     };
     let next_attempt_at = if succeeded {
@@ -237,6 +288,7 @@ pub fn decide(
             error_class,
             error_detail,
             response_excerpt: excerpt,
+            response_bytes,
             succeeded,
         },
         next_attempt_at,

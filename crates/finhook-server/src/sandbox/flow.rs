@@ -148,6 +148,12 @@ impl Sandbox {
                 format!("unknown institution {institution:?}; the sandbox offers {}", known.join(", ")),
             )
         })?;
+        // The tag comes back in every callback of this login, where ingest checks it; a tag
+        // refused there would leave callbacks owed that can never be sent.
+        if let Some(tag) = &tag {
+            finhook_core::text::check_identifier(tag, finhook_core::text::MAX_TAG_CHARS)
+                .map_err(|error| SandboxError::flinks(FlinksCode::InvalidRequest, format!("Tag {error}")))?;
+        }
         if username == institutions::USER_RETRY_LATER {
             return Err(SandboxError::flinks(FlinksCode::RetryLater, "the institution is unavailable; retry later"));
         }

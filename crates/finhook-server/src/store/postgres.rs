@@ -72,7 +72,14 @@ pub fn redact_password(url: &str) -> String {
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        // A committed write, not a read: a full disk or a read-only server still answers reads.
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ('store.write_probe', $1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(Utc::now().timestamp_millis().to_string())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

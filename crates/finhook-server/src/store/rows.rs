@@ -188,6 +188,7 @@ pub(crate) fn attempt_from(row: &impl Cols) -> StoreResult<AttemptRecord> {
         error_class: row.opt_text("error_class")?,
         error_detail: row.opt_text("error_detail")?,
         response_excerpt: row.opt_text("response_excerpt")?,
+        response_bytes: row.opt_int("response_bytes")?.map(|n| n.max(0).unsigned_abs()),
         succeeded: row.flag("succeeded")?,
     })
 }

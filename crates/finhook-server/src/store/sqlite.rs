@@ -81,6 +81,7 @@ impl SqliteStore {
         };
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_release(|connection, _| Box::pin(clean_after_use(connection)))
             .connect_with(options.clone())
             .await
             .map_err(StoreError::from)?;
@@ -93,6 +94,18 @@ impl SqliteStore {
         let batch = batch::BatchWriter::spawn(writer.clone());
         Ok(Self { writer, reader, batch, _lock: lock, sealing })
     }
+}
+
+/// Whether a writer connection may go back to the pool. A failed `Transaction` (its
+/// rollback queued when it was dropped) whose `ROLLBACK` itself failed, because SQLite had
+/// already rolled back on a full disk or an I/O error, leaves sqlx believing the
+/// connection is still inside a transaction; its next `begin()` would open a savepoint
+/// that is never committed. Such a connection is closed, and the pool opens a fresh one.
+async fn clean_after_use(connection: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::{Connection, TransactionManager};
+    // The round trip makes the worker apply a rollback queued by a dropped `Transaction`.
+    connection.ping().await?;
+    Ok(sqlx::sqlite::SqliteTransactionManager::get_transaction_depth(connection) == 0)
 }
 
 /// Reads the secrets key next to the database, or makes it on the first start.
@@ -138,7 +151,9 @@ fn lock_database(options: &SqliteConnectOptions) -> Result<Option<File>, OpenErr
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
+        // Reading is not enough: a full disk leaves reads working. Commit a tiny write
+        // through the group commit, so "healthy" means "a 202 would be durable now".
+        self.batch.probe(Utc::now().timestamp_millis()).await
     }
 
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
@@ -205,6 +220,10 @@ impl Store for SqliteStore {
     }
 
     async fn create_instance(&self, new: NewInstance) -> StoreResult<Instance> {
+        // An explicit transaction, not autocommit: with `RETURNING`, SQLite hands the row
+        // over at the first step and commits only when the statement is reset, and an error
+        // there (a full disk) never reaches sqlx, which had its row. `COMMIT` reports it.
+        let mut tx = self.writer.begin().await?;
         let result = sqlx::query(&format!(
             "INSERT INTO instances (name, customer_id, mode, api_key_hash, created_at) VALUES (?, ?, ?, ?, ?)
              RETURNING {INSTANCE_COLUMNS}"
@@ -214,10 +233,13 @@ impl Store for SqliteStore {
         .bind(new.mode.as_str())
         .bind(new.api_key_hash.as_str())
         .bind(millis(new.now))
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *tx)
         .await;
         match result {
-            Ok(row) => instance_from(&row),
+            Ok(row) => {
+                tx.commit().await?;
+                instance_from(&row)
+            }
             Err(error) if is_unique_violation(&error) => Err(StoreError::Conflict("an instance with this name")),
             Err(error) => Err(error.into()),
         }

@@ -213,6 +213,12 @@ impl TestApp {
         body
     }
 
+    /// `GET /healthz`: its status and body.
+    pub async fn health(&self) -> (u16, String) {
+        let response = self.http.get(self.url("/healthz")).send().await.expect("healthz");
+        (response.status().as_u16(), response.text().await.unwrap_or_default())
+    }
+
     /// Runs the worker until no delivery is due at the current (manual) time.
     pub async fn deliver_due(&self) -> usize {
         self.worker.run_due().await.expect("worker round")

@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod delivery;
 mod ingest;
+mod integrity;
 mod postgres;
 mod receiver;
 mod restart;

@@ -24,7 +24,7 @@ impl PgStore {
             let mut delivery = delivery_from(row)?;
             delivery.attempts = sqlx::query(
                 "SELECT id, attempt_number, started_at, latency_ms, status_code, error_class, error_detail,
-                        response_excerpt, succeeded
+                        response_excerpt, response_bytes, succeeded
                  FROM attempts WHERE delivery_id = $1 ORDER BY attempt_number, started_at",
             )
             .bind(delivery.id.as_str())

@@ -119,8 +119,8 @@ pub(super) async fn record_on(tx: &mut sqlx::PgConnection, result: AttemptResult
     let attempt = &result.attempt;
     sqlx::query(
         "INSERT INTO attempts (id, delivery_id, attempt_number, started_at, latency_ms, status_code, error_class,
-                               error_detail, response_excerpt, succeeded)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                               error_detail, response_excerpt, response_bytes, succeeded)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(attempt.id.as_str())
     .bind(result.delivery_id.as_str())
@@ -131,6 +131,7 @@ pub(super) async fn record_on(tx: &mut sqlx::PgConnection, result: AttemptResult
     .bind(&attempt.error_class)
     .bind(&attempt.error_detail)
     .bind(&attempt.response_excerpt)
+    .bind(attempt.response_bytes.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
     .bind(attempt.succeeded)
     .execute(&mut *tx)
     .await?;

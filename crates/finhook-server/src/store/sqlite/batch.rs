@@ -7,7 +7,10 @@
 //! only that write), then commits once and answers every caller. A caller still hears back
 //! only after its write is durable; under load, one fsync covers many callbacks.
 
-use sqlx::{Acquire, SqlitePool};
+use std::sync::Arc;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::ingest_on;
@@ -21,6 +24,8 @@ const MAX_BATCH: usize = 256;
 enum Write {
     Ingest(NewMessage, oneshot::Sender<StoreResult<IngestOutcome>>),
     Record(AttemptResult, oneshot::Sender<StoreResult<()>>),
+    /// A write that changes nothing of substance: proves the store can commit right now.
+    Probe(i64, oneshot::Sender<StoreResult<()>>),
 }
 
 /// The queue into the group-commit task; the task ends when the last handle is dropped.
@@ -38,19 +43,22 @@ impl BatchWriter {
 
     pub(super) async fn ingest(&self, message: NewMessage) -> StoreResult<IngestOutcome> {
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Write::Ingest(message, reply)).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        self.queue.send(Write::Ingest(message, reply)).map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 
     pub(super) async fn record(&self, result: AttemptResult) -> StoreResult<()> {
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Write::Record(result, reply)).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        self.queue.send(Write::Record(result, reply)).map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
     }
-}
 
-fn stopped() -> StoreError {
-    StoreError::Commit("the store's writer dropped the write before committing it; nothing was stored".to_string())
+    /// Commits a tiny write (the time of the probe in `settings`); `Ok` only if it is durable.
+    pub(super) async fn probe(&self, now_ms: i64) -> StoreResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(Write::Probe(now_ms, reply)).map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
 }
 
 async fn run(pool: SqlitePool, mut receiver: mpsc::UnboundedReceiver<Write>) {
@@ -66,60 +74,173 @@ async fn run(pool: SqlitePool, mut receiver: mpsc::UnboundedReceiver<Write>) {
     }
 }
 
+/// Where a write's answer goes.
+enum Reply {
+    Ingest(oneshot::Sender<StoreResult<IngestOutcome>>),
+    Done(oneshot::Sender<StoreResult<()>>),
+}
+
+impl Reply {
+    /// Tells the caller its write was not committed, for `cause`. A caller that gave up
+    /// waiting is no longer listening; nothing to do then.
+    fn fail(self, cause: &Arc<sqlx::Error>) {
+        let failed = || StoreError::Commit(cause.clone());
+        match self {
+            Reply::Ingest(reply) => drop(reply.send(Err(failed()))),
+            Reply::Done(reply) => drop(reply.send(Err(failed()))),
+        }
+    }
+}
+
+impl Write {
+    fn into_reply(self) -> Reply {
+        match self {
+            Write::Ingest(_, reply) => Reply::Ingest(reply),
+            Write::Record(_, reply) | Write::Probe(_, reply) => Reply::Done(reply),
+        }
+    }
+}
+
 /// A write's outcome, held until the batch is committed.
 enum Outcome {
     Ingest(oneshot::Sender<StoreResult<IngestOutcome>>, StoreResult<IngestOutcome>),
-    Record(oneshot::Sender<StoreResult<()>>, StoreResult<()>),
+    Done(oneshot::Sender<StoreResult<()>>, StoreResult<()>),
 }
 
 impl Outcome {
-    fn succeeded(&self) -> bool {
+    fn failed(&self) -> bool {
         match self {
-            Outcome::Ingest(_, result) => result.is_ok(),
-            Outcome::Record(_, result) => result.is_ok(),
+            Outcome::Ingest(_, result) => result.is_err(),
+            Outcome::Done(_, result) => result.is_err(),
         }
     }
 
-    /// Answers the caller; after a failed commit, every write of the batch failed.
-    fn answer(self, commit_error: Option<&str>) {
-        let failed = |detail: &str| StoreError::Commit(detail.to_string());
-        // A caller that gave up waiting is no longer listening; nothing to do then.
-        match (self, commit_error) {
-            (Outcome::Ingest(reply, _), Some(detail)) => drop(reply.send(Err(failed(detail)))),
-            (Outcome::Record(reply, _), Some(detail)) => drop(reply.send(Err(failed(detail)))),
-            (Outcome::Ingest(reply, result), None) => drop(reply.send(result)),
-            (Outcome::Record(reply, result), None) => drop(reply.send(result)),
+    /// Answers the caller once the batch is committed.
+    fn answer(self) {
+        match self {
+            Outcome::Ingest(reply, result) => drop(reply.send(result)),
+            Outcome::Done(reply, result) => drop(reply.send(result)),
+        }
+    }
+
+    /// The reply, and the database error if that is why this write failed.
+    fn into_failure(self) -> (Reply, Option<sqlx::Error>) {
+        match self {
+            Outcome::Ingest(reply, Err(StoreError::Database(error))) => (Reply::Ingest(reply), Some(error)),
+            Outcome::Done(reply, Err(StoreError::Database(error))) => (Reply::Done(reply), Some(error)),
+            Outcome::Ingest(reply, _) => (Reply::Ingest(reply), None),
+            Outcome::Done(reply, _) => (Reply::Done(reply), None),
         }
     }
 }
 
+/// Applies one batch in one transaction and answers every caller.
+///
+/// Transaction control is plain SQL on a connection this task holds, not sqlx's
+/// `Transaction`. sqlx counts the nesting depth on its side; when SQLite rolls a whole
+/// transaction back by itself (it may on `SQLITE_FULL`, `SQLITE_IOERR`, `SQLITE_BUSY` or
+/// `SQLITE_NOMEM`), the savepoint's `ROLLBACK TO` fails ("no such savepoint"), sqlx's count
+/// is never decremented, and from then on its `begin()` issues `SAVEPOINT` where `BEGIN`
+/// was meant and its `commit()` a `RELEASE` of a savepoint SQLite never had. Writes then
+/// lived in a transaction that was never committed while each caller was told its write
+/// was durable (issue 7: after a full disk, finhook answered 202 for callbacks it never
+/// stored, even once the space came back).
+///
+/// So here: `BEGIN IMMEDIATE` fails if the connection is still inside a transaction (the
+/// check that its state is clean before each batch); a failed `ROLLBACK TO` means the
+/// transaction is gone and fails the whole batch; and after any failure the connection is
+/// closed rather than pooled, so the next batch starts on a fresh one.
 async fn apply(pool: &SqlitePool, batch: Vec<Write>) {
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let committed: Result<(), String> = async {
-        let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
-        for write in batch {
-            let mut savepoint = tx.begin().await.map_err(|e| e.to_string())?;
-            let outcome = match write {
-                Write::Ingest(message, reply) => Outcome::Ingest(reply, ingest_on(&mut savepoint, message).await),
-                Write::Record(result, reply) => Outcome::Record(reply, record_on(&mut savepoint, result).await),
-            };
-            if outcome.succeeded() {
-                savepoint.commit().await.map_err(|e| e.to_string())?;
-            } else {
-                savepoint.rollback().await.map_err(|e| e.to_string())?;
+    let mut writes = batch.into_iter();
+    let mut outcomes = Vec::with_capacity(writes.len());
+    let result = match pool.acquire().await {
+        Ok(mut connection) => {
+            let result = apply_on(&mut connection, &mut writes, &mut outcomes).await;
+            if result.is_err() {
+                discard(connection).await;
             }
-            outcomes.push(outcome);
+            result
         }
-        tx.commit().await.map_err(|e| e.to_string())
-    }
-    .await;
-    let error = committed.err();
-    if let Some(detail) = &error {
-        tracing::error!(error = %detail, writes = outcomes.len(), "a batch of store writes failed; none of them took effect");
-    }
+        Err(error) => Err(error),
+    };
+    let cause = match result {
+        Ok(()) => {
+            outcomes.into_iter().for_each(Outcome::answer);
+            return;
+        }
+        Err(cause) => Arc::new(cause),
+    };
+    let count = outcomes.len() + writes.len();
+    tracing::error!(error = %cause, writes = count, "a batch of store writes failed; none of them took effect");
     for outcome in outcomes {
-        outcome.answer(error.as_deref());
+        outcome.into_failure().0.fail(&cause);
     }
+    for write in writes {
+        write.into_reply().fail(&cause);
+    }
+}
+
+/// The body of [`apply`]: `Err` means nothing of the batch was committed. Writes not yet
+/// taken from `writes` when it fails are the caller's to answer.
+async fn apply_on(
+    connection: &mut SqliteConnection,
+    writes: &mut std::vec::IntoIter<Write>,
+    outcomes: &mut Vec<Outcome>,
+) -> Result<(), sqlx::Error> {
+    execute(connection, "BEGIN IMMEDIATE").await?;
+    for write in writes.by_ref() {
+        if let Err(error) = execute(connection, "SAVEPOINT write").await {
+            outcomes.push(match write.into_reply() {
+                Reply::Ingest(reply) => Outcome::Ingest(reply, Err(StoreError::WriterStopped)),
+                Reply::Done(reply) => Outcome::Done(reply, Err(StoreError::WriterStopped)),
+            });
+            return Err(error);
+        }
+        let outcome = match write {
+            Write::Ingest(message, reply) => Outcome::Ingest(reply, ingest_on(connection, message).await),
+            Write::Record(result, reply) => Outcome::Done(reply, record_on(connection, result).await),
+            Write::Probe(now_ms, reply) => Outcome::Done(reply, probe_on(connection, now_ms).await),
+        };
+        if outcome.failed() {
+            // Undo only this write. If SQLite already rolled the whole transaction back,
+            // the savepoint is gone and so is every write before this one: the batch
+            // failed, and its cause is this write's own error ("database or disk is full").
+            if let Err(rollback) = execute(connection, "ROLLBACK TO write").await {
+                let (reply, own) = outcome.into_failure();
+                outcomes.push(match reply {
+                    Reply::Ingest(reply) => Outcome::Ingest(reply, Err(StoreError::WriterStopped)),
+                    Reply::Done(reply) => Outcome::Done(reply, Err(StoreError::WriterStopped)),
+                });
+                return Err(own.unwrap_or(rollback));
+            }
+        }
+        let released = execute(connection, "RELEASE write").await;
+        outcomes.push(outcome);
+        released?;
+    }
+    execute(connection, "COMMIT").await
+}
+
+async fn execute(connection: &mut SqliteConnection, statement: &'static str) -> Result<(), sqlx::Error> {
+    sqlx::Executor::execute(&mut *connection, sqlx::raw_sql(statement)).await.map(drop)
+}
+
+async fn probe_on(connection: &mut SqliteConnection, now_ms: i64) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO settings (key, value) VALUES ('store.write_probe', ?)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(now_ms.to_string())
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+/// Rolls back whatever may be open and closes the connection instead of pooling it.
+async fn discard(mut connection: PoolConnection<Sqlite>) {
+    // Fails harmlessly with "no transaction is active" when SQLite already rolled back.
+    let _ = execute(&mut connection, "ROLLBACK").await;
+    connection.close_on_drop();
 }
 
 #[cfg(test)]
@@ -173,6 +294,7 @@ mod tests {
                 error_class: None,
                 error_detail: None,
                 response_excerpt: None,
+                response_bytes: None,
                 succeeded: true,
             },
             next_attempt_at: None,

@@ -108,8 +108,8 @@ pub(super) async fn record_on(tx: &mut sqlx::SqliteConnection, result: AttemptRe
     let attempt = &result.attempt;
     sqlx::query(
         "INSERT INTO attempts (id, delivery_id, attempt_number, started_at, latency_ms, status_code, error_class,
-                               error_detail, response_excerpt, succeeded)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               error_detail, response_excerpt, response_bytes, succeeded)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(attempt.id.as_str())
     .bind(result.delivery_id.as_str())
@@ -120,6 +120,7 @@ pub(super) async fn record_on(tx: &mut sqlx::SqliteConnection, result: AttemptRe
     .bind(&attempt.error_class)
     .bind(&attempt.error_detail)
     .bind(&attempt.response_excerpt)
+    .bind(attempt.response_bytes.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
     .bind(attempt.succeeded)
     .execute(&mut *tx)
     .await?;
