@@ -20,8 +20,8 @@ use crate::delivery::target::TargetPolicy;
 use crate::delivery::{Worker, WorkerContext, WorkerSettings};
 use crate::metrics::Metrics;
 use crate::sandbox::flow::Sandbox;
-use crate::store::postgres::{redact_password, PgOpenError, PgStore};
-use crate::store::sqlite::{OpenError, SqliteStore};
+use crate::store::sql::open::{redact_password, OpenError};
+use crate::store::sql::SqlStore;
 use crate::store::{Store, StoreError};
 use finhook_core::seal::SealingKey;
 
@@ -38,8 +38,6 @@ pub enum StartError {
     SecretsKey,
     #[error("the PostgreSQL store needs FINHOOK_SECRETS_KEY (base64 of 32 random bytes, the same on every node) to seal endpoint secrets")]
     SecretsKeyRequired,
-    #[error("could not open the shared store")]
-    OpenPostgres(#[from] PgOpenError),
     #[error("the store failed during start-up")]
     Store(#[from] StoreError),
     #[error("could not set up outbound TLS")]
@@ -200,12 +198,12 @@ impl App {
 /// process, may release leftover claims at start; shared-store claims expire instead.
 async fn open_store(url: &str, sealing: Option<SealingKey>) -> Result<(Arc<dyn Store>, u64), StartError> {
     if url.starts_with("sqlite:") {
-        let store = SqliteStore::open(url, sealing).await?;
-        let released = store.release_all_claims().await?;
+        let store = SqlStore::open_sqlite(url, sealing).await?;
+        let released = store.release_stale_claims().await?;
         Ok((Arc::new(store), released))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let sealing = sealing.ok_or(StartError::SecretsKeyRequired)?;
-        Ok((Arc::new(PgStore::open(url, sealing).await?), 0))
+        Ok((Arc::new(SqlStore::open_postgres(url, sealing).await?), 0))
     } else {
         Err(StartError::UnsupportedDatabase(redact_password(url)))
     }

@@ -2,8 +2,9 @@
 //!
 //! Everything durable goes through [`Store`]: instances, endpoints and their secrets,
 //! messages (the exact ingested bytes, stored once), deliveries (one per message and
-//! endpoint) and attempts. The embedded SQLite implementation is [`sqlite::SqliteStore`];
-//! a PostgreSQL implementation satisfies the same trait for scale-out.
+//! endpoint) and attempts. Its one implementation is [`sql::SqlStore`], on an embedded
+//! SQLite file or on a PostgreSQL database shared by several nodes; every query is written
+//! once, and the few places where the databases differ are named in [`sql`].
 //!
 //! Invariants every implementation keeps:
 //! - `ingest` is one transaction: the message and all its deliveries, or nothing.
@@ -12,11 +13,11 @@
 //! - A claim expires; an unrecorded attempt (a crash mid-send) is simply made again.
 //! - Every query that takes an `InstanceId` only sees that instance's rows.
 
-pub mod postgres;
+pub mod db;
 pub mod queue;
 mod rows;
 pub mod sandbox;
-pub mod sqlite;
+pub mod sql;
 
 use std::sync::Arc;
 

@@ -67,7 +67,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             println!("  FINHOOK_ADMIN_KEY={}", key.expose());
         }
         let addr = app.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        let database = finhook_server::store::postgres::redact_password(&settings.database);
+        let database = finhook_server::store::sql::open::redact_password(&settings.database);
         tracing::info!(%addr, %database, resumed_attempts = app.released_claims(), "finhook serving");
         println!("finhook listening on http://{addr}");
         match app.run(true, shutdown_signal()).await {

@@ -1,4 +1,4 @@
-//! Group commit for the embedded store's hot writes.
+//! Group commit for the embedded (SQLite) store's hot writes.
 //!
 //! Every ingest and every attempt record needs its own durable commit, and with
 //! `synchronous = FULL` a commit costs an fsync: one at a time, the disk, not the CPU, sets
@@ -13,8 +13,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::ingest_on;
+use super::messages::ingest_on;
 use super::queue::record_on;
+use crate::store::db::Conn;
 use crate::store::{AttemptResult, IngestOutcome, NewMessage, StoreError, StoreResult};
 
 /// The most writes one transaction takes; enough to amortise the fsync, small enough to
@@ -197,9 +198,13 @@ async fn apply_on(
             return Err(error);
         }
         let outcome = match write {
-            Write::Ingest(message, reply) => Outcome::Ingest(reply, ingest_on(connection, message).await),
-            Write::Record(result, reply) => Outcome::Done(reply, record_on(connection, result).await),
-            Write::Probe(now_ms, reply) => Outcome::Done(reply, probe_on(connection, now_ms).await),
+            Write::Ingest(message, reply) => {
+                Outcome::Ingest(reply, ingest_on(&mut Conn::Sqlite(connection), message).await)
+            }
+            Write::Record(result, reply) => {
+                Outcome::Done(reply, record_on(&mut Conn::Sqlite(connection), result).await)
+            }
+            Write::Probe(now_ms, reply) => Outcome::Done(reply, probe_on(&mut Conn::Sqlite(connection), now_ms).await),
         };
         if outcome.failed() {
             // Undo only this write. If SQLite already rolled the whole transaction back,
@@ -225,14 +230,8 @@ async fn execute(connection: &mut SqliteConnection, statement: &'static str) -> 
     sqlx::Executor::execute(&mut *connection, sqlx::raw_sql(statement)).await.map(drop)
 }
 
-async fn probe_on(connection: &mut SqliteConnection, now_ms: i64) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO settings (key, value) VALUES ('store.write_probe', ?)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )
-    .bind(now_ms.to_string())
-    .execute(&mut *connection)
-    .await?;
+async fn probe_on(conn: &mut Conn<'_>, now_ms: i64) -> StoreResult<()> {
+    conn.execute(super::probe_sql(now_ms)).await?;
     Ok(())
 }
 
@@ -250,7 +249,7 @@ mod tests {
     use finhook_core::ids::{AttemptId, DeliveryId};
     use finhook_core::secret::KeyHash;
 
-    use super::super::SqliteStore;
+    use super::super::SqlStore;
     use crate::store::queue::DeliveryQueue;
     use crate::store::{
         AttemptRecord, AttemptResult, DeliveryStatus, IngestOutcome, Mode, NewInstance, NewMessage, Store,
@@ -259,8 +258,9 @@ mod tests {
     #[tokio::test]
     async fn a_failing_write_does_not_take_its_batch_down() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store =
-            SqliteStore::open(&format!("sqlite://{}", dir.path().join("b.db").display()), None).await.expect("open");
+        let store = SqlStore::open_sqlite(&format!("sqlite://{}", dir.path().join("b.db").display()), None)
+            .await
+            .expect("open");
         let instance = store
             .create_instance(NewInstance {
                 name: "acme".into(),

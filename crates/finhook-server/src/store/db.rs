@@ -1,0 +1,324 @@
+//! How a query runs on either database: the one place where SQLite and PostgreSQL differ
+//! in execution rather than in SQL.
+//!
+//! Every query of the store is written once, in the SQL both databases accept (`$N`
+//! placeholders, which sqlx's SQLite driver takes too; `TRUE`/`FALSE`; `CASE` for the
+//! two-argument `min`/`max` that only SQLite has), as a [`Sql`]: text plus [`Arg`]s. Running
+//! it on a [`Conn`] or on the [`Pools`] binds each argument with the native driver and
+//! wraps the native row in [`Row`], which the shared row mapping reads through `Cols`.
+//!
+//! Why this and not sqlx's `Any` driver or a generic over `sqlx::Database`: `Any` converts
+//! every row into its own value type (a second copy of each payload) and is strict about
+//! types that SQLite stores loosely (a `bool` read from an `INTEGER` column fails), and it
+//! hides the native connection the group commit needs. A generic over `sqlx::Database`
+//! needs higher-ranked bounds (`for<'c> &'c mut DB::Connection: Executor<'c>`, `Encode`
+//! and `Type` for every bound type) on every function. The cost here is one small `Vec`
+//! of arguments per query and a `match` per column read, both far below a round trip.
+
+use std::borrow::Cow;
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
+
+use super::rows::Cols;
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One SQLite file, owned by one process (the lock file proves it).
+    Sqlite,
+    /// A PostgreSQL database shared by any number of nodes.
+    Postgres,
+}
+
+/// One bound value. The store binds only these kinds, in either database.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Bytes(Vec<u8>),
+    Bool(bool),
+}
+
+impl From<i64> for Arg {
+    fn from(value: i64) -> Self {
+        Arg::Int(Some(value))
+    }
+}
+
+impl From<Option<i64>> for Arg {
+    fn from(value: Option<i64>) -> Self {
+        Arg::Int(value)
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(value: &str) -> Self {
+        Arg::Text(Some(value.to_string()))
+    }
+}
+
+impl From<String> for Arg {
+    fn from(value: String) -> Self {
+        Arg::Text(Some(value))
+    }
+}
+
+impl From<&String> for Arg {
+    fn from(value: &String) -> Self {
+        Arg::Text(Some(value.clone()))
+    }
+}
+
+impl From<Option<String>> for Arg {
+    fn from(value: Option<String>) -> Self {
+        Arg::Text(value)
+    }
+}
+
+impl From<&Option<String>> for Arg {
+    fn from(value: &Option<String>) -> Self {
+        Arg::Text(value.clone())
+    }
+}
+
+impl From<Option<&str>> for Arg {
+    fn from(value: Option<&str>) -> Self {
+        Arg::Text(value.map(str::to_string))
+    }
+}
+
+impl From<Vec<u8>> for Arg {
+    fn from(value: Vec<u8>) -> Self {
+        Arg::Bytes(value)
+    }
+}
+
+impl From<bool> for Arg {
+    fn from(value: bool) -> Self {
+        Arg::Bool(value)
+    }
+}
+
+/// A query: its text, in the SQL both databases accept, and its arguments.
+#[derive(Debug, Clone)]
+pub(crate) struct Sql {
+    text: Cow<'static, str>,
+    args: Vec<Arg>,
+}
+
+/// Starts a query; `.bind(...)` its `$1`, `$2`, ... in order.
+pub(crate) fn sql(text: impl Into<Cow<'static, str>>) -> Sql {
+    Sql { text: text.into(), args: Vec::new() }
+}
+
+impl Sql {
+    pub(crate) fn bind(mut self, arg: impl Into<Arg>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    fn sqlite(&self) -> sqlx::query::Query<'_, Sqlite, SqliteArguments<'_>> {
+        let mut query = sqlx::query(&self.text);
+        for arg in &self.args {
+            query = match arg {
+                Arg::Int(value) => query.bind(*value),
+                Arg::Text(value) => query.bind(value.as_deref()),
+                Arg::Bytes(value) => query.bind(value.as_slice()),
+                Arg::Bool(value) => query.bind(*value),
+            };
+        }
+        query
+    }
+
+    fn postgres(&self) -> sqlx::query::Query<'_, Postgres, PgArguments> {
+        let mut query = sqlx::query(&self.text);
+        for arg in &self.args {
+            query = match arg {
+                Arg::Int(value) => query.bind(*value),
+                Arg::Text(value) => query.bind(value.as_deref()),
+                Arg::Bytes(value) => query.bind(value.as_slice()),
+                Arg::Bool(value) => query.bind(*value),
+            };
+        }
+        query
+    }
+}
+
+/// A row of either database.
+#[allow(missing_debug_implementations)] // sqlx's SQLite rows have no `Debug`.
+pub(crate) enum Row {
+    Sqlite(SqliteRow),
+    Postgres(PgRow),
+}
+
+macro_rules! delegate {
+    ($self:ident, $column:ident, $method:ident) => {
+        match $self {
+            Row::Sqlite(row) => row.$method($column),
+            Row::Postgres(row) => row.$method($column),
+        }
+    };
+}
+
+impl Cols for Row {
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+        delegate!(self, column, int)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+        delegate!(self, column, opt_int)
+    }
+    fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+        delegate!(self, column, text)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+        delegate!(self, column, opt_text)
+    }
+    fn flag(&self, column: &str) -> Result<bool, sqlx::Error> {
+        delegate!(self, column, flag)
+    }
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, sqlx::Error> {
+        delegate!(self, column, bytes)
+    }
+}
+
+/// A connection of either database, inside a transaction or not.
+#[derive(Debug)]
+pub(crate) enum Conn<'c> {
+    Sqlite(&'c mut SqliteConnection),
+    Postgres(&'c mut PgConnection),
+}
+
+impl Conn<'_> {
+    /// Runs a statement; how many rows it changed.
+    pub(crate) async fn execute(&mut self, query: Sql) -> Result<u64, sqlx::Error> {
+        Ok(match self {
+            Conn::Sqlite(connection) => query.sqlite().execute(&mut **connection).await?.rows_affected(),
+            Conn::Postgres(connection) => query.postgres().execute(&mut **connection).await?.rows_affected(),
+        })
+    }
+
+    pub(crate) async fn fetch_all(&mut self, query: Sql) -> Result<Vec<Row>, sqlx::Error> {
+        Ok(match self {
+            Conn::Sqlite(connection) => {
+                query.sqlite().fetch_all(&mut **connection).await?.into_iter().map(Row::Sqlite).collect()
+            }
+            Conn::Postgres(connection) => {
+                query.postgres().fetch_all(&mut **connection).await?.into_iter().map(Row::Postgres).collect()
+            }
+        })
+    }
+
+    pub(crate) async fn fetch_optional(&mut self, query: Sql) -> Result<Option<Row>, sqlx::Error> {
+        Ok(match self {
+            Conn::Sqlite(connection) => query.sqlite().fetch_optional(&mut **connection).await?.map(Row::Sqlite),
+            Conn::Postgres(connection) => query.postgres().fetch_optional(&mut **connection).await?.map(Row::Postgres),
+        })
+    }
+
+    pub(crate) async fn fetch_one(&mut self, query: Sql) -> Result<Row, sqlx::Error> {
+        self.fetch_optional(query).await?.ok_or(sqlx::Error::RowNotFound)
+    }
+}
+
+/// The connections of a store.
+///
+/// SQLite: one writer connection (writers queue in-process instead of failing with
+/// `SQLITE_BUSY`) and a few read-only ones that WAL lets run beside it. PostgreSQL: one
+/// pool for both.
+#[derive(Debug, Clone)]
+pub(crate) enum Pools {
+    Sqlite { writer: SqlitePool, reader: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// A read or write connection taken from [`Pools`].
+#[derive(Debug)]
+pub(crate) enum Pooled {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl Pooled {
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Pooled::Sqlite(connection) => Conn::Sqlite(connection),
+            Pooled::Postgres(connection) => Conn::Postgres(connection),
+        }
+    }
+}
+
+/// An open transaction; dropped without [`Tx::commit`], it rolls back.
+#[derive(Debug)]
+pub(crate) enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Tx::Sqlite(tx) => Conn::Sqlite(tx),
+            Tx::Postgres(tx) => Conn::Postgres(tx),
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Postgres(tx) => tx.commit().await,
+        }
+    }
+}
+
+impl Pools {
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Pools::Sqlite { .. } => Backend::Sqlite,
+            Pools::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// A connection for reads (on SQLite, a read-only one beside the writer).
+    pub(crate) async fn reader(&self) -> Result<Pooled, sqlx::Error> {
+        Ok(match self {
+            Pools::Sqlite { reader, .. } => Pooled::Sqlite(reader.acquire().await?),
+            Pools::Postgres(pool) => Pooled::Postgres(pool.acquire().await?),
+        })
+    }
+
+    /// A write transaction (on SQLite, on the one writer connection).
+    ///
+    /// Writes always run in an explicit transaction, never in autocommit: with
+    /// `RETURNING`, SQLite hands the row over at the first step and commits only when the
+    /// statement is reset, and an error there (a full disk) never reaches sqlx. `COMMIT`
+    /// reports it.
+    pub(crate) async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
+            Pools::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    pub(crate) async fn read_all(&self, query: Sql) -> Result<Vec<Row>, sqlx::Error> {
+        self.reader().await?.conn().fetch_all(query).await
+    }
+
+    pub(crate) async fn read_optional(&self, query: Sql) -> Result<Option<Row>, sqlx::Error> {
+        self.reader().await?.conn().fetch_optional(query).await
+    }
+
+    pub(crate) async fn read_one(&self, query: Sql) -> Result<Row, sqlx::Error> {
+        self.reader().await?.conn().fetch_one(query).await
+    }
+
+    /// Runs one write statement in its own transaction; how many rows it changed.
+    pub(crate) async fn write(&self, query: Sql) -> Result<u64, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let changed = tx.conn().execute(query).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+}

@@ -1,0 +1,289 @@
+//! [`SqlStore`]: the one implementation of [`Store`], on SQLite or PostgreSQL.
+//!
+//! Every query is written once (see [`super::db`] for how it runs on either database). The
+//! backends differ in four named places only, each explained where it is:
+//! - start-up ([`open`]): the SQLite file's lock and secrets-key file, or a PostgreSQL pool;
+//! - group commit ([`batch`]): SQLite's ingests and attempt records share one fsync per
+//!   batch; PostgreSQL commits each in its own transaction (its own group commit does the rest);
+//! - claiming due work ([`queue`]): a lease taken under SQLite's single writer, or with
+//!   `FOR UPDATE SKIP LOCKED` among PostgreSQL nodes;
+//! - leftover claims at start-up ([`SqlStore::release_stale_claims`]): released at once on
+//!   the locked SQLite file, left to expire on a shared database.
+
+mod batch;
+mod endpoints;
+mod messages;
+pub mod open;
+mod queue;
+mod sandbox;
+
+use std::fs::File;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
+use finhook_core::seal::SealingKey;
+use finhook_core::secret::{EndpointSecret, KeyHash};
+
+use super::db::{sql, Backend, Pools};
+use super::rows::*;
+use super::*;
+
+/// The store over either database. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct SqlStore {
+    pools: Pools,
+    writes: Writes,
+    /// Seals endpoint secrets at rest; every node of a shared store must share it.
+    sealing: SealingKey,
+    /// The embedded store's lock file, held for the life of the store; the OS releases it
+    /// if the process dies.
+    _lock: Option<File>,
+}
+
+/// How the hot writes (ingests, attempt records) are committed.
+#[derive(Debug)]
+enum Writes {
+    /// SQLite: through the group-commit task, many writes to one fsync.
+    GroupCommit(batch::BatchWriter),
+    /// PostgreSQL: each in its own transaction on the pool; the server groups commits
+    /// of concurrent transactions by itself.
+    Direct,
+}
+
+impl SqlStore {
+    pub fn backend(&self) -> Backend {
+        self.pools.backend()
+    }
+
+    /// Releases the claims a previous process left behind, so the attempts a crash
+    /// interrupted are made again at once. Only the embedded store may: its lock file
+    /// proves no other process holds a claim. A shared store returns 0; there, a dead
+    /// node's claims run out with their lease, and live nodes' claims must stand.
+    pub async fn release_stale_claims(&self) -> StoreResult<u64> {
+        match self.backend() {
+            Backend::Sqlite => Ok(self
+                .pools
+                .write(sql("UPDATE deliveries SET claimed_until = NULL WHERE claimed_until IS NOT NULL"))
+                .await?),
+            Backend::Postgres => Ok(0),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn ping(&self) -> StoreResult<()> {
+        // A committed write, not a read: a full disk or a read-only server still answers
+        // reads. On SQLite it joins the group commit, so "healthy" means "a 202 would be
+        // durable now".
+        let now = Utc::now().timestamp_millis();
+        match &self.writes {
+            Writes::GroupCommit(batch) => batch.probe(now).await,
+            Writes::Direct => {
+                self.pools.write(probe_sql(now)).await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn purge_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        let finished = "SELECT m.id FROM messages m WHERE m.created_at < $1
+                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status = 'pending')";
+        let mut tx = self.pools.begin().await?;
+        let mut conn = tx.conn();
+        conn.execute(
+            sql(format!(
+                "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE message_id IN ({finished}))"
+            ))
+            .bind(millis(cutoff)),
+        )
+        .await?;
+        conn.execute(sql(format!("DELETE FROM deliveries WHERE message_id IN ({finished})")).bind(millis(cutoff)))
+            .await?;
+        let purged =
+            conn.execute(sql(format!("DELETE FROM messages WHERE id IN ({finished})")).bind(millis(cutoff))).await?;
+        tx.commit().await?;
+        Ok(purged)
+    }
+
+    async fn stats(&self, now: DateTime<Utc>) -> StoreResult<StoreStats> {
+        let mut reader = self.pools.reader().await?;
+        let mut conn = reader.conn();
+        let messages = conn.fetch_one(sql("SELECT count(*) AS n FROM messages")).await?.int("n")?;
+        let mut deliveries_by_status = Vec::new();
+        for status in
+            [DeliveryStatus::Pending, DeliveryStatus::Delivered, DeliveryStatus::Failed, DeliveryStatus::Cancelled]
+        {
+            let row = conn
+                .fetch_one(sql("SELECT count(*) AS n FROM deliveries WHERE status = $1").bind(status.as_str()))
+                .await?;
+            deliveries_by_status.push((status, row.int("n")?));
+        }
+        let oldest = conn
+            .fetch_one(
+                sql("SELECT min(d.next_attempt_at) AS due FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                     WHERE d.status = 'pending' AND e.enabled AND d.next_attempt_at <= $1")
+                .bind(millis(now)),
+            )
+            .await?
+            .opt_int("due")?;
+        Ok(StoreStats { messages, deliveries_by_status, oldest_due_at: oldest.map(time_of).transpose()? })
+    }
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        let row = self.pools.read_optional(sql("SELECT value FROM settings WHERE key = $1").bind(key)).await?;
+        Ok(row.map(|row| row.text("value")).transpose()?)
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+        self.pools
+            .write(
+                sql("INSERT INTO settings (key, value) VALUES ($1, $2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+                .bind(key)
+                .bind(value),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn create_instance(&self, new: NewInstance) -> StoreResult<Instance> {
+        let mut tx = self.pools.begin().await?;
+        let result = tx
+            .conn()
+            .fetch_one(
+                sql(format!(
+                    "INSERT INTO instances (name, customer_id, mode, api_key_hash, created_at)
+                     VALUES ($1, $2, $3, $4, $5) RETURNING {INSTANCE_COLUMNS}"
+                ))
+                .bind(new.name)
+                .bind(new.customer_id)
+                .bind(new.mode.as_str())
+                .bind(new.api_key_hash.as_str())
+                .bind(millis(new.now)),
+            )
+            .await;
+        match result {
+            Ok(row) => {
+                tx.commit().await?;
+                instance_from(&row)
+            }
+            Err(error) if is_unique_violation(&error) => Err(StoreError::Conflict("an instance with this name")),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn instance_by_name(&self, name: &str) -> StoreResult<Option<Instance>> {
+        let query = sql(format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE name = $1")).bind(name);
+        self.pools.read_optional(query).await?.as_ref().map(instance_from).transpose()
+    }
+
+    async fn instance_by_key_hash(&self, hash: &KeyHash) -> StoreResult<Option<Instance>> {
+        let query =
+            sql(format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE api_key_hash = $1")).bind(hash.as_str());
+        self.pools.read_optional(query).await?.as_ref().map(instance_from).transpose()
+    }
+
+    async fn set_instance_key_hash(&self, instance: InstanceId, hash: &KeyHash) -> StoreResult<()> {
+        self.pools
+            .write(sql("UPDATE instances SET api_key_hash = $1 WHERE id = $2").bind(hash.as_str()).bind(instance.0))
+            .await?;
+        Ok(())
+    }
+
+    async fn instance_key_matches(&self, instance: InstanceId, hash: &KeyHash) -> StoreResult<bool> {
+        let query = sql("SELECT 1 AS one FROM instances WHERE id = $1 AND api_key_hash = $2")
+            .bind(instance.0)
+            .bind(hash.as_str());
+        Ok(self.pools.read_optional(query).await?.is_some())
+    }
+
+    async fn list_instances(&self) -> StoreResult<Vec<Instance>> {
+        let rows = self.pools.read_all(sql(format!("SELECT {INSTANCE_COLUMNS} FROM instances ORDER BY name"))).await?;
+        rows.iter().map(instance_from).collect()
+    }
+
+    async fn create_endpoint(&self, instance: InstanceId, new: NewEndpoint) -> StoreResult<Endpoint> {
+        endpoints::create(self, instance, new).await
+    }
+
+    async fn endpoint(&self, instance: InstanceId, id: &EndpointId) -> StoreResult<Option<Endpoint>> {
+        let query = sql(format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE instance_id = $1 AND id = $2"))
+            .bind(instance.0)
+            .bind(id.as_str());
+        self.pools.read_optional(query).await?.as_ref().map(endpoint_from).transpose()
+    }
+
+    async fn list_endpoints(&self, instance: InstanceId) -> StoreResult<Vec<Endpoint>> {
+        let query = sql(format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE instance_id = $1 ORDER BY id"))
+            .bind(instance.0);
+        self.pools.read_all(query).await?.iter().map(endpoint_from).collect()
+    }
+
+    async fn update_endpoint(
+        &self,
+        instance: InstanceId,
+        id: &EndpointId,
+        patch: EndpointPatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Endpoint>> {
+        endpoints::update(self, instance, id, patch, now).await
+    }
+
+    async fn delete_endpoint(&self, instance: InstanceId, id: &EndpointId, now: DateTime<Utc>) -> StoreResult<bool> {
+        endpoints::delete(self, instance, id, now).await
+    }
+
+    async fn rotate_secret(
+        &self,
+        instance: InstanceId,
+        id: &EndpointId,
+        secret: &EndpointSecret,
+        now: DateTime<Utc>,
+        old_expires_at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        endpoints::rotate_secret(self, instance, id, secret, now, old_expires_at).await
+    }
+
+    async fn ingest(&self, message: NewMessage) -> StoreResult<IngestOutcome> {
+        match &self.writes {
+            Writes::GroupCommit(batch) => batch.ingest(message).await,
+            Writes::Direct => {
+                let mut tx = self.pools.begin().await?;
+                let outcome = messages::ingest_on(&mut tx.conn(), message).await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+        }
+    }
+
+    async fn list_messages(&self, instance: InstanceId, filter: &MessageFilter) -> StoreResult<Vec<MessageSummary>> {
+        messages::list(self, instance, filter).await
+    }
+
+    async fn message(&self, instance: InstanceId, id: &MessageId) -> StoreResult<Option<MessageDetail>> {
+        messages::detail(self, instance, id).await
+    }
+
+    async fn login_messages(&self, instance: InstanceId, login_id: &str) -> StoreResult<Vec<MessageDetail>> {
+        messages::of_login(self, instance, login_id).await
+    }
+
+    async fn redeliver(
+        &self,
+        instance: InstanceId,
+        id: &MessageId,
+        endpoint: Option<&EndpointId>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Vec<DeliveryId>>> {
+        messages::redeliver(self, instance, id, endpoint, now).await
+    }
+}
+
+/// The tiny write behind [`Store::ping`]: the time of the last probe, in `settings`.
+fn probe_sql(now_ms: i64) -> db::Sql {
+    sql("INSERT INTO settings (key, value) VALUES ('store.write_probe', $1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+    .bind(now_ms.to_string())
+}

@@ -1,0 +1,162 @@
+//! Endpoints and their signing secrets (sealed at rest), written once for both databases.
+
+use chrono::{DateTime, Utc};
+use finhook_core::ids::EndpointId;
+use finhook_core::secret::EndpointSecret;
+
+use super::SqlStore;
+use crate::store::db::sql;
+use crate::store::rows::*;
+use crate::store::{Endpoint, EndpointPatch, InstanceId, NewEndpoint, StoreResult};
+
+pub(super) async fn create(store: &SqlStore, instance: InstanceId, new: NewEndpoint) -> StoreResult<Endpoint> {
+    let id = EndpointId::generate();
+    let mut tx = store.pools.begin().await?;
+    let mut conn = tx.conn();
+    let row = conn
+        .fetch_one(
+            sql(format!(
+                "INSERT INTO endpoints (id, instance_id, url, description, event_types, max_attempts, interval_seconds,
+                                        backoff, success, enabled, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {ENDPOINT_COLUMNS}"
+            ))
+            .bind(id.as_str())
+            .bind(instance.0)
+            .bind(new.url)
+            .bind(new.description)
+            .bind(event_types_to_json(&new.event_types))
+            .bind(i64::from(new.retry.max_attempts))
+            .bind(i64::from(new.retry.interval_seconds))
+            .bind(backoff_str(new.retry.backoff))
+            .bind(new.success.as_str())
+            .bind(new.enabled)
+            .bind(millis(new.now))
+            .bind(millis(new.now)),
+        )
+        .await?;
+    conn.execute(
+        sql("INSERT INTO endpoint_secrets (endpoint_id, secret, created_at) VALUES ($1, $2, $3)")
+            .bind(id.as_str())
+            .bind(store.sealing.seal(new.secret.expose(), id.as_str()))
+            .bind(millis(new.now)),
+    )
+    .await?;
+    tx.commit().await?;
+    endpoint_from(&row)
+}
+
+pub(super) async fn update(
+    store: &SqlStore,
+    instance: InstanceId,
+    id: &EndpointId,
+    patch: EndpointPatch,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Endpoint>> {
+    let mut tx = store.pools.begin().await?;
+    let mut conn = tx.conn();
+    let found = conn
+        .fetch_optional(
+            sql(format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE instance_id = $1 AND id = $2"))
+                .bind(instance.0)
+                .bind(id.as_str()),
+        )
+        .await?;
+    let Some(row) = found else { return Ok(None) };
+    let mut endpoint = endpoint_from(&row)?;
+    endpoint.url = patch.url.unwrap_or(endpoint.url);
+    endpoint.description = patch.description.unwrap_or(endpoint.description);
+    endpoint.event_types = patch.event_types.unwrap_or(endpoint.event_types);
+    endpoint.retry = patch.retry.unwrap_or(endpoint.retry);
+    endpoint.success = patch.success.unwrap_or(endpoint.success);
+    endpoint.enabled = patch.enabled.unwrap_or(endpoint.enabled);
+    endpoint.updated_at = now;
+    conn.execute(
+        sql("UPDATE endpoints SET url = $1, description = $2, event_types = $3, max_attempts = $4,
+                    interval_seconds = $5, backoff = $6, success = $7, enabled = $8, updated_at = $9
+             WHERE id = $10")
+        .bind(&endpoint.url)
+        .bind(&endpoint.description)
+        .bind(event_types_to_json(&endpoint.event_types))
+        .bind(i64::from(endpoint.retry.max_attempts))
+        .bind(i64::from(endpoint.retry.interval_seconds))
+        .bind(backoff_str(endpoint.retry.backoff))
+        .bind(endpoint.success.as_str())
+        .bind(endpoint.enabled)
+        .bind(millis(now))
+        .bind(id.as_str()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(endpoint))
+}
+
+pub(super) async fn delete(
+    store: &SqlStore,
+    instance: InstanceId,
+    id: &EndpointId,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let mut tx = store.pools.begin().await?;
+    let mut conn = tx.conn();
+    let deleted = conn
+        .execute(sql("DELETE FROM endpoints WHERE instance_id = $1 AND id = $2").bind(instance.0).bind(id.as_str()))
+        .await?;
+    if deleted == 0 {
+        return Ok(false);
+    }
+    conn.execute(
+        sql("UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = $1
+             WHERE endpoint_id = $2 AND status = 'pending'")
+        .bind(millis(now))
+        .bind(id.as_str()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub(super) async fn rotate_secret(
+    store: &SqlStore,
+    instance: InstanceId,
+    id: &EndpointId,
+    secret: &EndpointSecret,
+    now: DateTime<Utc>,
+    old_expires_at: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let mut tx = store.pools.begin().await?;
+    let mut conn = tx.conn();
+    let exists = conn
+        .fetch_optional(
+            sql("SELECT 1 AS one FROM endpoints WHERE instance_id = $1 AND id = $2").bind(instance.0).bind(id.as_str()),
+        )
+        .await?
+        .is_some();
+    if !exists {
+        return Ok(false);
+    }
+    // Secrets already expired are dropped; the others stop signing at `old_expires_at` at
+    // the latest (`CASE` rather than `LEAST`/`min`, which only one of the databases has).
+    conn.execute(
+        sql("DELETE FROM endpoint_secrets WHERE endpoint_id = $1 AND expires_at <= $2")
+            .bind(id.as_str())
+            .bind(millis(now)),
+    )
+    .await?;
+    conn.execute(
+        sql("UPDATE endpoint_secrets
+             SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $1 THEN $1 ELSE expires_at END
+             WHERE endpoint_id = $2")
+        .bind(millis(old_expires_at))
+        .bind(id.as_str()),
+    )
+    .await?;
+    conn.execute(
+        sql("INSERT INTO endpoint_secrets (endpoint_id, secret, created_at) VALUES ($1, $2, $3)")
+            .bind(id.as_str())
+            .bind(store.sealing.seal(secret.expose(), id.as_str()))
+            .bind(millis(now)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}

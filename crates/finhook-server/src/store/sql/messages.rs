@@ -1,0 +1,251 @@
+//! Messages and their deliveries: the ingest write, redelivery, and the reads that
+//! assemble a message with its delivery history. Written once for both databases.
+
+use chrono::{DateTime, Utc};
+use finhook_core::flinks::ResponseType;
+use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
+
+use super::SqlStore;
+use crate::store::db::{sql, Conn, Row};
+use crate::store::rows::*;
+use crate::store::{
+    DeliveryRecord, IngestOutcome, InstanceId, MessageDetail, MessageFilter, MessageSummary, NewMessage, StoreResult,
+};
+
+const MESSAGE_COLUMNS: &str = "id, response_type, login_id, request_id, tag, created_at, payload";
+
+pub(super) async fn list(
+    store: &SqlStore,
+    instance: InstanceId,
+    filter: &MessageFilter,
+) -> StoreResult<Vec<MessageSummary>> {
+    // `string_agg(... ORDER BY ...)` is in both databases (SQLite since 3.44).
+    let rows = store
+        .pools
+        .read_all(
+            sql("SELECT id, response_type, login_id, request_id, tag, created_at,
+                        (SELECT string_agg(status, ',' ORDER BY d.id) FROM deliveries d WHERE d.message_id = m.id) AS statuses
+                 FROM messages m
+                 WHERE instance_id = $1
+                   AND ($2 IS NULL OR login_id = $2)
+                   AND ($3 IS NULL OR response_type = $3)
+                   AND ($4 IS NULL OR id < $4)
+                   AND ($5 IS NULL OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status = $5))
+                 ORDER BY id DESC LIMIT $6")
+            .bind(instance.0)
+            .bind(&filter.login_id)
+            .bind(filter.response_type.map(|t| t.as_str()))
+            .bind(filter.before.as_ref().map(|id| id.as_str()))
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(i64::from(filter.limit)),
+        )
+        .await?;
+    rows.iter().map(listed_from).collect()
+}
+
+pub(super) async fn detail(
+    store: &SqlStore,
+    instance: InstanceId,
+    id: &MessageId,
+) -> StoreResult<Option<MessageDetail>> {
+    let mut reader = store.pools.reader().await?;
+    let mut conn = reader.conn();
+    let row = conn
+        .fetch_optional(
+            sql(format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE instance_id = $1 AND id = $2"))
+                .bind(instance.0)
+                .bind(id.as_str()),
+        )
+        .await?;
+    match row {
+        Some(row) => Ok(Some(detail_of(&mut conn, &row).await?)),
+        None => Ok(None),
+    }
+}
+
+pub(super) async fn of_login(
+    store: &SqlStore,
+    instance: InstanceId,
+    login_id: &str,
+) -> StoreResult<Vec<MessageDetail>> {
+    let mut reader = store.pools.reader().await?;
+    let mut conn = reader.conn();
+    let rows = conn
+        .fetch_all(
+            sql(format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE instance_id = $1 AND login_id = $2 ORDER BY id"))
+                .bind(instance.0)
+                .bind(login_id),
+        )
+        .await?;
+    let mut details = Vec::with_capacity(rows.len());
+    for row in &rows {
+        details.push(detail_of(&mut conn, row).await?);
+    }
+    Ok(details)
+}
+
+async fn detail_of(conn: &mut Conn<'_>, row: &Row) -> StoreResult<MessageDetail> {
+    let summary = summary_from(row)?;
+    let deliveries = deliveries_of(conn, &summary.id).await?;
+    Ok(MessageDetail { payload: row.bytes("payload")?, summary, deliveries })
+}
+
+async fn deliveries_of(conn: &mut Conn<'_>, message: &MessageId) -> StoreResult<Vec<DeliveryRecord>> {
+    let rows = conn
+        .fetch_all(
+            sql("SELECT id, endpoint_id, status, attempts_made, next_attempt_at, created_at
+                 FROM deliveries WHERE message_id = $1 ORDER BY id")
+            .bind(message.as_str()),
+        )
+        .await?;
+    let mut deliveries = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut delivery = delivery_from(row)?;
+        delivery.attempts = conn
+            .fetch_all(
+                sql("SELECT id, attempt_number, started_at, latency_ms, status_code, error_class, error_detail,
+                            response_excerpt, response_bytes, succeeded
+                     FROM attempts WHERE delivery_id = $1 ORDER BY attempt_number, started_at")
+                .bind(delivery.id.as_str()),
+            )
+            .await?
+            .iter()
+            .map(attempt_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        deliveries.push(delivery);
+    }
+    Ok(deliveries)
+}
+
+pub(super) async fn redeliver(
+    store: &SqlStore,
+    instance: InstanceId,
+    id: &MessageId,
+    endpoint: Option<&EndpointId>,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Vec<DeliveryId>>> {
+    let mut tx = store.pools.begin().await?;
+    let mut conn = tx.conn();
+    let found = conn
+        .fetch_optional(
+            sql("SELECT response_type FROM messages WHERE instance_id = $1 AND id = $2")
+                .bind(instance.0)
+                .bind(id.as_str()),
+        )
+        .await?;
+    let Some(row) = found else { return Ok(None) };
+    let response_type = row.text("response_type")?;
+    let response_type = ResponseType::parse(&response_type).ok_or_else(|| corrupt(&response_type))?;
+    let targets = match endpoint {
+        Some(endpoint) => {
+            let exists = conn
+                .fetch_optional(
+                    sql("SELECT 1 AS one FROM endpoints WHERE instance_id = $1 AND id = $2")
+                        .bind(instance.0)
+                        .bind(endpoint.as_str()),
+                )
+                .await?
+                .is_some();
+            if !exists {
+                return Ok(None);
+            }
+            vec![endpoint.clone()]
+        }
+        None => subscribed_endpoints(&mut conn, instance, response_type).await?,
+    };
+    let ids = schedule_deliveries(&mut conn, id, &targets, now).await?;
+    tx.commit().await?;
+    Ok(Some(ids))
+}
+
+/// Inserts pending deliveries of `message` to each endpoint, due at `now`.
+async fn schedule_deliveries(
+    conn: &mut Conn<'_>,
+    message: &MessageId,
+    endpoints: &[EndpointId],
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<DeliveryId>> {
+    let mut ids = Vec::with_capacity(endpoints.len());
+    for endpoint in endpoints {
+        let id = DeliveryId::generate();
+        conn.execute(
+            sql("INSERT INTO deliveries (id, message_id, endpoint_id, status, next_attempt_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, 'pending', $4, $5, $6)")
+            .bind(id.as_str())
+            .bind(message.as_str())
+            .bind(endpoint.as_str())
+            .bind(millis(now))
+            .bind(millis(now))
+            .bind(millis(now)),
+        )
+        .await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// The enabled endpoints of an instance that take `response_type`.
+async fn subscribed_endpoints(
+    conn: &mut Conn<'_>,
+    instance: InstanceId,
+    response_type: ResponseType,
+) -> StoreResult<Vec<EndpointId>> {
+    let rows = conn
+        .fetch_all(
+            sql(format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE instance_id = $1 AND enabled"))
+                .bind(instance.0),
+        )
+        .await?;
+    let mut ids = Vec::new();
+    for row in &rows {
+        let endpoint = endpoint_from(row)?;
+        if endpoint.subscribes_to(response_type) {
+            ids.push(endpoint.id);
+        }
+    }
+    Ok(ids)
+}
+
+/// Stores one message and its deliveries on `conn`: inside a transaction, or a savepoint
+/// of the embedded store's group commit.
+pub(super) async fn ingest_on(conn: &mut Conn<'_>, message: NewMessage) -> StoreResult<IngestOutcome> {
+    if let Some(key) = &message.idempotency_key {
+        let existing = conn
+            .fetch_optional(
+                sql("SELECT id, body_sha256 FROM messages WHERE instance_id = $1 AND idempotency_key = $2")
+                    .bind(message.instance_id.0)
+                    .bind(key),
+            )
+            .await?;
+        if let Some(row) = existing {
+            let message_id = MessageId::parse(&row.text("id")?).map_err(corrupt)?;
+            let same_body = row.text("body_sha256")? == message.body_sha256;
+            return Ok(if same_body {
+                IngestOutcome::Replayed { message_id }
+            } else {
+                IngestOutcome::KeyReused { message_id }
+            });
+        }
+    }
+    let message_id = MessageId::generate();
+    let (instance, response_type, now) = (message.instance_id, message.response_type, message.now);
+    conn.execute(
+        sql("INSERT INTO messages (id, instance_id, response_type, login_id, request_id, tag, idempotency_key,
+                                   body_sha256, payload, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+        .bind(message_id.as_str())
+        .bind(instance.0)
+        .bind(response_type.as_str())
+        .bind(message.login_id)
+        .bind(message.request_id)
+        .bind(message.tag)
+        .bind(message.idempotency_key)
+        .bind(message.body_sha256)
+        .bind(message.payload)
+        .bind(millis(now)),
+    )
+    .await?;
+    let endpoints = subscribed_endpoints(conn, instance, response_type).await?;
+    let deliveries = schedule_deliveries(conn, &message_id, &endpoints, now).await?;
+    Ok(IngestOutcome::Created { message_id, deliveries: deliveries.len() })
+}

@@ -1,0 +1,155 @@
+//! Start-up of a [`SqlStore`]: what differs between the databases before the first query.
+//!
+//! SQLite: one file in WAL mode with `synchronous = FULL` (every commit durable before the
+//! API answers 202), a lock file that keeps a second `finhook serve` off the file (which
+//! is what makes releasing every claim at start-up safe), and the secrets key in a file
+//! beside the database. PostgreSQL: a pool, the secrets key from the operator (every node
+//! must share it).
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use finhook_core::seal::SealingKey;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::{batch, SqlStore, Writes};
+use crate::store::db::Pools;
+use crate::store::StoreError;
+
+const SQLITE_READERS: u32 = 4;
+const POSTGRES_CONNECTIONS: u32 = 16;
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{url:?} is not a valid sqlite:// URL")]
+    Url { url: String, source: sqlx::Error },
+    #[error("could not create the lock file {path}")]
+    LockFile { path: PathBuf, source: std::io::Error },
+    #[error("another finhook process is using {path}; stop it or choose another --database")]
+    InUse { path: PathBuf },
+    #[error(
+        "could not read or create the secrets key file {path}; keep it beside the database or set FINHOOK_SECRETS_KEY"
+    )]
+    KeyFile { path: PathBuf, source: std::io::Error },
+    #[error("could not connect to {url}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SqlStore {
+    /// Opens (creating if needed) and migrates the SQLite database at `url`, e.g.
+    /// `sqlite://finhook.db`. Without `sealing`, the secrets key lives in `<database>.key`
+    /// (made, mode 0600, on the first start), apart from the database so that a copy of
+    /// the database alone reveals no endpoint secret.
+    pub async fn open_sqlite(url: &str, sealing: Option<SealingKey>) -> Result<Self, OpenError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|source| OpenError::Url { url: url.to_string(), source })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let lock = lock_database(&options)?;
+        let sealing = match sealing {
+            Some(key) => key,
+            None => key_file(&options)?,
+        };
+        // One writer connection: writers queue in-process instead of failing with
+        // `SQLITE_BUSY`; reads run beside it thanks to WAL.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .after_release(|connection, _| Box::pin(clean_after_use(connection)))
+            .connect_with(options.clone())
+            .await
+            .map_err(StoreError::from)?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await.map_err(StoreError::from)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(SQLITE_READERS)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(StoreError::from)?;
+        let batch = batch::BatchWriter::spawn(writer.clone());
+        Ok(Self { pools: Pools::Sqlite { writer, reader }, writes: Writes::GroupCommit(batch), sealing, _lock: lock })
+    }
+
+    /// Connects to the PostgreSQL database at `url` (`postgres://user:pass@host/db`) and
+    /// applies the migrations.
+    pub async fn open_postgres(url: &str, sealing: SealingKey) -> Result<Self, OpenError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(POSTGRES_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|source| OpenError::Connect { url: redact_password(url), source })?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(StoreError::from)?;
+        Ok(Self { pools: Pools::Postgres(pool), writes: Writes::Direct, sealing, _lock: None })
+    }
+}
+
+/// A connection URL without its password, for error messages and logs.
+pub fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "the database URL".to_string(),
+    }
+}
+
+/// Whether a SQLite writer connection may go back to the pool. A failed `Transaction` (its
+/// rollback queued when it was dropped) whose `ROLLBACK` itself failed, because SQLite had
+/// already rolled back on a full disk or an I/O error, leaves sqlx believing the
+/// connection is still inside a transaction; its next `begin()` would open a savepoint
+/// that is never committed. Such a connection is closed, and the pool opens a fresh one.
+async fn clean_after_use(connection: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::{Connection, TransactionManager};
+    // The round trip makes the worker apply a rollback queued by a dropped `Transaction`.
+    connection.ping().await?;
+    Ok(sqlx::sqlite::SqliteTransactionManager::get_transaction_depth(connection) == 0)
+}
+
+/// Reads the secrets key next to the database, or makes it on the first start.
+fn key_file(options: &SqliteConnectOptions) -> Result<SealingKey, OpenError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let db = options.get_filename();
+    if db.as_os_str().is_empty() || db.to_string_lossy().contains(":memory:") {
+        return Ok(SealingKey::generate().0);
+    }
+    let path = PathBuf::from(format!("{}.key", db.display()));
+    let fail = |source| OpenError::KeyFile { path: path.clone(), source };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            SealingKey::from_base64(&text).map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let (key, encoded) = SealingKey::generate();
+            let mut file =
+                std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(fail)?;
+            file.write_all(encoded.as_bytes()).and_then(|()| file.sync_all()).map_err(fail)?;
+            Ok(key)
+        }
+        Err(error) => Err(fail(error)),
+    }
+}
+
+fn lock_database(options: &SqliteConnectOptions) -> Result<Option<File>, OpenError> {
+    let db = options.get_filename();
+    if db.as_os_str().is_empty() || db.to_string_lossy().contains(":memory:") {
+        return Ok(None);
+    }
+    let path = PathBuf::from(format!("{}.lock", db.display()));
+    let file = File::create(&path).map_err(|source| OpenError::LockFile { path: path.clone(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(OpenError::InUse { path: db.to_path_buf() }),
+        Err(std::fs::TryLockError::Error(source)) => Err(OpenError::LockFile { path, source }),
+    }
+}
