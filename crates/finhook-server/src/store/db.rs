@@ -121,21 +121,20 @@ impl Sql {
     }
 
     fn sqlite(&self) -> sqlx::query::Query<'_, Sqlite, SqliteArguments<'_>> {
-        let mut query = sqlx::query(&self.text);
-        for arg in &self.args {
-            query = match arg {
-                Arg::Int(value) => query.bind(*value),
-                Arg::Text(value) => query.bind(value.as_deref()),
-                Arg::Bytes(value) => query.bind(value.as_slice()),
-                Arg::Bool(value) => query.bind(*value),
-            };
-        }
-        query
+        bind_all!(sqlx::query(&self.text), &self.args)
     }
 
     fn postgres(&self) -> sqlx::query::Query<'_, Postgres, PgArguments> {
-        let mut query = sqlx::query(&self.text);
-        for arg in &self.args {
+        bind_all!(sqlx::query(&self.text), &self.args)
+    }
+}
+
+/// Binds every argument to a native query; a macro because the two drivers' `bind` have
+/// different bounds that no common trait names.
+macro_rules! bind_all {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
             query = match arg {
                 Arg::Int(value) => query.bind(*value),
                 Arg::Text(value) => query.bind(value.as_deref()),
@@ -144,8 +143,9 @@ impl Sql {
             };
         }
         query
-    }
+    }};
 }
+use bind_all;
 
 /// A row of either database.
 #[allow(missing_debug_implementations)] // sqlx's SQLite rows have no `Debug`.

@@ -13,4 +13,5 @@ mod postgres;
 mod receiver;
 mod restart;
 mod sandbox;
+mod schema;
 mod tls;
