@@ -4,6 +4,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use super::{spawn_app, BACKEND};
 use crate::helpers::*;
 
 #[tokio::test]
@@ -325,15 +326,26 @@ async fn endpoint_secrets_are_sealed_at_rest_with_a_key_kept_apart() {
     app.create_instance("acme").await;
     let endpoint = app.create_endpoint("acme", json!({ "url": "https://hooks.example.com/flinks" })).await;
     let secret = endpoint["secret"].as_str().expect("secret").to_string();
-    let db = app.dir.path().join("finhook.db");
-    let mut connection =
-        sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display())).await.expect("open db");
-    let stored: Vec<String> =
-        sqlx::query_scalar("SELECT secret FROM endpoint_secrets").fetch_all(&mut connection).await.expect("read");
+    let query = "SELECT secret FROM endpoint_secrets";
+    let stored: Vec<String> = match BACKEND {
+        Backend::Sqlite => {
+            let url = format!("{}?mode=ro", app.database_url());
+            let mut connection = sqlx::SqliteConnection::connect(&url).await.expect("open db");
+            sqlx::query_scalar(query).fetch_all(&mut connection).await.expect("read")
+        }
+        Backend::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(&app.database_url()).await.expect("connect");
+            sqlx::query_scalar(query).fetch_all(&mut connection).await.expect("read")
+        }
+    };
     assert_eq!(stored.len(), 1);
     assert!(stored[0].starts_with("enc1:"), "{}", stored[0]);
     assert!(!stored[0].contains(&secret[6..]), "the database alone does not hold the secret");
-    let key_file = app.dir.path().join("finhook.db.key");
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&key_file).expect("key file").permissions().mode() & 0o777, 0o600);
+    if BACKEND == Backend::Sqlite {
+        // The embedded store keeps its key beside the database, readable by its owner only;
+        // the shared store takes it from FINHOOK_SECRETS_KEY and keeps none on disk.
+        let key_file = app.dir.path().join("finhook.db.key");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key_file).expect("key file").permissions().mode() & 0o777, 0o600);
+    }
 }

@@ -7,6 +7,7 @@ use finhook_core::signing::{self, StandardHeaders};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use super::{spawn_app, spawn_app_with};
 use crate::helpers::*;
 
 fn secret_of(endpoint: &Value) -> EndpointSecret {

@@ -34,6 +34,11 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
 }
 
+/// The sandbox's test user logging in at `institution` (an Authorize body).
+pub fn greatday(institution: &str) -> Value {
+    json!({ "Institution": institution, "Username": "Greatday", "Password": "Everyday", "Tag": "user=42", "Save": true })
+}
+
 /// A fixed start for manual clocks: 2026-03-14 18:00:00 UTC.
 pub fn t0() -> DateTime<Utc> {
     DateTime::from_timestamp(1_773_511_200, 0).expect("t0")
@@ -72,8 +77,17 @@ impl Default for Options {
     }
 }
 
+/// The store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The `postgres://` URL of a shared-store app (a new database per test); `None` on SQLite.
+    pub database: Option<String>,
     pub state: finhook_server::api::AppState,
     pub http: reqwest::Client,
     pub worker: Worker,
@@ -85,6 +99,15 @@ pub struct TestApp {
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
+}
+
+/// The app on `backend`: a SQLite file in a temporary directory, or a new database in the
+/// PostgreSQL cluster `scripts/test` starts (unless `options.database` names one).
+pub async fn spawn_app_on(backend: Backend, mut options: Options) -> TestApp {
+    if backend == Backend::Postgres && options.database.is_none() {
+        options.database = Some(postgres_database().await);
+    }
+    spawn_app_with(options).await
 }
 
 pub async fn spawn_app_with(options: Options) -> TestApp {
@@ -119,6 +142,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     }));
     TestApp {
         addr,
+        database: options.database.clone(),
         state,
         http: reqwest::Client::new(),
         worker,
@@ -132,6 +156,21 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Options that start the app again on the same store (and the same manual clock).
+    pub fn restart_options(&self) -> Options {
+        Options {
+            dir: Some(self.dir.clone()),
+            database: self.database.clone(),
+            clock: Some(self.clock.clone()),
+            ..Options::default()
+        }
+    }
+
+    /// The URL of this app's database, for tests that read it directly.
+    pub fn database_url(&self) -> String {
+        self.database.clone().unwrap_or_else(|| format!("sqlite://{}", self.dir.path().join("finhook.db").display()))
     }
 
     /// Stops the server and waits until it has released the store.

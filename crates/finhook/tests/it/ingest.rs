@@ -4,6 +4,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use super::{spawn_app, spawn_app_with};
 use crate::helpers::*;
 
 /// Everything the instance holds, as the API shows it.

@@ -209,19 +209,8 @@ async fn a_full_disk_never_turns_a_202_into_a_lost_callback() {
     drop(dir);
 }
 
-/// The store a test runs on.
-#[derive(Debug, Clone, Copy)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 async fn app_on(backend: Backend) -> TestApp {
-    let database = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => Some(postgres_database().await),
-    };
-    spawn_app_with(Options { database, ..Options::default() }).await
+    spawn_app_on(backend, Options::default()).await
 }
 
 /// Runs one test body on each store, as `NAME::sqlite` and `NAME::postgres`.
@@ -230,11 +219,11 @@ macro_rules! on_both_stores {
         mod $name {
             #[tokio::test]
             async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await
+                super::$name(crate::helpers::Backend::Sqlite).await
             }
             #[tokio::test]
             async fn postgres() {
-                super::$name(super::Backend::Postgres).await
+                super::$name(crate::helpers::Backend::Postgres).await
             }
         }
     };
@@ -387,17 +376,8 @@ async fn poison_attempt_records(backend: Backend, database: &str) {
 }
 
 async fn an_attempt_that_cannot_be_recorded_is_not_resent_in_a_loop(backend: Backend) {
-    let (app, database) = match backend {
-        Backend::Sqlite => {
-            let app = spawn_app().await;
-            let path = app.dir.path().join("finhook.db");
-            (app, format!("sqlite://{}", path.display()))
-        }
-        Backend::Postgres => {
-            let database = postgres_database().await;
-            (spawn_app_with(Options { database: Some(database.clone()), ..Options::default() }).await, database)
-        }
-    };
+    let app = app_on(backend).await;
+    let database = app.database_url();
     let (base, server, hits) = odd_receiver().await;
     app.create_instance("acme").await;
     app.create_endpoint("acme", json!({ "url": format!("{base}/poison"), "success": "exactly_200" })).await;

@@ -5,6 +5,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use super::spawn_app;
 use crate::helpers::*;
 
 struct Sandbox {
@@ -29,35 +30,30 @@ async fn sandbox(app: &TestApp, receiver: &TestReceiver, delay_ms: u64) -> Sandb
     }
 }
 
-impl TestApp {
-    async fn flinks(
-        &self,
-        sandbox: &Sandbox,
-        method: Method,
-        endpoint: &str,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> (u16, Value) {
-        let url = self.url(&format!("/v3/{}/BankingServices/{endpoint}", sandbox.customer_id));
-        let mut request = self.http.request(method, url);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("flinks call");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+/// Calls the sandbox's Flinks banking API.
+async fn flinks(
+    app: &TestApp,
+    sandbox: &Sandbox,
+    method: Method,
+    endpoint: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let url = app.url(&format!("/v3/{}/BankingServices/{endpoint}", sandbox.customer_id));
+    let mut request = app.http.request(method, url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
-
-    async fn authorize(&self, sandbox: &Sandbox, body: Value) -> (u16, Value) {
-        self.flinks(sandbox, Method::POST, "Authorize", Some(body), &[]).await
+    if let Some(body) = body {
+        request = request.json(&body);
     }
+    let response = request.send().await.expect("flinks call");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
-fn greatday(institution: &str) -> Value {
-    json!({ "Institution": institution, "Username": "Greatday", "Password": "Everyday", "Tag": "user=42", "Save": true })
+async fn authorize(app: &TestApp, sandbox: &Sandbox, body: Value) -> (u16, Value) {
+    flinks(app, sandbox, Method::POST, "Authorize", Some(body), &[]).await
 }
 
 fn without_response_type(mut value: Value) -> Value {
@@ -71,13 +67,19 @@ async fn a_connection_sends_kyc_then_accounts_with_exactly_the_data_the_api_retu
     let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
     let sandbox = sandbox(&app, &receiver, 0).await;
 
-    let (status, token) = app.flinks(&sandbox, Method::POST, "GenerateAuthorizeToken", None, &[]).await;
+    let (status, token) = flinks(&app, &sandbox, Method::POST, "GenerateAuthorizeToken", None, &[]).await;
     assert_eq!(status, 200);
     assert_eq!(token["HttpStatusCode"], 200);
     let token = token["Token"].as_str().expect("Token").to_string();
-    let (status, authorized) = app
-        .flinks(&sandbox, Method::POST, "Authorize", Some(greatday("FlinksCapital")), &[("flinks-auth-key", &token)])
-        .await;
+    let (status, authorized) = flinks(
+        &app,
+        &sandbox,
+        Method::POST,
+        "Authorize",
+        Some(greatday("FlinksCapital")),
+        &[("flinks-auth-key", &token)],
+    )
+    .await;
     assert_eq!(status, 200, "{authorized}");
     let login_id = authorized["Login"]["Id"].as_str().expect("LoginId").to_string();
     let request_id = authorized["RequestId"].as_str().expect("RequestId").to_string();
@@ -109,21 +111,21 @@ async fn a_connection_sends_kyc_then_accounts_with_exactly_the_data_the_api_retu
     assert_eq!(order, ["KYC", "GetAccountsDetail"], "KYC is ingested first");
 
     let ask = json!({ "RequestId": request_id, "WithAccountIdentity": true, "WithTransactions": true, "DaysOfTransactions": "Days90" });
-    let (status, pending) = app.flinks(&sandbox, Method::POST, "GetAccountsDetail", Some(ask.clone()), &[]).await;
+    let (status, pending) = flinks(&app, &sandbox, Method::POST, "GetAccountsDetail", Some(ask.clone()), &[]).await;
     assert_eq!(status, 202, "{pending}");
     assert_eq!(pending["FlinksCode"], "OPERATION_PENDING");
     assert_eq!(pending["Links"][0]["example"], format!("/GetAccountsDetailAsync/{request_id}"));
     let (status, via_get) =
-        app.flinks(&sandbox, Method::GET, &format!("GetAccountsDetailAsync/{request_id}"), None, &[]).await;
+        flinks(&app, &sandbox, Method::GET, &format!("GetAccountsDetailAsync/{request_id}"), None, &[]).await;
     assert_eq!(status, 200, "{via_get}");
     let (status, via_post) =
-        app.flinks(&sandbox, Method::POST, &format!("GetAccountsDetailAsync/{request_id}"), None, &[]).await;
+        flinks(&app, &sandbox, Method::POST, &format!("GetAccountsDetailAsync/{request_id}"), None, &[]).await;
     assert_eq!(status, 200);
     assert_eq!(via_get, via_post);
     assert_eq!(via_get, without_response_type(detail.clone()), "the webhook carries exactly what the API returns");
     assert_eq!(via_get["Accounts"][0]["Holder"], kyc["Holders"][0], "the holder is the same person in both callbacks");
     let (status, summary) =
-        app.flinks(&sandbox, Method::POST, "GetAccountsSummary", Some(json!({ "requestId": request_id })), &[]).await;
+        flinks(&app, &sandbox, Method::POST, "GetAccountsSummary", Some(json!({ "requestId": request_id })), &[]).await;
     assert_eq!(status, 200, "{summary}");
     assert_eq!(summary["Accounts"].as_array().expect("accounts").len(), 3);
     assert!(summary["Accounts"][0].get("Transactions").is_none());
@@ -134,7 +136,7 @@ async fn an_investment_connection_also_sends_investments() {
     let app = spawn_app().await;
     let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
     let sandbox = sandbox(&app, &receiver, 0).await;
-    let (status, authorized) = app.authorize(&sandbox, greatday("TundraWealth")).await;
+    let (status, authorized) = authorize(&app, &sandbox, greatday("TundraWealth")).await;
     assert_eq!(status, 200, "{authorized}");
     assert_eq!(app.deliver_due().await, 3);
     let bodies: Vec<Value> =
@@ -154,24 +156,30 @@ async fn mfa_and_error_codes_follow_flinks() {
     let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
     let sandbox = sandbox(&app, &receiver, 0).await;
 
-    let (status, challenge) = app
-        .authorize(&sandbox, json!({ "Institution": "FlinksCapital", "Username": "test_mfa", "Password": "Everyday" }))
-        .await;
+    let (status, challenge) = authorize(
+        &app,
+        &sandbox,
+        json!({ "Institution": "FlinksCapital", "Username": "test_mfa", "Password": "Everyday" }),
+    )
+    .await;
     assert_eq!(status, 203, "{challenge}");
     assert_eq!(challenge["SecurityChallenges"][0]["Type"], "QuestionAndAnswer");
     let prompt = challenge["SecurityChallenges"][0]["Prompt"].as_str().expect("prompt").to_string();
     let request_id = challenge["RequestId"].as_str().expect("RequestId").to_string();
     assert_eq!(app.deliver_due().await, 0, "nothing is sent before the challenge is answered");
     let (status, pending_mfa) =
-        app.flinks(&sandbox, Method::POST, "GetAccountsDetail", Some(json!({ "RequestId": request_id })), &[]).await;
+        flinks(&app, &sandbox, Method::POST, "GetAccountsDetail", Some(json!({ "RequestId": request_id })), &[]).await;
     assert_eq!((status, pending_mfa["FlinksCode"].as_str()), (401, Some("UNAUTHORIZED")));
-    let (status, wrong) = app
-        .authorize(&sandbox, json!({ "RequestId": request_id, "SecurityResponses": { prompt.clone(): ["Toronto"] } }))
-        .await;
+    let (status, wrong) = authorize(
+        &app,
+        &sandbox,
+        json!({ "RequestId": request_id, "SecurityResponses": { prompt.clone(): ["Toronto"] } }),
+    )
+    .await;
     assert_eq!((status, wrong["FlinksCode"].as_str()), (401, Some("INVALID_SECURITY_RESPONSE")));
-    let (status, right) = app
-        .authorize(&sandbox, json!({ "RequestId": request_id, "SecurityResponses": { prompt: ["montreal"] } }))
-        .await;
+    let (status, right) =
+        authorize(&app, &sandbox, json!({ "RequestId": request_id, "SecurityResponses": { prompt: ["montreal"] } }))
+            .await;
     assert_eq!(status, 200, "{right}");
     assert_eq!(right["RequestId"], request_id.as_str());
     assert_eq!(app.deliver_due().await, 2);
@@ -192,32 +200,32 @@ async fn mfa_and_error_codes_follow_flinks() {
         (json!({ "Username": "Greatday" }), 400, "INVALID_REQUEST"),
     ];
     for (body, expected_status, code) in cases {
-        let (status, error) = app.authorize(&sandbox, body.clone()).await;
+        let (status, error) = authorize(&app, &sandbox, body.clone()).await;
         assert_eq!((status, error["FlinksCode"].as_str()), (expected_status, Some(code)), "{body}");
         assert_eq!(error["HttpStatusCode"], expected_status);
         assert!(error["Message"].as_str().is_some_and(|m| !m.is_empty()));
     }
     let unknown = "11111111-2222-4333-8444-555555555555";
     let (status, error) =
-        app.flinks(&sandbox, Method::POST, "GetAccountsDetail", Some(json!({ "RequestId": unknown })), &[]).await;
+        flinks(&app, &sandbox, Method::POST, "GetAccountsDetail", Some(json!({ "RequestId": unknown })), &[]).await;
     assert_eq!((status, error["FlinksCode"].as_str()), (400, Some("SESSION_NONEXISTENT")));
     let (status, error) =
-        app.flinks(&sandbox, Method::GET, &format!("GetAccountsDetailAsync/{unknown}"), None, &[]).await;
+        flinks(&app, &sandbox, Method::GET, &format!("GetAccountsDetailAsync/{unknown}"), None, &[]).await;
     assert_eq!((status, error["FlinksCode"].as_str()), (400, Some("SESSION_NONEXISTENT")));
-    let (status, error) = app
-        .flinks(
-            &sandbox,
-            Method::POST,
-            "GetAccountsDetail",
-            Some(json!({ "RequestId": request_id, "DaysOfTransactions": "Days7" })),
-            &[],
-        )
-        .await;
+    let (status, error) = flinks(
+        &app,
+        &sandbox,
+        Method::POST,
+        "GetAccountsDetail",
+        Some(json!({ "RequestId": request_id, "DaysOfTransactions": "Days7" })),
+        &[],
+    )
+    .await;
     assert_eq!((status, error["FlinksCode"].as_str()), (400, Some("INVALID_REQUEST")));
     // A live instance has no sandbox.
     let (_, live) = app.admin(Method::POST, "/v1/instances", Some(json!({ "name": "real" }))).await;
     let live = Sandbox { customer_id: live["customer_id"].as_str().expect("id").to_string(), api_key: String::new() };
-    let (status, _) = app.authorize(&live, greatday("FlinksCapital")).await;
+    let (status, _) = authorize(&app, &live, greatday("FlinksCapital")).await;
     assert_eq!(status, 400);
 }
 
@@ -226,10 +234,10 @@ async fn a_cached_authorize_gives_a_new_request_id_and_the_same_data() {
     let app = spawn_app().await;
     let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
     let sandbox = sandbox(&app, &receiver, 0).await;
-    let (_, first) = app.authorize(&sandbox, greatday("CaisseBoreale")).await;
+    let (_, first) = authorize(&app, &sandbox, greatday("CaisseBoreale")).await;
     app.deliver_due().await;
     let login_id = first["Login"]["Id"].as_str().expect("id").to_string();
-    let (status, cached) = app.authorize(&sandbox, json!({ "LoginId": login_id, "MostRecentCached": true })).await;
+    let (status, cached) = authorize(&app, &sandbox, json!({ "LoginId": login_id, "MostRecentCached": true })).await;
     assert_eq!(status, 200, "{cached}");
     assert_ne!(cached["RequestId"], first["RequestId"]);
     assert_eq!(cached["Login"]["Id"], login_id.as_str());
@@ -239,9 +247,9 @@ async fn a_cached_authorize_gives_a_new_request_id_and_the_same_data() {
     for authorized in [&first, &cached] {
         let request_id = authorized["RequestId"].as_str().expect("id");
         let ask = json!({ "RequestId": request_id, "DaysOfTransactions": "Days365" });
-        let (status, _) = app.flinks(&sandbox, Method::POST, "GetAccountsDetail", Some(ask.clone()), &[]).await;
+        let (status, _) = flinks(&app, &sandbox, Method::POST, "GetAccountsDetail", Some(ask.clone()), &[]).await;
         assert_eq!(status, 202);
-        let (status, body) = app.flinks(&sandbox, Method::POST, "GetAccountsDetail", Some(ask), &[]).await;
+        let (status, body) = flinks(&app, &sandbox, Method::POST, "GetAccountsDetail", Some(ask), &[]).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["Accounts"][0]["TransitNumber"], Value::Null, "identity only when asked for");
         accounts.push(body["Accounts"].clone());
@@ -251,10 +259,11 @@ async fn a_cached_authorize_gives_a_new_request_id_and_the_same_data() {
     // After 30 minutes a RequestId is spent; a cached authorize gives a fresh one.
     app.clock.advance(chrono::Duration::minutes(31));
     let stale = json!({ "RequestId": first["RequestId"] });
-    let (status, error) = app.flinks(&sandbox, Method::POST, "GetAccountsSummary", Some(stale), &[]).await;
+    let (status, error) = flinks(&app, &sandbox, Method::POST, "GetAccountsSummary", Some(stale), &[]).await;
     assert_eq!((status, error["FlinksCode"].as_str()), (400, Some("SESSION_EXPIRED")));
     // A live refresh (MostRecentCached: false) sends the callbacks again, under the new RequestId.
-    let (status, refreshed) = app.authorize(&sandbox, json!({ "LoginId": login_id, "MostRecentCached": false })).await;
+    let (status, refreshed) =
+        authorize(&app, &sandbox, json!({ "LoginId": login_id, "MostRecentCached": false })).await;
     assert_eq!(status, 200);
     assert_eq!(app.deliver_due().await, 2);
     let last: Value = serde_json::from_slice(&receiver.wait_for(4).await[3].body).expect("json");
@@ -266,16 +275,16 @@ async fn the_async_endpoint_answers_202_until_the_aggregation_is_done() {
     let app = spawn_app().await;
     let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
     let sandbox = sandbox(&app, &receiver, 20).await;
-    let (status, authorized) = app.authorize(&sandbox, greatday("FlinksCapital")).await;
+    let (status, authorized) = authorize(&app, &sandbox, greatday("FlinksCapital")).await;
     assert_eq!(status, 200);
     let request_id = authorized["RequestId"].as_str().expect("id").to_string();
     let (status, _) =
-        app.flinks(&sandbox, Method::POST, "GetAccountsDetail", Some(json!({ "RequestId": request_id })), &[]).await;
+        flinks(&app, &sandbox, Method::POST, "GetAccountsDetail", Some(json!({ "RequestId": request_id })), &[]).await;
     assert_eq!(status, 202);
     let path = format!("GetAccountsDetailAsync/{request_id}");
-    assert_eq!(app.flinks(&sandbox, Method::GET, &path, None, &[]).await.0, 202, "the manual clock has not moved");
+    assert_eq!(flinks(&app, &sandbox, Method::GET, &path, None, &[]).await.0, 202, "the manual clock has not moved");
     app.clock.advance(chrono::Duration::milliseconds(20));
-    assert_eq!(app.flinks(&sandbox, Method::GET, &path, None, &[]).await.0, 200);
+    assert_eq!(flinks(&app, &sandbox, Method::GET, &path, None, &[]).await.0, 200);
     // The callbacks follow in the background, 20 ms apart.
     let mut delivered = 0;
     for _ in 0..400 {
@@ -297,28 +306,40 @@ async fn strict_auth_demands_flinks_keys_and_single_use_tokens() {
         app.admin(Method::PATCH, "/v1/instances/bank", Some(json!({ "sandbox": { "strict_auth": true } }))).await;
     assert_eq!(status, 200);
 
-    let (status, error) = app.flinks(&sandbox, Method::POST, "GenerateAuthorizeToken", None, &[]).await;
+    let (status, error) = flinks(&app, &sandbox, Method::POST, "GenerateAuthorizeToken", None, &[]).await;
     assert_eq!((status, error["FlinksCode"].as_str()), (401, Some("UNAUTHORIZED")));
-    let (status, token) = app
-        .flinks(&sandbox, Method::POST, "GenerateAuthorizeToken", None, &[("flinks-auth-key", &sandbox.api_key)])
-        .await;
+    let (status, token) =
+        flinks(&app, &sandbox, Method::POST, "GenerateAuthorizeToken", None, &[("flinks-auth-key", &sandbox.api_key)])
+            .await;
     assert_eq!(status, 200);
     let token = token["Token"].as_str().expect("token").to_string();
-    let (status, _) = app.authorize(&sandbox, greatday("FlinksCapital")).await;
+    let (status, _) = authorize(&app, &sandbox, greatday("FlinksCapital")).await;
     assert_eq!(status, 401, "no token");
-    let (status, authorized) = app
-        .flinks(&sandbox, Method::POST, "Authorize", Some(greatday("FlinksCapital")), &[("flinks-auth-key", &token)])
-        .await;
+    let (status, authorized) = flinks(
+        &app,
+        &sandbox,
+        Method::POST,
+        "Authorize",
+        Some(greatday("FlinksCapital")),
+        &[("flinks-auth-key", &token)],
+    )
+    .await;
     assert_eq!(status, 200);
-    let (status, _) = app
-        .flinks(&sandbox, Method::POST, "Authorize", Some(greatday("FlinksCapital")), &[("flinks-auth-key", &token)])
-        .await;
+    let (status, _) = flinks(
+        &app,
+        &sandbox,
+        Method::POST,
+        "Authorize",
+        Some(greatday("FlinksCapital")),
+        &[("flinks-auth-key", &token)],
+    )
+    .await;
     assert_eq!(status, 401, "a token is single-use");
     let ask = json!({ "RequestId": authorized["RequestId"] });
-    let (status, _) = app.flinks(&sandbox, Method::POST, "GetAccountsDetail", Some(ask.clone()), &[]).await;
+    let (status, _) = flinks(&app, &sandbox, Method::POST, "GetAccountsDetail", Some(ask.clone()), &[]).await;
     assert_eq!(status, 401, "data endpoints need x-api-key");
     let (status, _) =
-        app.flinks(&sandbox, Method::POST, "GetAccountsDetail", Some(ask), &[("x-api-key", &sandbox.api_key)]).await;
+        flinks(&app, &sandbox, Method::POST, "GetAccountsDetail", Some(ask), &[("x-api-key", &sandbox.api_key)]).await;
     assert_eq!(status, 202);
 }
 
@@ -410,61 +431,4 @@ async fn triggers_fire_callbacks_and_finhook_trigger_says_where_they_went() {
     assert_eq!(failed.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&failed.stderr).contains("instance not found"));
     assert_eq!(app.deliver_due().await, 5);
-}
-
-#[tokio::test]
-async fn callbacks_owed_when_the_server_is_killed_are_sent_after_the_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
-    let server = FinhookProcess::serve(dir.path()).await;
-    let api = reqwest::Client::new();
-    let created: Value = api
-        .post(server.url("/v1/instances"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({ "name": "bank", "mode": "sandbox" }))
-        .send()
-        .await
-        .expect("instance")
-        .json()
-        .await
-        .expect("json");
-    // Ten minutes of simulated aggregation: the server dies long before the callbacks are due.
-    let patched = api
-        .patch(server.url("/v1/instances/bank"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({ "sandbox": { "aggregation_delay_ms": 600_000 } }))
-        .send()
-        .await
-        .expect("patch");
-    assert_eq!(patched.status().as_u16(), 200);
-    let endpoint = api
-        .post(server.url("/v1/instances/bank/endpoints"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({ "url": receiver.url("/flinks") }))
-        .send()
-        .await
-        .expect("endpoint");
-    assert_eq!(endpoint.status().as_u16(), 201);
-    let customer_id = created["customer_id"].as_str().expect("customer id");
-    let authorized: Value = api
-        .post(server.url(&format!("/v3/{customer_id}/BankingServices/Authorize")))
-        .json(&greatday("FlinksCapital"))
-        .send()
-        .await
-        .expect("authorize")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(authorized["HttpStatusCode"], 200);
-    server.kill().await;
-    assert!(receiver.received().is_empty());
-
-    let server = FinhookProcess::serve(dir.path()).await;
-    let received = receiver.wait_for(2).await;
-    let bodies: Vec<Value> = received.iter().map(|r| serde_json::from_slice(&r.body).expect("json")).collect();
-    assert!(bodies.iter().all(|b| b["RequestId"] == authorized["RequestId"]));
-    let mut types: Vec<&str> = bodies.iter().map(|b| b["ResponseType"].as_str().expect("type")).collect();
-    types.sort_unstable();
-    assert_eq!(types, ["GetAccountsDetail", "KYC"]);
-    server.kill().await;
 }

@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::spawn_app_with;
 use crate::helpers::*;
 
 #[tokio::test]

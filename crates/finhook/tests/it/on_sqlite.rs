@@ -1,0 +1,27 @@
+//! The behavioural suite on the embedded store (a SQLite file per test): every test module here is compiled once per
+//! store (`on_sqlite`, `on_postgres`), and its `spawn_app` starts the server on that store.
+
+use crate::helpers::{spawn_app_on, Backend, Options, TestApp};
+
+pub(crate) const BACKEND: Backend = Backend::Sqlite;
+
+pub(crate) async fn spawn_app() -> TestApp {
+    spawn_app_on(BACKEND, Options::default()).await
+}
+
+pub(crate) async fn spawn_app_with(options: Options) -> TestApp {
+    spawn_app_on(BACKEND, options).await
+}
+
+#[path = "api.rs"]
+mod api;
+#[path = "delivery.rs"]
+mod delivery;
+#[path = "ingest.rs"]
+mod ingest;
+#[path = "restart.rs"]
+mod restart;
+#[path = "sandbox.rs"]
+mod sandbox;
+#[path = "tls.rs"]
+mod tls;
