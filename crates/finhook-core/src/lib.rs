@@ -1,9 +1,11 @@
 //! IO-free core of finhook: the Flinks callback types, webhook signing and verification,
 //! typed identifiers, secrets and the retry schedule.
 //!
-//! Nothing in this crate touches the network, the disk or the clock: every function takes
-//! its inputs (including "now") as arguments. The server signs with it, the receiver
-//! verifies with it, and both are tested against the same vectors.
+//! Nothing in this crate touches the network or the disk. Its only ambient inputs are the
+//! OS random generator (new secrets, keys, nonces) and the wall clock inside new ULID ids;
+//! "now" for signatures and schedules, and retry jitter, are always arguments. The server
+//! signs with it, the receiver verifies with it, and both are tested against the same
+//! vectors.
 //!
 //! Layout:
 //! - [`flinks`]: typed `KYC`, `GetAccountsDetail` and `Investments` payloads and the

@@ -12,12 +12,14 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState};
+use axum::Router;
+
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::delivery::client::{ClientError, DeliveryClient};
 use crate::delivery::target::TargetPolicy;
 use crate::delivery::{Worker, WorkerContext, WorkerSettings};
+use crate::http::ApiError;
 use crate::metrics::Metrics;
 use crate::sandbox::flow::Sandbox;
 use crate::store::sql::open::{redact_password, OpenError};
@@ -26,6 +28,34 @@ use crate::store::{Store, StoreError};
 use finhook_core::seal::SealingKey;
 
 const ADMIN_KEY_SETTING: &str = "admin_key_hash";
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub targets: Arc<TargetPolicy>,
+    /// The hash of the admin key; the key itself is never held.
+    pub admin_key_hash: KeyHash,
+    /// Wakes the delivery worker when new deliveries are scheduled.
+    pub wake: Arc<Notify>,
+    pub max_body_bytes: usize,
+    pub parse_limits: ParseLimits,
+    pub sandbox: Sandbox,
+    pub metrics: Arc<Metrics>,
+    pub sessions: Arc<crate::dashboard::Sessions>,
+}
+
+/// Where the areas' routes meet: the API, the sandbox's Flinks-compatible routes and the
+/// operators' dashboard, with one state and one fallback.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(crate::api::routes())
+        .merge(crate::sandbox::api::routes())
+        .merge(crate::dashboard::routes())
+        .fallback(|| async { ApiError::NotFound("route") })
+        .with_state(state)
+}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -173,7 +203,7 @@ impl App {
                 }))
             });
         let serve_token = token.clone();
-        let served = axum::serve(self.listener, api::router(self.state))
+        let served = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(async move {
                 tokio::select! {
                     () = shutdown => {}

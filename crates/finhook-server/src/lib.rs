@@ -1,14 +1,16 @@
 //! The finhook server: the store, the HTTP API and the delivery worker.
 //!
 //! Layout:
-//! - [`app`]: start-up and wiring; [`app::App`] is what `finhook serve` runs.
+//! - [`app`]: start-up and wiring, where the areas' routes and the state meet;
+//!   [`app::App`] is what `finhook serve` runs.
 //! - [`config`]: layered settings (defaults, `finhook.toml`, `FINHOOK_*`, flags).
-//! - [`api`]: the HTTP API (axum), problem+json errors, bearer-key auth.
+//! - [`api`]: the HTTP API (axum), one module per resource.
 //! - [`dashboard`]: the operators' web pages.
+//! - [`http`]: what the HTTP areas share: problem+json errors, bearer-key auth, JSON bodies.
 //! - [`ingest`]: validating and durably storing a callback.
 //! - [`sandbox`]: the Flinks-compatible sandbox (synthetic data, banking API, connections).
 //! - [`delivery`]: the worker (claim, sign, send, record) and its TLS client and target policy.
-//! - [`store`]: the storage interface and its embedded SQLite implementation.
+//! - [`store`]: the storage interface and its one implementation, on SQLite or PostgreSQL.
 //! - [`retention`]: deleting finished messages (personal data) after the retention period.
 //! - [`metrics`]: the Prometheus registry of one server.
 //! - [`clock`]: time as an injected dependency.
@@ -19,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod dashboard;
 pub mod delivery;
+pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod retention;

@@ -10,8 +10,9 @@ use finhook_core::retry::{Backoff, RetryPolicy};
 use finhook_core::secret::EndpointSecret;
 use serde::{Deserialize, Serialize};
 
-use super::json::{double_option, ApiJson};
-use super::{ApiError, AppState, Caller, Problem};
+use crate::app::AppState;
+use crate::http::json::{double_option, ApiJson};
+use crate::http::{ApiError, Caller, Problem};
 use crate::store::{Endpoint, EndpointPatch, NewEndpoint, SuccessRule};
 
 /// How long a replaced secret keeps signing after a rotation.

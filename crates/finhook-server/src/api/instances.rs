@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use finhook_core::secret::ApiKey;
 use serde::{Deserialize, Serialize};
 
-use super::json::ApiJson;
-use super::{ApiError, AppState, Caller, Problem};
+use crate::app::AppState;
+use crate::http::ApiJson;
+use crate::http::{ApiError, Caller, Problem};
 use crate::store::{Instance, Mode, NewInstance};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -12,8 +12,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::json::ApiJson;
-use super::{ApiError, AppState, Caller, Problem};
+use crate::app::AppState;
+use crate::http::ApiJson;
+use crate::http::{ApiError, Caller, Problem};
 use crate::ingest::{ingest_callback, IngestError, IngestRequest};
 use crate::store::{AttemptRecord, DeliveryRecord, DeliveryStatus, MessageDetail, MessageFilter, MessageSummary};
 

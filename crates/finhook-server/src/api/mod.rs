@@ -1,51 +1,20 @@
-//! The HTTP API of `finhook serve`: routing, shared state, and one module per resource.
-//! Handlers stay thin: extract, authorize, call one store or service function, map.
+//! The HTTP API of `finhook serve` (`/v1/...`, `/healthz`, `/metrics`, `/openapi.json`):
+//! one module per resource. Handlers stay thin: extract, authorize, call one store or
+//! service function, map. The routes meet the other areas' in [`crate::app`].
 
-mod auth;
 mod endpoints;
 mod instances;
-pub(crate) mod json;
 mod messages;
 mod openapi;
-mod problem;
-
-use std::sync::Arc;
 
 use axum::routing::{get, post};
 use axum::Router;
-use finhook_core::flinks::ParseLimits;
-use finhook_core::secret::KeyHash;
-use tokio::sync::Notify;
 
-use crate::clock::Clock;
-use crate::delivery::target::TargetPolicy;
-use crate::metrics::Metrics;
-use crate::sandbox::flow::Sandbox;
-use crate::store::Store;
+use crate::app::AppState;
+use crate::http::ApiError;
 
-pub use auth::Caller;
-pub(crate) use json::ApiJson;
-pub(crate) use problem::ErrorChain;
-pub use problem::{ApiError, Problem};
-
-/// What every handler can reach.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
-    pub targets: Arc<TargetPolicy>,
-    /// The hash of the admin key; the key itself is never held.
-    pub admin_key_hash: KeyHash,
-    /// Wakes the delivery worker when new deliveries are scheduled.
-    pub wake: Arc<Notify>,
-    pub max_body_bytes: usize,
-    pub parse_limits: ParseLimits,
-    pub sandbox: Sandbox,
-    pub metrics: Arc<Metrics>,
-    pub sessions: Arc<crate::dashboard::Sessions>,
-}
-
-pub fn router(state: AppState) -> Router {
+/// The API's routes.
+pub fn routes() -> Router<AppState> {
     let instance = "/v1/instances/{name}";
     Router::new()
         .route("/healthz", get(healthz))
@@ -54,7 +23,6 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/instances", post(instances::create).get(instances::list))
         .route(instance, get(instances::show).patch(instances::update))
         .route(&format!("{instance}/rotate-key"), post(instances::rotate_key))
-        .route(&format!("{instance}/sandbox/trigger"), post(crate::sandbox::trigger::trigger))
         .route(&format!("{instance}/endpoints"), post(endpoints::create).get(endpoints::list))
         .route(
             &format!("{instance}/endpoints/{{id}}"),
@@ -66,13 +34,9 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{instance}/messages/{{msg}}"), get(messages::show))
         .route(&format!("{instance}/messages/{{msg}}/redeliver"), post(messages::redeliver))
         .route(&format!("{instance}/logins/{{login_id}}"), get(messages::login))
-        .merge(crate::sandbox::api::routes())
-        .merge(crate::dashboard::routes())
-        .fallback(|| async { ApiError::NotFound("route") })
-        .with_state(state)
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the store answers", body = String), (status = 500, body = Problem)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the store answers", body = String), (status = 503, description = "the store cannot commit a write", body = crate::http::Problem), (status = 507, description = "the store's disk is full", body = crate::http::Problem)))]
 pub(crate) async fn healthz(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<&'static str, ApiError> {

@@ -9,7 +9,7 @@ mod session;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::api::AppState;
+use crate::app::AppState;
 pub use session::Sessions;
 
 pub fn routes() -> Router<AppState> {

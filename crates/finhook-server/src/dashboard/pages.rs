@@ -11,7 +11,8 @@ use finhook_core::secret::KeyHash;
 use serde::Deserialize;
 
 use super::session::{SessionOwner, COOKIE};
-use crate::api::{ApiError, AppState, Caller};
+use crate::app::AppState;
+use crate::http::{ApiError, Caller};
 use crate::store::{DeliveryStatus, MessageFilter};
 
 const PAGE_SIZE: u32 = 50;

@@ -205,7 +205,7 @@ async fn record(context: &WorkerContext, result: AttemptResult) -> Result<(), St
         tracing::error!(
             delivery = %result.delivery_id,
             try_number = attempt,
-            error = %crate::api::ErrorChain(&error),
+            error = %crate::http::ErrorChain(&error),
             "recording an attempt failed"
         );
         if attempt < RECORD_TRIES {

@@ -20,7 +20,7 @@ use super::banking::DetailOptions;
 use super::data;
 use super::flow::{connection, institution_of, Authorized, FlinksCode, SandboxError};
 use super::institutions;
-use crate::api::AppState;
+use crate::app::AppState;
 use crate::store::sandbox::{RequestState, SandboxLogin, SandboxRequest};
 use crate::store::{Instance, Mode};
 
@@ -41,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(&format!("{base}/GetAccountsSummary"), post(get_accounts_summary))
         .route("/sandbox/{customer_id}/connect", get(connect))
+        .route("/v1/instances/{name}/sandbox/trigger", post(super::trigger::trigger))
 }
 
 impl IntoResponse for SandboxError {

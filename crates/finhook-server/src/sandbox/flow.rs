@@ -328,7 +328,7 @@ impl Sandbox {
         let mut sent = Vec::new();
         for (response_type, body) in bodies {
             if let Some(pause) = pause {
-                tokio::time::sleep(pause).await;
+                self.clock.sleep(pause).await;
             }
             sent.push(self.send(login.instance_id, request, response_type, &body).await?);
         }

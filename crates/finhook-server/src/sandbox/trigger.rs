@@ -11,7 +11,8 @@ use super::banking::DetailOptions;
 use super::data;
 use super::flow::{connection, Sandbox, SandboxError, Sent};
 use super::institutions::{self, InstitutionKind};
-use crate::api::{ApiError, ApiJson, AppState, Caller};
+use crate::app::AppState;
+use crate::http::{ApiError, ApiJson, Caller};
 use crate::store::sandbox::{RequestState, SandboxLogin, SandboxRequest};
 use crate::store::{Instance, Mode};
 
@@ -141,7 +142,7 @@ async fn send(
 }
 
 #[utoipa::path(post, path = "/v1/instances/{name}/sandbox/trigger", tag = "sandbox", params(("name" = String, Path, description = "the instance name")), request_body = TriggerRequest,
-    responses((status = 202, body = Triggered), (status = 401, description = "no or bad key", body = crate::api::Problem), (status = 404, description = "unknown, or another instance's", body = crate::api::Problem), (status = 409, description = "not a sandbox instance", body = crate::api::Problem), (status = 422, description = "invalid; `errors` names the paths", body = crate::api::Problem)))]
+    responses((status = 202, body = Triggered), (status = 401, description = "no or bad key", body = crate::http::Problem), (status = 404, description = "unknown, or another instance's", body = crate::http::Problem), (status = 409, description = "not a sandbox instance", body = crate::http::Problem), (status = 422, description = "invalid; `errors` names the paths", body = crate::http::Problem)))]
 pub async fn trigger(
     State(state): State<AppState>,
     caller: Caller,

@@ -88,7 +88,7 @@ pub struct TestApp {
     pub addr: SocketAddr,
     /// The `postgres://` URL of a shared-store app (a new database per test); `None` on SQLite.
     pub database: Option<String>,
-    pub state: finhook_server::api::AppState,
+    pub state: finhook_server::app::AppState,
     pub http: reqwest::Client,
     pub worker: Worker,
     pub clock: ManualClock,

@@ -20,3 +20,4 @@ mod kill;
 mod postgres;
 mod receiver;
 mod schema;
+mod tidy;

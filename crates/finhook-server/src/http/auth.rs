@@ -5,7 +5,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use finhook_core::secret::KeyHash;
 
-use super::{ApiError, AppState};
+use super::ApiError;
+use crate::app::AppState;
 use crate::store::Instance;
 
 /// Who is calling.
