@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use finhook_core::flinks::ResponseType;
 use serde_json::value::RawValue;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
@@ -49,6 +50,22 @@ pub struct Stored {
     pub forwarded: bool,
 }
 
+/// The receiver's schema, embedded in the binary: `migrations/0001_init.sql` as the
+/// `sqlx::migrate!` macro would embed it (same version, description and checksum), written
+/// out so that sqlx's `macros` feature, a second build of sqlx for the host, is not needed.
+#[derive(Debug)]
+struct Schema;
+
+impl MigrationSource<'static> for Schema {
+    fn resolve(
+        self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send>>
+    {
+        let init = include_str!("../migrations/0001_init.sql");
+        Box::pin(async move { Ok(vec![Migration::new(1, "init".into(), MigrationType::Simple, init.into(), false)]) })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ReceiverStore {
     writer: SqlitePool,
@@ -64,7 +81,7 @@ impl ReceiverStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-        sqlx::migrate!("./migrations").run(&writer).await?;
+        Migrator::new(Schema).await?.run(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
         Ok(Self { writer, reader })
     }
@@ -175,4 +192,17 @@ fn stored_from(row: &SqliteRow) -> Result<StoredCallback, StoreError> {
         received_at: time_of(row.try_get("received_at")?)?,
         body: RawValue::from_string(text).map_err(|e| StoreError::Corrupt(e.to_string()))?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_embedded_schema_is_the_whole_migrations_folder() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let files: Vec<String> = std::fs::read_dir(dir)
+            .expect("migrations folder")
+            .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files, ["0001_init.sql"], "embed every new migration in `Schema`");
+    }
 }

@@ -11,6 +11,7 @@ use finhook_core::secret::{ApiKey, KeyHash};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use axum::Router;
 
@@ -89,7 +90,10 @@ pub enum AdminKey {
     Generated(ApiKey),
 }
 
-/// A built, bound server, ready to run.
+/// A built, bound server, ready to run. It owns every background task of the server: the
+/// delivery worker, retention and the sandbox's delayed aggregations run on its tracker, stop
+/// when its token is cancelled, and are waited for before [`App::run`] returns. (The store's
+/// group-commit writer belongs to the store and ends with it.)
 #[derive(Debug)]
 pub struct App {
     state: AppState,
@@ -98,6 +102,8 @@ pub struct App {
     admin_key: AdminKey,
     released_claims: u64,
     retention_days: u32,
+    tasks: TaskTracker,
+    stop: CancellationToken,
 }
 
 impl App {
@@ -133,12 +139,15 @@ impl App {
             metrics: metrics.clone(),
         });
         let parse_limits = ParseLimits { max_depth: settings.max_depth };
+        let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
         let sandbox = Sandbox {
             store: store.clone(),
             clock: clock.clone(),
             wake: wake.clone(),
             limits: parse_limits,
             metrics: metrics.clone(),
+            tasks: tasks.clone(),
+            stop: stop.clone(),
         };
         let resumed_connections = sandbox.resume_owed_callbacks().await.map_err(StartError::Sandbox)?;
         let state = AppState {
@@ -159,7 +168,16 @@ impl App {
         if resumed_connections > 0 {
             tracing::info!(resumed_connections, "sent the sandbox callbacks owed before the last stop");
         }
-        Ok(Self { state, worker, listener, admin_key, released_claims, retention_days: settings.retention_days })
+        Ok(Self {
+            state,
+            worker,
+            listener,
+            admin_key,
+            released_claims,
+            retention_days: settings.retention_days,
+            tasks,
+            stop,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -184,42 +202,45 @@ impl App {
         self.state.clone()
     }
 
-    /// Serves until `shutdown` resolves; with `background_worker`, delivers meanwhile.
-    pub async fn run(
-        self,
-        background_worker: bool,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let token = CancellationToken::new();
-        let worker_task = background_worker.then(|| {
-            let token = token.clone();
-            tokio::spawn(self.worker.clone().run(async move { token.cancelled().await }))
-        });
-        let retention_task =
-            background_worker.then(|| {
-                let (store, clock, token) = (self.state.store.clone(), self.state.clock.clone(), token.clone());
-                tokio::spawn(crate::retention::run(store, clock, self.retention_days, async move {
-                    token.cancelled().await
-                }))
-            });
-        let serve_token = token.clone();
+    /// Serves the API and delivers in the background until `shutdown` resolves; then lets
+    /// the attempts in flight finish and be recorded, and waits for every background task.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let stop = self.stop.clone();
+        let worker = self.worker.clone();
+        let worker = self.tasks.spawn(async move { worker.run(stop.cancelled_owned()).await });
+        let (store, clock, stop) = (self.state.store.clone(), self.state.clock.clone(), self.stop.clone());
+        let retention =
+            self.tasks.spawn(crate::retention::run(store, clock, self.retention_days, stop.cancelled_owned()));
+        // `serve` stops every task of the tracker before it returns; what is left is to
+        // say whether these two ended by a panic.
+        let served = self.serve(shutdown).await;
+        for (name, task) in [("delivery worker", worker), ("retention", retention)] {
+            if let Err(error) = task.await {
+                tracing::error!(error = %error, task = name, "a background task panicked");
+            }
+        }
+        served
+    }
+
+    /// Serves the API only, until `shutdown` resolves; deliveries are made by whoever holds
+    /// [`App::worker`] (tests drive it step by step). Returns after the background tasks
+    /// (sandbox aggregations) have stopped.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let stop = self.stop.clone();
+        let store = self.state.store.clone();
         let served = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(async move {
                 tokio::select! {
                     () = shutdown => {}
-                    () = serve_token.cancelled() => {}
+                    () = stop.cancelled() => {}
                 }
             })
             .await;
-        token.cancel();
-        if let Some(task) = retention_task {
-            let _ = task.await;
-        }
-        if let Some(task) = worker_task {
-            if let Err(error) = task.await {
-                tracing::error!(error = %error, "the delivery worker panicked");
-            }
-        }
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        // Last, once nothing of this app writes any more.
+        store.close().await;
         served
     }
 }

@@ -120,7 +120,7 @@ impl Metrics {
     pub fn attempt_made(&self, attempt: &AttemptRecord) {
         let label = AttemptLabel {
             outcome: if attempt.succeeded { "success" } else { "failure" }.to_string(),
-            error_class: attempt.error_class.clone().unwrap_or_default(),
+            error_class: attempt.error_class.map(|c| c.as_str()).unwrap_or_default().to_string(),
         };
         self.attempts.get_or_create(&label).inc();
         self.attempt_seconds.observe(attempt.latency_ms as f64 / 1000.0);

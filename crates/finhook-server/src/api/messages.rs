@@ -16,7 +16,9 @@ use crate::app::AppState;
 use crate::http::ApiJson;
 use crate::http::{ApiError, Caller, Problem};
 use crate::ingest::{ingest_callback, IngestError, IngestRequest};
-use crate::store::{AttemptRecord, DeliveryRecord, DeliveryStatus, MessageDetail, MessageFilter, MessageSummary};
+use crate::store::{
+    AttemptRecord, DeliveryRecord, DeliveryStatus, ErrorClass, MessageDetail, MessageFilter, MessageSummary,
+};
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 250;
@@ -209,7 +211,7 @@ pub struct AttemptView {
     started_at: DateTime<Utc>,
     latency_ms: u64,
     status_code: Option<u16>,
-    error_class: Option<String>,
+    error_class: Option<ErrorClass>,
     error_detail: Option<String>,
     response_excerpt: Option<String>,
     /// Bytes of the answer read for the excerpt (the excerpt itself is lossy UTF-8).

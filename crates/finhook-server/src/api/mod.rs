@@ -53,7 +53,7 @@ pub(crate) async fn metrics(
     let text = state
         .metrics
         .render(&stats, state.clock.now())
-        .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+        .map_err(|source| ApiError::Internal { what: "render the metrics", source: source.into() })?;
     Ok(([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
         .into_response())
 }

@@ -353,7 +353,7 @@ async fn message_page(state: &AppState, caller: Caller, name: String, msg: Strin
                         status: a.status_code.map_or("-".to_string(), |c| c.to_string()),
                         error: match (a.error_class, a.error_detail) {
                             (Some(class), Some(detail)) => format!("{class}: {detail}"),
-                            (class, _) => class.unwrap_or_default(),
+                            (class, _) => class.map(|c| c.to_string()).unwrap_or_default(),
                         },
                         excerpt: a.response_excerpt.unwrap_or_default(),
                     })

@@ -8,41 +8,12 @@ use std::time::{Duration, Instant};
 use finhook_core::signing::{SignatureHeaders, FLINKS_HEADER, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
 
 use super::target::{literal_ip, GuardedResolver, ResolveError, TargetPolicy};
+pub use crate::store::ErrorClass;
 
 /// How much of a response body an attempt keeps.
 pub const EXCERPT_BYTES: usize = 1024;
 
 pub const USER_AGENT: &str = concat!("finhook/", env!("CARGO_PKG_VERSION"));
-
-/// The class of a failed attempt, as the contract names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// No answer within the endpoint timeout.
-    Timeout,
-    /// The TCP connection could not be made, or broke before an answer.
-    Connect,
-    /// The host name did not resolve.
-    Dns,
-    /// The certificate did not verify (self-signed, unknown issuer, wrong host, expired).
-    Tls,
-    /// The target is a refused address.
-    Blocked,
-    /// An answer came, but not a successful one (or not valid HTTP).
-    Http,
-}
-
-impl ErrorClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Timeout => "timeout",
-            Self::Connect => "connect",
-            Self::Dns => "dns",
-            Self::Tls => "tls",
-            Self::Blocked => "blocked",
-            Self::Http => "http",
-        }
-    }
-}
 
 /// What one POST came to.
 #[derive(Debug, Clone)]

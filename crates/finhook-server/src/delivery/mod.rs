@@ -59,6 +59,15 @@ pub struct WorkerContext {
     pub metrics: Arc<Metrics>,
 }
 
+/// Why a [`Worker::run_due`] round stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RoundError {
+    #[error("the store failed during a delivery round")]
+    Store(#[from] StoreError),
+    #[error("a delivery task panicked")]
+    Panicked(#[source] tokio::task::JoinError),
+}
+
 /// A handle on the delivery worker; clone it freely.
 #[derive(Debug, Clone)]
 pub struct Worker {
@@ -72,7 +81,7 @@ impl Worker {
 
     /// One round, for tests and tools: claims every delivery due now, makes all those
     /// attempts concurrently, records them, and returns how many were made.
-    pub async fn run_due(&self) -> Result<usize, StoreError> {
+    pub async fn run_due(&self) -> Result<usize, RoundError> {
         let mut made = 0;
         loop {
             let claimed = self.claim(self.context.settings.concurrency).await?;
@@ -85,7 +94,7 @@ impl Worker {
                 tasks.spawn(deliver(self.context.clone(), delivery));
             }
             while let Some(joined) = tasks.join_next().await {
-                joined.unwrap_or_else(|panic| Err(StoreError::Corrupt(format!("delivery task panicked: {panic}"))))?;
+                joined.map_err(RoundError::Panicked)??;
             }
         }
     }
@@ -173,7 +182,7 @@ async fn deliver(context: Arc<WorkerContext>, delivery: ClaimedDelivery) -> Resu
         endpoint = %delivery.endpoint_id,
         attempt = delivery.attempt_number,
         status = ?result.attempt.status_code,
-        error_class = ?result.attempt.error_class,
+        error_class = result.attempt.error_class.map(ErrorClass::as_str),
         outcome = result.new_status.as_str(),
         "attempt made"
     );
@@ -236,7 +245,7 @@ async fn attempt(context: &WorkerContext, delivery: &ClaimedDelivery, started_at
             Ok(headers) => headers,
             Err(error) => {
                 return SendOutcome::Failed {
-                    class: ErrorClass::Http,
+                    class: ErrorClass::Signing,
                     detail: format!("could not sign: {error}"),
                     latency: Duration::ZERO,
                 }
@@ -259,12 +268,12 @@ pub fn decide(
     let (status_code, error_class, error_detail, excerpt, response_bytes, latency, succeeded) = match outcome {
         SendOutcome::Answered { status, head, latency } => {
             let ok = delivery.success.accepts(status);
-            let class = (!ok).then(|| ErrorClass::Http.as_str().to_string());
+            let class = (!ok).then_some(ErrorClass::Http);
             let bytes = u64::try_from(head.len()).unwrap_or(u64::MAX);
             (Some(status), class, None, Some(storable_text(&head)), Some(bytes), latency, ok)
         }
         SendOutcome::Failed { class, detail, latency } => {
-            (None, Some(class.as_str().to_string()), Some(storable_str(&detail)), None, None, latency, false)
+            (None, Some(class), Some(storable_str(&detail)), None, None, latency, false)
         }
     };
     let next_attempt_at = if succeeded {

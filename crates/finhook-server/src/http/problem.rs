@@ -27,6 +27,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("the store failed")]
     Store(#[from] StoreError),
+    /// A fault of the server itself, neither the caller's nor the store's.
+    #[error("could not {what}")]
+    Internal { what: &'static str, source: Box<dyn std::error::Error + Send + Sync> },
 }
 
 /// An RFC 9457 problem; `errors` lists schema violations by JSON path.
@@ -68,6 +71,7 @@ impl ApiError {
                 FailureKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", "Store unavailable"),
                 FailureKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
             },
+            Self::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
 }
@@ -88,6 +92,10 @@ impl IntoResponse for ApiError {
                     FailureKind::Internal => "the server could not complete the request; nothing was changed",
                 }
                 .to_string()
+            }
+            Self::Internal { what, .. } => {
+                tracing::error!(error = %ErrorChain(&self), "internal failure while answering a request");
+                format!("the server could not {what}; nothing was changed")
             }
             other => other.to_string(),
         };

@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use finhook_core::flinks::{ParseLimits, ResponseType};
 use finhook_core::ids::MessageId;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::banking::DetailOptions;
 use super::data::{self, Connection};
@@ -98,6 +100,12 @@ pub struct Sandbox {
     pub wake: Arc<Notify>,
     pub limits: ParseLimits,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where delayed aggregations run; the [`crate::app::App`] that owns it waits for them
+    /// at shutdown.
+    pub tasks: TaskTracker,
+    /// Cancelled at shutdown: a delayed aggregation stops waiting, and its durable promise
+    /// is kept by the next start.
+    pub stop: CancellationToken,
 }
 
 /// The institution of a stored login (stored logins only name known institutions).
@@ -264,10 +272,15 @@ impl Sandbox {
             return Ok(());
         }
         let (sandbox, login) = (self.clone(), login.clone());
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let request_id = request.request_id.clone();
-            if let Err(error) = sandbox.deliver_owed(&login, request, Some(delay)).await {
-                tracing::error!(error = %error, %request_id, "sandbox aggregation failed; it resumes at the next start");
+            tokio::select! {
+                () = sandbox.stop.cancelled() => {
+                    tracing::info!(%request_id, "shutting down; this sandbox aggregation resumes at the next start");
+                }
+                sent = sandbox.deliver_owed(&login, request, Some(delay)) => if let Err(error) = sent {
+                    tracing::error!(error = %error, %request_id, "sandbox aggregation failed; it resumes at the next start");
+                }
             }
         });
         Ok(())

@@ -281,6 +281,17 @@ impl Pools {
         }
     }
 
+    /// Closes every connection, waiting for those in use to come back.
+    pub(crate) async fn close(&self) {
+        match self {
+            Pools::Sqlite { writer, reader } => {
+                writer.close().await;
+                reader.close().await;
+            }
+            Pools::Postgres(pool) => pool.close().await,
+        }
+    }
+
     /// A connection for reads (on SQLite, a read-only one beside the writer).
     pub(crate) async fn reader(&self) -> Result<Pooled, sqlx::Error> {
         Ok(match self {

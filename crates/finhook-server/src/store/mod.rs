@@ -307,6 +307,55 @@ pub struct MessageFilter {
     pub limit: u32,
 }
 
+/// Why an attempt failed, as the contract names the classes (`error_class` in the API and
+/// the metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorClass {
+    /// No answer within the endpoint timeout.
+    Timeout,
+    /// The TCP connection could not be made, or broke before an answer.
+    Connect,
+    /// The host name did not resolve.
+    Dns,
+    /// The certificate did not verify (self-signed, unknown issuer, wrong host, expired).
+    Tls,
+    /// The target is a refused address.
+    Blocked,
+    /// An answer came, but not a successful one (or not valid HTTP).
+    Http,
+    /// finhook could not sign the callback (an endpoint secret it cannot use); nothing was
+    /// sent.
+    Signing,
+}
+
+impl ErrorClass {
+    pub const ALL: [ErrorClass; 7] =
+        [Self::Timeout, Self::Connect, Self::Dns, Self::Tls, Self::Blocked, Self::Http, Self::Signing];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Connect => "connect",
+            Self::Dns => "dns",
+            Self::Tls => "tls",
+            Self::Blocked => "blocked",
+            Self::Http => "http",
+            Self::Signing => "signing",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|class| class.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
     pub id: AttemptId,
@@ -314,7 +363,7 @@ pub struct AttemptRecord {
     pub started_at: DateTime<Utc>,
     pub latency_ms: u64,
     pub status_code: Option<u16>,
-    pub error_class: Option<String>,
+    pub error_class: Option<ErrorClass>,
     pub error_detail: Option<String>,
     /// The start of the receiver's answer, as storable text (see `finhook_core::text`).
     pub response_excerpt: Option<String>,
@@ -382,6 +431,10 @@ pub struct StoreStats {
 pub trait Store: queue::DeliveryQueue + sandbox::SandboxStore + Send + Sync + std::fmt::Debug + 'static {
     /// Answers when the database does.
     async fn ping(&self) -> StoreResult<()>;
+    /// Shuts the store down in order: stops taking writes, commits and answers those
+    /// already queued, closes the connections and releases the embedded store's lock.
+    /// Every call after it fails.
+    async fn close(&self);
     /// Deletes messages received before `cutoff` whose deliveries are all finished, with
     /// their deliveries and attempts; returns how many messages went.
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
@@ -437,4 +490,18 @@ pub trait Store: queue::DeliveryQueue + sandbox::SandboxStore + Send + Sync + st
         endpoint: Option<&EndpointId>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Vec<DeliveryId>>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorClass;
+
+    #[test]
+    fn error_classes_read_back_and_serialize_as_stored() {
+        for class in ErrorClass::ALL {
+            assert_eq!(ErrorClass::parse(class.as_str()), Some(class));
+            assert_eq!(serde_json::to_value(class).expect("json"), class.as_str());
+        }
+        assert_eq!(ErrorClass::parse("HTTP"), None);
+    }
 }

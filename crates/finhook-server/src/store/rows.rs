@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use super::sandbox::{RequestState, SandboxLogin, SandboxRequest};
 use super::{
-    AttemptRecord, DeliveryRecord, DeliveryStatus, Endpoint, Instance, InstanceId, MessageSummary, Mode,
+    AttemptRecord, DeliveryRecord, DeliveryStatus, Endpoint, ErrorClass, Instance, InstanceId, MessageSummary, Mode,
     SandboxSettings, StoreError, StoreResult, SuccessRule,
 };
 
@@ -185,7 +185,10 @@ pub(crate) fn attempt_from(row: &impl Cols) -> StoreResult<AttemptRecord> {
         started_at: time_of(row.int("started_at")?)?,
         latency_ms: row.int("latency_ms")?.max(0).unsigned_abs(),
         status_code: row.opt_int("status_code")?.map(|code| u16::try_from(code).map_err(corrupt)).transpose()?,
-        error_class: row.opt_text("error_class")?,
+        error_class: row
+            .opt_text("error_class")?
+            .map(|class| ErrorClass::parse(&class).ok_or_else(|| corrupt(format!("error class {class:?}"))))
+            .transpose()?,
         error_detail: row.opt_text("error_detail")?,
         response_excerpt: row.opt_text("response_excerpt")?,
         response_bytes: row.opt_int("response_bytes")?.map(|n| n.max(0).unsigned_abs()),

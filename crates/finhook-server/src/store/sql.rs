@@ -13,11 +13,13 @@
 mod batch;
 mod endpoints;
 mod messages;
+mod migrations;
 pub mod open;
 mod queue;
 mod sandbox;
 
 use std::fs::File;
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -36,9 +38,9 @@ pub struct SqlStore {
     writes: Writes,
     /// Seals endpoint secrets at rest; every node of a shared store must share it.
     sealing: SealingKey,
-    /// The embedded store's lock file, held for the life of the store; the OS releases it
-    /// if the process dies.
-    _lock: Option<File>,
+    /// The embedded store's lock file, held until [`Store::close`] or the end of the store;
+    /// the OS releases it if the process dies.
+    lock: Mutex<Option<File>>,
 }
 
 /// How the hot writes (ingests, attempt records) are committed.
@@ -73,6 +75,17 @@ impl SqlStore {
 
 #[async_trait]
 impl Store for SqlStore {
+    async fn close(&self) {
+        if let Writes::GroupCommit(batch) = &self.writes {
+            batch.close().await;
+        }
+        self.pools.close().await;
+        // Only now may another process open the file.
+        if let Ok(mut lock) = self.lock.lock() {
+            lock.take();
+        }
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         // A committed write, not a read: a full disk or a read-only server still answers
         // reads. On SQLite it joins the group commit, so "healthy" means "a 202 would be

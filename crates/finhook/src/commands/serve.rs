@@ -70,7 +70,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         let database = finhook_server::store::sql::open::redact_password(&settings.database);
         tracing::info!(%addr, %database, resumed_attempts = app.released_claims(), "finhook serving");
         println!("finhook listening on http://{addr}");
-        match app.run(true, shutdown_signal()).await {
+        match app.run(shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(1, format!("the server stopped: {error}")),
         }

@@ -137,9 +137,11 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let worker = app.worker();
     let state = app.state();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(app.run(options.background_worker, async move {
+    let stopped = async move {
         let _ = stopped.await;
-    }));
+    };
+    let task =
+        if options.background_worker { tokio::spawn(app.run(stopped)) } else { tokio::spawn(app.serve(stopped)) };
     TestApp {
         addr,
         database: options.database.clone(),

@@ -11,7 +11,11 @@ use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use std::sync::Mutex;
+
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::messages::ingest_on;
 use super::queue::record_on;
@@ -29,17 +33,33 @@ enum Write {
     Probe(i64, oneshot::Sender<StoreResult<()>>),
 }
 
-/// The queue into the group-commit task; the task ends when the last handle is dropped.
-#[derive(Debug, Clone)]
+/// The queue into the group-commit task. The task ends at [`BatchWriter::close`], or when
+/// the last handle is dropped, after committing and answering what was queued.
+#[derive(Debug)]
 pub(super) struct BatchWriter {
     queue: mpsc::UnboundedSender<Write>,
+    stop: CancellationToken,
+    task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl BatchWriter {
     pub(super) fn spawn(pool: SqlitePool) -> Self {
         let (queue, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, receiver));
-        Self { queue }
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(pool, receiver, stop.clone()));
+        Self { queue, stop, task: Mutex::new(Some(task)) }
+    }
+
+    /// Stops taking writes (later ones fail with [`StoreError::WriterStopped`]), commits and
+    /// answers those already queued, and returns when the task has ended.
+    pub(super) async fn close(&self) {
+        self.stop.cancel();
+        let task = self.task.lock().map(|mut task| task.take()).unwrap_or_default();
+        if let Some(task) = task {
+            if let Err(error) = task.await {
+                tracing::error!(error = %error, "the group-commit task panicked");
+            }
+        }
     }
 
     pub(super) async fn ingest(&self, message: NewMessage) -> StoreResult<IngestOutcome> {
@@ -62,8 +82,18 @@ impl BatchWriter {
     }
 }
 
-async fn run(pool: SqlitePool, mut receiver: mpsc::UnboundedReceiver<Write>) {
-    while let Some(first) = receiver.recv().await {
+async fn run(pool: SqlitePool, mut receiver: mpsc::UnboundedReceiver<Write>, stop: CancellationToken) {
+    loop {
+        let first = tokio::select! {
+            biased;
+            first = receiver.recv() => first,
+            () = stop.cancelled() => {
+                // No new writes; what is already queued is still committed below.
+                receiver.close();
+                receiver.recv().await
+            }
+        };
+        let Some(first) = first else { break };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match receiver.try_recv() {
@@ -252,15 +282,13 @@ mod tests {
     use super::super::SqlStore;
     use crate::store::queue::DeliveryQueue;
     use crate::store::{
-        AttemptRecord, AttemptResult, DeliveryStatus, IngestOutcome, Mode, NewInstance, NewMessage, Store,
+        AttemptRecord, AttemptResult, DeliveryStatus, IngestOutcome, InstanceId, Mode, NewInstance, NewMessage, Store,
+        StoreError,
     };
 
-    #[tokio::test]
-    async fn a_failing_write_does_not_take_its_batch_down() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqlStore::open_sqlite(&format!("sqlite://{}", dir.path().join("b.db").display()), None)
-            .await
-            .expect("open");
+    /// A new embedded store at `url` with one instance.
+    async fn store_with_instance(url: &str) -> (SqlStore, InstanceId) {
+        let store = SqlStore::open_sqlite(url, None).await.expect("open");
         let instance = store
             .create_instance(NewInstance {
                 name: "acme".into(),
@@ -271,8 +299,12 @@ mod tests {
             })
             .await
             .expect("instance");
-        let message = |n: u8| NewMessage {
-            instance_id: instance.id,
+        (store, instance.id)
+    }
+
+    fn message(instance_id: InstanceId, n: u8) -> NewMessage {
+        NewMessage {
+            instance_id,
             response_type: ResponseType::Kyc,
             login_id: Some("L".into()),
             request_id: None,
@@ -281,7 +313,13 @@ mod tests {
             body_sha256: format!("{n}"),
             payload: b"{}".to_vec(),
             now: Utc::now(),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_does_not_take_its_batch_down() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, instance) = store_with_instance(&format!("sqlite://{}", dir.path().join("b.db").display())).await;
         // An attempt for a delivery that does not exist breaks a foreign key.
         let orphan = AttemptResult {
             delivery_id: DeliveryId::generate(),
@@ -301,12 +339,33 @@ mod tests {
             new_status: DeliveryStatus::Delivered,
         };
         // All three are queued before the writer runs, so they share one transaction.
-        let (first, broken, second) =
-            tokio::join!(store.ingest(message(1)), store.record_attempt(orphan), store.ingest(message(2)));
+        let (first, broken, second) = tokio::join!(
+            store.ingest(message(instance, 1)),
+            store.record_attempt(orphan),
+            store.ingest(message(instance, 2))
+        );
         assert!(matches!(first, Ok(IngestOutcome::Created { .. })), "{first:?}");
         assert!(broken.is_err());
         assert!(matches!(second, Ok(IngestOutcome::Created { .. })), "{second:?}");
         let stats = store.stats(Utc::now()).await.expect("stats");
         assert_eq!(stats.messages, 2);
+    }
+
+    #[tokio::test]
+    async fn close_commits_what_was_queued_then_refuses_writes_and_unlocks_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let (store, instance) = store_with_instance(&url).await;
+        // The ingests are queued before `close` runs (join polls them first), so they are
+        // committed and answered; the write after it is refused.
+        let (first, second, ()) =
+            tokio::join!(store.ingest(message(instance, 1)), store.ingest(message(instance, 2)), store.close());
+        assert!(matches!(first, Ok(IngestOutcome::Created { .. })), "{first:?}");
+        assert!(matches!(second, Ok(IngestOutcome::Created { .. })), "{second:?}");
+        let late = store.ingest(message(instance, 3)).await;
+        assert!(matches!(late, Err(StoreError::WriterStopped)), "{late:?}");
+        // `store` is still alive, but the file is free for the next process.
+        let reopened = SqlStore::open_sqlite(&url, None).await.expect("reopen after close");
+        assert_eq!(reopened.stats(Utc::now()).await.expect("stats").messages, 2);
     }
 }

@@ -9,13 +9,14 @@
 use std::fs::File;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use finhook_core::seal::SealingKey;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{batch, SqlStore, Writes};
+use super::{batch, migrations, SqlStore, Writes};
 use crate::store::db::Pools;
 use crate::store::StoreError;
 
@@ -67,14 +68,19 @@ impl SqlStore {
             .connect_with(options.clone())
             .await
             .map_err(StoreError::from)?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await.map_err(StoreError::from)?;
+        migrations::migrator(migrations::SQLITE).await?.run(&writer).await.map_err(StoreError::from)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(SQLITE_READERS)
             .connect_with(options.read_only(true))
             .await
             .map_err(StoreError::from)?;
         let batch = batch::BatchWriter::spawn(writer.clone());
-        Ok(Self { pools: Pools::Sqlite { writer, reader }, writes: Writes::GroupCommit(batch), sealing, _lock: lock })
+        Ok(Self {
+            pools: Pools::Sqlite { writer, reader },
+            writes: Writes::GroupCommit(batch),
+            sealing,
+            lock: Mutex::new(lock),
+        })
     }
 
     /// Connects to the PostgreSQL database at `url` (`postgres://user:pass@host/db`) and
@@ -86,8 +92,8 @@ impl SqlStore {
             .connect(url)
             .await
             .map_err(|source| OpenError::Connect { url: redact_password(url), source })?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(StoreError::from)?;
-        Ok(Self { pools: Pools::Postgres(pool), writes: Writes::Direct, sealing, _lock: None })
+        migrations::migrator(migrations::POSTGRES).await?.run(&pool).await.map_err(StoreError::from)?;
+        Ok(Self { pools: Pools::Postgres(pool), writes: Writes::Direct, sealing, lock: Mutex::new(None) })
     }
 }
 

@@ -10,7 +10,7 @@ use super::{SqlStore, Writes};
 use crate::store::db::{sql, Backend, Conn, Sql};
 use crate::store::queue::DeliveryQueue;
 use crate::store::rows::*;
-use crate::store::{AttemptResult, ClaimedDelivery, StoreResult};
+use crate::store::{AttemptResult, ClaimedDelivery, ErrorClass, StoreResult};
 
 /// Claims the most overdue deliveries first, but never more than `per_endpoint` in flight
 /// for one endpoint, so a slow or hanging endpoint cannot take every slot.
@@ -148,7 +148,7 @@ pub(super) async fn record_on(conn: &mut Conn<'_>, result: AttemptResult) -> Sto
         .bind(millis(attempt.started_at))
         .bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
         .bind(attempt.status_code.map(i64::from))
-        .bind(attempt.error_class)
+        .bind(attempt.error_class.map(ErrorClass::as_str))
         .bind(attempt.error_detail)
         .bind(attempt.response_excerpt)
         .bind(attempt.response_bytes.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
