@@ -203,19 +203,27 @@ async fn metrics_count_ingests_attempts_and_what_the_store_holds() {
     assert!(!text.contains("whsec_") && !text.contains("c91cd0cf"), "no secrets or LoginIds in metrics");
 }
 
+/// Runs `finhook bench --json` on this suite's store; returns its report.
+async fn bench(args: &[&str]) -> Value {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_finhook"));
+    command.arg("bench").args(args).args(["--json", "--timeout", "60"]);
+    if super::BACKEND == crate::helpers::Backend::Postgres {
+        command.args(["--database", &crate::helpers::postgres_database().await]);
+    }
+    let output = command.output().await.expect("run finhook bench");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("one JSON object on stdout")
+}
+
 #[tokio::test]
 async fn finhook_bench_reports_what_it_measured() {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_finhook"))
-        .args(["bench", "--messages", "40", "--concurrency", "4", "--json", "--timeout", "60"])
-        .output()
-        .await
-        .expect("run finhook bench");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON object on stdout");
+    let report = bench(&["--messages", "40", "--concurrency", "4"]).await;
     assert_eq!(report["messages"], 40);
-    assert_eq!(report["delivered"], 40, "every ingested callback reached the receiver");
+    assert_eq!(report["delivered"], 40, "every ingested callback reached the receiver: {report}");
     assert_eq!(report["payload_bytes"], fixture("get_accounts_detail.json").len());
-    for field in ["ingest_per_s", "delivered_per_s", "peak_rss_mb"] {
+    let store = if super::BACKEND == crate::helpers::Backend::Postgres { "postgres" } else { "sqlite" };
+    assert_eq!(report["database"], store);
+    for field in ["ingest_per_s", "delivered_per_s", "peak_rss_mb", "cpu_seconds", "cpu_seconds_per_1000"] {
         assert!(report[field].as_f64().is_some_and(|v| v > 0.0), "{field}: {report}");
     }
     let latency = &report["latency_ms"];
@@ -225,6 +233,43 @@ async fn finhook_bench_reports_what_it_measured() {
         latency["p99"].as_f64().expect("p99"),
     );
     assert!(p50 <= p95 && p95 <= p99, "{latency}");
+    assert!(report.get("drain_per_s").is_none(), "no drain without --backlog: {report}");
+}
+
+#[tokio::test]
+async fn finhook_bench_spreads_load_over_instances_and_endpoints_with_a_sized_payload() {
+    // Instance 0 gets endpoints 0 and 2, instance 1 endpoint 1; callbacks alternate.
+    let report = bench(&[
+        "--messages",
+        "40",
+        "--concurrency",
+        "4",
+        "--instances",
+        "2",
+        "--endpoints",
+        "3",
+        "--payload-bytes",
+        "9000",
+    ])
+    .await;
+    assert_eq!(
+        (report["expected_deliveries"].as_u64(), report["delivered"].as_u64()),
+        (Some(60), Some(60)),
+        "{report}"
+    );
+    let bytes = report["payload_bytes"].as_u64().expect("payload_bytes");
+    assert!((9000..9400).contains(&bytes), "{report}");
+}
+
+#[tokio::test]
+async fn finhook_bench_times_the_drain_of_a_backlog_offered_at_a_fixed_rate() {
+    // The receiver answers 503 while the 20 callbacks are ingested at 400/s, then recovers;
+    // the retries (1 s apart) drain the backlog.
+    let report = bench(&["--backlog", "20", "--retry-seconds", "1", "--rate", "400"]).await;
+    assert_eq!((report["load"].as_str(), report["offered_per_s"].as_f64()), (Some("open"), Some(400.0)), "{report}");
+    assert_eq!(report["delivered"], 20, "{report}");
+    assert!(report["refused_attempts"].as_u64().is_some_and(|n| n >= 20), "every first attempt was refused: {report}");
+    assert!(report["drain_per_s"].as_f64().is_some_and(|v| v > 0.0), "{report}");
 }
 
 #[tokio::test]

@@ -1,0 +1,339 @@
+//! `finhook bench`: the load generator. Starts a `finhook serve` (a throwaway SQLite store,
+//! or a PostgreSQL database given with `--database`) and a receiver in this process, both
+//! on 127.0.0.1; ingests callbacks in a closed loop or at a fixed rate, over one or more
+//! instances and endpoints, optionally as a backlog built while the receiver is down; and
+//! reports throughput, end-to-end latency, the drain rate, and the server's peak memory and
+//! CPU time.
+
+mod load;
+mod payload;
+mod receiver;
+mod server;
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use super::{block_on, fail};
+use load::Shape;
+use receiver::Arrivals;
+use server::Server;
+
+pub(crate) const BENCH_KEY: &str = "fhk_bench_0123456789abcdefghijklmnopqrstuvwxyzABCDEF";
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// How many callbacks to ingest.
+    #[arg(long, default_value_t = 1000)]
+    messages: usize,
+    /// Ingest requests in flight at once (a closed loop: the next is sent when one is answered).
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Offer this many callbacks per second on schedule instead (an open loop), to measure
+    /// latency at a given load.
+    #[arg(long, value_name = "PER_SECOND", conflicts_with = "concurrency")]
+    rate: Option<f64>,
+    /// A callback body to send instead of the GetAccountsDetail fixture.
+    #[arg(long, value_name = "FILE", conflicts_with = "payload_bytes")]
+    payload: Option<std::path::PathBuf>,
+    /// Grow the GetAccountsDetail fixture (more transactions) to at least this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    payload_bytes: Option<usize>,
+    /// Instances to spread the callbacks over (round robin).
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
+    /// Endpoints in all, dealt round robin to the instances; each callback is delivered to
+    /// every endpoint of its instance.
+    #[arg(long, default_value_t = 1)]
+    endpoints: usize,
+    /// Build a backlog of N callbacks while the receiver answers 503, then let it recover
+    /// and time the drain (replaces --messages).
+    #[arg(long, value_name = "N", conflicts_with = "messages")]
+    backlog: Option<usize>,
+    /// With --backlog: the endpoints' fixed retry interval.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    retry_seconds: u32,
+    /// Run the server on this PostgreSQL database (postgres://…) instead of a throwaway
+    /// SQLite file. Its instances are named bench-<run>-<n>, so a database can be reused.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+    /// Give up waiting for deliveries after this many seconds.
+    #[arg(long = "timeout", value_name = "SECONDS", default_value_t = 300)]
+    timeout_seconds: u64,
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Latency {
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    max: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    messages: usize,
+    /// Deliveries that reached the receiver (a callback counts once per endpoint).
+    delivered: usize,
+    expected_deliveries: usize,
+    payload_bytes: usize,
+    instances: usize,
+    endpoints: usize,
+    /// "closed" (with `concurrency`) or "open" (with `offered_per_s`).
+    load: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    concurrency: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offered_per_s: Option<f64>,
+    database: &'static str,
+    ingest_seconds: f64,
+    ingest_per_s: f64,
+    /// Deliveries per second, from the first ingest to the last arrival.
+    delivered_per_s: f64,
+    /// From the 202 of an ingest to the receiver getting it, per delivery.
+    latency_ms: Latency,
+    /// With --backlog: from the receiver's recovery to the last arrival.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drain_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drain_per_s: Option<f64>,
+    /// Attempts the receiver refused while down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused_attempts: Option<usize>,
+    peak_rss_mb: f64,
+    cpu_seconds: f64,
+    cpu_seconds_per_1000: f64,
+    build: &'static str,
+}
+
+#[allow(clippy::print_stdout)]
+pub fn run(args: BenchArgs) -> ExitCode {
+    let payload = match (&args.payload, args.payload_bytes) {
+        (Some(path), _) => match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) => return fail(2, format!("could not read --payload {}: {error}", path.display())),
+        },
+        (None, size) => match payload::get_accounts_detail(size.unwrap_or(0)) {
+            Ok(bytes) => bytes,
+            Err(error) => return fail(1, error),
+        },
+    };
+    if let Err(message) = check(&args) {
+        return fail(2, message);
+    }
+    block_on(async move {
+        match bench(&args, payload).await {
+            Ok(report) if args.json => {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Ok(report) => {
+                print_report(&report);
+                ExitCode::SUCCESS
+            }
+            Err(message) => fail(1, message),
+        }
+    })
+}
+
+fn check(args: &BenchArgs) -> Result<(), String> {
+    if args.backlog.unwrap_or(args.messages) == 0 || args.concurrency == 0 {
+        return Err("--messages (or --backlog) and --concurrency must be at least 1".into());
+    }
+    if args.rate.is_some_and(|rate| !(rate.is_finite() && rate > 0.0)) {
+        return Err("--rate must be a positive number of callbacks per second".into());
+    }
+    if args.instances == 0 || args.endpoints < args.instances {
+        return Err("--instances must be at least 1, and --endpoints at least --instances".into());
+    }
+    if !(1..=86_400).contains(&args.retry_seconds) {
+        return Err("--retry-seconds must be between 1 and 86400".into());
+    }
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn print_report(r: &Report) {
+    println!("finhook bench ({} build, {} store)", r.build, r.database);
+    let load = match (r.concurrency, r.offered_per_s) {
+        (Some(c), _) => format!("{c} in flight"),
+        (_, Some(rate)) => format!("offered at {rate:.0}/s"),
+        _ => String::new(),
+    };
+    println!(
+        "  callbacks       {} of {} bytes, {load}, {} instance(s), {} endpoint(s)",
+        r.messages, r.payload_bytes, r.instances, r.endpoints
+    );
+    println!("  ingest          {:.0} callbacks/s ({:.2} s)", r.ingest_per_s, r.ingest_seconds);
+    println!("  delivered       {} of {} at {:.0}/s", r.delivered, r.expected_deliveries, r.delivered_per_s);
+    println!(
+        "  latency (ms)    p50 {:.1}  p95 {:.1}  p99 {:.1}  max {:.1}   (202 -> receiver)",
+        r.latency_ms.p50, r.latency_ms.p95, r.latency_ms.p99, r.latency_ms.max
+    );
+    if let (Some(seconds), Some(rate)) = (r.drain_seconds, r.drain_per_s) {
+        println!(
+            "  drain           {rate:.0}/s ({seconds:.2} s after the receiver came back; {} attempts refused before)",
+            r.refused_attempts.unwrap_or(0)
+        );
+    }
+    println!(
+        "  server          peak RSS {:.1} MB, {:.3} CPU s per 1,000 deliveries",
+        r.peak_rss_mb, r.cpu_seconds_per_1000
+    );
+}
+
+async fn post_json(http: &reqwest::Client, url: String, body: serde_json::Value) -> Result<serde_json::Value, String> {
+    let response =
+        http.post(&url).bearer_auth(BENCH_KEY).json(&body).send().await.map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        let text = response.text().await.unwrap_or_default();
+        return Err(format!("{url} answered {status}: {text}"));
+    }
+    response.json().await.map_err(|e| format!("{url}: {e}"))
+}
+
+/// Creates the instances and their endpoints; returns each instance's callbacks URL and its
+/// endpoints' receiver paths.
+async fn set_up(
+    http: &reqwest::Client,
+    base: &str,
+    receiver: std::net::SocketAddr,
+    args: &BenchArgs,
+) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
+    let run = format!(
+        "{:x}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis()
+    );
+    let names: Vec<String> = (0..args.instances).map(|i| format!("bench-{run}-{i}")).collect();
+    for name in &names {
+        post_json(http, format!("{base}/v1/instances"), serde_json::json!({ "name": name })).await?;
+    }
+    let mut paths = vec![Vec::new(); args.instances];
+    for j in 0..args.endpoints {
+        let (instance, path) = (j % args.instances, format!("/hook/{j}"));
+        let mut endpoint = serde_json::json!({ "url": format!("http://{receiver}{path}") });
+        if args.backlog.is_some() {
+            endpoint["retry"] =
+                serde_json::json!({ "max_attempts": 100, "interval_seconds": args.retry_seconds, "backoff": "fixed" });
+        }
+        post_json(http, format!("{base}/v1/instances/{}/endpoints", names[instance]), endpoint).await?;
+        paths[instance].push(path);
+    }
+    let urls = names.iter().map(|name| format!("{base}/v1/instances/{name}/callbacks")).collect();
+    Ok((urls, paths))
+}
+
+async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
+    let server = Server::start(args.database.as_deref()).await?;
+    let arrivals = Arc::new(Arrivals::default());
+    let receiver = receiver::start(arrivals.clone()).await?;
+    let http = reqwest::Client::new();
+    let (urls, paths) = set_up(&http, &format!("http://{}", server.addr), receiver, args).await?;
+    let messages = args.backlog.unwrap_or(args.messages);
+    let expected: usize = (0..messages).map(|n| paths[n % args.instances].len()).sum();
+    arrivals.set_down(args.backlog.is_some());
+
+    let progress = ProgressBar::new(messages as u64);
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {pos}/{len} [{bar:40}] {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    progress.set_message("ingested");
+    let shape = match args.rate {
+        Some(per_second) => Shape::Open { per_second },
+        None => Shape::Closed { concurrency: args.concurrency },
+    };
+    let cpu_before = server.cpu_seconds();
+    let started = Instant::now();
+    let ticker = progress.clone();
+    let accepted = load::ingest(http, urls, bytes::Bytes::from(payload.clone()), messages, shape, move |n| {
+        ticker.set_position(n as u64)
+    })
+    .await?;
+    let ingest_seconds = started.elapsed().as_secs_f64();
+
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
+    let recovered = match args.backlog {
+        Some(_) => {
+            // The backlog is built once every delivery has been attempted and refused.
+            progress.set_message("refused");
+            progress.set_length(expected as u64);
+            while arrivals.refused_deliveries() < expected && Instant::now() < deadline {
+                progress.set_position(arrivals.refused_deliveries() as u64);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            arrivals.set_down(false);
+            Some(Instant::now())
+        }
+        None => None,
+    };
+    progress.set_message("delivered");
+    progress.set_length(expected as u64);
+    while arrivals.delivered() < expected && Instant::now() < deadline {
+        progress.set_position(arrivals.delivered() as u64);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    progress.finish_and_clear();
+    let delivered = arrivals.delivered();
+    let cpu_seconds = server.cpu_seconds() - cpu_before;
+    let peak_rss_mb = server.peak_rss_mb();
+    server.stop().await;
+
+    let seen = arrivals.snapshot();
+    let latencies = latencies(&accepted, &paths, &seen);
+    let last = seen.values().max().copied().unwrap_or(started);
+    let drain_seconds = recovered.map(|at| last.saturating_duration_since(at).as_secs_f64());
+    let per_second = |count: usize, seconds: f64| count as f64 / seconds.max(f64::EPSILON);
+    Ok(Report {
+        messages,
+        delivered,
+        expected_deliveries: expected,
+        payload_bytes: payload.len(),
+        instances: args.instances,
+        endpoints: args.endpoints,
+        load: if args.rate.is_some() { "open" } else { "closed" },
+        concurrency: args.rate.is_none().then_some(args.concurrency),
+        offered_per_s: args.rate,
+        database: if args.database.is_some() { "postgres" } else { "sqlite" },
+        ingest_seconds,
+        ingest_per_s: per_second(messages, ingest_seconds),
+        delivered_per_s: per_second(delivered, last.duration_since(started).as_secs_f64()),
+        latency_ms: latencies,
+        drain_seconds,
+        drain_per_s: drain_seconds.map(|seconds| per_second(delivered, seconds)),
+        refused_attempts: args.backlog.map(|_| arrivals.refused()),
+        peak_rss_mb,
+        cpu_seconds,
+        cpu_seconds_per_1000: cpu_seconds * 1000.0 / delivered.max(1) as f64,
+        build: if cfg!(debug_assertions) { "debug" } else { "release" },
+    })
+}
+
+/// 202 → arrival, per delivery. A webhook can land before its 202 does; that counts as no
+/// latency at all.
+fn latencies(
+    accepted: &HashMap<String, load::Accepted>,
+    paths: &[Vec<String>],
+    seen: &HashMap<(String, String), Instant>,
+) -> Latency {
+    let mut ms: Vec<f64> = Vec::with_capacity(seen.len());
+    for (id, acked) in accepted {
+        for path in &paths[acked.instance] {
+            if let Some(got) = seen.get(&(path.clone(), id.clone())) {
+                ms.push(got.saturating_duration_since(acked.at).as_secs_f64() * 1000.0);
+            }
+        }
+    }
+    ms.sort_by(f64::total_cmp);
+    let quantile = |q: f64| ms.get(((ms.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+    Latency { p50: quantile(0.5), p95: quantile(0.95), p99: quantile(0.99), max: quantile(1.0) }
+}

@@ -1,0 +1,77 @@
+//! The bench's receiver, in this process on 127.0.0.1: one path per endpoint, answers 200
+//! (or 503 while the bench holds it "down"), and notes when each delivery first arrived.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::http::{HeaderMap, StatusCode, Uri};
+
+/// What the receiver saw.
+#[derive(Debug, Default)]
+pub struct Arrivals {
+    /// `(endpoint path, webhook-id)` → when it first arrived with a 200.
+    first_seen: Mutex<HashMap<(String, String), Instant>>,
+    count: AtomicUsize,
+    refused: AtomicUsize,
+    /// The deliveries refused at least once.
+    refused_once: Mutex<HashSet<(String, String)>>,
+    down: AtomicBool,
+}
+
+impl Arrivals {
+    /// Deliveries accepted so far (each endpoint's copy of a callback counts once).
+    pub fn delivered(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Requests answered 503 while down.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
+    }
+
+    /// Distinct deliveries refused at least once while down.
+    pub fn refused_deliveries(&self) -> usize {
+        self.refused_once.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// While down, every request is answered 503 and not counted as delivered.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// When the delivery of `message_id` to the endpoint at `path` first arrived.
+    pub fn snapshot(&self) -> HashMap<(String, String), Instant> {
+        self.first_seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn arrived(&self, path: &str, headers: &HeaderMap) -> StatusCode {
+        let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        if self.down.load(Ordering::SeqCst) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            self.refused_once.lock().unwrap_or_else(|p| p.into_inner()).insert((path.to_string(), id));
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
+        let mut seen = self.first_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.insert((path.to_string(), id), Instant::now()).is_none() {
+            self.count.fetch_add(1, Ordering::SeqCst);
+        }
+        StatusCode::OK
+    }
+}
+
+/// Serves until the process ends; returns the address.
+pub async fn start(arrivals: Arc<Arrivals>) -> Result<SocketAddr, String> {
+    let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+        let arrivals = arrivals.clone();
+        async move { arrivals.arrived(uri.path(), &headers) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("receiver: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| format!("receiver: {e}"))?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(addr)
+}

@@ -1,0 +1,103 @@
+//! The server under test: a child `finhook serve` on 127.0.0.1, and what Linux's /proc says
+//! about its memory and CPU time.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::AsyncBufReadExt;
+
+use super::BENCH_KEY;
+
+/// A running `finhook serve`, killed when dropped.
+pub struct Server {
+    child: tokio::process::Child,
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `finhook serve` on a fresh SQLite file, or on `database` (a PostgreSQL URL)
+    /// with a secrets key made for this run.
+    pub async fn start(database: Option<&str>) -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("could not make a temporary directory: {e}"))?;
+        let exe = std::env::current_exe().map_err(|e| format!("could not find the finhook executable: {e}"))?;
+        let database = match database {
+            Some(url) => url.to_string(),
+            None => format!("sqlite://{}", dir.path().join("bench.db").display()),
+        };
+        let (_, secrets_key) = finhook_core::seal::SealingKey::generate();
+        let mut child = tokio::process::Command::new(exe)
+            .args(["serve", "--listen", "127.0.0.1:0", "--allow-insecure-loopback", "--database", &database])
+            .env("FINHOOK_ADMIN_KEY", BENCH_KEY)
+            .env("FINHOOK_SECRETS_KEY", secrets_key)
+            .env("FINHOOK_LOG", "warn")
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("could not start finhook serve: {e}"))?;
+        let stdout = child.stdout.take().ok_or("finhook serve has no stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(addr) = line.strip_prefix("finhook listening on http://") {
+                    return addr.parse::<SocketAddr>().ok();
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .ok_or("finhook serve did not start (is --database reachable and empty of other data?)")?;
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self { child, addr, _dir: dir })
+    }
+
+    /// The high-water mark of the server's resident memory (`VmHWM`), in MB.
+    pub fn peak_rss_mb(&self) -> f64 {
+        let status = self.proc_file("status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    /// CPU time the server has used so far, user plus system, over all its threads.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds_of(&self.proc_file("stat")).unwrap_or(0.0)
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    fn proc_file(&self, name: &str) -> String {
+        self.child.id().and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/{name}")).ok()).unwrap_or_default()
+    }
+}
+
+/// `utime + stime` of a `/proc/<pid>/stat` line, in seconds. The fields are counted after
+/// the command name's closing parenthesis (the name itself may hold spaces); the unit is
+/// USER_HZ, which Linux fixes at 100 for user space on every architecture it runs here.
+fn cpu_seconds_of(stat: &str) -> Option<f64> {
+    const USER_HZ: f64 = 100.0;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // After the name: state is field 3 of proc(5), utime 14 and stime 15.
+    let utime: f64 = fields.get(14 - 3)?.parse().ok()?;
+    let stime: f64 = fields.get(15 - 3)?.parse().ok()?;
+    Some((utime + stime) / USER_HZ)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_seconds_of;
+
+    #[test]
+    fn cpu_time_is_read_after_the_command_name() {
+        let stat = "4242 (fin hook) S 1 4242 4242 0 -1 4194560 2939 0 0 0 250 75 0 0 20 0 9 0 12 1 2 3";
+        assert_eq!(cpu_seconds_of(stat), Some(3.25));
+        assert_eq!(cpu_seconds_of("garbage"), None);
+    }
+}
