@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use finhook_core::signing::{SignatureHeaders, FLINKS_HEADER, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
 
 use super::target::{literal_ip, GuardedResolver, ResolveError, TargetPolicy};
-pub use crate::store::ErrorClass;
+use crate::store::ErrorClass;
 
 /// How much of a response body an attempt keeps.
 pub const EXCERPT_BYTES: usize = 1024;

@@ -28,8 +28,8 @@ use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::store::{AttemptRecord, AttemptResult, ClaimedDelivery, DeliveryStatus, Store, StoreError};
-use client::{DeliveryClient, ErrorClass, SendOutcome};
+use crate::store::{AttemptRecord, AttemptResult, ClaimedDelivery, DeliveryStatus, ErrorClass, Store, StoreError};
+use client::{DeliveryClient, SendOutcome};
 
 /// Tuning of the worker.
 #[derive(Debug, Clone, Copy)]
