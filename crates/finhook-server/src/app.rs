@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::delivery::handoff::Dispatch;
 use finhook_core::flinks::ParseLimits;
 use finhook_core::secret::{ApiKey, KeyHash};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -38,8 +38,8 @@ pub struct AppState {
     pub targets: Arc<TargetPolicy>,
     /// The hash of the admin key; the key itself is never held.
     pub admin_key_hash: KeyHash,
-    /// Wakes the delivery worker when new deliveries are scheduled.
-    pub wake: Arc<Notify>,
+    /// Hands new deliveries to the delivery worker, and asks it to rescan the store.
+    pub dispatch: Dispatch,
     pub max_body_bytes: usize,
     pub parse_limits: ParseLimits,
     pub sandbox: Sandbox,
@@ -123,27 +123,29 @@ impl App {
         });
         let timeout = Duration::from_secs(settings.delivery_timeout_seconds.max(1));
         let client = DeliveryClient::new(targets.clone(), &settings.extra_root_ca, timeout)?;
-        let wake = Arc::new(Notify::new());
+        let (dispatch, inbox) = Dispatch::new();
         let metrics = Arc::new(Metrics::new());
-        let worker = Worker::new(WorkerContext {
-            store: store.clone(),
-            clock: clock.clone(),
-            client,
-            settings: WorkerSettings {
-                concurrency: settings.delivery_concurrency.max(1),
-                per_endpoint: settings.delivery_per_endpoint_concurrency.max(1),
-                timeout,
-                poll_interval: Duration::from_millis(settings.poll_interval_ms.max(10)),
+        let worker = Worker::new(
+            WorkerContext {
+                store: store.clone(),
+                clock: clock.clone(),
+                client,
+                settings: WorkerSettings {
+                    concurrency: settings.delivery_concurrency.max(1),
+                    per_endpoint: settings.delivery_per_endpoint_concurrency.max(1),
+                    timeout,
+                    poll_interval: Duration::from_millis(settings.poll_interval_ms.max(10)),
+                },
+                metrics: metrics.clone(),
             },
-            wake: wake.clone(),
-            metrics: metrics.clone(),
-        });
+            inbox,
+        );
         let parse_limits = ParseLimits { max_depth: settings.max_depth };
         let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
         let sandbox = Sandbox {
             store: store.clone(),
             clock: clock.clone(),
-            wake: wake.clone(),
+            dispatch: dispatch.clone(),
             limits: parse_limits,
             metrics: metrics.clone(),
             tasks: tasks.clone(),
@@ -155,7 +157,7 @@ impl App {
             clock,
             targets,
             admin_key_hash,
-            wake,
+            dispatch,
             max_body_bytes: settings.max_body_bytes,
             parse_limits,
             sandbox,

@@ -7,6 +7,7 @@ use finhook_core::ids::MessageId;
 use finhook_core::secret::hex;
 use sha2::{Digest, Sha256};
 
+use crate::delivery::handoff::Dispatch;
 use crate::store::{IngestOutcome, InstanceId, NewMessage, Store, StoreError};
 
 /// Why a callback was not accepted. Nothing is stored in any of these cases.
@@ -38,14 +39,20 @@ pub struct Accepted {
 #[derive(Debug, Clone, Copy)]
 pub struct IngestRequest<'a> {
     pub instance: InstanceId,
-    pub body: &'a [u8],
+    /// The exact bytes received; shared with the delivery worker, never copied for it.
+    pub body: &'a bytes::Bytes,
     pub idempotency_key: Option<&'a str>,
     pub limits: ParseLimits,
     pub now: DateTime<Utc>,
 }
 
-/// Validates and stores one callback. Returns only once the message is committed.
-pub async fn ingest_callback(store: &dyn Store, request: IngestRequest<'_>) -> Result<Accepted, IngestError> {
+/// Validates and stores one callback, then hands its deliveries to the worker. Returns
+/// only once the message is committed.
+pub async fn ingest_callback(
+    store: &dyn Store,
+    dispatch: &Dispatch,
+    request: IngestRequest<'_>,
+) -> Result<Accepted, IngestError> {
     let callback = parse_callback(request.body, request.limits)?;
     let keys = callback.keys();
     let response_type = keys.response_type;
@@ -62,7 +69,8 @@ pub async fn ingest_callback(store: &dyn Store, request: IngestRequest<'_>) -> R
     };
     match store.ingest(message).await? {
         IngestOutcome::Created { message_id, deliveries } => {
-            Ok(Accepted { message_id, response_type, replayed: false, deliveries })
+            dispatch.hand_off(&message_id, request.body, &deliveries);
+            Ok(Accepted { message_id, response_type, replayed: false, deliveries: deliveries.len() })
         }
         IngestOutcome::Replayed { message_id } => {
             Ok(Accepted { message_id, response_type, replayed: true, deliveries: 0 })

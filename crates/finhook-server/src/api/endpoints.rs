@@ -213,16 +213,11 @@ pub async fn update(
         success: request.success,
         enabled: request.enabled,
     };
-    let enabled = patch.enabled == Some(true);
     let endpoint = state
         .store
         .update_endpoint(instance.id, &id, patch, state.clock.now())
         .await?
         .ok_or(ApiError::NotFound("endpoint"))?;
-    if enabled {
-        // Deliveries paused while the endpoint was disabled are due again.
-        state.wake.notify_one();
-    }
     Ok(Json(EndpointView::of(endpoint, None)))
 }
 

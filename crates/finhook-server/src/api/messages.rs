@@ -70,12 +70,9 @@ async fn accept(
         limits: state.parse_limits,
         now: state.clock.now(),
     };
-    let accepted = ingest_callback(state.store.as_ref(), request).await?;
+    let accepted = ingest_callback(state.store.as_ref(), &state.dispatch, request).await?;
     if !accepted.replayed {
         state.metrics.callback_ingested(accepted.response_type.as_str());
-    }
-    if accepted.deliveries > 0 {
-        state.wake.notify_one();
     }
     let mut response = (StatusCode::ACCEPTED, Json(Ingested { message_id: accepted.message_id })).into_response();
     if accepted.replayed {
@@ -332,7 +329,7 @@ pub async fn redeliver(
         .redeliver(instance.id, &message_id(&msg)?, endpoint.as_ref(), state.clock.now())
         .await?
         .ok_or(ApiError::NotFound(if endpoint.is_some() { "message or endpoint" } else { "message" }))?;
-    state.wake.notify_one();
+    state.dispatch.rescan();
     Ok((StatusCode::ACCEPTED, Json(Redelivered { deliveries })))
 }
 

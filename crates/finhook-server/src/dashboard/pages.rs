@@ -377,7 +377,7 @@ pub async fn redeliver(
         let instance = caller.instance(&state, &name).await?;
         let id = MessageId::parse(&msg).map_err(|_| ApiError::NotFound("message"))?;
         state.store.redeliver(instance.id, &id, None, state.clock.now()).await?.ok_or(ApiError::NotFound("message"))?;
-        state.wake.notify_one();
+        state.dispatch.rescan();
         Ok(())
     }
     .await;

@@ -1,17 +1,21 @@
-//! The delivery worker: claim due deliveries, sign, POST, record, schedule the next try.
+//! The delivery worker: take due deliveries, sign, POST, record, schedule the next try.
 //!
 //! Each delivery goes through small typed steps, and only the first and last touch the
 //! store, each in its own short transaction; nothing is held open across the HTTP call:
 //!
 //! ```text
-//! claim_due (store) -> sign (pure) -> post (network) -> decide (pure) -> record_attempt (store)
+//! hand-off or take_due (store) -> sign (pure) -> post (network) -> decide (pure) -> record_attempt (store)
 //! ```
 //!
-//! The schedule lives in the store. A crash between claim and record leaves a claim that
-//! expires (or is released when the embedded store reopens), and the same attempt is made
-//! again: delivery is at least once, and receivers deduplicate on `webhook-id`.
+//! Fresh deliveries come straight from ingest with their payload ([`handoff`]); the rest
+//! (retries, a backlog, work left at a restart) are paged in per endpoint from the store
+//! ([`lanes`]). The store stays the record: a crash between taking and recording leaves the
+//! delivery pending (on a shared store, behind a lease that runs out), and the same attempt
+//! is made again: delivery is at least once, and receivers deduplicate on `webhook-id`.
 
 pub mod client;
+pub mod handoff;
+mod lanes;
 pub mod target;
 
 use std::future::Future;
@@ -19,17 +23,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use finhook_core::ids::AttemptId;
+use finhook_core::ids::{AttemptId, DeliveryId, EndpointId};
 use finhook_core::signing;
 use finhook_core::text::{storable_str, storable_text};
 use rand::Rng;
-use tokio::sync::Notify;
+use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::store::{AttemptRecord, AttemptResult, ClaimedDelivery, DeliveryStatus, ErrorClass, Store, StoreError};
+use crate::store::{
+    AttemptRecord, AttemptResult, DeliveryStatus, DispatchEndpoint, DueDelivery, ErrorClass, Store, StoreError,
+};
 use client::{DeliveryClient, SendOutcome};
+use handoff::{Fresh, Inbox};
+use lanes::{Lanes, Start};
 
 /// Tuning of the worker.
 #[derive(Debug, Clone, Copy)]
@@ -38,14 +46,18 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// Deliveries in flight at once to any one endpoint.
     pub per_endpoint: usize,
-    /// The per-attempt HTTP timeout; claims last this long plus a margin.
+    /// The per-attempt HTTP timeout; leases last this long plus a margin.
     pub timeout: Duration,
-    /// The longest the worker sleeps before looking for due work on its own.
+    /// How often the worker looks at every endpoint's due deliveries in the store on its
+    /// own (other nodes' expired leases, changes it was not told about).
     pub poll_interval: Duration,
 }
 
-/// Margin between the end of an attempt's timeout and the end of its claim.
+/// Margin between the end of an attempt's timeout and the end of its lease.
 const CLAIM_MARGIN: Duration = Duration::from_secs(30);
+
+/// How many handed-over deliveries the worker takes in one turn.
+const FRESH_BATCH: usize = 512;
 
 /// What the worker shares with each delivery task.
 #[derive(Debug)]
@@ -54,8 +66,6 @@ pub struct WorkerContext {
     pub clock: Arc<dyn Clock>,
     pub client: DeliveryClient,
     pub settings: WorkerSettings,
-    /// Poked by ingest and redeliver so new work starts without waiting for the poll.
-    pub wake: Arc<Notify>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -68,33 +78,75 @@ pub enum RoundError {
     Panicked(#[source] tokio::task::JoinError),
 }
 
+/// A finished delivery task.
+struct Finished {
+    endpoint_id: EndpointId,
+    delivery_id: DeliveryId,
+    /// `Some(next due time)` once recorded; `None` if the record failed.
+    recorded: Option<Option<DateTime<Utc>>>,
+}
+
+/// What woke the worker up.
+enum Event {
+    Shutdown,
+    Joined(Result<Finished, tokio::task::JoinError>),
+    /// A hand-off, or `None` for a rescan or an overflow.
+    Fresh(Option<Fresh>),
+    Tick,
+}
+
+/// The worker's state, owned by whoever drives it ([`Worker::run`] or [`Worker::run_due`]).
+struct Engine {
+    inbox: Inbox,
+    lanes: Lanes,
+    tasks: JoinSet<Finished>,
+    /// Hand-offs received while waiting, taken on the next turn.
+    received: Vec<Fresh>,
+    next_poll: Option<DateTime<Utc>>,
+}
+
 /// A handle on the delivery worker; clone it freely.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Worker {
     context: Arc<WorkerContext>,
+    engine: Arc<Mutex<Engine>>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("settings", &self.context.settings).finish_non_exhaustive()
+    }
 }
 
 impl Worker {
-    pub fn new(context: WorkerContext) -> Self {
-        Self { context: Arc::new(context) }
+    /// A worker fed by `inbox` (the other end of the [`handoff::Dispatch`] ingest uses).
+    pub fn new(context: WorkerContext, inbox: Inbox) -> Self {
+        let engine = Engine {
+            inbox,
+            lanes: Lanes::new(context.settings.per_endpoint),
+            tasks: JoinSet::new(),
+            received: Vec::new(),
+            next_poll: None,
+        };
+        Self { context: Arc::new(context), engine: Arc::new(Mutex::new(engine)) }
     }
 
-    /// One round, for tests and tools: claims every delivery due now, makes all those
-    /// attempts concurrently, records them, and returns how many were made.
+    /// One round, for tests and tools: looks at every endpoint, makes every attempt due
+    /// now (within the concurrency limits, round after round), records them, and returns
+    /// how many were made.
     pub async fn run_due(&self) -> Result<usize, RoundError> {
+        let context = &self.context;
+        let mut engine = self.engine.lock().await;
+        engine.lanes.rescan_all(context.store.as_ref(), context.clock.now()).await?;
         let mut made = 0;
         loop {
-            let claimed = self.claim(self.context.settings.concurrency).await?;
-            if claimed.is_empty() {
+            made += engine.turn(context).await?;
+            if engine.tasks.is_empty() {
                 return Ok(made);
             }
-            made += claimed.len();
-            let mut tasks = JoinSet::new();
-            for delivery in claimed {
-                tasks.spawn(deliver(self.context.clone(), delivery));
-            }
-            while let Some(joined) = tasks.join_next().await {
-                joined.map_err(RoundError::Panicked)??;
+            while let Some(joined) = engine.tasks.join_next().await {
+                let finished = joined.map_err(RoundError::Panicked)?;
+                engine.finish(context, finished);
             }
         }
     }
@@ -102,80 +154,109 @@ impl Worker {
     /// Runs until `shutdown` resolves, then lets attempts in flight finish and be recorded.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let context = &self.context;
-        let mut tasks: JoinSet<Result<(), StoreError>> = JoinSet::new();
+        let mut engine = self.engine.lock().await;
         tokio::pin!(shutdown);
         loop {
-            while let Some(joined) = tasks.try_join_next() {
-                log_task_result(joined);
+            if let Err(error) = engine.turn(context).await {
+                tracing::error!(error = %crate::http::ErrorChain(&error), "the delivery worker could not read the store; trying again");
+                // Not at once: the store is failing. The next poll, hand-off or finished
+                // attempt brings the worker back.
+                let retry = context.clock.now() + chrono_duration(context.settings.poll_interval);
+                engine.next_poll = Some(engine.next_poll.map_or(retry, |poll| poll.min(retry)));
             }
-            let free = context.settings.concurrency.saturating_sub(tasks.len());
-            let mut claimed_any = false;
-            if free > 0 {
-                match self.claim(free).await {
-                    Ok(claimed) => {
-                        claimed_any = !claimed.is_empty();
-                        for delivery in claimed {
-                            tasks.spawn(deliver(context.clone(), delivery));
-                        }
-                    }
-                    Err(error) => tracing::error!(error = %error, "claiming due deliveries failed"),
+            let wait = engine.time_to_next(context);
+            let event = {
+                let Engine { inbox, tasks, .. } = &mut *engine;
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => Event::Shutdown,
+                    Some(joined) = tasks.join_next(), if !tasks.is_empty() => Event::Joined(joined),
+                    fresh = inbox.next() => Event::Fresh(fresh),
+                    () = tokio::time::sleep(wait) => Event::Tick,
                 }
-            }
-            if claimed_any && tasks.len() < context.settings.concurrency {
-                continue;
-            }
-            let nap = self.time_until_due().await;
-            tokio::select! {
-                () = &mut shutdown => break,
-                () = context.wake.notified() => {}
-                () = tokio::time::sleep(nap) => {}
-                Some(joined) = tasks.join_next(), if !tasks.is_empty() => log_task_result(joined),
+            };
+            match event {
+                Event::Shutdown => break,
+                Event::Joined(Ok(finished)) => engine.finish(context, finished),
+                Event::Joined(Err(panic)) => tracing::error!(error = %panic, "a delivery task panicked"),
+                Event::Fresh(fresh) => engine.received.extend(fresh),
+                Event::Tick => {}
             }
         }
-        tracing::info!(in_flight = tasks.len(), "delivery worker stopping; finishing attempts in flight");
-        while let Some(joined) = tasks.join_next().await {
-            log_task_result(joined);
+        tracing::info!(in_flight = engine.tasks.len(), "delivery worker stopping; finishing attempts in flight");
+        while let Some(joined) = engine.tasks.join_next().await {
+            match joined {
+                Ok(finished) => engine.finish(context, finished),
+                Err(panic) => tracing::error!(error = %panic, "a delivery task panicked"),
+            }
         }
     }
+}
 
-    async fn claim(&self, limit: usize) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let context = &self.context;
+impl Engine {
+    /// One turn: take in what changed, look at the store where needed, start what can
+    /// start. Returns how many attempts were started.
+    async fn turn(&mut self, context: &Arc<WorkerContext>) -> Result<usize, StoreError> {
+        let store = context.store.as_ref();
         let now = context.clock.now();
-        let claim_until = now + chrono_duration(context.settings.timeout + CLAIM_MARGIN);
-        let per_endpoint = u32::try_from(context.settings.per_endpoint).unwrap_or(u32::MAX);
-        context.store.claim_due(now, claim_until, u32::try_from(limit).unwrap_or(u32::MAX), per_endpoint).await
+        let lease_until = now + chrono_duration(context.settings.timeout + CLAIM_MARGIN);
+        while let Some(joined) = self.tasks.try_join_next() {
+            match joined {
+                Ok(finished) => self.finish(context, finished),
+                Err(panic) => tracing::error!(error = %panic, "a delivery task panicked"),
+            }
+        }
+        self.lanes.check_version(store, now).await?;
+        if self.inbox.take_rescan() || self.next_poll.is_none_or(|poll| poll <= now) {
+            self.lanes.rescan_all(store, now).await?;
+            self.next_poll = Some(now + chrono_duration(context.settings.poll_interval));
+        }
+        let mut fresh = std::mem::take(&mut self.received);
+        while fresh.len() < FRESH_BATCH {
+            match self.inbox.try_next() {
+                Some(item) => fresh.push(item),
+                None => break,
+            }
+        }
+        self.lanes.take_fresh(store, fresh, now, lease_until).await?;
+        self.lanes.overflowed(self.inbox.take_overflowed(), now);
+        self.lanes.scan_due(store, now, lease_until).await?;
+        let timeout = chrono_duration(context.settings.timeout);
+        let mut started = 0;
+        while self.lanes.in_flight < context.settings.concurrency {
+            let Some(start) = self.lanes.next_start(store, now, timeout).await? else { break };
+            self.tasks.spawn(deliver(context.clone(), start));
+            started += 1;
+        }
+        Ok(started)
     }
 
-    async fn time_until_due(&self) -> Duration {
-        let poll = self.context.settings.poll_interval;
-        match self.context.store.next_due_at().await {
-            Ok(Some(due)) => (due - self.context.clock.now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .clamp(Duration::from_millis(5), poll),
-            Ok(None) => poll,
-            Err(error) => {
-                tracing::error!(error = %error, "reading the next due time failed");
-                poll
-            }
+    fn finish(&mut self, context: &WorkerContext, finished: Finished) {
+        let now = context.clock.now();
+        let hold_until = now + chrono_duration(context.settings.timeout + CLAIM_MARGIN);
+        self.lanes.finished(&finished.endpoint_id, &finished.delivery_id, finished.recorded, now, hold_until);
+    }
+
+    /// How long the worker may wait when nothing happens: until a lane's next due time,
+    /// or the next poll.
+    fn time_to_next(&self, context: &WorkerContext) -> Duration {
+        let now = context.clock.now();
+        let next = [self.lanes.next_timer(), self.next_poll].into_iter().flatten().min();
+        match next {
+            Some(at) => (at - now).to_std().unwrap_or(Duration::ZERO),
+            None => context.settings.poll_interval,
         }
     }
 }
 
-fn log_task_result(joined: Result<Result<(), StoreError>, tokio::task::JoinError>) {
-    match joined {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::error!(error = %error, "recording an attempt failed; it will be made again"),
-        Err(panic) => tracing::error!(error = %panic, "a delivery task panicked"),
-    }
-}
-
-/// One attempt of one claimed delivery, from signing to recording.
-async fn deliver(context: Arc<WorkerContext>, delivery: ClaimedDelivery) -> Result<(), StoreError> {
+/// One attempt of one delivery, from signing to recording.
+async fn deliver(context: Arc<WorkerContext>, start: Start) -> Finished {
+    let Start { ready, endpoint } = start;
+    let delivery = ready.due;
     let started_at = context.clock.now();
-    let outcome = attempt(&context, &delivery, started_at).await;
+    let outcome = attempt(&context, &endpoint, &delivery, &ready.payload, started_at).await;
     let jitter = rand::thread_rng().gen::<f64>();
-    let result = decide(&delivery, started_at, outcome, jitter);
+    let result = decide(&endpoint, &delivery, started_at, outcome, jitter);
     tracing::info!(
         delivery = %delivery.delivery_id,
         message = %delivery.message_id,
@@ -187,7 +268,15 @@ async fn deliver(context: Arc<WorkerContext>, delivery: ClaimedDelivery) -> Resu
         "attempt made"
     );
     context.metrics.attempt_made(&result.attempt);
-    record(&context, result).await
+    let next = result.next_attempt_at;
+    let recorded = match record(&context, result).await {
+        Ok(()) => Some(next),
+        Err(error) => {
+            tracing::error!(delivery = %delivery.delivery_id, error = %crate::http::ErrorChain(&error), "recording an attempt failed; it will be made again");
+            None
+        }
+    };
+    Finished { endpoint_id: delivery.endpoint_id, delivery_id: delivery.delivery_id, recorded }
 }
 
 /// How often an attempt's record is tried before it is stored slimmed down.
@@ -238,27 +327,32 @@ fn slimmed(mut result: AttemptResult) -> AttemptResult {
 }
 
 /// Signs and POSTs. Never fails: every problem becomes a failed attempt.
-async fn attempt(context: &WorkerContext, delivery: &ClaimedDelivery, started_at: DateTime<Utc>) -> SendOutcome {
-    let headers =
-        match signing::sign(&delivery.secrets, delivery.message_id.as_str(), started_at.timestamp(), &delivery.payload)
-        {
-            Ok(headers) => headers,
-            Err(error) => {
-                return SendOutcome::Failed {
-                    class: ErrorClass::Signing,
-                    detail: format!("could not sign: {error}"),
-                    latency: Duration::ZERO,
-                }
+async fn attempt(
+    context: &WorkerContext,
+    endpoint: &DispatchEndpoint,
+    delivery: &DueDelivery,
+    payload: &bytes::Bytes,
+    started_at: DateTime<Utc>,
+) -> SendOutcome {
+    let secrets = endpoint.secrets_at(started_at);
+    let headers = match signing::sign(&secrets, delivery.message_id.as_str(), started_at.timestamp(), payload) {
+        Ok(headers) => headers,
+        Err(error) => {
+            return SendOutcome::Failed {
+                class: ErrorClass::Signing,
+                detail: format!("could not sign: {error}"),
+                latency: Duration::ZERO,
             }
-        };
-    let body = bytes::Bytes::copy_from_slice(&delivery.payload);
-    context.client.post(&delivery.url, body, &headers).await
+        }
+    };
+    context.client.post(&endpoint.url, payload.clone(), &headers).await
 }
 
 /// Turns an outcome into what the store records: the attempt row, the delivery's new
 /// status, and when the next attempt is due. Pure, so the schedule is tested without IO.
 pub fn decide(
-    delivery: &ClaimedDelivery,
+    endpoint: &DispatchEndpoint,
+    delivery: &DueDelivery,
     started_at: DateTime<Utc>,
     outcome: SendOutcome,
     jitter: f64,
@@ -267,7 +361,7 @@ pub fn decide(
     // here, so recording the attempt never fails on its content, in either store.
     let (status_code, error_class, error_detail, excerpt, response_bytes, latency, succeeded) = match outcome {
         SendOutcome::Answered { status, head, latency } => {
-            let ok = delivery.success.accepts(status);
+            let ok = endpoint.success.accepts(status);
             let class = (!ok).then_some(ErrorClass::Http);
             let bytes = u64::try_from(head.len()).unwrap_or(u64::MAX);
             (Some(status), class, None, Some(storable_text(&head)), Some(bytes), latency, ok)
@@ -279,7 +373,7 @@ pub fn decide(
     let next_attempt_at = if succeeded {
         None
     } else {
-        delivery.retry.delay_after(delivery.attempt_number, jitter).map(|delay| started_at + chrono_duration(delay))
+        endpoint.retry.delay_after(delivery.attempt_number, jitter).map(|delay| started_at + chrono_duration(delay))
     };
     let new_status = match (succeeded, next_attempt_at) {
         (true, _) => DeliveryStatus::Delivered,

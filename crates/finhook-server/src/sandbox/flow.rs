@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::delivery::handoff::Dispatch;
 use chrono::{DateTime, Utc};
 use finhook_core::flinks::{ParseLimits, ResponseType};
 use finhook_core::ids::MessageId;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -96,8 +96,8 @@ pub struct Sent {
 pub struct Sandbox {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    /// Wakes the delivery worker after an ingest.
-    pub wake: Arc<Notify>,
+    /// Where ingest hands new deliveries to the delivery worker.
+    pub dispatch: Dispatch,
     pub limits: ParseLimits,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Where delayed aggregations run; the [`crate::app::App`] that owns it waits for them
@@ -357,15 +357,22 @@ impl Sandbox {
         body: &[u8],
     ) -> Result<Sent, SandboxError> {
         let key = format!("sandbox:{}:{}", request.request_id, response_type.as_str());
+        let body = bytes::Bytes::copy_from_slice(body);
         let accepted = ingest_callback(
             self.store.as_ref(),
-            IngestRequest { instance, body, idempotency_key: Some(&key), limits: self.limits, now: self.clock.now() },
+            &self.dispatch,
+            IngestRequest {
+                instance,
+                body: &body,
+                idempotency_key: Some(&key),
+                limits: self.limits,
+                now: self.clock.now(),
+            },
         )
         .await?;
         if !accepted.replayed {
             self.metrics.callback_ingested(response_type.as_str());
         }
-        self.wake.notify_one();
         tracing::info!(request_id = %request.request_id, response_type = response_type.as_str(), message = %accepted.message_id, "sandbox callback ingested");
         Ok(Sent { response_type, message_id: accepted.message_id })
     }

@@ -321,10 +321,6 @@ impl Pools {
         self.reader().await?.conn().fetch_optional(query).await
     }
 
-    pub(crate) async fn read_one(&self, query: Sql) -> Result<Row, sqlx::Error> {
-        self.reader().await?.conn().fetch_one(query).await
-    }
-
     /// Runs one write statement in its own transaction; how many rows it changed.
     pub(crate) async fn write(&self, query: Sql) -> Result<u64, sqlx::Error> {
         let mut tx = self.begin().await?;

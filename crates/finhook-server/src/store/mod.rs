@@ -8,9 +8,10 @@
 //!
 //! Invariants every implementation keeps:
 //! - `ingest` is one transaction: the message and all its deliveries, or nothing.
-//! - `claim_due` and `record_attempt` are short transactions; no transaction is ever open
-//!   while a webhook is being sent.
-//! - A claim expires; an unrecorded attempt (a crash mid-send) is simply made again.
+//! - `take_due`, `claim` and `record_attempt` are short transactions; no transaction is
+//!   ever open while a webhook is being sent.
+//! - On a shared store a claim is a lease that expires; an unrecorded attempt (a crash
+//!   mid-send) is simply made again.
 //! - Every query that takes an `InstanceId` only sees that instance's rows.
 
 pub mod db;
@@ -251,12 +252,19 @@ pub struct NewMessage {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestOutcome {
-    /// Stored now, with this many deliveries scheduled.
-    Created { message_id: MessageId, deliveries: usize },
+    /// Stored now, with these deliveries scheduled (due at once).
+    Created { message_id: MessageId, deliveries: Vec<ScheduledDelivery> },
     /// The `Idempotency-Key` was seen before with the same body.
     Replayed { message_id: MessageId },
     /// The `Idempotency-Key` was seen before with a different body.
     KeyReused { message_id: MessageId },
+}
+
+/// A delivery that ingest just scheduled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledDelivery {
+    pub id: DeliveryId,
+    pub endpoint_id: EndpointId,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -390,21 +398,50 @@ pub struct MessageDetail {
     pub deliveries: Vec<DeliveryRecord>,
 }
 
-/// A delivery a worker now holds, with what it needs to make the attempt: the endpoint's
-/// URL, policy and secrets as they are at claim time.
+/// An endpoint as the delivery worker needs it: where and how to deliver, and its secrets
+/// (already unsealed), as they were when it was read.
 #[derive(Debug, Clone)]
-pub struct ClaimedDelivery {
+pub struct DispatchEndpoint {
+    pub id: EndpointId,
+    pub url: String,
+    pub retry: RetryPolicy,
+    pub success: SuccessRule,
+    pub enabled: bool,
+    /// Secrets not yet expired when read, current first, each with the time it stops
+    /// signing (`None` for the current one).
+    pub secrets: Vec<(EndpointSecret, Option<DateTime<Utc>>)>,
+}
+
+impl DispatchEndpoint {
+    /// The secrets that still sign at `now`, current first.
+    pub fn secrets_at(&self, now: DateTime<Utc>) -> Vec<EndpointSecret> {
+        self.secrets
+            .iter()
+            .filter(|(_, expires_at)| expires_at.is_none_or(|end| end > now))
+            .map(|(secret, _)| secret.clone())
+            .collect()
+    }
+}
+
+/// A pending delivery a worker has taken, without its payload or endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueDelivery {
     pub delivery_id: DeliveryId,
     pub message_id: MessageId,
     pub endpoint_id: EndpointId,
     /// 1-based number of the attempt about to be made.
     pub attempt_number: u32,
-    pub url: String,
-    pub retry: RetryPolicy,
-    pub success: SuccessRule,
-    /// Valid secrets, newest first.
-    pub secrets: Vec<EndpointSecret>,
-    pub payload: Vec<u8>,
+}
+
+/// What [`queue::DeliveryQueue::take_due`] found for one endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct TakenDue {
+    /// Due deliveries, most overdue first.
+    pub due: Vec<DueDelivery>,
+    /// The limit was reached: more may be due.
+    pub more: bool,
+    /// When `more` is false: when the endpoint's next pending delivery falls due, if any.
+    pub next_due_at: Option<DateTime<Utc>>,
 }
 
 /// What a finished attempt leaves in the store.

@@ -1,24 +1,54 @@
-//! The delivery queue: how workers take due deliveries and hand back their outcomes.
-//! A part of every [`super::Store`].
+//! The delivery queue: how the worker finds due deliveries, takes them, and hands back
+//! their outcomes. A part of every [`super::Store`].
+//!
+//! The worker keeps its queues in memory (see `crate::delivery::dispatch`); the store is
+//! the durable record it pages work in from. Every read here is bounded by the worker's
+//! room, never by the size of the backlog.
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 
-use super::{AttemptResult, ClaimedDelivery, StoreResult};
+use super::{AttemptResult, DispatchEndpoint, StoreResult, TakenDue};
 
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync {
-    /// Claims up to `limit` due deliveries until `claim_until`, leaving any endpoint with
-    /// at most `per_endpoint` claims in flight.
-    async fn claim_due(
+    /// Whether a claim is a lease other processes respect until it runs out (a shared
+    /// store), rather than a promise kept in this process alone (the embedded store,
+    /// whose lock file keeps every other process away).
+    fn claims_are_leases(&self) -> bool;
+    /// Goes up whenever an endpoint is created, changed or deleted through this store, so
+    /// the worker knows its copies are stale.
+    fn endpoints_version(&self) -> u64;
+    /// Every enabled endpoint, of every instance.
+    async fn enabled_endpoints(&self) -> StoreResult<Vec<EndpointId>>;
+    /// One endpoint as the worker needs it, with the secrets still valid at `now`;
+    /// `None` if it no longer exists.
+    async fn dispatch_endpoint(&self, id: &EndpointId, now: DateTime<Utc>) -> StoreResult<Option<DispatchEndpoint>>;
+    /// Takes up to `take` deliveries of `endpoint` that are due at `now`, most overdue
+    /// first. On a shared store they are claimed until `claim_until`, and deliveries
+    /// claimed by anyone are skipped. The embedded store writes nothing: it returns up to
+    /// `take + held` due deliveries, and the caller skips the `held` it already has.
+    async fn take_due(
         &self,
+        endpoint: &EndpointId,
         now: DateTime<Utc>,
         claim_until: DateTime<Utc>,
-        limit: u32,
-        per_endpoint: u32,
-    ) -> StoreResult<Vec<ClaimedDelivery>>;
+        take: u32,
+        held: u32,
+    ) -> StoreResult<TakenDue>;
+    /// Claims deliveries that ingest handed straight to this process, until
+    /// `claim_until`; returns those it got (on a shared store, another node may have
+    /// taken some first; the embedded store grants every one still pending).
+    async fn claim(
+        &self,
+        ids: &[DeliveryId],
+        now: DateTime<Utc>,
+        claim_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<DeliveryId>>;
+    /// The stored bytes of these messages (those that still exist).
+    async fn payloads(&self, ids: &[MessageId]) -> StoreResult<Vec<(MessageId, Bytes)>>;
     /// Records a finished attempt, releases the claim and schedules what comes next.
     async fn record_attempt(&self, result: AttemptResult) -> StoreResult<()>;
-    /// When the earliest pending delivery falls due, if any.
-    async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>>;
 }

@@ -5,8 +5,8 @@
 //! - start-up ([`open`]): the SQLite file's lock and secrets-key file, or a PostgreSQL pool;
 //! - group commit ([`batch`]): SQLite's ingests and attempt records share one fsync per
 //!   batch; PostgreSQL commits each in its own transaction (its own group commit does the rest);
-//! - claiming due work ([`queue`]): a lease taken under SQLite's single writer, or with
-//!   `FOR UPDATE SKIP LOCKED` among PostgreSQL nodes;
+//! - taking due work ([`queue`]): a plain read on SQLite (its one process keeps claims in
+//!   memory), a lease with `FOR UPDATE SKIP LOCKED` among PostgreSQL nodes;
 //! - leftover claims at start-up ([`SqlStore::release_stale_claims`]): released at once on
 //!   the locked SQLite file, left to expire on a shared database.
 
@@ -19,6 +19,7 @@ mod queue;
 mod sandbox;
 
 use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -41,6 +42,8 @@ pub struct SqlStore {
     /// The embedded store's lock file, held until [`Store::close`] or the end of the store;
     /// the OS releases it if the process dies.
     lock: Mutex<Option<File>>,
+    /// Bumped after every endpoint write, for [`DeliveryQueue::endpoints_version`].
+    endpoints_version: AtomicU64,
 }
 
 /// How the hot writes (ingests, attempt records) are committed.
@@ -54,6 +57,12 @@ enum Writes {
 }
 
 impl SqlStore {
+    /// Tells the worker that its copies of endpoints may be stale. Called after the write
+    /// whatever its outcome: a failed write may still have been committed.
+    fn endpoints_changed(&self) {
+        self.endpoints_version.fetch_add(1, Ordering::AcqRel);
+    }
+
     pub fn backend(&self) -> Backend {
         self.pools.backend()
     }
@@ -218,7 +227,9 @@ impl Store for SqlStore {
     }
 
     async fn create_endpoint(&self, instance: InstanceId, new: NewEndpoint) -> StoreResult<Endpoint> {
-        endpoints::create(self, instance, new).await
+        let created = endpoints::create(self, instance, new).await;
+        self.endpoints_changed();
+        created
     }
 
     async fn endpoint(&self, instance: InstanceId, id: &EndpointId) -> StoreResult<Option<Endpoint>> {
@@ -241,11 +252,15 @@ impl Store for SqlStore {
         patch: EndpointPatch,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Endpoint>> {
-        endpoints::update(self, instance, id, patch, now).await
+        let updated = endpoints::update(self, instance, id, patch, now).await;
+        self.endpoints_changed();
+        updated
     }
 
     async fn delete_endpoint(&self, instance: InstanceId, id: &EndpointId, now: DateTime<Utc>) -> StoreResult<bool> {
-        endpoints::delete(self, instance, id, now).await
+        let deleted = endpoints::delete(self, instance, id, now).await;
+        self.endpoints_changed();
+        deleted
     }
 
     async fn rotate_secret(
@@ -256,7 +271,9 @@ impl Store for SqlStore {
         now: DateTime<Utc>,
         old_expires_at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        endpoints::rotate_secret(self, instance, id, secret, now, old_expires_at).await
+        let rotated = endpoints::rotate_secret(self, instance, id, secret, now, old_expires_at).await;
+        self.endpoints_changed();
+        rotated
     }
 
     async fn ingest(&self, message: NewMessage) -> StoreResult<IngestOutcome> {

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use finhook_core::ids::EndpointId;
 use finhook_server::clock::{Clock, ManualClock};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -128,13 +129,14 @@ async fn a_crashed_nodes_claims_expire_into_another_nodes_hands() {
     let crashed = pg_app(&database, &clock).await;
     let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
     crashed.create_instance("acme").await;
-    crashed.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
+    let endpoint = crashed.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
+    let endpoint = EndpointId::parse(endpoint["id"].as_str().expect("id")).expect("endpoint id");
     let id = crashed.ingest("acme", fixture("kyc.json")).await;
-    // The node claims the delivery and dies before recording anything.
+    // The node takes the delivery and dies before recording anything.
     let now = clock.now();
     let lease = now + chrono::Duration::seconds(45);
-    let claimed = crashed.state.store.claim_due(now, lease, 10, 8).await.expect("claim");
-    assert_eq!(claimed.len(), 1);
+    let taken = crashed.state.store.take_due(&endpoint, now, lease, 10, 0).await.expect("take");
+    assert_eq!(taken.due.len(), 1);
     drop(crashed);
 
     let survivor = pg_app(&database, &clock).await;

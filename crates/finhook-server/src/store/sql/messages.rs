@@ -9,7 +9,8 @@ use super::SqlStore;
 use crate::store::db::{sql, Conn, Row};
 use crate::store::rows::*;
 use crate::store::{
-    DeliveryRecord, IngestOutcome, InstanceId, MessageDetail, MessageFilter, MessageSummary, NewMessage, StoreResult,
+    DeliveryRecord, IngestOutcome, InstanceId, MessageDetail, MessageFilter, MessageSummary, NewMessage,
+    ScheduledDelivery, StoreResult,
 };
 
 const MESSAGE_COLUMNS: &str = "id, response_type, login_id, request_id, tag, created_at, payload";
@@ -246,6 +247,8 @@ pub(super) async fn ingest_on(conn: &mut Conn<'_>, message: NewMessage) -> Store
     )
     .await?;
     let endpoints = subscribed_endpoints(conn, instance, response_type).await?;
-    let deliveries = schedule_deliveries(conn, &message_id, &endpoints, now).await?;
-    Ok(IngestOutcome::Created { message_id, deliveries: deliveries.len() })
+    let ids = schedule_deliveries(conn, &message_id, &endpoints, now).await?;
+    let deliveries =
+        ids.into_iter().zip(endpoints).map(|(id, endpoint_id)| ScheduledDelivery { id, endpoint_id }).collect();
+    Ok(IngestOutcome::Created { message_id, deliveries })
 }

@@ -32,6 +32,7 @@ pub const SQLITE: Folder = folder!("sqlite":
     "0003_sandbox_pending.sql",
     "0004_response_bytes.sql",
     "0005_drop_duplicate_index.sql",
+    "0006_pending_by_endpoint.sql",
 );
 
 /// `migrations/postgres`.
@@ -39,6 +40,7 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0001_init.sql",
     "0002_response_bytes.sql",
     "0003_endpoint_secrets_without_seq.sql",
+    "0004_pending_by_endpoint.sql",
 );
 
 /// The migrator for one folder.

@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -80,6 +81,7 @@ impl SqlStore {
             writes: Writes::GroupCommit(batch),
             sealing,
             lock: Mutex::new(lock),
+            endpoints_version: AtomicU64::new(0),
         })
     }
 
@@ -93,7 +95,13 @@ impl SqlStore {
             .await
             .map_err(|source| OpenError::Connect { url: redact_password(url), source })?;
         migrations::migrator(migrations::POSTGRES).await?.run(&pool).await.map_err(StoreError::from)?;
-        Ok(Self { pools: Pools::Postgres(pool), writes: Writes::Direct, sealing, lock: Mutex::new(None) })
+        Ok(Self {
+            pools: Pools::Postgres(pool),
+            writes: Writes::Direct,
+            sealing,
+            lock: Mutex::new(None),
+            endpoints_version: AtomicU64::new(0),
+        })
     }
 }
 

@@ -1,111 +1,244 @@
-//! The delivery queue: claims are leases on `deliveries` rows. The claim query is one of the
-//! few places where the databases differ (see [`claim_sql`]); the rest is written once.
+//! The delivery queue on either database. Taking due work is one of the few places where
+//! the databases differ: the embedded store only reads (its one process keeps its claims
+//! in memory), a shared store leases rows with `FOR UPDATE SKIP LOCKED` so that two nodes
+//! never take the same delivery. Both read through the partial index
+//! `deliveries_pending_by_endpoint (endpoint_id, next_attempt_at, id) WHERE status =
+//! 'pending'`, so the cost of a take is the rows it returns, not the backlog's size.
+
+use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use finhook_core::ids::{DeliveryId, MessageId};
+use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 use finhook_core::secret::EndpointSecret;
 
 use super::{SqlStore, Writes};
 use crate::store::db::{sql, Backend, Conn, Sql};
 use crate::store::queue::DeliveryQueue;
 use crate::store::rows::*;
-use crate::store::{AttemptResult, ClaimedDelivery, ErrorClass, StoreResult};
+use crate::store::{AttemptResult, DispatchEndpoint, DueDelivery, ErrorClass, StoreResult, TakenDue};
 
-/// Claims the most overdue deliveries first, but never more than `per_endpoint` in flight
-/// for one endpoint, so a slow or hanging endpoint cannot take every slot.
-///
-/// SQLite: the embedded store has one writer connection, so the ranking and the update run
-/// alone and need no row locks. PostgreSQL: several nodes claim at once, so the ranked
-/// candidates are locked with `FOR UPDATE SKIP LOCKED` and re-checked, and two nodes never
-/// claim the same delivery.
-fn claim_sql(backend: Backend, now: DateTime<Utc>, claim_until: DateTime<Utc>, limit: u32, per_endpoint: u32) -> Sql {
-    const RANKED: &str = "WITH busy AS (
-                 SELECT endpoint_id, count(*) AS n FROM deliveries
-                 WHERE status = 'pending' AND claimed_until > $2 GROUP BY endpoint_id),
-             due AS (
-                 SELECT d.id, d.next_attempt_at, coalesce(b.n, 0) AS in_flight,
-                        row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS nth
-                 FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-                 LEFT JOIN busy b ON b.endpoint_id = d.endpoint_id
-                 WHERE d.status = 'pending' AND d.next_attempt_at <= $2
-                   AND (d.claimed_until IS NULL OR d.claimed_until <= $2) AND e.enabled),
-             picked AS (
-                 SELECT id FROM due WHERE in_flight + nth <= $4 ORDER BY next_attempt_at, id LIMIT $3)";
-    let text = match backend {
-        Backend::Sqlite => format!(
-            "UPDATE deliveries SET claimed_until = $1 WHERE id IN ({RANKED} SELECT id FROM picked)
-             RETURNING id, message_id, endpoint_id, attempts_made"
-        ),
-        Backend::Postgres => format!(
-            "{RANKED},
-             locked AS (
-                 SELECT d.id FROM deliveries d JOIN picked p ON p.id = d.id
-                 WHERE d.status = 'pending' AND (d.claimed_until IS NULL OR d.claimed_until <= $2)
-                 FOR UPDATE OF d SKIP LOCKED)
-             UPDATE deliveries SET claimed_until = $1 WHERE id IN (SELECT id FROM locked)
-             RETURNING id, message_id, endpoint_id, attempts_made"
-        ),
-    };
-    sql(text).bind(millis(claim_until)).bind(millis(now)).bind(i64::from(limit)).bind(i64::from(per_endpoint))
+/// The most ids one `IN (...)` list binds; larger requests are split.
+const MAX_IDS: usize = 500;
+
+/// `$first, $first+1, ...` for `count` arguments.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+}
+
+fn due_from(row: &impl crate::store::rows::Cols, endpoint: &EndpointId) -> StoreResult<DueDelivery> {
+    Ok(DueDelivery {
+        delivery_id: DeliveryId::parse(&row.text("id")?).map_err(corrupt)?,
+        message_id: MessageId::parse(&row.text("message_id")?).map_err(corrupt)?,
+        endpoint_id: endpoint.clone(),
+        attempt_number: u32::try_from(row.int("attempts_made")? + 1).map_err(corrupt)?,
+    })
+}
+
+/// A shared store's lease on up to `$4` due deliveries of endpoint `$3`: the rows are
+/// locked with `SKIP LOCKED`, so a node never waits for, nor takes, another's.
+fn lease_due_sql(endpoint: &EndpointId, now: DateTime<Utc>, claim_until: DateTime<Utc>, take: u32) -> Sql {
+    sql("UPDATE deliveries SET claimed_until = $1
+         WHERE id IN (SELECT id FROM deliveries
+                      WHERE endpoint_id = $3 AND status = 'pending' AND next_attempt_at <= $2
+                        AND (claimed_until IS NULL OR claimed_until <= $2)
+                      ORDER BY next_attempt_at, id LIMIT $4
+                      FOR UPDATE SKIP LOCKED)
+         RETURNING id, message_id, attempts_made, next_attempt_at")
+    .bind(millis(claim_until))
+    .bind(millis(now))
+    .bind(endpoint.as_str())
+    .bind(i64::from(take))
 }
 
 #[async_trait]
 impl DeliveryQueue for SqlStore {
-    async fn claim_due(
+    fn claims_are_leases(&self) -> bool {
+        self.backend() == Backend::Postgres
+    }
+
+    fn endpoints_version(&self) -> u64 {
+        self.endpoints_version.load(Ordering::Acquire)
+    }
+
+    async fn enabled_endpoints(&self) -> StoreResult<Vec<EndpointId>> {
+        self.pools
+            .read_all(sql("SELECT id FROM endpoints WHERE enabled ORDER BY id"))
+            .await?
+            .iter()
+            .map(|row| EndpointId::parse(&row.text("id")?).map_err(corrupt))
+            .collect()
+    }
+
+    async fn dispatch_endpoint(&self, id: &EndpointId, now: DateTime<Utc>) -> StoreResult<Option<DispatchEndpoint>> {
+        let Some(row) = self
+            .pools
+            .read_optional(sql(format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = $1")).bind(id.as_str()))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let endpoint = endpoint_from(&row)?;
+        // The current secret first: it is the one without an end.
+        let secrets = self
+            .pools
+            .read_all(
+                sql("SELECT secret, expires_at FROM endpoint_secrets
+                     WHERE endpoint_id = $1 AND (expires_at IS NULL OR expires_at > $2)
+                     ORDER BY expires_at IS NULL DESC, created_at DESC, expires_at DESC")
+                .bind(id.as_str())
+                .bind(millis(now)),
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                let secret = self.sealing.open(&row.text("secret")?, id.as_str())?;
+                let expires_at = row.opt_int("expires_at")?.map(time_of).transpose()?;
+                Ok((EndpointSecret::parse(&secret).map_err(corrupt)?, expires_at))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Some(DispatchEndpoint {
+            id: endpoint.id,
+            url: endpoint.url,
+            retry: endpoint.retry,
+            success: endpoint.success,
+            enabled: endpoint.enabled,
+            secrets,
+        }))
+    }
+
+    async fn take_due(
         &self,
+        endpoint: &EndpointId,
         now: DateTime<Utc>,
         claim_until: DateTime<Utc>,
-        limit: u32,
-        per_endpoint: u32,
-    ) -> StoreResult<Vec<ClaimedDelivery>> {
-        let mut tx = self.pools.begin().await?;
-        let mut conn = tx.conn();
-        let claimed = conn.fetch_all(claim_sql(self.backend(), now, claim_until, limit, per_endpoint)).await?;
-        let mut out = Vec::with_capacity(claimed.len());
-        for row in &claimed {
-            let endpoint_id = row.text("endpoint_id")?;
-            let endpoint = endpoint_from(
-                &conn
-                    .fetch_one(
-                        sql(format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = $1")).bind(&endpoint_id),
+        take: u32,
+        held: u32,
+    ) -> StoreResult<TakenDue> {
+        match self.backend() {
+            Backend::Sqlite => {
+                // One read, no write: the pending rows in due order, the first not yet
+                // due (if the limit leaves room for it) telling when to look again.
+                let limit = take.saturating_add(held);
+                let rows = self
+                    .pools
+                    .read_all(
+                        sql("SELECT id, message_id, attempts_made, next_attempt_at FROM deliveries
+                             WHERE endpoint_id = $1 AND status = 'pending'
+                             ORDER BY next_attempt_at, id LIMIT $2")
+                        .bind(endpoint.as_str())
+                        .bind(i64::from(limit)),
                     )
-                    .await?,
-            )?;
-            // The current secret first: it is the one without an end.
-            let secrets = conn
-                .fetch_all(
-                    sql("SELECT secret FROM endpoint_secrets
-                         WHERE endpoint_id = $1 AND (expires_at IS NULL OR expires_at > $2)
-                         ORDER BY expires_at IS NULL DESC, created_at DESC, expires_at DESC")
-                    .bind(&endpoint_id)
-                    .bind(millis(now)),
-                )
-                .await?
-                .iter()
-                .map(|row| {
-                    let secret = self.sealing.open(&row.text("secret")?, &endpoint_id)?;
-                    EndpointSecret::parse(&secret).map_err(corrupt)
-                })
-                .collect::<StoreResult<Vec<_>>>()?;
-            let message_id = row.text("message_id")?;
-            let payload = conn
-                .fetch_one(sql("SELECT payload FROM messages WHERE id = $1").bind(&message_id))
-                .await?
-                .bytes("payload")?;
-            out.push(ClaimedDelivery {
-                delivery_id: DeliveryId::parse(&row.text("id")?).map_err(corrupt)?,
-                message_id: MessageId::parse(&message_id).map_err(corrupt)?,
-                endpoint_id: endpoint.id,
-                attempt_number: u32::try_from(row.int("attempts_made")? + 1).map_err(corrupt)?,
-                url: endpoint.url,
-                retry: endpoint.retry,
-                success: endpoint.success,
-                secrets,
-                payload,
-            });
+                    .await?;
+                let mut taken = TakenDue::default();
+                for row in &rows {
+                    let due_at = time_of(row.int("next_attempt_at")?)?;
+                    if due_at > now {
+                        taken.next_due_at = Some(due_at);
+                        return Ok(taken);
+                    }
+                    taken.due.push(due_from(row, endpoint)?);
+                }
+                taken.more = rows.len() >= usize::try_from(limit).unwrap_or(usize::MAX);
+                Ok(taken)
+            }
+            Backend::Postgres => {
+                let mut tx = self.pools.begin().await?;
+                let rows = tx.conn().fetch_all(lease_due_sql(endpoint, now, claim_until, take)).await?;
+                let mut due = rows
+                    .iter()
+                    .map(|row| Ok((row.int("next_attempt_at")?, due_from(row, endpoint)?)))
+                    .collect::<StoreResult<Vec<_>>>()?;
+                // RETURNING does not keep the subquery's order.
+                due.sort_by(|(a, x), (b, y)| (a, x.delivery_id.as_str()).cmp(&(b, y.delivery_id.as_str())));
+                let mut taken = TakenDue {
+                    due: due.into_iter().map(|(_, due)| due).collect(),
+                    more: rows.len() >= usize::try_from(take).unwrap_or(usize::MAX),
+                    next_due_at: None,
+                };
+                if !taken.more {
+                    // Deliveries leased by others are found by the worker's poll when
+                    // their lease runs out; this is the next one waiting for its time.
+                    let next = tx
+                        .conn()
+                        .fetch_optional(
+                            sql("SELECT next_attempt_at FROM deliveries
+                                 WHERE endpoint_id = $1 AND status = 'pending' AND next_attempt_at > $2
+                                 ORDER BY next_attempt_at LIMIT 1")
+                            .bind(endpoint.as_str())
+                            .bind(millis(now)),
+                        )
+                        .await?;
+                    taken.next_due_at = next.map(|row| time_of(row.int("next_attempt_at")?)).transpose()?;
+                }
+                tx.commit().await?;
+                Ok(taken)
+            }
         }
-        tx.commit().await?;
+    }
+
+    async fn claim(
+        &self,
+        ids: &[DeliveryId],
+        now: DateTime<Utc>,
+        claim_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<DeliveryId>> {
+        let mut claimed = Vec::with_capacity(ids.len());
+        if self.backend() == Backend::Sqlite {
+            // No lease to write: this process is the only one delivering from the file.
+            // Only the ones still pending (an endpoint deleted since cancels its own).
+            for chunk in ids.chunks(MAX_IDS) {
+                let mut query = sql(format!(
+                    "SELECT id FROM deliveries WHERE id IN ({}) AND status = 'pending'",
+                    placeholders(1, chunk.len())
+                ));
+                for id in chunk {
+                    query = query.bind(id.as_str());
+                }
+                for row in self.pools.read_all(query).await? {
+                    claimed.push(DeliveryId::parse(&row.text("id")?).map_err(corrupt)?);
+                }
+            }
+            return Ok(claimed);
+        }
+        for chunk in ids.chunks(MAX_IDS) {
+            let mut query = sql(format!(
+                "UPDATE deliveries SET claimed_until = $1
+                 WHERE id IN (SELECT id FROM deliveries
+                              WHERE id IN ({}) AND status = 'pending'
+                                AND (claimed_until IS NULL OR claimed_until <= $2)
+                              FOR UPDATE SKIP LOCKED)
+                 RETURNING id",
+                placeholders(3, chunk.len())
+            ))
+            .bind(millis(claim_until))
+            .bind(millis(now));
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            let mut tx = self.pools.begin().await?;
+            let rows = tx.conn().fetch_all(query).await?;
+            tx.commit().await?;
+            for row in &rows {
+                claimed.push(DeliveryId::parse(&row.text("id")?).map_err(corrupt)?);
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn payloads(&self, ids: &[MessageId]) -> StoreResult<Vec<(MessageId, Bytes)>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(MAX_IDS) {
+            let mut query =
+                sql(format!("SELECT id, payload FROM messages WHERE id IN ({})", placeholders(1, chunk.len())));
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            for row in self.pools.read_all(query).await? {
+                out.push((MessageId::parse(&row.text("id")?).map_err(corrupt)?, Bytes::from(row.bytes("payload")?)));
+            }
+        }
         Ok(out)
     }
 
@@ -119,18 +252,6 @@ impl DeliveryQueue for SqlStore {
                 Ok(())
             }
         }
-    }
-
-    async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        let row = self
-            .pools
-            .read_one(sql(
-                "SELECT min(CASE WHEN d.claimed_until > d.next_attempt_at THEN d.claimed_until ELSE d.next_attempt_at END) AS due
-                 FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-                 WHERE d.status = 'pending' AND e.enabled",
-            ))
-            .await?;
-        row.opt_int("due")?.map(time_of).transpose()
     }
 }
 

@@ -1,0 +1,134 @@
+//! The way into the delivery worker: ingest hands over the deliveries it just committed,
+//! with the payload it still holds, and the API asks for a rescan after a change the worker
+//! cannot see (a redelivery, an endpoint enabled again).
+//!
+//! A hand-off is an optimisation, never the record: the deliveries are committed before
+//! they are handed over, so when the worker's inbox is full they are simply left to the
+//! worker's next look at the store (the endpoint is marked for it), and nothing is lost.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
+use tokio::sync::{mpsc, Notify};
+
+use crate::store::ScheduledDelivery;
+
+/// How many handed-over deliveries wait for the worker at most.
+const INBOX: usize = 4096;
+
+/// A delivery committed by ingest, with the payload in hand.
+#[derive(Clone)]
+pub struct Fresh {
+    pub delivery_id: DeliveryId,
+    pub message_id: MessageId,
+    pub endpoint_id: EndpointId,
+    pub payload: Bytes,
+}
+
+/// Without the payload: it is a customer's financial data.
+impl std::fmt::Debug for Fresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fresh")
+            .field("delivery_id", &self.delivery_id)
+            .field("message_id", &self.message_id)
+            .field("endpoint_id", &self.endpoint_id)
+            .field("payload_bytes", &self.payload.len())
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    sender: mpsc::Sender<Fresh>,
+    /// Endpoints whose hand-offs found the inbox full.
+    overflowed: Mutex<HashSet<EndpointId>>,
+    any_overflow: AtomicBool,
+    rescan: AtomicBool,
+    wake: Notify,
+}
+
+/// The senders' side; clone it freely.
+#[derive(Debug, Clone)]
+pub struct Dispatch {
+    shared: Arc<Shared>,
+}
+
+/// The worker's side.
+#[derive(Debug)]
+pub struct Inbox {
+    receiver: mpsc::Receiver<Fresh>,
+    shared: Arc<Shared>,
+}
+
+impl Dispatch {
+    pub fn new() -> (Self, Inbox) {
+        let (sender, receiver) = mpsc::channel(INBOX);
+        let shared = Arc::new(Shared {
+            sender,
+            overflowed: Mutex::default(),
+            any_overflow: AtomicBool::new(false),
+            rescan: AtomicBool::new(false),
+            wake: Notify::new(),
+        });
+        (Self { shared: shared.clone() }, Inbox { receiver, shared })
+    }
+
+    /// Hands the committed deliveries of one message to the worker.
+    pub fn hand_off(&self, message_id: &MessageId, payload: &Bytes, deliveries: &[ScheduledDelivery]) {
+        for delivery in deliveries {
+            let fresh = Fresh {
+                delivery_id: delivery.id.clone(),
+                message_id: message_id.clone(),
+                endpoint_id: delivery.endpoint_id.clone(),
+                payload: payload.clone(),
+            };
+            if let Err(refused) = self.shared.sender.try_send(fresh) {
+                let fresh = match refused {
+                    mpsc::error::TrySendError::Full(fresh) | mpsc::error::TrySendError::Closed(fresh) => fresh,
+                };
+                if let Ok(mut overflowed) = self.shared.overflowed.lock() {
+                    overflowed.insert(fresh.endpoint_id);
+                }
+                self.shared.any_overflow.store(true, Ordering::Release);
+                self.shared.wake.notify_one();
+            }
+        }
+    }
+
+    /// Asks the worker to look at every endpoint's due deliveries in the store.
+    pub fn rescan(&self) {
+        self.shared.rescan.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Inbox {
+    /// A handed-over delivery, if one is waiting.
+    pub fn try_next(&mut self) -> Option<Fresh> {
+        self.receiver.try_recv().ok()
+    }
+
+    /// Waits for a hand-off, or for a rescan or overflow to be signalled (`None`).
+    pub async fn next(&mut self) -> Option<Fresh> {
+        tokio::select! {
+            fresh = self.receiver.recv() => fresh,
+            () = self.shared.wake.notified() => None,
+        }
+    }
+
+    /// Whether a rescan was asked for since the last call.
+    pub fn take_rescan(&self) -> bool {
+        self.shared.rescan.swap(false, Ordering::AcqRel)
+    }
+
+    /// The endpoints whose hand-offs were dropped since the last call.
+    pub fn take_overflowed(&self) -> Vec<EndpointId> {
+        if !self.shared.any_overflow.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        self.shared.overflowed.lock().map(|mut set| set.drain().collect()).unwrap_or_default()
+    }
+}
