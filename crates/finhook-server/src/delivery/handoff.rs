@@ -65,7 +65,11 @@ pub struct Inbox {
 
 impl Dispatch {
     pub fn new() -> (Self, Inbox) {
-        let (sender, receiver) = mpsc::channel(INBOX);
+        Self::with_capacity(INBOX)
+    }
+
+    fn with_capacity(capacity: usize) -> (Self, Inbox) {
+        let (sender, receiver) = mpsc::channel(capacity);
         let shared = Arc::new(Shared {
             sender,
             overflowed: Mutex::default(),
@@ -130,5 +134,44 @@ impl Inbox {
             return Vec::new();
         }
         self.shared.overflowed.lock().map(|mut set| set.drain().collect()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scheduled(endpoint: &EndpointId) -> ScheduledDelivery {
+        ScheduledDelivery { id: DeliveryId::generate(), endpoint_id: endpoint.clone() }
+    }
+
+    #[test]
+    fn a_full_inbox_marks_the_endpoint_instead_of_losing_track() {
+        let (dispatch, mut inbox) = Dispatch::with_capacity(2);
+        let (a, b) = (EndpointId::generate(), EndpointId::generate());
+        let message = MessageId::generate();
+        let payload = Bytes::from_static(b"{}");
+        dispatch.hand_off(&message, &payload, &[scheduled(&a), scheduled(&a), scheduled(&b)]);
+        assert_eq!(inbox.take_overflowed(), vec![b.clone()], "the third did not fit");
+        assert!(inbox.take_overflowed().is_empty(), "reported once");
+        let taken: Vec<EndpointId> = std::iter::from_fn(|| inbox.try_next()).map(|f| f.endpoint_id).collect();
+        assert_eq!(taken, vec![a.clone(), a]);
+        assert!(!inbox.take_rescan());
+        dispatch.rescan();
+        assert!(inbox.take_rescan());
+        assert!(!inbox.take_rescan());
+    }
+
+    #[test]
+    fn debug_never_shows_the_payload() {
+        let fresh = Fresh {
+            delivery_id: DeliveryId::generate(),
+            message_id: MessageId::generate(),
+            endpoint_id: EndpointId::generate(),
+            payload: Bytes::from_static(b"{\"LoginId\":\"secret-login\"}"),
+        };
+        let shown = format!("{fresh:?}");
+        assert!(!shown.contains("secret-login"), "{shown}");
+        assert!(shown.contains("payload_bytes: 26"), "{shown}");
     }
 }

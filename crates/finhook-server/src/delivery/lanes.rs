@@ -53,6 +53,9 @@ struct Lane {
     /// From when the store may hold due deliveries of this lane that it does not hold.
     scan_at: Option<DateTime<Utc>>,
     in_ring: bool,
+    /// The endpoint could not be read (say, a secret that does not unseal): the lane
+    /// rests until then, and every other lane goes on.
+    resting_until: Option<DateTime<Utc>>,
 }
 
 impl Lane {
@@ -128,33 +131,61 @@ impl Lanes {
     }
 
     /// Makes sure the lane's copy of its endpoint is current; drops a deleted endpoint's
-    /// lane and empties a disabled one's queue. Whether the lane may deliver.
-    async fn refresh(&mut self, store: &dyn Store, id: &EndpointId, now: DateTime<Utc>) -> StoreResult<bool> {
+    /// lane and empties a disabled one's queue. Whether the lane may deliver. An endpoint
+    /// that cannot be read stops its own lane for a while, never the worker.
+    async fn refresh(&mut self, store: &dyn Store, id: &EndpointId, now: DateTime<Utc>) -> bool {
         let version = self.version;
         let lane = self.lanes.entry(id.clone()).or_default();
+        if lane.resting_until.is_some_and(|until| until > now) {
+            return false;
+        }
         let fresh = lane.loaded.is_some_and(|(seen, at)| seen == version && at.elapsed() < ENDPOINT_TTL);
         if !fresh {
-            let endpoint = store.dispatch_endpoint(id, now).await?;
+            let read = store.dispatch_endpoint(id, now).await;
             let lane = self.lanes.entry(id.clone()).or_default();
-            lane.loaded = Some((version, Instant::now()));
-            lane.endpoint = endpoint.map(Arc::new);
+            match read {
+                Ok(endpoint) => {
+                    lane.loaded = Some((version, Instant::now()));
+                    lane.endpoint = endpoint.map(Arc::new);
+                    lane.resting_until = None;
+                }
+                Err(error) => {
+                    let until = now + chrono::Duration::from_std(ENDPOINT_TTL).unwrap_or(chrono::Duration::MAX);
+                    tracing::error!(
+                        endpoint = %id,
+                        error = %crate::http::ErrorChain(&error),
+                        "could not read an endpoint for delivery; its deliveries wait and are tried again"
+                    );
+                    lane.loaded = None;
+                    lane.endpoint = None;
+                    lane.resting_until = Some(until);
+                    Self::empty_queue(lane);
+                    self.want_scan(id, until);
+                    return false;
+                }
+            }
         }
         let lane = self.lanes.entry(id.clone()).or_default();
         match lane.endpoint.as_ref().map(|endpoint| endpoint.enabled) {
-            Some(true) => Ok(true),
+            Some(true) => true,
             found => {
                 // Nothing queued is sent; the deliveries stay pending in the store (a
                 // disabled endpoint's until it is enabled again; a deleted one's were
                 // cancelled with it). Attempts in flight finish and are recorded.
-                for ready in lane.queue.drain(..) {
-                    lane.held.remove(&ready.due.delivery_id);
-                }
+                Self::empty_queue(lane);
                 lane.scan_at = None;
                 if found.is_none() && lane.in_flight == 0 {
                     self.lanes.remove(id);
                 }
-                Ok(false)
+                false
             }
+        }
+    }
+
+    /// Forgets what a lane has queued (it stays pending in the store).
+    fn empty_queue(lane: &mut Lane) {
+        for ready in lane.queue.drain(..) {
+            lane.held.remove(&ready.due.delivery_id);
         }
     }
 
@@ -171,7 +202,7 @@ impl Lanes {
         let mut kept = Vec::with_capacity(fresh.len());
         let mut reserved: HashMap<EndpointId, usize> = HashMap::new();
         for item in fresh {
-            if !self.refresh(store, &item.endpoint_id, now).await? {
+            if !self.refresh(store, &item.endpoint_id, now).await {
                 continue;
             }
             let lane = self.lanes.entry(item.endpoint_id.clone()).or_default();
@@ -281,7 +312,7 @@ impl Lanes {
         if lane.scan_at.is_none_or(|at| at > now) {
             return Ok(()); // a stale timer
         }
-        if !self.refresh(store, id, now).await? {
+        if !self.refresh(store, id, now).await {
             return Ok(());
         }
         let depth = self.depth();
@@ -341,7 +372,7 @@ impl Lanes {
             if lane.queue.is_empty() || lane.in_flight >= self.per_endpoint {
                 continue;
             }
-            if !self.refresh(store, &id, now).await? {
+            if !self.refresh(store, &id, now).await {
                 continue;
             }
             let Some(lane) = self.lanes.get_mut(&id) else { continue };

@@ -7,7 +7,7 @@ use finhook_core::signing::{self, StandardHeaders};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::{spawn_app, spawn_app_with};
+use super::{spawn_app, spawn_app_with, BACKEND};
 use crate::helpers::*;
 
 fn secret_of(endpoint: &Value) -> EndpointSecret {
@@ -194,6 +194,41 @@ async fn a_hanging_endpoint_with_a_backlog_does_not_hold_up_the_others() {
     // 30 s each; `wait_for` gives up after 20 s.
     healthy.wait_for(20).await;
     assert_eq!(hanging.received().len(), 2, "the hanging endpoint never has more than two attempts in flight");
+}
+
+/// Overwrites an endpoint's stored secret with a value the secrets key cannot open.
+async fn break_sealed_secret(app: &TestApp, endpoint_id: &str) {
+    use sqlx::Connection;
+    let update = "UPDATE endpoint_secrets SET secret = 'enc1:not-a-sealed-secret' WHERE endpoint_id = $1";
+    match BACKEND {
+        Backend::Sqlite => {
+            let mut connection = sqlx::SqliteConnection::connect(&app.database_url()).await.expect("open db");
+            sqlx::query(update).bind(endpoint_id).execute(&mut connection).await.expect("update");
+        }
+        Backend::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(&app.database_url()).await.expect("connect");
+            sqlx::query(update).bind(endpoint_id).execute(&mut connection).await.expect("update");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_endpoint_that_cannot_be_read_does_not_stop_the_others() {
+    let app = spawn_app().await;
+    let broken = TestReceiver::start(&[], Reply::Status(200)).await;
+    let healthy = TestReceiver::start(&[], Reply::Status(200)).await;
+    app.create_instance("acme").await;
+    let endpoint = app.create_endpoint("acme", json!({ "url": broken.url("/") })).await;
+    app.create_endpoint("acme", json!({ "url": healthy.url("/") })).await;
+    break_sealed_secret(&app, endpoint["id"].as_str().expect("id")).await;
+    let id = app.ingest("acme", fixture("kyc.json")).await;
+    assert_eq!(app.deliver_due().await, 1, "only the healthy endpoint's delivery is attempted");
+    assert_eq!(healthy.received().len(), 1);
+    assert!(broken.received().is_empty());
+    let message = app.message("acme", &id).await;
+    let statuses: Vec<&str> =
+        message["deliveries"].as_array().expect("deliveries").iter().filter_map(|d| d["status"].as_str()).collect();
+    assert!(statuses.contains(&"delivered") && statuses.contains(&"pending"), "{statuses:?}");
 }
 
 #[tokio::test]
