@@ -365,7 +365,7 @@ impl Lanes {
         store: &dyn Store,
         now: DateTime<Utc>,
         timeout: chrono::Duration,
-    ) -> StoreResult<Option<Start>> {
+    ) -> Option<Start> {
         while let Some(id) = self.ring.pop_front() {
             let Some(lane) = self.lanes.get_mut(&id) else { continue };
             lane.in_ring = false;
@@ -387,9 +387,9 @@ impl Lanes {
             lane.in_flight += 1;
             self.in_flight += 1;
             self.enqueue(&id);
-            return Ok(Some(Start { ready, endpoint }));
+            return Some(Start { ready, endpoint });
         }
-        Ok(None)
+        None
     }
 
     /// An attempt finished. `recorded`: the store has it, with the delivery's next due

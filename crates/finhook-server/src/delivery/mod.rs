@@ -224,7 +224,7 @@ impl Engine {
         let timeout = chrono_duration(context.settings.timeout);
         let mut started = 0;
         while self.lanes.in_flight < context.settings.concurrency {
-            let Some(start) = self.lanes.next_start(store, now, timeout).await? else { break };
+            let Some(start) = self.lanes.next_start(store, now, timeout).await else { break };
             self.tasks.spawn(deliver(context.clone(), start));
             started += 1;
         }
