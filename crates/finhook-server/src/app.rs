@@ -100,7 +100,7 @@ pub struct App {
     worker: Worker,
     listener: TcpListener,
     admin_key: AdminKey,
-    released_claims: u64,
+    pending_at_start: u64,
     retention_days: u32,
     tasks: TaskTracker,
     stop: CancellationToken,
@@ -115,7 +115,8 @@ impl App {
             .map(|key| SealingKey::from_base64(&key.0))
             .transpose()
             .map_err(|_| StartError::SecretsKey)?;
-        let (store, released_claims) = open_store(&settings.database, sealing).await?;
+        let store = open_store(&settings.database, sealing).await?;
+        let pending_at_start = store.pending_deliveries().await?;
         let (admin_key_hash, admin_key) = settle_admin_key(store.as_ref(), settings).await?;
         let targets = Arc::new(TargetPolicy {
             allow_insecure_loopback: settings.allow_insecure_loopback,
@@ -175,7 +176,7 @@ impl App {
             worker,
             listener,
             admin_key,
-            released_claims,
+            pending_at_start,
             retention_days: settings.retention_days,
             tasks,
             stop,
@@ -190,9 +191,10 @@ impl App {
         &self.admin_key
     }
 
-    /// How many interrupted attempts were found at start-up and will be made again.
-    pub fn released_claims(&self) -> u64 {
-        self.released_claims
+    /// How many deliveries were pending at start-up (interrupted attempts among them): the
+    /// worker makes each when it is due.
+    pub fn pending_at_start(&self) -> u64 {
+        self.pending_at_start
     }
 
     /// A handle to drive deliveries step by step (tests run with the background worker off).
@@ -247,16 +249,17 @@ impl App {
     }
 }
 
-/// Opens the store a `--database` URL names. Only the embedded store, locked to this
-/// process, may release leftover claims at start; shared-store claims expire instead.
-async fn open_store(url: &str, sealing: Option<SealingKey>) -> Result<(Arc<dyn Store>, u64), StartError> {
+/// Opens the store a `--database` URL names.
+async fn open_store(url: &str, sealing: Option<SealingKey>) -> Result<Arc<dyn Store>, StartError> {
     if url.starts_with("sqlite:") {
         let store = SqlStore::open_sqlite(url, sealing).await?;
-        let released = store.release_stale_claims().await?;
-        Ok((Arc::new(store), released))
+        // This build writes no claims on the embedded store; a file from an earlier one
+        // may still hold some, which nothing would ever expire.
+        store.release_stale_claims().await?;
+        Ok(Arc::new(store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let sealing = sealing.ok_or(StartError::SecretsKeyRequired)?;
-        Ok((Arc::new(SqlStore::open_postgres(url, sealing).await?), 0))
+        Ok(Arc::new(SqlStore::open_postgres(url, sealing).await?))
     } else {
         Err(StartError::UnsupportedDatabase(redact_password(url)))
     }

@@ -23,6 +23,8 @@ pub trait DeliveryQueue: Send + Sync {
     fn endpoints_version(&self) -> u64;
     /// Every enabled endpoint, of every instance.
     async fn enabled_endpoints(&self) -> StoreResult<Vec<EndpointId>>;
+    /// How many deliveries are pending (due or waiting for their time), of every endpoint.
+    async fn pending_deliveries(&self) -> StoreResult<u64>;
     /// One endpoint as the worker needs it, with the secrets still valid at `now`;
     /// `None` if it no longer exists.
     async fn dispatch_endpoint(&self, id: &EndpointId, now: DateTime<Utc>) -> StoreResult<Option<DispatchEndpoint>>;

@@ -281,7 +281,7 @@ impl Store for SqlStore {
             Writes::GroupCommit(batch) => batch.ingest(message).await,
             Writes::Direct => {
                 let mut tx = self.pools.begin().await?;
-                let outcome = messages::ingest_on(&mut tx.conn(), message).await?;
+                let outcome = messages::ingest_on(&mut tx.conn(), &mut Default::default(), message).await?;
                 tx.commit().await?;
                 Ok(outcome)
             }

@@ -68,7 +68,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         }
         let addr = app.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let database = finhook_server::store::sql::open::redact_password(&settings.database);
-        tracing::info!(%addr, %database, resumed_attempts = app.released_claims(), "finhook serving");
+        tracing::info!(%addr, %database, pending_deliveries = app.pending_at_start(), "finhook serving");
         println!("finhook listening on http://{addr}");
         match app.run(shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,

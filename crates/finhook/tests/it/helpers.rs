@@ -93,6 +93,8 @@ pub struct TestApp {
     pub worker: Worker,
     pub clock: ManualClock,
     pub dir: Arc<tempfile::TempDir>,
+    /// What [`App::pending_at_start`] said.
+    pub pending_at_start: u64,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -136,6 +138,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let addr = app.local_addr().expect("addr");
     let worker = app.worker();
     let state = app.state();
+    let pending_at_start = app.pending_at_start();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let stopped = async move {
         let _ = stopped.await;
@@ -150,6 +153,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         worker,
         clock: manual,
         dir,
+        pending_at_start,
         stop: Some(stop),
         task: Some(task),
     }

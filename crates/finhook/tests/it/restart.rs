@@ -23,6 +23,7 @@ async fn a_restart_resumes_pending_deliveries_on_schedule() {
     first.stop().await;
 
     let second = spawn_app_with(options).await;
+    assert_eq!(second.pending_at_start, 2, "the failed callback and the untried one are pending at start");
     assert_eq!(second.deliver_due().await, 1, "the untried callback goes at once after the restart");
     clock.advance(chrono::Duration::minutes(30));
     assert_eq!(second.deliver_due().await, 1, "the failed one is retried 30 minutes after its attempt");

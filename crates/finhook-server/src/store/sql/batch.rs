@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::messages::ingest_on;
+use super::messages::{ingest_on, Subscriptions};
 use super::queue::record_on;
 use crate::store::db::Conn;
 use crate::store::{AttemptResult, IngestOutcome, NewMessage, StoreError, StoreResult};
@@ -26,11 +26,18 @@ use crate::store::{AttemptResult, IngestOutcome, NewMessage, StoreError, StoreRe
 /// keep the writer lock short.
 const MAX_BATCH: usize = 256;
 
-enum Write {
-    Ingest(NewMessage, oneshot::Sender<StoreResult<IngestOutcome>>),
-    Record(AttemptResult, oneshot::Sender<StoreResult<()>>),
+/// One queued write: what to apply, and who to tell once it is committed (or not).
+struct Write {
+    job: Job,
+    reply: Reply,
+}
+
+#[derive(Clone)]
+enum Job {
+    Ingest(NewMessage),
+    Record(AttemptResult),
     /// A write that changes nothing of substance: proves the store can commit right now.
-    Probe(i64, oneshot::Sender<StoreResult<()>>),
+    Probe(i64),
 }
 
 /// The queue into the group-commit task. The task ends at [`BatchWriter::close`], or when
@@ -64,20 +71,26 @@ impl BatchWriter {
 
     pub(super) async fn ingest(&self, message: NewMessage) -> StoreResult<IngestOutcome> {
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Write::Ingest(message, reply)).map_err(|_| StoreError::WriterStopped)?;
+        self.queue
+            .send(Write { job: Job::Ingest(message), reply: Reply::Ingest(reply) })
+            .map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 
     pub(super) async fn record(&self, result: AttemptResult) -> StoreResult<()> {
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Write::Record(result, reply)).map_err(|_| StoreError::WriterStopped)?;
+        self.queue
+            .send(Write { job: Job::Record(result), reply: Reply::Done(reply) })
+            .map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 
     /// Commits a tiny write (the time of the probe in `settings`); `Ok` only if it is durable.
     pub(super) async fn probe(&self, now_ms: i64) -> StoreResult<()> {
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Write::Probe(now_ms, reply)).map_err(|_| StoreError::WriterStopped)?;
+        self.queue
+            .send(Write { job: Job::Probe(now_ms), reply: Reply::Done(reply) })
+            .map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 }
@@ -111,146 +124,181 @@ enum Reply {
     Done(oneshot::Sender<StoreResult<()>>),
 }
 
+/// What a write returns: an ingest's outcome, or nothing for the others.
+type Applied = Option<IngestOutcome>;
+
 impl Reply {
-    /// Tells the caller its write was not committed, for `cause`. A caller that gave up
-    /// waiting is no longer listening; nothing to do then.
-    fn fail(self, cause: &Arc<sqlx::Error>) {
-        let failed = || StoreError::Commit(cause.clone());
+    /// Answers the caller. A caller that gave up waiting is no longer listening; nothing to
+    /// do then.
+    fn send(self, result: StoreResult<Applied>) {
         match self {
-            Reply::Ingest(reply) => drop(reply.send(Err(failed()))),
-            Reply::Done(reply) => drop(reply.send(Err(failed()))),
-        }
-    }
-}
-
-impl Write {
-    fn into_reply(self) -> Reply {
-        match self {
-            Write::Ingest(_, reply) => Reply::Ingest(reply),
-            Write::Record(_, reply) | Write::Probe(_, reply) => Reply::Done(reply),
-        }
-    }
-}
-
-/// A write's outcome, held until the batch is committed.
-enum Outcome {
-    Ingest(oneshot::Sender<StoreResult<IngestOutcome>>, StoreResult<IngestOutcome>),
-    Done(oneshot::Sender<StoreResult<()>>, StoreResult<()>),
-}
-
-impl Outcome {
-    fn failed(&self) -> bool {
-        match self {
-            Outcome::Ingest(_, result) => result.is_err(),
-            Outcome::Done(_, result) => result.is_err(),
-        }
-    }
-
-    /// Answers the caller once the batch is committed.
-    fn answer(self) {
-        match self {
-            Outcome::Ingest(reply, result) => drop(reply.send(result)),
-            Outcome::Done(reply, result) => drop(reply.send(result)),
-        }
-    }
-
-    /// The reply, and the database error if that is why this write failed.
-    fn into_failure(self) -> (Reply, Option<sqlx::Error>) {
-        match self {
-            Outcome::Ingest(reply, Err(StoreError::Database(error))) => (Reply::Ingest(reply), Some(error)),
-            Outcome::Done(reply, Err(StoreError::Database(error))) => (Reply::Done(reply), Some(error)),
-            Outcome::Ingest(reply, _) => (Reply::Ingest(reply), None),
-            Outcome::Done(reply, _) => (Reply::Done(reply), None),
-        }
-    }
-}
-
-/// Applies one batch in one transaction and answers every caller.
-///
-/// Transaction control is plain SQL on a connection this task holds, not sqlx's
-/// `Transaction`. sqlx counts the nesting depth on its side; when SQLite rolls a whole
-/// transaction back by itself (it may on `SQLITE_FULL`, `SQLITE_IOERR`, `SQLITE_BUSY` or
-/// `SQLITE_NOMEM`), the savepoint's `ROLLBACK TO` fails ("no such savepoint"), sqlx's count
-/// is never decremented, and from then on its `begin()` issues `SAVEPOINT` where `BEGIN`
-/// was meant and its `commit()` a `RELEASE` of a savepoint SQLite never had. Writes then
-/// lived in a transaction that was never committed while each caller was told its write
-/// was durable (issue 7: after a full disk, finhook answered 202 for callbacks it never
-/// stored, even once the space came back).
-///
-/// So here: `BEGIN IMMEDIATE` fails if the connection is still inside a transaction (the
-/// check that its state is clean before each batch); a failed `ROLLBACK TO` means the
-/// transaction is gone and fails the whole batch; and after any failure the connection is
-/// closed rather than pooled, so the next batch starts on a fresh one.
-async fn apply(pool: &SqlitePool, batch: Vec<Write>) {
-    let mut writes = batch.into_iter();
-    let mut outcomes = Vec::with_capacity(writes.len());
-    let result = match pool.acquire().await {
-        Ok(mut connection) => {
-            let result = apply_on(&mut connection, &mut writes, &mut outcomes).await;
-            if result.is_err() {
-                discard(connection).await;
+            // Only `Job::Ingest` is queued with `Reply::Ingest`, and it always returns an
+            // outcome; `WriterStopped` would only ever mean a bug here, never a false `Ok`.
+            Reply::Ingest(reply) => {
+                drop(reply.send(result.and_then(|applied| applied.ok_or(StoreError::WriterStopped))))
             }
-            result
+            Reply::Done(reply) => drop(reply.send(result.map(drop))),
         }
-        Err(error) => Err(error),
+    }
+
+    /// Tells the caller its write was not committed, for `cause`.
+    fn fail(self, cause: &Arc<sqlx::Error>) {
+        self.send(Err(StoreError::Commit(cause.clone())));
+    }
+}
+
+/// A write's result, held until its batch is committed.
+struct Outcome {
+    reply: Reply,
+    result: StoreResult<Applied>,
+}
+
+/// Applies one batch and answers every caller.
+///
+/// First all of it in one transaction with no savepoints: the common case, where every
+/// write succeeds, costs one statement per row written plus `BEGIN` and `COMMIT`, and
+/// every statement is a round trip to sqlx's connection thread. If any write fails, that
+/// transaction is rolled back and the batch is applied again the careful way
+/// ([`apply_each`]): each write in its own savepoint, so one write's error (a foreign key,
+/// a full disk) undoes only that write and the others still commit.
+async fn apply(pool: &SqlitePool, batch: Vec<Write>) {
+    let mut connection = match pool.acquire().await {
+        Ok(connection) => connection,
+        Err(error) => return fail_all(&Arc::new(error), Vec::new(), batch.into_iter()),
     };
-    let cause = match result {
-        Ok(()) => {
-            outcomes.into_iter().for_each(Outcome::answer);
+    let batch = match apply_together(&mut connection, batch).await {
+        Together::Committed(outcomes) => {
+            outcomes.into_iter().for_each(|outcome| outcome.reply.send(outcome.result));
             return;
         }
-        Err(cause) => Arc::new(cause),
+        Together::NotCommitted(cause, batch) => {
+            discard(connection).await;
+            return fail_all(&Arc::new(cause), Vec::new(), batch.into_iter());
+        }
+        Together::AWriteFailed(batch) => batch,
     };
+    let mut writes = batch.into_iter();
+    let mut outcomes = Vec::with_capacity(writes.len());
+    match apply_each(&mut connection, &mut writes, &mut outcomes).await {
+        Ok(()) => outcomes.into_iter().for_each(|outcome| outcome.reply.send(outcome.result)),
+        Err(cause) => {
+            discard(connection).await;
+            fail_all(&Arc::new(cause), outcomes, writes);
+        }
+    }
+}
+
+/// Tells every caller of a batch that nothing of it was committed.
+fn fail_all(cause: &Arc<sqlx::Error>, outcomes: Vec<Outcome>, writes: std::vec::IntoIter<Write>) {
     let count = outcomes.len() + writes.len();
     tracing::error!(error = %cause, writes = count, "a batch of store writes failed; none of them took effect");
     for outcome in outcomes {
-        outcome.into_failure().0.fail(&cause);
+        outcome.reply.fail(cause);
     }
     for write in writes {
-        write.into_reply().fail(&cause);
+        write.reply.fail(cause);
     }
 }
 
-/// The body of [`apply`]: `Err` means nothing of the batch was committed. Writes not yet
-/// taken from `writes` when it fails are the caller's to answer.
-async fn apply_on(
+/// How the one-transaction attempt at a batch ended.
+enum Together {
+    /// Committed: every write succeeded.
+    Committed(Vec<Outcome>),
+    /// A write failed; the transaction was rolled back and the batch is handed back whole.
+    AWriteFailed(Vec<Write>),
+    /// `BEGIN` or `COMMIT` failed: nothing was committed, and trying each write alone
+    /// would meet the same cause.
+    NotCommitted(sqlx::Error, Vec<Write>),
+}
+
+/// The fast path of [`apply`]. Each job is cloned for its run (a few strings and the
+/// payload, far cheaper than a round trip) so the batch is still whole if it must be
+/// applied again write by write.
+async fn apply_together(connection: &mut SqliteConnection, batch: Vec<Write>) -> Together {
+    if let Err(error) = execute(connection, "BEGIN IMMEDIATE").await {
+        return Together::NotCommitted(error, batch);
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    let mut subscriptions = Subscriptions::default();
+    for write in &batch {
+        match apply_job(connection, &mut subscriptions, write.job.clone()).await {
+            Ok(applied) => results.push(applied),
+            Err(_) => {
+                // Fails harmlessly when SQLite already rolled the transaction back itself;
+                // if the connection were somehow still inside one, `apply_each`'s `BEGIN
+                // IMMEDIATE` fails and the batch with it, so nothing is ever half applied.
+                let _ = execute(connection, "ROLLBACK").await;
+                return Together::AWriteFailed(batch);
+            }
+        }
+    }
+    if let Err(error) = execute(connection, "COMMIT").await {
+        return Together::NotCommitted(error, batch);
+    }
+    let outcomes =
+        batch.into_iter().zip(results).map(|(write, applied)| Outcome { reply: write.reply, result: Ok(applied) });
+    Together::Committed(outcomes.collect())
+}
+
+/// Applies one job on `connection`, inside whatever transaction or savepoint is open.
+async fn apply_job(
+    connection: &mut SqliteConnection,
+    subscriptions: &mut Subscriptions,
+    job: Job,
+) -> StoreResult<Applied> {
+    let conn = &mut Conn::Sqlite(connection);
+    match job {
+        Job::Ingest(message) => ingest_on(conn, subscriptions, message).await.map(Some),
+        Job::Record(result) => record_on(conn, result).await.map(|()| None),
+        Job::Probe(now_ms) => probe_on(conn, now_ms).await.map(|()| None),
+    }
+}
+
+/// The careful path of [`apply`], write by write in savepoints. Transaction control is
+/// plain SQL on a connection this task holds, not sqlx's `Transaction`. sqlx counts the
+/// nesting depth on its side; when SQLite rolls a whole transaction back by itself (it may
+/// on `SQLITE_FULL`, `SQLITE_IOERR`, `SQLITE_BUSY` or `SQLITE_NOMEM`), the savepoint's
+/// `ROLLBACK TO` fails ("no such savepoint"), sqlx's count is never decremented, and from
+/// then on its `begin()` issues `SAVEPOINT` where `BEGIN` was meant and its `commit()` a
+/// `RELEASE` of a savepoint SQLite never had. Writes then lived in a transaction that was
+/// never committed while each caller was told its write was durable (issue 7: after a full
+/// disk, finhook answered 202 for callbacks it never stored, even once the space came
+/// back).
+///
+/// So here: `BEGIN IMMEDIATE` fails if the connection is still inside a transaction (the
+/// check that its state is clean before each batch); a failed `ROLLBACK TO` means the
+/// transaction is gone and fails the whole batch; and after any failure the caller closes
+/// the connection rather than pooling it, so the next batch starts on a fresh one.
+///
+/// `Err` means nothing of the batch was committed. Writes not yet taken from `writes` when
+/// it fails, and the outcomes so far, are the caller's to answer.
+async fn apply_each(
     connection: &mut SqliteConnection,
     writes: &mut std::vec::IntoIter<Write>,
     outcomes: &mut Vec<Outcome>,
 ) -> Result<(), sqlx::Error> {
     execute(connection, "BEGIN IMMEDIATE").await?;
+    let mut subscriptions = Subscriptions::default();
     for write in writes.by_ref() {
         if let Err(error) = execute(connection, "SAVEPOINT write").await {
-            outcomes.push(match write.into_reply() {
-                Reply::Ingest(reply) => Outcome::Ingest(reply, Err(StoreError::WriterStopped)),
-                Reply::Done(reply) => Outcome::Done(reply, Err(StoreError::WriterStopped)),
-            });
+            outcomes.push(Outcome { reply: write.reply, result: Err(StoreError::WriterStopped) });
             return Err(error);
         }
-        let outcome = match write {
-            Write::Ingest(message, reply) => {
-                Outcome::Ingest(reply, ingest_on(&mut Conn::Sqlite(connection), message).await)
-            }
-            Write::Record(result, reply) => {
-                Outcome::Done(reply, record_on(&mut Conn::Sqlite(connection), result).await)
-            }
-            Write::Probe(now_ms, reply) => Outcome::Done(reply, probe_on(&mut Conn::Sqlite(connection), now_ms).await),
-        };
-        if outcome.failed() {
+        let result = apply_job(connection, &mut subscriptions, write.job).await;
+        if result.is_err() {
             // Undo only this write. If SQLite already rolled the whole transaction back,
             // the savepoint is gone and so is every write before this one: the batch
             // failed, and its cause is this write's own error ("database or disk is full").
             if let Err(rollback) = execute(connection, "ROLLBACK TO write").await {
-                let (reply, own) = outcome.into_failure();
-                outcomes.push(match reply {
-                    Reply::Ingest(reply) => Outcome::Ingest(reply, Err(StoreError::WriterStopped)),
-                    Reply::Done(reply) => Outcome::Done(reply, Err(StoreError::WriterStopped)),
+                outcomes.push(Outcome { reply: write.reply, result: Err(StoreError::WriterStopped) });
+                return Err(match result {
+                    Err(StoreError::Database(own)) => own,
+                    _ => rollback,
                 });
-                return Err(own.unwrap_or(rollback));
             }
         }
         let released = execute(connection, "RELEASE write").await;
-        outcomes.push(outcome);
+        outcomes.push(Outcome { reply: write.reply, result });
         released?;
     }
     execute(connection, "COMMIT").await

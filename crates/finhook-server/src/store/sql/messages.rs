@@ -1,12 +1,14 @@
 //! Messages and their deliveries: the ingest write, redelivery, and the reads that
 //! assemble a message with its delivery history. Written once for both databases.
 
+use std::collections::hash_map::{Entry, HashMap};
+
 use chrono::{DateTime, Utc};
 use finhook_core::flinks::ResponseType;
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 
 use super::SqlStore;
-use crate::store::db::{sql, Conn, Row};
+use crate::store::db::{sql, Conn, Row, Sql};
 use crate::store::rows::*;
 use crate::store::{
     DeliveryRecord, IngestOutcome, InstanceId, MessageDetail, MessageFilter, MessageSummary, NewMessage,
@@ -152,7 +154,7 @@ pub(super) async fn redeliver(
             }
             vec![endpoint.clone()]
         }
-        None => subscribed_endpoints(&mut conn, instance, response_type).await?,
+        None => Subscriptions::default().of(&mut conn, instance, response_type).await?,
     };
     let ids = schedule_deliveries(&mut conn, id, &targets, now).await?;
     tx.commit().await?;
@@ -166,50 +168,91 @@ async fn schedule_deliveries(
     endpoints: &[EndpointId],
     now: DateTime<Utc>,
 ) -> StoreResult<Vec<DeliveryId>> {
-    let mut ids = Vec::with_capacity(endpoints.len());
-    for endpoint in endpoints {
-        let id = DeliveryId::generate();
-        conn.execute(
-            sql("INSERT INTO deliveries (id, message_id, endpoint_id, status, next_attempt_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, 'pending', $4, $5, $6)")
-            .bind(id.as_str())
-            .bind(message.as_str())
-            .bind(endpoint.as_str())
-            .bind(millis(now))
-            .bind(millis(now))
-            .bind(millis(now)),
-        )
-        .await?;
-        ids.push(id);
+    let (insert, ids) = deliveries_insert(message, endpoints, now);
+    if let Some(insert) = insert {
+        conn.execute(insert).await?;
     }
     Ok(ids)
 }
 
-/// The enabled endpoints of an instance that take `response_type`.
-async fn subscribed_endpoints(
-    conn: &mut Conn<'_>,
-    instance: InstanceId,
-    response_type: ResponseType,
-) -> StoreResult<Vec<EndpointId>> {
-    let rows = conn
-        .fetch_all(
-            sql(format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE instance_id = $1 AND enabled"))
-                .bind(instance.0),
-        )
-        .await?;
-    let mut ids = Vec::new();
-    for row in &rows {
-        let endpoint = endpoint_from(row)?;
-        if endpoint.subscribes_to(response_type) {
-            ids.push(endpoint.id);
-        }
+/// One statement inserting pending deliveries of `message` to each endpoint, due at
+/// `now` (none if there is no endpoint), and the new deliveries' ids.
+fn deliveries_insert(
+    message: &MessageId,
+    endpoints: &[EndpointId],
+    now: DateTime<Utc>,
+) -> (Option<Sql>, Vec<DeliveryId>) {
+    if endpoints.is_empty() {
+        return (None, Vec::new());
     }
-    Ok(ids)
+    let ids: Vec<DeliveryId> = endpoints.iter().map(|_| DeliveryId::generate()).collect();
+    let mut text = String::from(
+        "INSERT INTO deliveries (id, message_id, endpoint_id, status, next_attempt_at, created_at, updated_at) VALUES ",
+    );
+    let mut insert = Vec::with_capacity(2 + 2 * endpoints.len());
+    for (n, (id, endpoint)) in ids.iter().zip(endpoints).enumerate() {
+        let (id_arg, endpoint_arg) = (3 + 2 * n, 4 + 2 * n);
+        if n > 0 {
+            text.push_str(", ");
+        }
+        text.push_str(&format!("(${id_arg}, $1, ${endpoint_arg}, 'pending', $2, $2, $2)"));
+        insert.push((id.as_str(), endpoint.as_str()));
+    }
+    let mut statement = sql(text).bind(message.as_str()).bind(millis(now));
+    for (id, endpoint) in insert {
+        statement = statement.bind(id).bind(endpoint);
+    }
+    (Some(statement), ids)
+}
+
+/// The enabled endpoints of each instance (with the callbacks each takes), read once per
+/// transaction. Within one transaction they cannot change under it: on the embedded store
+/// the group commit holds the only write connection, and a PostgreSQL ingest uses a new
+/// memo for its own transaction. A batch of callbacks to one instance so reads them once.
+#[derive(Default)]
+pub(super) struct Subscriptions(HashMap<InstanceId, Vec<Subscriber>>);
+
+/// An enabled endpoint and the callbacks it takes (`None`: all of them).
+type Subscriber = (EndpointId, Option<Vec<ResponseType>>);
+
+impl Subscriptions {
+    /// The enabled endpoints of `instance` that take `response_type`.
+    async fn of(
+        &mut self,
+        conn: &mut Conn<'_>,
+        instance: InstanceId,
+        response_type: ResponseType,
+    ) -> StoreResult<Vec<EndpointId>> {
+        let endpoints = match self.0.entry(instance) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(unknown) => {
+                let rows = conn
+                    .fetch_all(
+                        sql(format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE instance_id = $1 AND enabled"))
+                            .bind(instance.0),
+                    )
+                    .await?;
+                let mut endpoints = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let endpoint = endpoint_from(row)?;
+                    endpoints.push((endpoint.id, endpoint.event_types));
+                }
+                unknown.insert(endpoints)
+            }
+        };
+        let takes =
+            |types: &Option<Vec<ResponseType>>| types.as_ref().is_none_or(|types| types.contains(&response_type));
+        Ok(endpoints.iter().filter(|(_, types)| takes(types)).map(|(id, _)| id.clone()).collect())
+    }
 }
 
 /// Stores one message and its deliveries on `conn`: inside a transaction, or a savepoint
 /// of the embedded store's group commit.
-pub(super) async fn ingest_on(conn: &mut Conn<'_>, message: NewMessage) -> StoreResult<IngestOutcome> {
+pub(super) async fn ingest_on(
+    conn: &mut Conn<'_>,
+    subscriptions: &mut Subscriptions,
+    message: NewMessage,
+) -> StoreResult<IngestOutcome> {
     if let Some(key) = &message.idempotency_key {
         let existing = conn
             .fetch_optional(
@@ -230,8 +273,9 @@ pub(super) async fn ingest_on(conn: &mut Conn<'_>, message: NewMessage) -> Store
     }
     let message_id = MessageId::generate();
     let (instance, response_type, now) = (message.instance_id, message.response_type, message.now);
-    conn.execute(
-        sql("INSERT INTO messages (id, instance_id, response_type, login_id, request_id, tag, idempotency_key,
+    let endpoints = subscriptions.of(conn, instance, response_type).await?;
+    let mut writes =
+        vec![sql("INSERT INTO messages (id, instance_id, response_type, login_id, request_id, tag, idempotency_key,
                                    body_sha256, payload, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
         .bind(message_id.as_str())
@@ -243,11 +287,11 @@ pub(super) async fn ingest_on(conn: &mut Conn<'_>, message: NewMessage) -> Store
         .bind(message.idempotency_key)
         .bind(message.body_sha256)
         .bind(message.payload)
-        .bind(millis(now)),
-    )
-    .await?;
-    let endpoints = subscribed_endpoints(conn, instance, response_type).await?;
-    let ids = schedule_deliveries(conn, &message_id, &endpoints, now).await?;
+        .bind(millis(now))];
+    let (deliveries_insert, ids) = deliveries_insert(&message_id, &endpoints, now);
+    writes.extend(deliveries_insert);
+    // The message and its deliveries in one round trip on SQLite.
+    conn.execute_all(writes).await?;
     let deliveries =
         ids.into_iter().zip(endpoints).map(|(id, endpoint_id)| ScheduledDelivery { id, endpoint_id }).collect();
     Ok(IngestOutcome::Created { message_id, deliveries })

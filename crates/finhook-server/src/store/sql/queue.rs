@@ -71,6 +71,14 @@ impl DeliveryQueue for SqlStore {
             .collect()
     }
 
+    async fn pending_deliveries(&self) -> StoreResult<u64> {
+        // Counted through the partial index of pending deliveries: the cost is the backlog's.
+        let row =
+            self.pools.read_optional(sql("SELECT count(*) AS n FROM deliveries WHERE status = 'pending'")).await?;
+        let count = row.map(|row| row.int("n")).transpose()?.unwrap_or(0);
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn dispatch_endpoint(&self, id: &EndpointId, now: DateTime<Utc>) -> StoreResult<Option<DispatchEndpoint>> {
         let Some(row) = self
             .pools
@@ -259,7 +267,7 @@ impl DeliveryQueue for SqlStore {
 /// savepoint of the embedded store's group commit).
 pub(super) async fn record_on(conn: &mut Conn<'_>, result: AttemptResult) -> StoreResult<()> {
     let attempt = result.attempt;
-    conn.execute(
+    let insert =
         sql("INSERT INTO attempts (id, delivery_id, attempt_number, started_at, latency_ms, status_code, error_class,
                                    error_detail, response_excerpt, response_bytes, succeeded)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
@@ -273,11 +281,9 @@ pub(super) async fn record_on(conn: &mut Conn<'_>, result: AttemptResult) -> Sto
         .bind(attempt.error_detail)
         .bind(attempt.response_excerpt)
         .bind(attempt.response_bytes.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
-        .bind(attempt.succeeded),
-    )
-    .await?;
+        .bind(attempt.succeeded);
     // A delivery cancelled while the attempt was in flight stays cancelled.
-    conn.execute(
+    let reschedule =
         sql("UPDATE deliveries SET status = $1, attempts_made = $2, next_attempt_at = $3, claimed_until = NULL,
                                    updated_at = $4
              WHERE id = $5 AND status = 'pending'")
@@ -285,8 +291,8 @@ pub(super) async fn record_on(conn: &mut Conn<'_>, result: AttemptResult) -> Sto
         .bind(i64::from(attempt.attempt_number))
         .bind(result.next_attempt_at.map(millis))
         .bind(millis(attempt.started_at))
-        .bind(result.delivery_id.as_str()),
-    )
-    .await?;
+        .bind(result.delivery_id.as_str());
+    // Both in one round trip on SQLite.
+    conn.execute_all(vec![insert, reschedule]).await?;
     Ok(())
 }
