@@ -248,6 +248,19 @@ impl Conn<'_> {
         }
     }
 
+    /// Runs a fixed statement with no arguments (transaction control) through the simple
+    /// query protocol.
+    pub(crate) async fn raw(&mut self, statement: &'static str) -> Result<(), sqlx::Error> {
+        match self {
+            Conn::Sqlite(connection) => {
+                sqlx::Executor::execute(&mut **connection, sqlx::raw_sql(statement)).await.map(drop)
+            }
+            Conn::Postgres(connection) => {
+                sqlx::Executor::execute(&mut **connection, sqlx::raw_sql(statement)).await.map(drop)
+            }
+        }
+    }
+
     pub(crate) async fn fetch_all(&mut self, query: Sql) -> Result<Vec<Row>, sqlx::Error> {
         Ok(match self {
             Conn::Sqlite(connection) => {
@@ -294,6 +307,22 @@ impl Pooled {
         match self {
             Pooled::Sqlite(connection) => Conn::Sqlite(connection),
             Pooled::Postgres(connection) => Conn::Postgres(connection),
+        }
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Pooled::Sqlite(_) => Backend::Sqlite,
+            Pooled::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Closes the connection when it is dropped instead of returning it to the pool: for a
+    /// connection whose state is in doubt after an error.
+    pub(crate) fn close_on_drop(&mut self) {
+        match self {
+            Pooled::Sqlite(connection) => connection.close_on_drop(),
+            Pooled::Postgres(connection) => connection.close_on_drop(),
         }
     }
 }
@@ -344,6 +373,16 @@ impl Pools {
     pub(crate) async fn reader(&self) -> Result<Pooled, sqlx::Error> {
         Ok(match self {
             Pools::Sqlite { reader, .. } => Pooled::Sqlite(reader.acquire().await?),
+            Pools::Postgres(pool) => Pooled::Postgres(pool.acquire().await?),
+        })
+    }
+
+    /// A connection for writes outside [`Pools::begin`] (the group commit runs its own
+    /// transaction control): on SQLite the one writer connection, on PostgreSQL one of the
+    /// pool's.
+    pub(crate) async fn writer(&self) -> Result<Pooled, sqlx::Error> {
+        Ok(match self {
+            Pools::Sqlite { writer, .. } => Pooled::Sqlite(writer.acquire().await?),
             Pools::Postgres(pool) => Pooled::Postgres(pool.acquire().await?),
         })
     }

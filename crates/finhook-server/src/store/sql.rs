@@ -3,8 +3,9 @@
 //! Every query is written once (see [`super::db`] for how it runs on either database). The
 //! backends differ in four named places only, each explained where it is:
 //! - start-up ([`open`]): the SQLite file's lock and secrets-key file, or a PostgreSQL pool;
-//! - group commit ([`batch`]): SQLite's ingests and attempt records share one fsync per
-//!   batch; PostgreSQL commits each in its own transaction (its own group commit does the rest);
+//! - group commit ([`batch`]), the same task on both: ingests and attempt records share one
+//!   commit per batch; only how a batch begins (`BEGIN IMMEDIATE` on SQLite) and whether
+//!   its writes may share one read of the endpoints (not where other nodes write) differ;
 //! - taking due work ([`queue`]): a plain read on SQLite (its one process keeps claims in
 //!   memory), a lease with `FOR UPDATE SKIP LOCKED` among PostgreSQL nodes;
 //! - leftover claims at start-up ([`SqlStore::release_stale_claims`]): released at once on
@@ -36,7 +37,9 @@ use super::*;
 #[derive(Debug)]
 pub struct SqlStore {
     pools: Pools,
-    writes: Writes,
+    /// The hot writes (ingests, attempt records, the health probe) go through the group
+    /// commit: many writes to one fsync.
+    writes: batch::BatchWriter,
     /// Seals endpoint secrets at rest; every node of a shared store must share it.
     sealing: SealingKey,
     /// The embedded store's lock file, held until [`Store::close`] or the end of the store;
@@ -44,16 +47,6 @@ pub struct SqlStore {
     lock: Mutex<Option<File>>,
     /// Bumped after every endpoint write, for [`DeliveryQueue::endpoints_version`].
     endpoints_version: AtomicU64,
-}
-
-/// How the hot writes (ingests, attempt records) are committed.
-#[derive(Debug)]
-enum Writes {
-    /// SQLite: through the group-commit task, many writes to one fsync.
-    GroupCommit(batch::BatchWriter),
-    /// PostgreSQL: each in its own transaction on the pool; the server groups commits
-    /// of concurrent transactions by itself.
-    Direct,
 }
 
 impl SqlStore {
@@ -85,9 +78,7 @@ impl SqlStore {
 #[async_trait]
 impl Store for SqlStore {
     async fn close(&self) {
-        if let Writes::GroupCommit(batch) = &self.writes {
-            batch.close().await;
-        }
+        self.writes.close().await;
         self.pools.close().await;
         // Only now may another process open the file.
         if let Ok(mut lock) = self.lock.lock() {
@@ -97,16 +88,8 @@ impl Store for SqlStore {
 
     async fn ping(&self) -> StoreResult<()> {
         // A committed write, not a read: a full disk or a read-only server still answers
-        // reads. On SQLite it joins the group commit, so "healthy" means "a 202 would be
-        // durable now".
-        let now = Utc::now().timestamp_millis();
-        match &self.writes {
-            Writes::GroupCommit(batch) => batch.probe(now).await,
-            Writes::Direct => {
-                self.pools.write(probe_sql(now)).await?;
-                Ok(())
-            }
-        }
+        // reads. It joins the group commit, so "healthy" means "a 202 would be durable now".
+        self.writes.probe(Utc::now().timestamp_millis()).await
     }
 
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
@@ -277,15 +260,7 @@ impl Store for SqlStore {
     }
 
     async fn ingest(&self, message: NewMessage) -> StoreResult<IngestOutcome> {
-        match &self.writes {
-            Writes::GroupCommit(batch) => batch.ingest(message).await,
-            Writes::Direct => {
-                let mut tx = self.pools.begin().await?;
-                let outcome = messages::ingest_on(&mut tx.conn(), &mut Default::default(), message).await?;
-                tx.commit().await?;
-                Ok(outcome)
-            }
-        }
+        self.writes.ingest(message).await
     }
 
     async fn list_messages(&self, instance: InstanceId, filter: &MessageFilter) -> StoreResult<Vec<MessageSummary>> {

@@ -209,3 +209,69 @@ async fn the_shared_store_refuses_to_start_without_a_secrets_key() {
     let error = finhook_server::app::App::build(&settings, clock).await.expect_err("no key");
     assert!(error.to_string().contains("FINHOOK_SECRETS_KEY"), "{error}");
 }
+
+/// The group commit on PostgreSQL: one write of a batch that breaks a constraint is rolled
+/// back alone (PostgreSQL aborts the whole transaction on an error, so the batch is applied
+/// again with a savepoint per write), and the others are committed and answered.
+#[tokio::test]
+async fn a_failing_write_does_not_take_its_batch_down_on_the_shared_store() {
+    use finhook_core::flinks::ResponseType;
+    use finhook_core::ids::{AttemptId, DeliveryId};
+    use finhook_core::secret::KeyHash;
+    use finhook_server::store::queue::DeliveryQueue;
+    use finhook_server::store::sql::SqlStore;
+    use finhook_server::store::*;
+
+    let database = postgres_database().await;
+    let (sealing, _) = finhook_core::seal::SealingKey::generate();
+    let store = SqlStore::open_postgres(&database, sealing).await.expect("open");
+    let now = t0();
+    let instance = store
+        .create_instance(NewInstance {
+            name: "acme".into(),
+            customer_id: "c".into(),
+            mode: Mode::Live,
+            api_key_hash: KeyHash::of("k"),
+            now,
+        })
+        .await
+        .expect("instance")
+        .id;
+    let message = |n: u8| NewMessage {
+        instance_id: instance,
+        response_type: ResponseType::Kyc,
+        login_id: Some("L".into()),
+        request_id: None,
+        tag: None,
+        idempotency_key: None,
+        body_sha256: format!("{n}"),
+        payload: b"{}".to_vec(),
+        now,
+    };
+    // An attempt for a delivery that does not exist breaks a foreign key.
+    let orphan = AttemptResult {
+        delivery_id: DeliveryId::generate(),
+        attempt: AttemptRecord {
+            id: AttemptId::generate(),
+            attempt_number: 1,
+            started_at: now,
+            latency_ms: 1,
+            status_code: Some(200),
+            error_class: None,
+            error_detail: None,
+            response_excerpt: None,
+            response_bytes: None,
+            succeeded: true,
+        },
+        next_attempt_at: None,
+        new_status: DeliveryStatus::Delivered,
+    };
+    // All three are queued before the writer runs, so they share one transaction.
+    let (first, broken, second) =
+        tokio::join!(store.ingest(message(1)), store.record_attempt(orphan), store.ingest(message(2)));
+    assert!(matches!(first, Ok(IngestOutcome::Created { .. })), "{first:?}");
+    assert!(broken.is_err(), "{broken:?}");
+    assert!(matches!(second, Ok(IngestOutcome::Created { .. })), "{second:?}");
+    assert_eq!(store.stats(now).await.expect("stats").messages, 2);
+    store.close().await;
+}

@@ -1,16 +1,14 @@
-//! Group commit for the embedded (SQLite) store's hot writes.
+//! Group commit for the store's hot writes (ingests, attempt records), on either database.
 //!
-//! Every ingest and every attempt record needs its own durable commit, and with
-//! `synchronous = FULL` a commit costs an fsync: one at a time, the disk, not the CPU, sets
-//! the pace. Here the writes queue to one task that applies whatever has queued up in a
+//! Every ingest and every attempt record needs its own durable commit, and a commit costs
+//! an fsync (SQLite with `synchronous = FULL`, PostgreSQL with `fsync` and
+//! `synchronous_commit` on): one at a time, the disk, not the CPU, sets the pace. Here the writes queue to one task that applies whatever has queued up in a
 //! single transaction, each write inside its own savepoint (so one write's error rolls back
 //! only that write), then commits once and answers every caller. A caller still hears back
 //! only after its write is durable; under load, one fsync covers many callbacks.
 
 use std::sync::Arc;
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use std::sync::Mutex;
 
 use tokio::sync::{mpsc, oneshot};
@@ -19,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::messages::{ingest_on, Subscriptions};
 use super::queue::record_on;
-use crate::store::db::Conn;
+use crate::store::db::{Backend, Pooled, Pools};
 use crate::store::{AttemptResult, IngestOutcome, NewMessage, StoreError, StoreResult};
 
 /// The most writes one transaction takes; enough to amortise the fsync, small enough to
@@ -50,10 +48,10 @@ pub(super) struct BatchWriter {
 }
 
 impl BatchWriter {
-    pub(super) fn spawn(pool: SqlitePool) -> Self {
+    pub(super) fn spawn(pools: Pools) -> Self {
         let (queue, receiver) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(pool, receiver, stop.clone()));
+        let task = tokio::spawn(run(pools, receiver, stop.clone()));
         Self { queue, stop, task: Mutex::new(Some(task)) }
     }
 
@@ -95,7 +93,7 @@ impl BatchWriter {
     }
 }
 
-async fn run(pool: SqlitePool, mut receiver: mpsc::UnboundedReceiver<Write>, stop: CancellationToken) {
+async fn run(pools: Pools, mut receiver: mpsc::UnboundedReceiver<Write>, stop: CancellationToken) {
     loop {
         let first = tokio::select! {
             biased;
@@ -114,7 +112,7 @@ async fn run(pool: SqlitePool, mut receiver: mpsc::UnboundedReceiver<Write>, sto
                 Err(_) => break,
             }
         }
-        apply(&pool, batch).await;
+        apply(&pools, batch).await;
     }
 }
 
@@ -161,8 +159,8 @@ struct Outcome {
 /// transaction is rolled back and the batch is applied again the careful way
 /// ([`apply_each`]): each write in its own savepoint, so one write's error (a foreign key,
 /// a full disk) undoes only that write and the others still commit.
-async fn apply(pool: &SqlitePool, batch: Vec<Write>) {
-    let mut connection = match pool.acquire().await {
+async fn apply(pools: &Pools, batch: Vec<Write>) {
+    let mut connection = match pools.writer().await {
         Ok(connection) => connection,
         Err(error) => return fail_all(&Arc::new(error), Vec::new(), batch.into_iter()),
     };
@@ -214,12 +212,12 @@ enum Together {
 /// The fast path of [`apply`]. Each job is cloned for its run (a few strings and the
 /// payload, far cheaper than a round trip) so the batch is still whole if it must be
 /// applied again write by write.
-async fn apply_together(connection: &mut SqliteConnection, batch: Vec<Write>) -> Together {
-    if let Err(error) = execute(connection, "BEGIN IMMEDIATE").await {
+async fn apply_together(connection: &mut Pooled, batch: Vec<Write>) -> Together {
+    if let Err(error) = execute(connection, begin(connection)).await {
         return Together::NotCommitted(error, batch);
     }
     let mut results = Vec::with_capacity(batch.len());
-    let mut subscriptions = Subscriptions::default();
+    let mut subscriptions = subscriptions(connection);
     for write in &batch {
         match apply_job(connection, &mut subscriptions, write.job.clone()).await {
             Ok(applied) => results.push(applied),
@@ -227,6 +225,8 @@ async fn apply_together(connection: &mut SqliteConnection, batch: Vec<Write>) ->
                 // Fails harmlessly when SQLite already rolled the transaction back itself;
                 // if the connection were somehow still inside one, `apply_each`'s `BEGIN
                 // IMMEDIATE` fails and the batch with it, so nothing is ever half applied.
+                // PostgreSQL never ends a transaction behind the client's back: there a
+                // failed `ROLLBACK` means a broken connection, and `BEGIN` fails on it too.
                 let _ = execute(connection, "ROLLBACK").await;
                 return Together::AWriteFailed(batch);
             }
@@ -241,12 +241,8 @@ async fn apply_together(connection: &mut SqliteConnection, batch: Vec<Write>) ->
 }
 
 /// Applies one job on `connection`, inside whatever transaction or savepoint is open.
-async fn apply_job(
-    connection: &mut SqliteConnection,
-    subscriptions: &mut Subscriptions,
-    job: Job,
-) -> StoreResult<Applied> {
-    let conn = &mut Conn::Sqlite(connection);
+async fn apply_job(connection: &mut Pooled, subscriptions: &mut Subscriptions, job: Job) -> StoreResult<Applied> {
+    let conn = &mut connection.conn();
     match job {
         Job::Ingest(message) => ingest_on(conn, subscriptions, message).await.map(Some),
         Job::Record(result) => record_on(conn, result).await.map(|()| None),
@@ -273,12 +269,12 @@ async fn apply_job(
 /// `Err` means nothing of the batch was committed. Writes not yet taken from `writes` when
 /// it fails, and the outcomes so far, are the caller's to answer.
 async fn apply_each(
-    connection: &mut SqliteConnection,
+    connection: &mut Pooled,
     writes: &mut std::vec::IntoIter<Write>,
     outcomes: &mut Vec<Outcome>,
 ) -> Result<(), sqlx::Error> {
-    execute(connection, "BEGIN IMMEDIATE").await?;
-    let mut subscriptions = Subscriptions::default();
+    execute(connection, begin(connection)).await?;
+    let mut subscriptions = subscriptions(connection);
     for write in writes.by_ref() {
         if let Err(error) = execute(connection, "SAVEPOINT write").await {
             outcomes.push(Outcome { reply: write.reply, result: Err(StoreError::WriterStopped) });
@@ -304,17 +300,32 @@ async fn apply_each(
     execute(connection, "COMMIT").await
 }
 
-async fn execute(connection: &mut SqliteConnection, statement: &'static str) -> Result<(), sqlx::Error> {
-    sqlx::Executor::execute(&mut *connection, sqlx::raw_sql(statement)).await.map(drop)
+async fn execute(connection: &mut Pooled, statement: &'static str) -> Result<(), sqlx::Error> {
+    connection.conn().raw(statement).await
 }
 
-async fn probe_on(conn: &mut Conn<'_>, now_ms: i64) -> StoreResult<()> {
+/// How a batch opens its transaction. On SQLite `IMMEDIATE` takes the write lock at once
+/// and fails if the connection is still inside a transaction (the check that it is clean).
+fn begin(connection: &Pooled) -> &'static str {
+    match connection.backend() {
+        Backend::Sqlite => "BEGIN IMMEDIATE",
+        Backend::Postgres => "BEGIN",
+    }
+}
+
+/// The fan-out memo for one batch: shared by its writes only where no other process can
+/// change the endpoints meanwhile.
+fn subscriptions(connection: &Pooled) -> Subscriptions {
+    Subscriptions::new(connection.backend() == Backend::Sqlite)
+}
+
+async fn probe_on(conn: &mut crate::store::db::Conn<'_>, now_ms: i64) -> StoreResult<()> {
     conn.execute(super::probe_sql(now_ms)).await?;
     Ok(())
 }
 
 /// Rolls back whatever may be open and closes the connection instead of pooling it.
-async fn discard(mut connection: PoolConnection<Sqlite>) {
+async fn discard(mut connection: Pooled) {
     // Fails harmlessly with "no transaction is active" when SQLite already rolled back.
     let _ = execute(&mut connection, "ROLLBACK").await;
     connection.close_on_drop();

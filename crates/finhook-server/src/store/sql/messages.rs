@@ -11,7 +11,7 @@ use super::SqlStore;
 use crate::store::db::{sql, Conn, Row, Sql};
 use crate::store::rows::*;
 use crate::store::{
-    DeliveryRecord, IngestOutcome, InstanceId, MessageDetail, MessageFilter, MessageSummary, NewMessage,
+    DeliveryRecord, Endpoint, IngestOutcome, InstanceId, MessageDetail, MessageFilter, MessageSummary, NewMessage,
     ScheduledDelivery, StoreResult,
 };
 
@@ -189,33 +189,39 @@ fn deliveries_insert(
     let mut text = String::from(
         "INSERT INTO deliveries (id, message_id, endpoint_id, status, next_attempt_at, created_at, updated_at) VALUES ",
     );
-    let mut insert = Vec::with_capacity(2 + 2 * endpoints.len());
-    for (n, (id, endpoint)) in ids.iter().zip(endpoints).enumerate() {
+    for n in 0..endpoints.len() {
         let (id_arg, endpoint_arg) = (3 + 2 * n, 4 + 2 * n);
         if n > 0 {
             text.push_str(", ");
         }
         text.push_str(&format!("(${id_arg}, $1, ${endpoint_arg}, 'pending', $2, $2, $2)"));
-        insert.push((id.as_str(), endpoint.as_str()));
     }
     let mut statement = sql(text).bind(message.as_str()).bind(millis(now));
-    for (id, endpoint) in insert {
-        statement = statement.bind(id).bind(endpoint);
+    for (id, endpoint) in ids.iter().zip(endpoints) {
+        statement = statement.bind(id.as_str()).bind(endpoint.as_str());
     }
     (Some(statement), ids)
 }
 
 /// The enabled endpoints of each instance (with the callbacks each takes), read once per
-/// transaction. Within one transaction they cannot change under it: on the embedded store
-/// the group commit holds the only write connection, and a PostgreSQL ingest uses a new
-/// memo for its own transaction. A batch of callbacks to one instance so reads them once.
+/// transaction where nothing else can change them under it: on the embedded store the
+/// group commit holds the only write connection, so a batch of callbacks to one instance
+/// reads them once. On a shared store another node may add an endpoint while a batch is
+/// open, and an ingest answered after that must fan out to it: there every ingest reads
+/// them again (READ COMMITTED sees the newest committed rows at each statement).
 #[derive(Default)]
-pub(super) struct Subscriptions(HashMap<InstanceId, Vec<Subscriber>>);
-
-/// An enabled endpoint and the callbacks it takes (`None`: all of them).
-type Subscriber = (EndpointId, Option<Vec<ResponseType>>);
+pub(super) struct Subscriptions {
+    memo: HashMap<InstanceId, Vec<Endpoint>>,
+    remember: bool,
+}
 
 impl Subscriptions {
+    /// A memo for one transaction; `remember` only where no other writer can change the
+    /// endpoints while it is open.
+    pub(super) fn new(remember: bool) -> Self {
+        Self { memo: HashMap::new(), remember }
+    }
+
     /// The enabled endpoints of `instance` that take `response_type`.
     async fn of(
         &mut self,
@@ -223,7 +229,10 @@ impl Subscriptions {
         instance: InstanceId,
         response_type: ResponseType,
     ) -> StoreResult<Vec<EndpointId>> {
-        let endpoints = match self.0.entry(instance) {
+        if !self.remember {
+            self.memo.clear();
+        }
+        let endpoints = match self.memo.entry(instance) {
             Entry::Occupied(known) => known.into_mut(),
             Entry::Vacant(unknown) => {
                 let rows = conn
@@ -232,17 +241,10 @@ impl Subscriptions {
                             .bind(instance.0),
                     )
                     .await?;
-                let mut endpoints = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    let endpoint = endpoint_from(row)?;
-                    endpoints.push((endpoint.id, endpoint.event_types));
-                }
-                unknown.insert(endpoints)
+                unknown.insert(rows.iter().map(endpoint_from).collect::<StoreResult<_>>()?)
             }
         };
-        let takes =
-            |types: &Option<Vec<ResponseType>>| types.as_ref().is_none_or(|types| types.contains(&response_type));
-        Ok(endpoints.iter().filter(|(_, types)| takes(types)).map(|(id, _)| id.clone()).collect())
+        Ok(endpoints.iter().filter(|endpoint| endpoint.subscribes_to(response_type)).map(|e| e.id.clone()).collect())
     }
 }
 

@@ -17,7 +17,7 @@ use finhook_core::seal::SealingKey;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{batch, migrations, SqlStore, Writes};
+use super::{batch, migrations, SqlStore};
 use crate::store::db::Pools;
 use crate::store::StoreError;
 
@@ -75,10 +75,10 @@ impl SqlStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(StoreError::from)?;
-        let batch = batch::BatchWriter::spawn(writer.clone());
+        let pools = Pools::Sqlite { writer, reader };
         Ok(Self {
-            pools: Pools::Sqlite { writer, reader },
-            writes: Writes::GroupCommit(batch),
+            writes: batch::BatchWriter::spawn(pools.clone()),
+            pools,
             sealing,
             lock: Mutex::new(lock),
             endpoints_version: AtomicU64::new(0),
@@ -95,9 +95,10 @@ impl SqlStore {
             .await
             .map_err(|source| OpenError::Connect { url: redact_password(url), source })?;
         migrations::migrator(migrations::POSTGRES).await?.run(&pool).await.map_err(StoreError::from)?;
+        let pools = Pools::Postgres(pool);
         Ok(Self {
-            pools: Pools::Postgres(pool),
-            writes: Writes::Direct,
+            writes: batch::BatchWriter::spawn(pools.clone()),
+            pools,
             sealing,
             lock: Mutex::new(None),
             endpoints_version: AtomicU64::new(0),

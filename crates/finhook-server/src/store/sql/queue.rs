@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 use finhook_core::secret::EndpointSecret;
 
-use super::{SqlStore, Writes};
+use super::SqlStore;
 use crate::store::db::{sql, Backend, Conn, Sql};
 use crate::store::queue::DeliveryQueue;
 use crate::store::rows::*;
@@ -251,15 +251,7 @@ impl DeliveryQueue for SqlStore {
     }
 
     async fn record_attempt(&self, result: AttemptResult) -> StoreResult<()> {
-        match &self.writes {
-            Writes::GroupCommit(batch) => batch.record(result).await,
-            Writes::Direct => {
-                let mut tx = self.pools.begin().await?;
-                record_on(&mut tx.conn(), result).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-        }
+        self.writes.record(result).await
     }
 }
 

@@ -55,6 +55,12 @@ pub struct BenchArgs {
     /// and time the drain (replaces --messages).
     #[arg(long, value_name = "N", conflicts_with = "messages")]
     backlog: Option<usize>,
+    /// First build a backlog of N callbacks for one more endpoint, of an instance of its
+    /// own, that never answers (every attempt runs into the server's timeout), then run the
+    /// load as usual: compare with a run without it to see what a hanging endpoint costs
+    /// the healthy ones.
+    #[arg(long, value_name = "N", conflicts_with = "backlog")]
+    hanging: Option<usize>,
     /// With --backlog: the endpoints' fixed retry interval.
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     retry_seconds: u32,
@@ -105,6 +111,9 @@ struct Report {
     drain_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     drain_per_s: Option<f64>,
+    /// With --hanging: the callbacks queued for the endpoint that never answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hanging_backlog: Option<usize>,
     /// Attempts the receiver refused while down.
     #[serde(skip_serializing_if = "Option::is_none")]
     refused_attempts: Option<usize>,
@@ -201,14 +210,23 @@ async fn post_json(http: &reqwest::Client, url: String, body: serde_json::Value)
     response.json().await.map_err(|e| format!("{url}: {e}"))
 }
 
-/// Creates the instances and their endpoints; returns each instance's callbacks URL and its
-/// endpoints' receiver paths.
+/// The instances and endpoints of a run.
+struct Setup {
+    /// Each instance's callbacks URL.
+    urls: Vec<String>,
+    /// Each instance's endpoints, as receiver paths.
+    paths: Vec<Vec<String>>,
+    /// With --hanging: the callbacks URL of the instance whose endpoint never answers.
+    hanging_url: Option<String>,
+}
+
+/// Creates the instances and their endpoints.
 async fn set_up(
     http: &reqwest::Client,
     base: &str,
     receiver: std::net::SocketAddr,
     args: &BenchArgs,
-) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
+) -> Result<Setup, String> {
     let run = format!(
         "{:x}",
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis()
@@ -228,8 +246,18 @@ async fn set_up(
         post_json(http, format!("{base}/v1/instances/{}/endpoints", names[instance]), endpoint).await?;
         paths[instance].push(path);
     }
+    let hanging_url = match args.hanging {
+        Some(_) => {
+            let name = format!("bench-{run}-hanging");
+            post_json(http, format!("{base}/v1/instances"), serde_json::json!({ "name": name })).await?;
+            let endpoint = serde_json::json!({ "url": format!("http://{receiver}{}", receiver::HANGING_PATH) });
+            post_json(http, format!("{base}/v1/instances/{name}/endpoints"), endpoint).await?;
+            Some(format!("{base}/v1/instances/{name}/callbacks"))
+        }
+        None => None,
+    };
     let urls = names.iter().map(|name| format!("{base}/v1/instances/{name}/callbacks")).collect();
-    Ok((urls, paths))
+    Ok(Setup { urls, paths, hanging_url })
 }
 
 async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
@@ -237,7 +265,7 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
     let arrivals = Arc::new(Arrivals::default());
     let receiver = receiver::start(arrivals.clone()).await?;
     let http = reqwest::Client::new();
-    let (urls, paths) = set_up(&http, &format!("http://{}", server.addr), receiver, args).await?;
+    let Setup { urls, paths, hanging_url } = set_up(&http, &format!("http://{}", server.addr), receiver, args).await?;
     let messages = args.backlog.unwrap_or(args.messages);
     let expected: usize = (0..messages).map(|n| paths[n % args.instances].len()).sum();
     arrivals.set_down(args.backlog.is_some());
@@ -247,11 +275,24 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
         ProgressStyle::with_template("{spinner} {msg} {pos}/{len} [{bar:40}] {per_sec}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    progress.set_message("ingested");
     let shape = match args.rate {
         Some(per_second) => Shape::Open { per_second },
         None => Shape::Closed { concurrency: args.concurrency },
     };
+    if let (Some(url), Some(count)) = (hanging_url, args.hanging) {
+        // Not measured: the hanging endpoint's backlog, built before the load starts.
+        progress.set_message("queued for the hanging endpoint");
+        progress.set_length(count as u64);
+        let ticker = progress.clone();
+        let closed = Shape::Closed { concurrency: args.concurrency };
+        load::ingest(http.clone(), vec![url], bytes::Bytes::from(payload.clone()), count, closed, move |n| {
+            ticker.set_position(n as u64)
+        })
+        .await?;
+        progress.set_length(messages as u64);
+        progress.set_position(0);
+    }
+    progress.set_message("ingested");
     let cpu_before = server.cpu_seconds();
     let started = Instant::now();
     let ticker = progress.clone();
@@ -310,6 +351,7 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
         latency_ms: latencies,
         drain_seconds,
         drain_per_s: drain_seconds.map(|seconds| per_second(delivered, seconds)),
+        hanging_backlog: args.hanging,
         refused_attempts: args.backlog.map(|_| arrivals.refused()),
         peak_rss_mb,
         cpu_seconds,

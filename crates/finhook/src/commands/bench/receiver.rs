@@ -1,5 +1,6 @@
 //! The bench's receiver, in this process on 127.0.0.1: one path per endpoint, answers 200
 //! (or 503 while the bench holds it "down"), and notes when each delivery first arrived.
+//! [`HANGING_PATH`] never answers at all.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -8,6 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::http::{HeaderMap, StatusCode, Uri};
+
+/// The path of the endpoint that never answers (`--hanging`): its requests are held until
+/// the server gives up on them.
+pub const HANGING_PATH: &str = "/hanging";
 
 /// What the receiver saw.
 #[derive(Debug, Default)]
@@ -66,7 +71,13 @@ impl Arrivals {
 pub async fn start(arrivals: Arc<Arrivals>) -> Result<SocketAddr, String> {
     let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
         let arrivals = arrivals.clone();
-        async move { arrivals.arrived(uri.path(), &headers) }
+        async move {
+            if uri.path() == HANGING_PATH {
+                // Ends when the server closes the connection at its timeout.
+                std::future::pending::<()>().await;
+            }
+            arrivals.arrived(uri.path(), &headers)
+        }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("receiver: {e}"))?;
     let addr = listener.local_addr().map_err(|e| format!("receiver: {e}"))?;
