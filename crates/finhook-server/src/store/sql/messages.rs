@@ -248,8 +248,8 @@ impl Subscriptions {
     }
 }
 
-/// Stores one message and its deliveries on `conn`: inside a transaction, or a savepoint
-/// of the embedded store's group commit.
+/// Stores one message and its deliveries on `conn`: inside the group commit's transaction,
+/// or a savepoint of it.
 pub(super) async fn ingest_on(
     conn: &mut Conn<'_>,
     subscriptions: &mut Subscriptions,

@@ -255,8 +255,8 @@ impl DeliveryQueue for SqlStore {
     }
 }
 
-/// Records one attempt and reschedules its delivery on `conn` (a transaction, or a
-/// savepoint of the embedded store's group commit).
+/// Records one attempt and reschedules its delivery on `conn`: inside the group commit's
+/// transaction, or a savepoint of it.
 pub(super) async fn record_on(conn: &mut Conn<'_>, result: AttemptResult) -> StoreResult<()> {
     let attempt = result.attempt;
     let insert =
