@@ -2,10 +2,12 @@
 //!
 //! Every ingest and every attempt record needs its own durable commit, and a commit costs
 //! an fsync (SQLite with `synchronous = FULL`, PostgreSQL with `fsync` and
-//! `synchronous_commit` on): one at a time, the disk, not the CPU, sets the pace. Here the writes queue to one task that applies whatever has queued up in a
-//! single transaction, each write inside its own savepoint (so one write's error rolls back
-//! only that write), then commits once and answers every caller. A caller still hears back
-//! only after its write is durable; under load, one fsync covers many callbacks.
+//! `synchronous_commit` on): one at a time, the disk, not the CPU, sets the pace. Here the
+//! writes queue to one task that applies whatever has queued up in a single transaction
+//! and commits once, then answers every caller ([`apply`]: without savepoints first, and
+//! only after a failed write again with a savepoint per write, so one write's error rolls
+//! back only that write). A caller still hears back only after its write is durable; under
+//! load, one fsync covers many callbacks.
 
 use std::sync::Arc;
 
