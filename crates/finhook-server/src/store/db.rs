@@ -120,6 +120,13 @@ impl Sql {
         self
     }
 
+    /// The same query under `EXPLAIN QUERY PLAN` (SQLite), to test what the planner does.
+    #[cfg(test)]
+    pub(crate) fn explained(mut self) -> Self {
+        self.text = Cow::Owned(format!("EXPLAIN QUERY PLAN {}", self.text));
+        self
+    }
+
     /// `statements` as one multi-statement query, for SQLite: each statement's `$N` is
     /// renumbered past the arguments of those before it. (The store's SQL never has a `$`
     /// inside a string literal, so every `$` followed by digits is a placeholder.)
