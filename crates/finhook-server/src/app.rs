@@ -250,13 +250,10 @@ impl App {
 }
 
 /// Opens the store a `--database` URL names.
-async fn open_store(url: &str, sealing: Option<SealingKey>) -> Result<Arc<dyn Store>, StartError> {
+pub async fn open_store(url: &str, sealing: Option<SealingKey>) -> Result<Arc<dyn Store>, StartError> {
     if url.starts_with("sqlite:") {
-        let store = SqlStore::open_sqlite(url, sealing).await?;
-        // This build writes no claims on the embedded store; a file from an earlier one
-        // may still hold some, which nothing would ever expire.
-        store.release_stale_claims().await?;
-        Ok(Arc::new(store))
+        // Claims an earlier build left in the file were cleared once by its migrations.
+        Ok(Arc::new(SqlStore::open_sqlite(url, sealing).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let sealing = sealing.ok_or(StartError::SecretsKeyRequired)?;
         Ok(Arc::new(SqlStore::open_postgres(url, sealing).await?))

@@ -114,9 +114,21 @@ pub(crate) fn sql(text: impl Into<Cow<'static, str>>) -> Sql {
     Sql { text: text.into(), args: Vec::new() }
 }
 
+/// `$first, $first+1, ...` for `count` arguments: an `IN (...)` list, bound with
+/// [`Sql::bind_each`].
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+}
+
 impl Sql {
     pub(crate) fn bind(mut self, arg: impl Into<Arg>) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    /// Binds each of `args` in turn: the values of an `IN (...)` list.
+    pub(crate) fn bind_each<A: Into<Arg>>(mut self, args: impl IntoIterator<Item = A>) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
         self
     }
 

@@ -1,15 +1,14 @@
 //! [`SqlStore`]: the one implementation of [`Store`], on SQLite or PostgreSQL.
 //!
 //! Every query is written once (see [`super::db`] for how it runs on either database). The
-//! backends differ in four named places only, each explained where it is:
+//! backends differ in three named places only, each explained where it is:
 //! - start-up ([`open`]): the SQLite file's lock and secrets-key file, or a PostgreSQL pool;
 //! - group commit ([`batch`]), the same task on both: ingests and attempt records share one
 //!   commit per batch; only how a batch begins (`BEGIN IMMEDIATE` on SQLite) and whether
 //!   its writes may share one read of the endpoints (not where other nodes write) differ;
 //! - taking due work ([`queue`]): a plain read on SQLite (its one process keeps claims in
-//!   memory), a lease with `FOR UPDATE SKIP LOCKED` among PostgreSQL nodes;
-//! - leftover claims at start-up ([`SqlStore::release_stale_claims`]): released at once on
-//!   the locked SQLite file, left to expire on a shared database.
+//!   memory, and writes none), a lease with `FOR UPDATE SKIP LOCKED` among PostgreSQL
+//!   nodes, where a dead node's leases expire.
 
 mod batch;
 mod endpoints;
@@ -29,7 +28,7 @@ use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 use finhook_core::seal::SealingKey;
 use finhook_core::secret::{EndpointSecret, KeyHash};
 
-use super::db::{sql, Backend, Pools};
+use super::db::{placeholders, sql, Backend, Pools, Sql};
 use super::rows::*;
 use super::*;
 
@@ -59,19 +58,53 @@ impl SqlStore {
     pub fn backend(&self) -> Backend {
         self.pools.backend()
     }
+}
 
-    /// Releases the claims a previous process left behind, so the attempts a crash
-    /// interrupted are made again at once. Only the embedded store may: its lock file
-    /// proves no other process holds a claim. A shared store returns 0; there, a dead
-    /// node's claims run out with their lease, and live nodes' claims must stand.
-    pub async fn release_stale_claims(&self) -> StoreResult<u64> {
-        match self.backend() {
-            Backend::Sqlite => Ok(self
-                .pools
-                .write(sql("UPDATE deliveries SET claimed_until = NULL WHERE claimed_until IS NOT NULL"))
-                .await?),
-            Backend::Postgres => Ok(0),
+/// Messages one retention transaction deletes at most. The sweep deletes in transactions
+/// this small so that ingests and attempt records, which share the one writer, wait for it
+/// a moment, not for the whole sweep, however much has passed retention.
+const PURGE_BATCH: u64 = 500;
+
+/// Up to `$2` finished messages (no delivery pending) created before `$1`, oldest first:
+/// read through `messages_by_created_at`, so finding them costs the rows found, not a walk
+/// of every message and its payload.
+fn finished_before_sql(cutoff: DateTime<Utc>) -> Sql {
+    sql("SELECT m.id FROM messages m
+         WHERE m.created_at < $1
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status = 'pending')
+         ORDER BY m.created_at
+         LIMIT $2")
+    .bind(millis(cutoff))
+    .bind(i64::try_from(PURGE_BATCH).unwrap_or(i64::MAX))
+}
+
+impl SqlStore {
+    /// One retention transaction: deletes up to [`PURGE_BATCH`] finished messages past the
+    /// cutoff with their deliveries and attempts; returns how many messages went.
+    async fn purge_batch(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.pools.begin().await?;
+        let mut conn = tx.conn();
+        let ids = conn.fetch_all(finished_before_sql(cutoff)).await?;
+        let ids = ids.iter().map(|row| row.text("id")).collect::<Result<Vec<_>, _>>()?;
+        if ids.is_empty() {
+            return Ok(0);
         }
+        // A delivery made pending again since the read (a redelivery, on a shared store) is
+        // not deleted; its message's delete then breaks the foreign key and the batch rolls
+        // back whole, to be swept again later.
+        let list = placeholders(1, ids.len());
+        let finished = format!("SELECT id FROM deliveries WHERE message_id IN ({list}) AND status <> 'pending'");
+        conn.execute(sql(format!("DELETE FROM attempts WHERE delivery_id IN ({finished})")).bind_each(ids.iter()))
+            .await?;
+        conn.execute(
+            sql(format!("DELETE FROM deliveries WHERE message_id IN ({list}) AND status <> 'pending'"))
+                .bind_each(ids.iter()),
+        )
+        .await?;
+        let purged =
+            conn.execute(sql(format!("DELETE FROM messages WHERE id IN ({list})")).bind_each(ids.iter())).await?;
+        tx.commit().await?;
+        Ok(purged)
     }
 }
 
@@ -93,23 +126,14 @@ impl Store for SqlStore {
     }
 
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
-        let finished = "SELECT m.id FROM messages m WHERE m.created_at < $1
-                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status = 'pending')";
-        let mut tx = self.pools.begin().await?;
-        let mut conn = tx.conn();
-        conn.execute(
-            sql(format!(
-                "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE message_id IN ({finished}))"
-            ))
-            .bind(millis(cutoff)),
-        )
-        .await?;
-        conn.execute(sql(format!("DELETE FROM deliveries WHERE message_id IN ({finished})")).bind(millis(cutoff)))
-            .await?;
-        let purged =
-            conn.execute(sql(format!("DELETE FROM messages WHERE id IN ({finished})")).bind(millis(cutoff))).await?;
-        tx.commit().await?;
-        Ok(purged)
+        let mut purged = 0;
+        loop {
+            let batch = self.purge_batch(cutoff).await?;
+            purged += batch;
+            if batch < PURGE_BATCH {
+                return Ok(purged);
+            }
+        }
     }
 
     async fn stats(&self, now: DateTime<Utc>) -> StoreResult<StoreStats> {

@@ -34,6 +34,8 @@ async fn instances_are_validated_and_unique() {
         (json!({ "name": "Acme" }), "$.name"),
         (json!({ "name": "" }), "$.name"),
         (json!({ "name": "a".repeat(64) }), "$.name"),
+        (json!({ "name": "-acme" }), "$.name"),
+        (json!({ "name": "acme-" }), "$.name"),
         (json!({ "name": "ok", "mode": "prod" }), "$.mode"),
         (json!({ "name": "ok", "colour": "red" }), "$.colour"),
         (json!({ "name": 5 }), "$.name"),
@@ -273,6 +275,22 @@ async fn finhook_bench_times_the_drain_of_a_backlog_offered_at_a_fixed_rate() {
 }
 
 #[tokio::test]
+async fn finhook_bench_seeds_a_backlog_into_the_stopped_store_and_a_restarted_server_drains_it() {
+    // 30 callbacks over two instances with three endpoints: 45 deliveries written while the
+    // server is down; only the restarted server can have delivered them.
+    let report = bench(&["--backlog", "30", "--seed", "--instances", "2", "--endpoints", "3"]).await;
+    assert_eq!(report["seeded"], true, "{report}");
+    assert_eq!(
+        (report["expected_deliveries"].as_u64(), report["delivered"].as_u64()),
+        (Some(45), Some(45)),
+        "{report}"
+    );
+    assert!(report["drain_per_s"].as_f64().is_some_and(|v| v > 0.0), "{report}");
+    assert!(report["peak_rss_mb"].as_f64().is_some_and(|v| v > 0.0), "the restarted server was measured: {report}");
+    assert!(report.get("latency_ms").is_none(), "no 202s, so no latency: {report}");
+}
+
+#[tokio::test]
 async fn the_openapi_document_describes_every_route() {
     let app = spawn_app().await;
     let response = app.http.get(app.url("/openapi.json")).send().await.expect("openapi");
@@ -362,6 +380,52 @@ async fn finished_messages_leave_after_the_retention_period_and_pending_ones_sta
         "pending",
         "a pending delivery keeps its message"
     );
+}
+
+#[tokio::test]
+async fn a_sweep_deletes_everything_past_retention_in_bounded_batches() {
+    use finhook_core::flinks::ResponseType;
+    use finhook_server::clock::Clock;
+    use finhook_server::store::NewMessage;
+    let app = spawn_app().await;
+    app.create_instance("acme").await;
+    let instance = app.state.store.instance_by_name("acme").await.expect("read").expect("acme").id;
+    // More than two of the sweep's 500-message transactions; no endpoint, so each message
+    // is finished as soon as it is stored.
+    let mut writes = tokio::task::JoinSet::new();
+    for n in 0..1_100 {
+        let (store, now) = (app.state.store.clone(), app.clock.now());
+        writes.spawn(async move {
+            let message = NewMessage {
+                instance_id: instance,
+                response_type: ResponseType::Kyc,
+                login_id: Some(format!("login-{n}")),
+                request_id: None,
+                tag: None,
+                idempotency_key: None,
+                body_sha256: "0".repeat(64),
+                payload: b"{}".to_vec(),
+                now,
+            };
+            store.ingest(message).await.expect("ingest");
+        });
+    }
+    while let Some(done) = writes.join_next().await {
+        done.expect("write task");
+    }
+    let kept = app.ingest("acme", fixture("kyc.json")).await;
+    app.clock.advance(chrono::Duration::days(31));
+    let recent = app.ingest("acme", fixture("kyc.json")).await;
+
+    let clock = app.clock.clone();
+    let purged = finhook_server::retention::sweep(app.state.store.as_ref(), &clock, 30).await.expect("sweep");
+    assert_eq!(purged, 1_101, "all that was old, across three transactions");
+    let stats = app.state.store.stats(app.clock.now()).await.expect("stats");
+    assert_eq!(stats.messages, 1, "only the message inside the period stays");
+    let (status, _) = app.admin(Method::GET, &format!("/v1/instances/acme/messages/{kept}"), None).await;
+    assert_eq!(status, 404);
+    let (status, _) = app.admin(Method::GET, &format!("/v1/instances/acme/messages/{recent}"), None).await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]

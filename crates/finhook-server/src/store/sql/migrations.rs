@@ -33,6 +33,8 @@ pub const SQLITE: Folder = folder!("sqlite":
     "0004_response_bytes.sql",
     "0005_drop_duplicate_index.sql",
     "0006_pending_by_endpoint.sql",
+    "0007_messages_by_created_at.sql",
+    "0008_release_old_claims.sql",
 );
 
 /// `migrations/postgres`.
@@ -41,6 +43,7 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0002_response_bytes.sql",
     "0003_endpoint_secrets_without_seq.sql",
     "0004_pending_by_endpoint.sql",
+    "0005_messages_by_created_at.sql",
 );
 
 /// The migrator for one folder.

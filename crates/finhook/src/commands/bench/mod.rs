@@ -8,6 +8,7 @@
 mod load;
 mod payload;
 mod receiver;
+mod seed;
 mod server;
 
 use std::collections::HashMap;
@@ -61,6 +62,12 @@ pub struct BenchArgs {
     /// the healthy ones.
     #[arg(long, value_name = "N", conflicts_with = "backlog")]
     hanging: Option<usize>,
+    /// With --backlog: write the backlog straight into the store (the same rows ingest
+    /// writes, every delivery due at once) while the server is stopped, then start it and
+    /// time the drain: the way to measure backlogs of 100,000 or 1,000,000, which would take
+    /// hours to build through the API.
+    #[arg(long, requires = "backlog")]
+    seed: bool,
     /// With --backlog: the endpoints' fixed retry interval.
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     retry_seconds: u32,
@@ -104,8 +111,13 @@ struct Report {
     ingest_per_s: f64,
     /// Deliveries per second, from the first ingest to the last arrival.
     delivered_per_s: f64,
-    /// From the 202 of an ingest to the receiver getting it, per delivery.
-    latency_ms: Latency,
+    /// From the 202 of an ingest to the receiver getting it, per delivery (none with
+    /// --seed: nothing was acknowledged over HTTP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<Latency>,
+    /// With --seed: the backlog was written into the stopped server's store; the ingest
+    /// figures are that write, and the drain starts with the server's start.
+    seeded: bool,
     /// With --backlog: from the receiver's recovery to the last arrival.
     #[serde(skip_serializing_if = "Option::is_none")]
     drain_seconds: Option<f64>,
@@ -183,15 +195,21 @@ fn print_report(r: &Report) {
     );
     println!("  ingest          {:.0} callbacks/s ({:.2} s)", r.ingest_per_s, r.ingest_seconds);
     println!("  delivered       {} of {} at {:.0}/s", r.delivered, r.expected_deliveries, r.delivered_per_s);
-    println!(
-        "  latency (ms)    p50 {:.1}  p95 {:.1}  p99 {:.1}  max {:.1}   (202 -> receiver)",
-        r.latency_ms.p50, r.latency_ms.p95, r.latency_ms.p99, r.latency_ms.max
-    );
-    if let (Some(seconds), Some(rate)) = (r.drain_seconds, r.drain_per_s) {
+    if let Some(latency) = &r.latency_ms {
         println!(
+            "  latency (ms)    p50 {:.1}  p95 {:.1}  p99 {:.1}  max {:.1}   (202 -> receiver)",
+            latency.p50, latency.p95, latency.p99, latency.max
+        );
+    }
+    match (r.drain_seconds, r.drain_per_s) {
+        (Some(seconds), Some(rate)) if r.seeded => println!(
+            "  drain           {rate:.0}/s ({seconds:.2} s from the server's start; the backlog was written into its store)"
+        ),
+        (Some(seconds), Some(rate)) => println!(
             "  drain           {rate:.0}/s ({seconds:.2} s after the receiver came back; {} attempts refused before)",
             r.refused_attempts.unwrap_or(0)
-        );
+        ),
+        _ => {}
     }
     println!(
         "  server          peak RSS {:.1} MB, {:.3} CPU s per 1,000 deliveries",
@@ -212,6 +230,8 @@ async fn post_json(http: &reqwest::Client, url: String, body: serde_json::Value)
 
 /// The instances and endpoints of a run.
 struct Setup {
+    /// Each instance's name.
+    names: Vec<String>,
     /// Each instance's callbacks URL.
     urls: Vec<String>,
     /// Each instance's endpoints, as receiver paths.
@@ -257,18 +277,19 @@ async fn set_up(
         None => None,
     };
     let urls = names.iter().map(|name| format!("{base}/v1/instances/{name}/callbacks")).collect();
-    Ok(Setup { urls, paths, hanging_url })
+    Ok(Setup { names, urls, paths, hanging_url })
 }
 
 async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
-    let server = Server::start(args.database.as_deref()).await?;
+    let mut server = Server::start(args.database.as_deref()).await?;
     let arrivals = Arc::new(Arrivals::default());
     let receiver = receiver::start(arrivals.clone()).await?;
     let http = reqwest::Client::new();
-    let Setup { urls, paths, hanging_url } = set_up(&http, &format!("http://{}", server.addr), receiver, args).await?;
+    let Setup { names, urls, paths, hanging_url } =
+        set_up(&http, &format!("http://{}", server.addr), receiver, args).await?;
     let messages = args.backlog.unwrap_or(args.messages);
     let expected: usize = (0..messages).map(|n| paths[n % args.instances].len()).sum();
-    arrivals.set_down(args.backlog.is_some());
+    arrivals.set_down(args.backlog.is_some() && !args.seed);
 
     let progress = ProgressBar::new(messages as u64);
     progress.set_style(
@@ -292,18 +313,38 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
         progress.set_length(messages as u64);
         progress.set_position(0);
     }
-    progress.set_message("ingested");
-    let cpu_before = server.cpu_seconds();
     let started = Instant::now();
     let ticker = progress.clone();
-    let accepted = load::ingest(http, urls, bytes::Bytes::from(payload.clone()), messages, shape, move |n| {
-        ticker.set_position(n as u64)
-    })
-    .await?;
+    let (accepted, cpu_before) = if args.seed {
+        progress.set_message("written into the store");
+        server.kill().await;
+        let scheduled = seed::seed(&server.database, &server.secrets_key, &names, &payload, messages, move |n| {
+            ticker.set_position(n as u64)
+        })
+        .await?;
+        if scheduled != expected {
+            return Err(format!("seed: {scheduled} deliveries scheduled, {expected} expected"));
+        }
+        (HashMap::new(), 0.0)
+    } else {
+        progress.set_message("ingested");
+        let cpu_before = server.cpu_seconds();
+        let accepted = load::ingest(http, urls, bytes::Bytes::from(payload.clone()), messages, shape, move |n| {
+            ticker.set_position(n as u64)
+        })
+        .await?;
+        (accepted, cpu_before)
+    };
     let ingest_seconds = started.elapsed().as_secs_f64();
 
     let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
     let recovered = match args.backlog {
+        Some(_) if args.seed => {
+            // The drain starts with the server: its start-up with the backlog counts.
+            let at = Instant::now();
+            server.restart().await?;
+            Some(at)
+        }
         Some(_) => {
             // The backlog is built once every delivery has been attempted and refused.
             progress.set_message("refused");
@@ -348,7 +389,8 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
         ingest_seconds,
         ingest_per_s: per_second(messages, ingest_seconds),
         delivered_per_s: per_second(delivered, last.duration_since(started).as_secs_f64()),
-        latency_ms: latencies,
+        latency_ms: (!args.seed).then_some(latencies),
+        seeded: args.seed,
         drain_seconds,
         drain_per_s: drain_seconds.map(|seconds| per_second(delivered, seconds)),
         hanging_backlog: args.hanging,

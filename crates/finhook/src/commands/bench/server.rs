@@ -12,7 +12,11 @@ use super::BENCH_KEY;
 pub struct Server {
     child: tokio::process::Child,
     pub addr: SocketAddr,
-    _dir: tempfile::TempDir,
+    /// The `--database` URL, kept for a restart.
+    pub database: String,
+    /// The secrets key of this run (base64), kept for a restart and for `--seed`.
+    pub secrets_key: String,
+    dir: tempfile::TempDir,
 }
 
 impl Server {
@@ -20,38 +24,26 @@ impl Server {
     /// with a secrets key made for this run.
     pub async fn start(database: Option<&str>) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("could not make a temporary directory: {e}"))?;
-        let exe = std::env::current_exe().map_err(|e| format!("could not find the finhook executable: {e}"))?;
         let database = match database {
             Some(url) => url.to_string(),
             None => format!("sqlite://{}", dir.path().join("bench.db").display()),
         };
         let (_, secrets_key) = finhook_core::seal::SealingKey::generate();
-        let mut child = tokio::process::Command::new(exe)
-            .args(["serve", "--listen", "127.0.0.1:0", "--allow-insecure-loopback", "--database", &database])
-            .env("FINHOOK_ADMIN_KEY", BENCH_KEY)
-            .env("FINHOOK_SECRETS_KEY", secrets_key)
-            .env("FINHOOK_LOG", "warn")
-            .current_dir(dir.path())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("could not start finhook serve: {e}"))?;
-        let stdout = child.stdout.take().ok_or("finhook serve has no stdout")?;
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(addr) = line.strip_prefix("finhook listening on http://") {
-                    return addr.parse::<SocketAddr>().ok();
-                }
-            }
-            None
-        })
-        .await
-        .ok()
-        .flatten()
-        .ok_or("finhook serve did not start (is --database reachable and empty of other data?)")?;
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { child, addr, _dir: dir })
+        let (child, addr) = spawn(&database, &secrets_key, dir.path()).await?;
+        Ok(Self { child, addr, database, secrets_key, dir })
+    }
+
+    /// Stops the server at once (as a crash would: the store is durable), for `--seed` to
+    /// write into its store.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Starts the server again on the same store, after [`Server::kill`].
+    pub async fn restart(&mut self) -> Result<(), String> {
+        let (child, addr) = spawn(&self.database, &self.secrets_key, self.dir.path()).await?;
+        (self.child, self.addr) = (child, addr);
+        Ok(())
     }
 
     /// The high-water mark of the server's resident memory (`VmHWM`), in MB.
@@ -70,12 +62,47 @@ impl Server {
     }
 
     pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
+        self.kill().await;
     }
 
     fn proc_file(&self, name: &str) -> String {
         self.child.id().and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/{name}")).ok()).unwrap_or_default()
     }
+}
+
+/// Spawns `finhook serve` and waits for the address it listens on.
+async fn spawn(
+    database: &str,
+    secrets_key: &str,
+    dir: &std::path::Path,
+) -> Result<(tokio::process::Child, SocketAddr), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("could not find the finhook executable: {e}"))?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(["serve", "--listen", "127.0.0.1:0", "--allow-insecure-loopback", "--database", database])
+        .env("FINHOOK_ADMIN_KEY", BENCH_KEY)
+        .env("FINHOOK_SECRETS_KEY", secrets_key)
+        .env("FINHOOK_LOG", "warn")
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("could not start finhook serve: {e}"))?;
+    let stdout = child.stdout.take().ok_or("finhook serve has no stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(addr) = line.strip_prefix("finhook listening on http://") {
+                return addr.parse::<SocketAddr>().ok();
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or("finhook serve did not start (is --database reachable and empty of other data?)")?;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, addr))
 }
 
 /// `utime + stime` of a `/proc/<pid>/stat` line, in seconds. The fields are counted after
