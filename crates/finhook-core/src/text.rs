@@ -56,9 +56,47 @@ pub fn storable_str(text: &str) -> String {
     text.replace('\0', "\u{FFFD}")
 }
 
+/// Text from outside made inert for a terminal or a log line: control characters (C0 with
+/// line breaks and ESC, DEL, C1 with CSI) and the bidirectional formatting characters
+/// become escapes (`\n`, `\u{1b}`, `\u{202e}`); everything else stays as it is. Written by
+/// hand because `str::escape_debug` also escapes quotes and backslashes, which would
+/// garble ordinary text such as an error message.
+pub fn inert(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || is_bidi_control(c);
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The characters that reorder how a line is displayed (Unicode's bidi controls): they can
+/// make a terminal show text in another order than it was sent.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outside_text_is_made_inert_for_terminals_and_keeps_ordinary_text() {
+        assert_eq!(inert(r#"refused: "C:\x" é"#), r#"refused: "C:\x" é"#);
+        assert!(matches!(inert("plain"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(inert("a\r\nb\tc"), "a\\r\\nb\\tc");
+        assert_eq!(inert("\u{1b}]0;x\u{7}\0\u{9b}2J\u{7f}"), "\\u{1b}]0;x\\u{7}\\u{0}\\u{9b}2J\\u{7f}");
+        assert_eq!(inert("abc\u{202e}fed"), "abc\\u{202e}fed");
+    }
 
     #[test]
     fn identifiers_are_checked_for_length_and_control_characters() {

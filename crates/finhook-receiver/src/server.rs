@@ -46,18 +46,24 @@ impl fmt::Display for Receipt {
         let verdict = match &self.verdict {
             Verdict::Accepted => "accepted".to_string(),
             Verdict::Duplicate => "duplicate (already stored)".to_string(),
-            Verdict::Rejected { status, reason } => format!("rejected {status}: {reason}"),
+            Verdict::Rejected { status, reason } => format!("rejected {status}: {}", inert(reason)),
         };
         write!(
             f,
             "{}  {:<17}  LoginId {:<36}  Tag {:<20}  {}",
             self.at.to_rfc3339_opts(SecondsFormat::Secs, true),
             self.response_type.map(|t| t.as_str()).unwrap_or("-"),
-            self.login_id.as_deref().unwrap_or("-"),
-            self.tag.as_deref().unwrap_or("-"),
+            self.login_id.as_deref().map_or_else(|| "-".to_string(), inert),
+            self.tag.as_deref().map_or_else(|| "-".to_string(), inert),
             verdict
         )
     }
+}
+
+/// Sender-controlled text (even a rejected webhook's) made inert, so it cannot forge or
+/// hide a line or drive the terminal.
+fn inert(text: &str) -> String {
+    finhook_core::text::inert(text).into_owned()
 }
 
 type Reporter = Arc<dyn Fn(&Receipt) + Send + Sync>;
@@ -324,5 +330,20 @@ mod tests {
         assert!(line.contains("LoginId c91cd0cf-7b4c-490b-8fd5-45e1c4cd451e"), "{line}");
         assert!(line.contains("Tag applicant=APP-20931") && line.ends_with("rejected 401: bad signature"), "{line}");
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn sender_text_cannot_forge_a_line_or_drive_the_terminal() {
+        let forged = "x\r\n2026-03-14T18:00:00Z  KYC  LoginId ok  accepted\u{1b}]0;pwned\u{7}\u{1b}[2K\0\u{202e}";
+        let receipt = Receipt {
+            at: DateTime::from_timestamp(1_773_511_200, 0).unwrap_or_default(),
+            response_type: None,
+            login_id: Some(forged.into()),
+            tag: Some(forged.into()),
+            verdict: Verdict::Rejected { status: 400, reason: forged.into() },
+        };
+        let line = receipt.to_string();
+        assert!(!line.chars().any(|c| c.is_control() || c == '\u{202e}'), "{line:?}");
+        assert!(line.contains("LoginId x\\r\\n2026") && line.contains("\\u{1b}]0;pwned"), "{line}");
     }
 }

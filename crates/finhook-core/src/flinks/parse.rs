@@ -93,6 +93,9 @@ struct Probe {
 
 fn probe_response_type(body: &[u8]) -> Result<ResponseType, CallbackError> {
     let probe: Probe = serde_json::from_slice(body).map_err(|e| match e.classify() {
+        Category::Data if message_without_position(&e).starts_with("duplicate field") => {
+            CallbackError::invalid("$.ResponseType", "must appear once (the body has it more than once)")
+        }
         Category::Data => CallbackError::invalid("$.ResponseType", "must be a string"),
         _ => CallbackError::not_json(e),
     })?;
@@ -107,12 +110,19 @@ fn probe_response_type(body: &[u8]) -> Result<ResponseType, CallbackError> {
 fn typed<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CallbackError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = json_path(error.path());
+        let (path, in_number) = json_path(error.path());
         let inner = error.into_inner();
         if inner.classify() != Category::Data {
             return CallbackError::not_json(inner);
         }
-        let message = message_without_position(&inner);
+        let mut message = message_without_position(&inner);
+        if in_number {
+            // A number the decimal type could not hold; its own words ("Failed to parse")
+            // say nothing of why.
+            message = format!(
+                "is a number finhook cannot hold exactly ({message}): amounts have at most 28 significant digits"
+            );
+        }
         // serde reports a missing field at its parent; name the field itself.
         match message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
             Some(field) => CallbackError::invalid(format!("{path}.{field}"), "is required"),
@@ -151,12 +161,17 @@ fn check_semantics(callback: &Callback) -> Result<(), CallbackError> {
     }
 }
 
-fn json_path(path: &serde_path_to_error::Path) -> String {
+/// The JSON path of a serde error, and whether it lies inside a number (see below).
+fn json_path(path: &serde_path_to_error::Path) -> (String, bool) {
     use serde_path_to_error::Segment;
     let mut out = String::from("$");
+    let mut in_number = false;
     for segment in path.iter() {
         match segment {
             Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            // serde_json's arbitrary-precision numbers travel as a map with one private key;
+            // the path ends at the number itself.
+            Segment::Map { key } if key.starts_with("$serde_json::private") => in_number = true,
             Segment::Map { key } => {
                 out.push('.');
                 out.push_str(key);
@@ -168,7 +183,7 @@ fn json_path(path: &serde_path_to_error::Path) -> String {
             Segment::Unknown => out.push_str(".?"),
         }
     }
-    out
+    (out, in_number)
 }
 
 /// serde_json appends " at line L column C" to its messages; the position is reported

@@ -120,3 +120,23 @@ fn nesting_is_capped_but_brackets_in_strings_do_not_count() {
     let quoted = format!(r#"{{"ResponseType":"KYC","Login":{{"Id":"x"}},"x":"{}\"{{"}}"#, "[".repeat(40));
     assert!(parse(quoted.as_bytes()).is_ok());
 }
+
+#[test]
+fn a_repeated_response_type_is_named_as_repeated() {
+    let errors = field_errors(br#"{"ResponseType":"KYC","ResponseType":"KYC","Login":{"Id":"x"}}"#);
+    assert_eq!(errors[0].path, "$.ResponseType");
+    assert!(errors[0].message.contains("once"), "{}", errors[0].message);
+}
+
+#[test]
+fn an_amount_too_precise_to_hold_is_reported_at_the_field_without_serde_internals() {
+    for debit in ["1e99999", "123456789012345678901234567890123456789"] {
+        let body = format!(
+            r#"{{"ResponseType":"GetAccountsDetail","Login":{{"Id":"x"}},"Accounts":[{{"Transactions":[{{"Debit":{debit}}}]}}]}}"#
+        );
+        let errors = field_errors(body.as_bytes());
+        assert_eq!(errors[0].path, "$.Accounts[0].Transactions[0].Debit", "{errors:?}");
+        assert!(!errors[0].message.contains("serde_json"), "{}", errors[0].message);
+        assert!(errors[0].message.contains("28 significant digits"), "{}", errors[0].message);
+    }
+}

@@ -69,9 +69,13 @@ impl InstanceView {
     }
 }
 
-/// `[a-z0-9-]{1,63}`, the shape of a DNS label, so a name is safe in URLs and hostnames.
+/// `[a-z0-9-]{1,63}`, not starting or ending with `-`: a DNS label, so a name is safe in
+/// URLs, hostnames and command lines (a leading `-` reads as an option).
 pub fn valid_name(name: &str) -> bool {
-    (1..=63).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    (1..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
 }
 
 #[utoipa::path(post, path = "/v1/instances", tag = "instances", request_body = CreateInstance,
@@ -84,7 +88,10 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<InstanceView>), ApiError> {
     caller.require_admin()?;
     if !valid_name(&request.name) {
-        return Err(ApiError::validation("$.name", "must be 1 to 63 characters of a-z, 0-9 and -"));
+        return Err(ApiError::validation(
+            "$.name",
+            "must be 1 to 63 characters of a-z, 0-9 and -, starting and ending with a letter or digit",
+        ));
     }
     let mode = match request.mode.as_deref() {
         None => Mode::Live,

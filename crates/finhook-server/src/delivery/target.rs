@@ -5,7 +5,7 @@
 //! operator allows them, both when an endpoint is saved and again at every attempt, after
 //! DNS resolution (a name that resolves to a private address is refused too).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -67,9 +67,13 @@ impl TargetPolicy {
 
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), TargetError> {
         let ip = canonical(ip);
-        let allowed = is_global(ip)
+        // An IPv6 address that carries an IPv4 one (NAT64, 6to4, IPv4-compatible) reaches
+        // that IPv4 host through a translator or tunnel: it is judged by both. Only true
+        // loopback counts as loopback for the development flag.
+        let reaches = embedded_ipv4(ip).map_or(ip, IpAddr::V4);
+        let allowed = (is_global(ip) && is_global(reaches))
             || (ip.is_loopback() && self.allow_insecure_loopback)
-            || self.allowed_networks.iter().any(|net| net.contains(&ip));
+            || self.allowed_networks.iter().any(|net| net.contains(&ip) || net.contains(&reaches));
         if allowed {
             Ok(())
         } else {
@@ -89,7 +93,9 @@ pub fn literal_ip(host: &Host<&str>) -> Option<IpAddr> {
 fn is_loopback_host(host: &Host<&str>) -> bool {
     match host {
         Host::Domain(name) => {
-            name.eq_ignore_ascii_case("localhost") || name.to_ascii_lowercase().ends_with(".localhost")
+            // `localhost.` is the same fully qualified name as `localhost`.
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
         }
         other => literal_ip(other).is_some_and(|ip| canonical(ip).is_loopback()),
     }
@@ -100,6 +106,23 @@ fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,
+    }
+}
+
+/// The IPv4 address an IPv6 one delivers to when the network translates or tunnels it:
+/// the NAT64 prefixes (`64:ff9b::/96`, RFC 6052; `64:ff9b:1::/48`, RFC 8215, with the
+/// IPv4 address in the last 32 bits as a /96 translator would put it), 6to4 (`2002::/16`,
+/// the address in bits 16 to 47) and the deprecated IPv4-compatible form (`::a.b.c.d`,
+/// other than `::` and `::1`).
+fn embedded_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
+    let IpAddr::V6(v6) = ip else { return None };
+    let o = v6.octets();
+    let last = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    match v6.segments() {
+        [0x64, 0xff9b, 0, 0, 0, 0, ..] | [0x64, 0xff9b, 1, ..] => Some(last),
+        [0x2002, ..] => Some(Ipv4Addr::new(o[2], o[3], o[4], o[5])),
+        [0, 0, 0, 0, 0, 0, ..] if u32::from(last) > 1 => Some(last),
+        _ => None,
     }
 }
 
@@ -129,6 +152,9 @@ fn is_global(ip: IpAddr) -> bool {
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // unique local
                 || (first & 0xffc0) == 0xfe80 // link local
+                || (first == 0x0100 && v6.segments()[1..4] == [0, 0, 0]) // discard only
+                || (first == 0x0064 && v6.segments()[1..3] == [0xff9b, 1]) // local-use NAT64
+                || (first == 0x2001 && v6.segments()[1] == 0) // Teredo: hides the IPv4 it reaches
                 || first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
         }
     }
@@ -223,5 +249,40 @@ mod tests {
             TargetPolicy { allow_insecure_loopback: false, allowed_networks: vec!["10.0.0.0/8".parse().expect("net")] };
         assert!(lan.check_url("https://10.0.0.5/").is_ok());
         assert!(matches!(lan.check_url("https://192.168.1.1/"), Err(TargetError::Blocked(_))));
+    }
+
+    #[test]
+    fn ipv6_forms_that_carry_an_ipv4_address_are_judged_by_it() {
+        let dev = TargetPolicy { allow_insecure_loopback: true, allowed_networks: vec![] };
+        for hidden in [
+            "https://[::127.0.0.1]/",                          // IPv4-compatible
+            "https://[::10.0.0.1]/",                           // IPv4-compatible, private
+            "https://[64:ff9b::7f00:1]/",                      // NAT64 to 127.0.0.1
+            "https://[64:ff9b::a9fe:a9fe]/",                   // NAT64 to the metadata address
+            "https://[64:ff9b:1::7f00:1]/",                    // local-use NAT64
+            "https://[2002:7f00:1::1]/",                       // 6to4 from 127.0.0.1
+            "https://[2002:c0a8:101::1]/",                     // 6to4 from 192.168.1.1
+            "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", // Teredo
+            "https://[100::1]/",                               // discard only
+        ] {
+            assert!(matches!(strict().check_url(hidden), Err(TargetError::Blocked(_))), "{hidden}");
+            // The development flag admits true loopback only, not loopback reached by a translator.
+            assert!(matches!(dev.check_url(hidden), Err(TargetError::Blocked(_))), "{hidden} with the flag");
+        }
+        for public in ["https://[64:ff9b::5db8:d822]/", "https://[2002:5db8:d822::1]/", "https://[2606:4700::1111]/"] {
+            assert!(strict().check_url(public).is_ok(), "{public}");
+        }
+        let lan =
+            TargetPolicy { allow_insecure_loopback: false, allowed_networks: vec!["10.0.0.0/8".parse().expect("net")] };
+        assert!(lan.check_url("https://[64:ff9b::a00:5]/").is_ok(), "the allow-list applies to the IPv4 reached");
+    }
+
+    #[test]
+    fn localhost_with_a_trailing_dot_is_localhost() {
+        for name in ["https://localhost./", "https://LOCALHOST./x", "https://api.localhost./"] {
+            assert!(matches!(strict().check_url(name), Err(TargetError::Blocked(_))), "{name}");
+        }
+        let dev = TargetPolicy { allow_insecure_loopback: true, allowed_networks: vec![] };
+        assert!(dev.check_url("http://localhost.:9/hook").is_ok());
     }
 }
