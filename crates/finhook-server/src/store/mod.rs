@@ -46,6 +46,8 @@ pub enum StoreError {
     Commit(#[source] Arc<sqlx::Error>),
     #[error("the store's writer stopped before committing the write; nothing was stored")]
     WriterStopped,
+    #[error("the database's file system has {free_bytes} bytes free, less than the {needed_bytes} a callback may need; free some space")]
+    LowOnSpace { free_bytes: u64, needed_bytes: u64 },
     #[error("an endpoint secret could not be unsealed; is this the secrets key the store was written with?")]
     Seal(#[from] finhook_core::seal::SealError),
 }
@@ -67,6 +69,7 @@ impl StoreError {
             Self::Database(error) => classify_sqlx(error),
             Self::Commit(error) => classify_sqlx(error),
             Self::WriterStopped => FailureKind::Unavailable,
+            Self::LowOnSpace { .. } => FailureKind::DiskFull,
             Self::Conflict(_) | Self::Migrate(_) | Self::Corrupt(_) | Self::Seal(_) => FailureKind::Internal,
         }
     }

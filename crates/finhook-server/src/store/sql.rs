@@ -46,7 +46,14 @@ pub struct SqlStore {
     lock: Mutex<Option<File>>,
     /// Bumped after every endpoint write, for [`DeliveryQueue::endpoints_version`].
     endpoints_version: AtomicU64,
+    /// The embedded store's directory, whose free space the health check reads.
+    sqlite_dir: Option<std::path::PathBuf>,
 }
+
+/// The free space the embedded store's health check asks for. A tiny probe write can
+/// succeed on a full disk (it reuses WAL frames a failed write had taken), so "a committed
+/// probe" alone would call a full disk healthy while every callback is refused.
+const MIN_FREE_BYTES: u64 = 1024 * 1024;
 
 impl SqlStore {
     /// Tells the worker that its copies of endpoints may be stale. Called after the write
@@ -122,7 +129,19 @@ impl Store for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
         // A committed write, not a read: a full disk or a read-only server still answers
         // reads. It joins the group commit, so "healthy" means "a 202 would be durable now".
-        self.writes.probe(Utc::now().timestamp_millis()).await
+        self.writes.probe(Utc::now().timestamp_millis()).await?;
+        if let Some(dir) = &self.sqlite_dir {
+            // If the file system cannot say, the committed probe stands alone.
+            let free = rustix::fs::statvfs(dir.as_path()).map(|stat| stat.f_bavail.saturating_mul(stat.f_frsize));
+            match free {
+                Ok(free_bytes) if free_bytes < MIN_FREE_BYTES => {
+                    return Err(StoreError::LowOnSpace { free_bytes, needed_bytes: MIN_FREE_BYTES });
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = %error, "could not read the database's free space"),
+            }
+        }
+        Ok(())
     }
 
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {

@@ -57,6 +57,10 @@ impl SqlStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let lock = lock_database(&options)?;
+        let dir = match options.get_filename().parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
         let sealing = match sealing {
             Some(key) => key,
             None => key_file(&options)?,
@@ -82,6 +86,7 @@ impl SqlStore {
             sealing,
             lock: Mutex::new(lock),
             endpoints_version: AtomicU64::new(0),
+            sqlite_dir: Some(dir),
         })
     }
 
@@ -102,6 +107,7 @@ impl SqlStore {
             sealing,
             lock: Mutex::new(None),
             endpoints_version: AtomicU64::new(0),
+            sqlite_dir: None,
         })
     }
 }
