@@ -2,7 +2,7 @@
 //! one transaction. Used by the HTTP API and, later, by the sandbox.
 
 use chrono::{DateTime, Utc};
-use finhook_core::flinks::{parse_callback, CallbackError, ParseLimits};
+use finhook_core::flinks::{parse_callback, CallbackError, CallbackKeys, ParseLimits};
 use finhook_core::ids::MessageId;
 use finhook_core::secret::hex;
 use sha2::{Digest, Sha256};
@@ -46,6 +46,28 @@ pub struct IngestRequest<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// The row a validated callback is stored as: its conciliation keys, its exact bytes and
+/// their SHA-256.
+pub fn new_message(
+    instance: InstanceId,
+    body: &[u8],
+    keys: CallbackKeys,
+    idempotency_key: Option<&str>,
+    now: DateTime<Utc>,
+) -> NewMessage {
+    NewMessage {
+        instance_id: instance,
+        response_type: keys.response_type,
+        login_id: keys.login_id,
+        request_id: keys.request_id,
+        tag: keys.tag,
+        idempotency_key: idempotency_key.map(str::to_string),
+        body_sha256: hex(&Sha256::digest(body)),
+        payload: body.to_vec(),
+        now,
+    }
+}
+
 /// Validates and stores one callback, then hands its deliveries to the worker. Returns
 /// only once the message is committed.
 pub async fn ingest_callback(
@@ -56,17 +78,7 @@ pub async fn ingest_callback(
     let callback = parse_callback(request.body, request.limits)?;
     let keys = callback.keys();
     let response_type = keys.response_type;
-    let message = NewMessage {
-        instance_id: request.instance,
-        response_type: keys.response_type,
-        login_id: keys.login_id,
-        request_id: keys.request_id,
-        tag: keys.tag,
-        idempotency_key: request.idempotency_key.map(str::to_string),
-        body_sha256: hex(&Sha256::digest(request.body)),
-        payload: request.body.to_vec(),
-        now: request.now,
-    };
+    let message = new_message(request.instance, request.body, keys, request.idempotency_key, request.now);
     match store.ingest(message).await? {
         IngestOutcome::Created { message_id, deliveries } => {
             dispatch.hand_off(&message_id, request.body, &deliveries);

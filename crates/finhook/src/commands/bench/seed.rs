@@ -8,9 +8,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use finhook_core::flinks::{parse_callback, ParseLimits};
-use finhook_core::secret::hex;
 use finhook_server::store::{IngestOutcome, NewMessage, Store};
-use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
 /// Writers at once: enough to fill the group commit's batches (256 writes each).
@@ -48,17 +46,7 @@ async fn fill(
         let instance = store.instance_by_name(name).await.map_err(|e| format!("seed: {e}"))?;
         ids.push(instance.ok_or_else(|| format!("seed: no instance {name}"))?.id);
     }
-    let template = Arc::new(NewMessage {
-        instance_id: ids[0],
-        response_type: keys.response_type,
-        login_id: keys.login_id,
-        request_id: keys.request_id,
-        tag: keys.tag,
-        idempotency_key: None,
-        body_sha256: hex(&Sha256::digest(payload)),
-        payload: payload.to_vec(),
-        now: Utc::now(),
-    });
+    let template = Arc::new(finhook_server::ingest::new_message(ids[0], payload, keys, None, Utc::now()));
     let (next, stored, scheduled) =
         (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (ids, tick) = (Arc::new(ids), Arc::new(tick));
