@@ -40,6 +40,18 @@ pub(crate) enum Arg {
     Text(Option<String>),
     Bytes(Vec<u8>),
     Bool(bool),
+    /// A whole column of a set-based write, as one PostgreSQL array (see
+    /// `store::sql::sets`); SQLite has no arrays and gets the values one by one instead.
+    Array(Column),
+}
+
+/// The values of one column, for every row of a set-based write.
+#[derive(Debug, Clone)]
+pub(crate) enum Column {
+    Ints(Vec<Option<i64>>),
+    Texts(Vec<Option<String>>),
+    Blobs(Vec<Vec<u8>>),
+    Bools(Vec<bool>),
 }
 
 impl From<i64> for Arg {
@@ -155,12 +167,38 @@ impl Sql {
         joined
     }
 
-    fn sqlite(&self) -> sqlx::query::Query<'_, Sqlite, SqliteArguments<'_>> {
-        bind_all!(sqlx::query(&self.text), &self.args)
+    /// The query for SQLite; an error, never a wrong binding, if it holds an array.
+    fn sqlite(&self) -> Result<sqlx::query::Query<'_, Sqlite, SqliteArguments<'_>>, sqlx::Error> {
+        let mut query = sqlx::query(&self.text);
+        for arg in &self.args {
+            query = match arg {
+                Arg::Int(value) => query.bind(*value),
+                Arg::Text(value) => query.bind(value.as_deref()),
+                Arg::Bytes(value) => query.bind(value.as_slice()),
+                Arg::Bool(value) => query.bind(*value),
+                Arg::Array(_) => {
+                    return Err(sqlx::Error::Protocol("an array argument was bound for SQLite, which has none".into()))
+                }
+            };
+        }
+        Ok(query)
     }
 
     fn postgres(&self) -> sqlx::query::Query<'_, Postgres, PgArguments> {
-        bind_all!(sqlx::query(&self.text), &self.args)
+        let mut query = sqlx::query(&self.text);
+        for arg in &self.args {
+            query = match arg {
+                Arg::Int(value) => query.bind(*value),
+                Arg::Text(value) => query.bind(value.as_deref()),
+                Arg::Bytes(value) => query.bind(value.as_slice()),
+                Arg::Bool(value) => query.bind(*value),
+                Arg::Array(Column::Ints(values)) => query.bind(values.as_slice()),
+                Arg::Array(Column::Texts(values)) => query.bind(values.as_slice()),
+                Arg::Array(Column::Blobs(values)) => query.bind(values.as_slice()),
+                Arg::Array(Column::Bools(values)) => query.bind(values.as_slice()),
+            };
+        }
+        query
     }
 }
 
@@ -178,24 +216,6 @@ fn push_renumbered(out: &mut String, text: &str, offset: usize) {
     }
     out.push_str(rest);
 }
-
-/// Binds every argument to a native query; a macro because the two drivers' `bind` have
-/// different bounds that no common trait names.
-macro_rules! bind_all {
-    ($query:expr, $args:expr) => {{
-        let mut query = $query;
-        for arg in $args {
-            query = match arg {
-                Arg::Int(value) => query.bind(*value),
-                Arg::Text(value) => query.bind(value.as_deref()),
-                Arg::Bytes(value) => query.bind(value.as_slice()),
-                Arg::Bool(value) => query.bind(*value),
-            };
-        }
-        query
-    }};
-}
-use bind_all;
 
 /// A row of either database.
 #[allow(missing_debug_implementations)] // sqlx's SQLite rows have no `Debug`.
@@ -242,10 +262,17 @@ pub(crate) enum Conn<'c> {
 }
 
 impl Conn<'_> {
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Conn::Sqlite(_) => Backend::Sqlite,
+            Conn::Postgres(_) => Backend::Postgres,
+        }
+    }
+
     /// Runs a statement; how many rows it changed.
     pub(crate) async fn execute(&mut self, query: Sql) -> Result<u64, sqlx::Error> {
         Ok(match self {
-            Conn::Sqlite(connection) => query.sqlite().execute(&mut **connection).await?.rows_affected(),
+            Conn::Sqlite(connection) => query.sqlite()?.execute(&mut **connection).await?.rows_affected(),
             Conn::Postgres(connection) => query.postgres().execute(&mut **connection).await?.rows_affected(),
         })
     }
@@ -283,7 +310,7 @@ impl Conn<'_> {
     pub(crate) async fn fetch_all(&mut self, query: Sql) -> Result<Vec<Row>, sqlx::Error> {
         Ok(match self {
             Conn::Sqlite(connection) => {
-                query.sqlite().fetch_all(&mut **connection).await?.into_iter().map(Row::Sqlite).collect()
+                query.sqlite()?.fetch_all(&mut **connection).await?.into_iter().map(Row::Sqlite).collect()
             }
             Conn::Postgres(connection) => {
                 query.postgres().fetch_all(&mut **connection).await?.into_iter().map(Row::Postgres).collect()
@@ -293,7 +320,7 @@ impl Conn<'_> {
 
     pub(crate) async fn fetch_optional(&mut self, query: Sql) -> Result<Option<Row>, sqlx::Error> {
         Ok(match self {
-            Conn::Sqlite(connection) => query.sqlite().fetch_optional(&mut **connection).await?.map(Row::Sqlite),
+            Conn::Sqlite(connection) => query.sqlite()?.fetch_optional(&mut **connection).await?.map(Row::Sqlite),
             Conn::Postgres(connection) => query.postgres().fetch_optional(&mut **connection).await?.map(Row::Postgres),
         })
     }

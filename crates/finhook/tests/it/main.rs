@@ -15,6 +15,7 @@ mod on_sqlite;
 // disk, and the two dialects' schemas.
 mod browser;
 mod cli;
+mod group_commit;
 mod integrity;
 mod kill;
 mod postgres;

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::messages::{ingest_on, Subscriptions};
 use super::queue::record_on;
+use super::sets;
 use crate::store::db::{Backend, Pooled, Pools};
 use crate::store::{AttemptResult, IngestOutcome, NewMessage, StoreError, StoreResult};
 
@@ -211,35 +212,63 @@ enum Together {
     NotCommitted(sqlx::Error, Vec<Write>),
 }
 
-/// The fast path of [`apply`]. Each job is cloned for its run (a few strings and the
-/// payload, far cheaper than a round trip) so the batch is still whole if it must be
-/// applied again write by write.
+/// The fast path of [`apply`]: the batch's ingests and attempt records as sets, one
+/// statement per table ([`sets`]), and what cannot go in a set one by one. Each job is
+/// cloned for its run (a few strings and the payload, far cheaper than a round trip) so
+/// the batch is still whole if it must be applied again write by write.
 async fn apply_together(connection: &mut Pooled, batch: Vec<Write>) -> Together {
     if let Err(error) = execute(connection, begin(connection)).await {
         return Together::NotCommitted(error, batch);
     }
-    let mut results = Vec::with_capacity(batch.len());
-    let mut subscriptions = subscriptions(connection);
-    for write in &batch {
-        match apply_job(connection, &mut subscriptions, write.job.clone()).await {
-            Ok(applied) => results.push(applied),
-            Err(_) => {
-                // Fails harmlessly when SQLite already rolled the transaction back itself;
-                // if the connection were somehow still inside one, `apply_each`'s `BEGIN
-                // IMMEDIATE` fails and the batch with it, so nothing is ever half applied.
-                // PostgreSQL never ends a transaction behind the client's back: there a
-                // failed `ROLLBACK` means a broken connection, and `BEGIN` fails on it too.
-                let _ = execute(connection, "ROLLBACK").await;
-                return Together::AWriteFailed(batch);
-            }
+    let jobs = batch.iter().map(|write| write.job.clone()).collect();
+    let results = match apply_set(connection, jobs).await {
+        Ok(results) => results,
+        Err(_) => {
+            // Fails harmlessly when SQLite already rolled the transaction back itself;
+            // if the connection were somehow still inside one, `apply_each`'s `BEGIN
+            // IMMEDIATE` fails and the batch with it, so nothing is ever half applied.
+            // PostgreSQL never ends a transaction behind the client's back: there a
+            // failed `ROLLBACK` means a broken connection, and `BEGIN` fails on it too.
+            let _ = execute(connection, "ROLLBACK").await;
+            return Together::AWriteFailed(batch);
         }
-    }
+    };
     if let Err(error) = execute(connection, "COMMIT").await {
         return Together::NotCommitted(error, batch);
     }
     let outcomes =
         batch.into_iter().zip(results).map(|(write, applied)| Outcome { reply: write.reply, result: Ok(applied) });
     Together::Committed(outcomes.collect())
+}
+
+/// Applies `jobs` inside the open transaction; their results in order. Ingests without an
+/// idempotency key and the first record of each delivery go in sets; an ingest with a key
+/// (it may replay one before it, even one in this batch), a second record of a delivery
+/// and a probe are applied alone, after the sets and in their order.
+async fn apply_set(connection: &mut Pooled, jobs: Vec<Job>) -> StoreResult<Vec<Applied>> {
+    let mut results: Vec<Applied> = vec![None; jobs.len()];
+    let (mut ingests, mut records, mut alone) = (Vec::new(), Vec::new(), Vec::new());
+    for (n, job) in jobs.into_iter().enumerate() {
+        match job {
+            Job::Ingest(message) if message.idempotency_key.is_none() => ingests.push((n, message)),
+            Job::Record(result) => records.push((n, result)),
+            job => alone.push((n, job)),
+        }
+    }
+    let (records, again) = sets::first_of_each(records);
+    alone.extend(again.into_iter().map(|(n, result)| (n, Job::Record(result))));
+    alone.sort_by_key(|(n, _)| *n);
+    let mut subscriptions = Subscriptions::default();
+    let (places, messages): (Vec<usize>, Vec<NewMessage>) = ingests.into_iter().unzip();
+    let outcomes = sets::ingest_set(&mut connection.conn(), &mut subscriptions, messages).await?;
+    for (n, outcome) in places.into_iter().zip(outcomes) {
+        results[n] = Some(outcome);
+    }
+    sets::record_set(&mut connection.conn(), records.into_iter().map(|(_, result)| result).collect()).await?;
+    for (n, job) in alone {
+        results[n] = apply_job(connection, &mut subscriptions, job).await?;
+    }
+    Ok(results)
 }
 
 /// Applies one job on `connection`, inside whatever transaction or savepoint is open.
@@ -276,7 +305,7 @@ async fn apply_each(
     outcomes: &mut Vec<Outcome>,
 ) -> Result<(), sqlx::Error> {
     execute(connection, begin(connection)).await?;
-    let mut subscriptions = subscriptions(connection);
+    let mut subscriptions = Subscriptions::default();
     for write in writes.by_ref() {
         if let Err(error) = execute(connection, "SAVEPOINT write").await {
             outcomes.push(Outcome { reply: write.reply, result: Err(StoreError::WriterStopped) });
@@ -313,12 +342,6 @@ fn begin(connection: &Pooled) -> &'static str {
         Backend::Sqlite => "BEGIN IMMEDIATE",
         Backend::Postgres => "BEGIN",
     }
-}
-
-/// The fan-out memo for one batch: shared by its writes only where no other process can
-/// change the endpoints meanwhile.
-fn subscriptions(connection: &Pooled) -> Subscriptions {
-    Subscriptions::new(connection.backend() == Backend::Sqlite)
 }
 
 async fn probe_on(conn: &mut crate::store::db::Conn<'_>, now_ms: i64) -> StoreResult<()> {

@@ -204,34 +204,27 @@ fn deliveries_insert(
 }
 
 /// The enabled endpoints of each instance (with the callbacks each takes), read once per
-/// transaction where nothing else can change them under it: on the embedded store the
-/// group commit holds the only write connection, so a batch of callbacks to one instance
-/// reads them once. On a shared store another node may add an endpoint while a batch is
-/// open, and an ingest answered after that must fan out to it: there every ingest reads
-/// them again (READ COMMITTED sees the newest committed rows at each statement).
+/// group-commit batch, by its first ingest to the instance.
+///
+/// That is right on a shared store too, where another node may add an endpoint while a
+/// batch is open: every write of a batch was queued before the batch began, so the read
+/// comes after each of its callbacks arrived. An endpoint whose creation was answered
+/// before a callback arrived was committed before the read, and READ COMMITTED sees it;
+/// one created while the batch is open raced the callback, and either order is a true
+/// account of a race.
 #[derive(Default)]
 pub(super) struct Subscriptions {
     memo: HashMap<InstanceId, Vec<Endpoint>>,
-    remember: bool,
 }
 
 impl Subscriptions {
-    /// A memo for one transaction; `remember` only where no other writer can change the
-    /// endpoints while it is open.
-    pub(super) fn new(remember: bool) -> Self {
-        Self { memo: HashMap::new(), remember }
-    }
-
     /// The enabled endpoints of `instance` that take `response_type`.
-    async fn of(
+    pub(super) async fn of(
         &mut self,
         conn: &mut Conn<'_>,
         instance: InstanceId,
         response_type: ResponseType,
     ) -> StoreResult<Vec<EndpointId>> {
-        if !self.remember {
-            self.memo.clear();
-        }
         let endpoints = match self.memo.entry(instance) {
             Entry::Occupied(known) => known.into_mut(),
             Entry::Vacant(unknown) => {

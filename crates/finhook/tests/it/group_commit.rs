@@ -1,0 +1,152 @@
+//! The group commit's set-based writes, on both stores: a batch that mixes plain ingests,
+//! keyed ingests (one key twice, and once with another body) and attempt records (one
+//! delivery recorded twice) commits each write exactly as if it had been alone.
+
+use finhook_core::flinks::ResponseType;
+use finhook_core::ids::{AttemptId, DeliveryId, MessageId};
+use finhook_core::retry::RetryPolicy;
+use finhook_core::secret::{EndpointSecret, KeyHash};
+use finhook_server::store::queue::DeliveryQueue;
+use finhook_server::store::sql::SqlStore;
+use finhook_server::store::*;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_mixed_batch_applies_each_write_as_if_alone_on_the_embedded_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("batch.db").display());
+    mixed_batch(SqlStore::open_sqlite(&url, None).await.expect("open")).await;
+}
+
+#[tokio::test]
+async fn a_mixed_batch_applies_each_write_as_if_alone_on_the_shared_store() {
+    let (sealing, _) = finhook_core::seal::SealingKey::generate();
+    mixed_batch(SqlStore::open_postgres(&postgres_database().await, sealing).await.expect("open")).await;
+}
+
+fn message(instance_id: InstanceId, body: &str, key: Option<&str>) -> NewMessage {
+    NewMessage {
+        instance_id,
+        response_type: ResponseType::Kyc,
+        login_id: Some(format!("login-{body}")),
+        request_id: None,
+        tag: Some("t".into()),
+        idempotency_key: key.map(str::to_string),
+        body_sha256: body.to_string(),
+        payload: body.as_bytes().to_vec(),
+        now: t0(),
+    }
+}
+
+fn attempt(delivery: &DeliveryId, number: u32, delivered: bool) -> AttemptResult {
+    AttemptResult {
+        delivery_id: delivery.clone(),
+        attempt: AttemptRecord {
+            id: AttemptId::generate(),
+            attempt_number: number,
+            started_at: t0() + chrono::Duration::seconds(i64::from(number)),
+            latency_ms: 3,
+            status_code: Some(if delivered { 200 } else { 503 }),
+            error_class: None,
+            error_detail: (!delivered).then(|| "503".to_string()),
+            response_excerpt: Some("ok".into()),
+            response_bytes: Some(2),
+            succeeded: delivered,
+        },
+        next_attempt_at: (!delivered).then(|| t0() + chrono::Duration::minutes(30)),
+        new_status: if delivered { DeliveryStatus::Delivered } else { DeliveryStatus::Pending },
+    }
+}
+
+fn created(outcome: &StoreResult<IngestOutcome>) -> (MessageId, Vec<DeliveryId>) {
+    match outcome {
+        Ok(IngestOutcome::Created { message_id, deliveries }) => {
+            (message_id.clone(), deliveries.iter().map(|d| d.id.clone()).collect())
+        }
+        other => panic!("expected a new message, got {other:?}"),
+    }
+}
+
+async fn mixed_batch(store: SqlStore) {
+    let instance = store
+        .create_instance(NewInstance {
+            name: "acme".into(),
+            customer_id: "c".into(),
+            mode: Mode::Live,
+            api_key_hash: KeyHash::of("k"),
+            now: t0(),
+        })
+        .await
+        .expect("instance")
+        .id;
+    for url in ["https://a.example/", "https://b.example/"] {
+        let endpoint = NewEndpoint {
+            url: url.into(),
+            description: None,
+            event_types: None,
+            retry: RetryPolicy::default(),
+            success: SuccessRule::Exactly200,
+            enabled: true,
+            secret: EndpointSecret::generate(),
+            now: t0(),
+        };
+        store.create_endpoint(instance, endpoint).await.expect("endpoint");
+    }
+
+    // Queued before the writer runs (the test's runtime has one thread, and `join!` polls
+    // each future up to its wait for the answer), so all six share one transaction.
+    let (plain_a, keyed, plain_b, replay, reused, plain_c) = tokio::join!(
+        store.ingest(message(instance, "a", None)),
+        store.ingest(message(instance, "k", Some("key-1"))),
+        store.ingest(message(instance, "b", None)),
+        store.ingest(message(instance, "k", Some("key-1"))),
+        store.ingest(message(instance, "other body", Some("key-1"))),
+        store.ingest(message(instance, "c", None)),
+    );
+    let (a, a_deliveries) = created(&plain_a);
+    let (k, _) = created(&keyed);
+    let (b, b_deliveries) = created(&plain_b);
+    let (c, _) = created(&plain_c);
+    assert_eq!(replay.expect("replay"), IngestOutcome::Replayed { message_id: k.clone() });
+    assert_eq!(reused.expect("reused"), IngestOutcome::KeyReused { message_id: k.clone() });
+    assert_eq!(a_deliveries.len(), 2, "one delivery per endpoint");
+
+    for (id, body) in [(&a, "a"), (&b, "b"), (&c, "c"), (&k, "k")] {
+        let stored = store.message(instance, id).await.expect("read").expect("stored");
+        assert_eq!(stored.payload, body.as_bytes(), "each message keeps its own payload");
+        assert_eq!(stored.summary.login_id.as_deref(), Some(format!("login-{body}").as_str()));
+        assert_eq!(stored.deliveries.len(), 2);
+        assert!(stored.deliveries.iter().all(|d| d.status == DeliveryStatus::Pending && d.attempts_made == 0));
+    }
+    assert_eq!(store.stats(t0()).await.expect("stats").messages, 4, "a replay stores nothing");
+
+    // One delivery recorded twice in one batch (refused, then delivered), one delivered,
+    // one refused: applied in the order they were queued.
+    let (first, second, other, refused) = tokio::join!(
+        store.record_attempt(attempt(&a_deliveries[0], 1, false)),
+        store.record_attempt(attempt(&a_deliveries[0], 2, true)),
+        store.record_attempt(attempt(&a_deliveries[1], 1, true)),
+        store.record_attempt(attempt(&b_deliveries[0], 1, false)),
+    );
+    for result in [first, second, other, refused] {
+        result.expect("recorded");
+    }
+    let stored = store.message(instance, &a).await.expect("read").expect("stored");
+    let twice = stored.deliveries.iter().find(|d| d.id == a_deliveries[0]).expect("delivery");
+    assert_eq!((twice.status, twice.attempts_made, twice.next_attempt_at), (DeliveryStatus::Delivered, 2, None));
+    let numbers: Vec<u32> = twice.attempts.iter().map(|attempt| attempt.attempt_number).collect();
+    assert_eq!(numbers, vec![1, 2]);
+    assert_eq!(twice.attempts[0].status_code, Some(503));
+    assert_eq!(twice.attempts[1].response_excerpt.as_deref(), Some("ok"));
+    let once = stored.deliveries.iter().find(|d| d.id == a_deliveries[1]).expect("delivery");
+    assert_eq!((once.status, once.attempts_made), (DeliveryStatus::Delivered, 1));
+    let stored = store.message(instance, &b).await.expect("read").expect("stored");
+    let later = stored.deliveries.iter().find(|d| d.id == b_deliveries[0]).expect("delivery");
+    assert_eq!(
+        (later.status, later.attempts_made, later.next_attempt_at),
+        (DeliveryStatus::Pending, 1, Some(t0() + chrono::Duration::minutes(30)))
+    );
+    assert_eq!(later.attempts[0].error_detail.as_deref(), Some("503"));
+    store.close().await;
+}
