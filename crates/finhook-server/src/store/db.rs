@@ -41,7 +41,7 @@ pub(crate) enum Arg {
     Bytes(Vec<u8>),
     Bool(bool),
     /// A whole column of a set-based write, as one PostgreSQL array (see
-    /// `store::sql::sets`); SQLite has no arrays and gets the values one by one instead.
+    /// `store::sql::sets`); SQLite has no arrays, and binding one there is an error.
     Array(Column),
 }
 
@@ -262,13 +262,6 @@ pub(crate) enum Conn<'c> {
 }
 
 impl Conn<'_> {
-    pub(crate) fn backend(&self) -> Backend {
-        match self {
-            Conn::Sqlite(_) => Backend::Sqlite,
-            Conn::Postgres(_) => Backend::Postgres,
-        }
-    }
-
     /// Runs a statement; how many rows it changed.
     pub(crate) async fn execute(&mut self, query: Sql) -> Result<u64, sqlx::Error> {
         Ok(match self {

@@ -4,9 +4,8 @@
 //! backends differ in three named places only, each explained where it is:
 //! - start-up ([`open`]): the SQLite file's lock and secrets-key file, or a PostgreSQL pool;
 //! - group commit ([`batch`]), the same task on both: ingests and attempt records share one
-//!   commit per batch, written as sets ([`sets`]); only how a batch begins (`BEGIN
-//!   IMMEDIATE` on SQLite) and how a set's rows are bound (arrays on PostgreSQL, a
-//!   `VALUES` list on SQLite) differ;
+//!   commit per batch; how a batch begins (`BEGIN IMMEDIATE` on SQLite) and how it is
+//!   written (sets of rows, [`sets`], on PostgreSQL; write by write on SQLite) differ;
 //! - taking due work ([`queue`]): a plain read on SQLite (its one process keeps claims in
 //!   memory, and writes none), a lease with `FOR UPDATE SKIP LOCKED` among PostgreSQL
 //!   nodes, where a dead node's leases expire.

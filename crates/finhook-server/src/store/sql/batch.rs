@@ -212,8 +212,9 @@ enum Together {
     NotCommitted(sqlx::Error, Vec<Write>),
 }
 
-/// The fast path of [`apply`]: the batch's ingests and attempt records as sets, one
-/// statement per table ([`sets`]), and what cannot go in a set one by one. Each job is
+/// The fast path of [`apply`]: on PostgreSQL the batch's ingests and attempt records as
+/// sets, one statement per table ([`sets`]); on SQLite write by write, each one
+/// multi-statement hop to sqlx's connection thread (`Conn::execute_all`). Each job is
 /// cloned for its run (a few strings and the payload, far cheaper than a round trip) so
 /// the batch is still whole if it must be applied again write by write.
 async fn apply_together(connection: &mut Pooled, batch: Vec<Write>) -> Together {
@@ -221,7 +222,11 @@ async fn apply_together(connection: &mut Pooled, batch: Vec<Write>) -> Together 
         return Together::NotCommitted(error, batch);
     }
     let jobs = batch.iter().map(|write| write.job.clone()).collect();
-    let results = match apply_set(connection, jobs).await {
+    let applied = match connection.backend() {
+        Backend::Postgres => apply_set(connection, jobs).await,
+        Backend::Sqlite => apply_in_turn(connection, jobs).await,
+    };
+    let results = match applied {
         Ok(results) => results,
         Err(_) => {
             // Fails harmlessly when SQLite already rolled the transaction back itself;
@@ -241,7 +246,17 @@ async fn apply_together(connection: &mut Pooled, batch: Vec<Write>) -> Together 
     Together::Committed(outcomes.collect())
 }
 
-/// Applies `jobs` inside the open transaction; their results in order. Ingests without an
+/// Applies `jobs` inside the open transaction, one after the other; their results in order.
+async fn apply_in_turn(connection: &mut Pooled, jobs: Vec<Job>) -> StoreResult<Vec<Applied>> {
+    let mut subscriptions = Subscriptions::default();
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        results.push(apply_job(connection, &mut subscriptions, job).await?);
+    }
+    Ok(results)
+}
+
+/// Applies `jobs` inside the open transaction as sets; their results in order. Ingests without an
 /// idempotency key and the first record of each delivery go in sets; an ingest with a key
 /// (it may replay one before it, even one in this batch), a second record of a delivery
 /// and a probe are applied alone, after the sets and in their order.

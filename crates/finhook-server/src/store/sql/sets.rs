@@ -1,26 +1,31 @@
-//! Set-based writes: the rows a group commit writes to one table go in one statement, not
-//! one statement per row.
+//! Set-based writes on PostgreSQL: the rows a group commit writes to one table go in one
+//! statement, not one statement per row.
 //!
 //! A batch of 200 callbacks written row by row costs about 800 statements on the one
-//! writer connection, each a round trip (to PostgreSQL's backend, or to sqlx's SQLite
-//! thread) that the next must wait for: the writer, not the disk or the CPU, then sets the
-//! rate. Here each table gets one statement per batch, whatever its size, through a
-//! common table expression `v` that holds the rows: on PostgreSQL `UNNEST` of one array
-//! per column (one statement text whatever the row count, prepared once), on SQLite a
-//! `VALUES` list (it has no arrays; a prepare there is a function call, not a round trip).
-//! The statement that uses `v` is written once for both.
+//! writer connection, each a network round trip to PostgreSQL's backend that the next must
+//! wait for: the writer, not the disk or the CPU, then sets the rate. Here each table gets
+//! one statement per batch, whatever its size: `UNNEST` of one array per column, as a
+//! common table expression `v` that the statement reads (one text whatever the row count,
+//! so it is prepared once).
+//!
+//! Not on SQLite: there a "round trip" is a hop to sqlx's connection thread in the same
+//! process, and SQLite has no arrays, so a set would be a `VALUES` list as long as its
+//! batch, prepared anew each time. Measured (docs/BENCHMARKS.md, "Set-based writes"),
+//! that tied with row by row for one endpoint and lost a quarter of the deliveries per
+//! second when each callback fans out to ten endpoints; the embedded store keeps writing
+//! row by row.
 
 use std::collections::HashSet;
 
 use finhook_core::ids::{DeliveryId, MessageId};
 
 use super::messages::Subscriptions;
-use crate::store::db::{sql, Arg, Backend, Column, Conn, Sql};
+use crate::store::db::{sql, Arg, Column, Conn, Sql};
 use crate::store::rows::millis;
 use crate::store::{AttemptResult, ErrorClass, IngestOutcome, NewMessage, ScheduledDelivery, StoreResult};
 
-/// The most rows one statement carries: keeps SQLite's bound values (columns × rows) far
-/// under its limit of 32,766 however many endpoints a batch fans out to.
+/// The most rows one statement carries: a bound on one statement's size however many
+/// endpoints a batch fans out to.
 const MAX_ROWS: usize = 1000;
 
 /// Rows to write, column by column: each column's values in row order.
@@ -46,19 +51,15 @@ impl Rows {
 
     /// `WITH v (names) AS (rows) ` followed by `statement`, which reads the rows from `v`;
     /// split into statements of at most [`MAX_ROWS`] rows.
-    fn statements(self, backend: Backend, statement: &str) -> Vec<Sql> {
+    fn statements(self, statement: &str) -> Vec<Sql> {
         let len = self.len();
         let mut out = Vec::with_capacity(len.div_ceil(MAX_ROWS));
         let mut start = 0;
         while start < len {
             let end = (start + MAX_ROWS).min(len);
             let chunk: Vec<Column> = self.columns.iter().map(|column| column.slice(start, end)).collect();
-            let (rows, args) = match backend {
-                Backend::Postgres => unnest(&chunk),
-                Backend::Sqlite => values(&chunk, end - start),
-            };
-            let text = format!("WITH v ({}) AS ({rows}) {statement}", self.names.join(", "));
-            out.push(sql(text).bind_each(args));
+            let (rows, args) = unnest(&chunk);
+            out.push(sql(format!("WITH v ({}) AS ({rows}) {statement}", self.names.join(", "))).bind_each(args));
             start = end;
         }
         out
@@ -71,28 +72,6 @@ fn unnest(columns: &[Column]) -> (String, Vec<Arg>) {
         columns.iter().enumerate().map(|(n, column)| format!("${}::{}[]", n + 1, column.pg_type())).collect();
     let args = columns.iter().cloned().map(Arg::Array).collect();
     (format!("SELECT * FROM UNNEST({})", casts.join(", ")), args)
-}
-
-/// `VALUES ($1, $2), ($3, $4), ...`: every value its own argument, row by row.
-fn values(columns: &[Column], len: usize) -> (String, Vec<Arg>) {
-    let width = columns.len();
-    let mut text = String::from("VALUES ");
-    let mut args = Vec::with_capacity(width * len);
-    for row in 0..len {
-        if row > 0 {
-            text.push_str(", ");
-        }
-        text.push('(');
-        for (n, column) in columns.iter().enumerate() {
-            if n > 0 {
-                text.push_str(", ");
-            }
-            text.push_str(&format!("${}", row * width + n + 1));
-            args.push(column.value(row));
-        }
-        text.push(')');
-    }
-    (text, args)
 }
 
 impl Column {
@@ -111,15 +90,6 @@ impl Column {
             Column::Texts(values) => Column::Texts(values[start..end].to_vec()),
             Column::Blobs(values) => Column::Blobs(values[start..end].to_vec()),
             Column::Bools(values) => Column::Bools(values[start..end].to_vec()),
-        }
-    }
-
-    fn value(&self, row: usize) -> Arg {
-        match self {
-            Column::Ints(values) => Arg::Int(values[row]),
-            Column::Texts(values) => Arg::Text(values[row].clone()),
-            Column::Blobs(values) => Arg::Bytes(values[row].clone()),
-            Column::Bools(values) => Arg::Bool(values[row]),
         }
     }
 
@@ -148,7 +118,6 @@ pub(super) async fn ingest_set(
     if messages.is_empty() {
         return Ok(Vec::new());
     }
-    let backend = conn.backend();
     let mut outcomes = Vec::with_capacity(messages.len());
     let (mut delivery_ids, mut delivery_messages, mut delivery_endpoints, mut delivery_times) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -180,7 +149,6 @@ pub(super) async fn ingest_set(
         .column("created_at", Column::Ints(messages.iter().map(|m| Some(millis(m.now))).collect()));
     rows = rows.column("payload", Column::Blobs(messages.into_iter().map(|m| m.payload).collect()));
     let mut statements = rows.statements(
-        backend,
         "INSERT INTO messages (id, instance_id, response_type, login_id, request_id, tag, body_sha256, payload,
                                created_at)
          SELECT id, instance_id, response_type, login_id, request_id, tag, body_sha256, payload, created_at FROM v",
@@ -193,7 +161,6 @@ pub(super) async fn ingest_set(
                 .column("endpoint_id", Column::Texts(delivery_endpoints))
                 .column("at", Column::Ints(delivery_times))
                 .statements(
-                    backend,
                     "INSERT INTO deliveries (id, message_id, endpoint_id, status, next_attempt_at, created_at,
                                              updated_at)
                      SELECT id, message_id, endpoint_id, 'pending', at, at, at FROM v",
@@ -216,7 +183,6 @@ pub(super) async fn record_set(conn: &mut Conn<'_>, results: Vec<AttemptResult>)
         results.iter().map(|r| &r.delivery_id).collect::<HashSet<_>>().len() == results.len(),
         "each delivery once"
     );
-    let backend = conn.backend();
     let attempts = results.iter().map(|r| &r.attempt);
     let mut statements = Rows::new()
         .column("id", texts(attempts.clone().map(|a| a.id.as_str())))
@@ -242,7 +208,6 @@ pub(super) async fn record_set(conn: &mut Conn<'_>, results: Vec<AttemptResult>)
         )
         .column("succeeded", Column::Bools(attempts.clone().map(|a| a.succeeded).collect()))
         .statements(
-            backend,
             "INSERT INTO attempts (id, delivery_id, attempt_number, started_at, latency_ms, status_code, error_class,
                                    error_detail, response_excerpt, response_bytes, succeeded)
              SELECT id, delivery_id, attempt_number, started_at, latency_ms, status_code, error_class, error_detail,
@@ -258,15 +223,13 @@ pub(super) async fn record_set(conn: &mut Conn<'_>, results: Vec<AttemptResult>)
             )
             .column("next_attempt_at", Column::Ints(results.iter().map(|r| r.next_attempt_at.map(millis)).collect()))
             .column("updated_at", Column::Ints(attempts.map(|a| Some(millis(a.started_at))).collect()))
-            .statements(backend, RESCHEDULE),
+            .statements(RESCHEDULE),
     );
     conn.execute_all(statements).await?;
     Ok(())
 }
 
-/// Reschedules the deliveries in `v` that are still pending, each found by its key (the
-/// plan is pinned by a test below: with no statistics SQLite might have preferred
-/// `deliveries_due` for `status = 'pending'`, as `queue::still_pending_sql` explains).
+/// Reschedules the deliveries in `v` that are still pending.
 const RESCHEDULE: &str = "UPDATE deliveries
      SET status = v.status, attempts_made = v.attempts_made, next_attempt_at = v.next_attempt_at,
          claimed_until = NULL, updated_at = v.updated_at
@@ -281,41 +244,4 @@ pub(super) type Placed = Vec<(usize, AttemptResult)>;
 pub(super) fn first_of_each(results: Placed) -> (Placed, Placed) {
     let mut seen: HashSet<DeliveryId> = HashSet::with_capacity(results.len());
     results.into_iter().partition(|(_, result)| seen.insert(result.delivery_id.clone()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::rows::Cols;
-    use crate::store::sql::SqlStore;
-
-    /// The rows of a reschedule of `count` deliveries, as the SQLite statement.
-    fn reschedule(count: usize) -> Sql {
-        let ids: Vec<DeliveryId> = (0..count).map(|_| DeliveryId::generate()).collect();
-        let mut statements = Rows::new()
-            .column("id", texts(ids.iter().map(DeliveryId::as_str)))
-            .column("status", texts(ids.iter().map(|_| "delivered")))
-            .column("attempts_made", Column::Ints(vec![Some(1); count]))
-            .column("next_attempt_at", Column::Ints(vec![None; count]))
-            .column("updated_at", Column::Ints(vec![Some(0); count]))
-            .statements(Backend::Sqlite, RESCHEDULE);
-        assert_eq!(statements.len(), 1);
-        statements.remove(0)
-    }
-
-    #[tokio::test]
-    async fn a_reschedule_finds_each_delivery_by_its_key_whatever_the_backlog() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("plans.db").display());
-        let store = SqlStore::open_sqlite(&url, None).await.expect("open");
-        for count in [1, 5, 256] {
-            let rows = store.pools.read_all(reschedule(count).explained()).await.expect("explain");
-            let steps: Vec<String> = rows.iter().map(|row| row.text("detail").expect("detail")).collect();
-            assert!(
-                steps.iter().any(|step| step == "SEARCH deliveries USING INDEX sqlite_autoindex_deliveries_1 (id=?)")
-                    && !steps.iter().any(|step| step.contains("deliveries_due") || step.starts_with("SCAN deliveries")),
-                "a reschedule of {count} deliveries: {steps:?}"
-            );
-        }
-    }
 }
