@@ -77,7 +77,7 @@ impl StoreError {
 
 /// Sorts a database error by what the caller should do. SQLite's primary result codes
 /// (the low byte of the extended code) and PostgreSQL's SQLSTATE classes.
-fn classify_sqlx(error: &sqlx::Error) -> FailureKind {
+pub(crate) fn classify_sqlx(error: &sqlx::Error) -> FailureKind {
     match error {
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();

@@ -5,6 +5,7 @@
 // `on_sqlite` and `on_postgres` compile the same test files once per store, on purpose.
 #![allow(clippy::duplicate_mod)]
 
+mod gate;
 mod helpers;
 
 mod on_postgres;

@@ -2,9 +2,10 @@
 //!
 //! SQLite: one file in WAL mode with `synchronous = FULL` (every commit durable before the
 //! API answers 202), a lock file that keeps a second `finhook serve` off the file (which
-//! is what makes releasing every claim at start-up safe), and the secrets key in a file
-//! beside the database. PostgreSQL: a pool, the secrets key from the operator (every node
-//! must share it).
+//! is what lets the one process keep its claims in memory), and the secrets key in a file
+//! beside the database. PostgreSQL: a pool that fails a query after a short wait when the
+//! database is unreachable, a start that waits for the database, and the secrets key from
+//! the operator (every node must share it).
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -19,10 +20,16 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::{batch, migrations, SqlStore};
 use crate::store::db::Pools;
-use crate::store::StoreError;
+use crate::store::{classify_sqlx, FailureKind, StoreError};
 
 const SQLITE_READERS: u32 = 4;
 const POSTGRES_CONNECTIONS: u32 = 16;
+/// How long a query waits for a PostgreSQL connection before it fails (and the API answers
+/// `503` with `Retry-After`): while the database is unreachable, the pool keeps trying to
+/// connect for this long, so it is what a caller waits in an outage.
+const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The first and the longest wait between tries to reach PostgreSQL at start-up.
+const POSTGRES_START_RETRY: (Duration, Duration) = (Duration::from_millis(250), Duration::from_secs(5));
 
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -92,13 +99,31 @@ impl SqlStore {
 
     /// Connects to the PostgreSQL database at `url` (`postgres://user:pass@host/db`) and
     /// applies the migrations.
+    ///
+    /// A database that cannot be reached yet (refused, down, starting up) is waited for,
+    /// with a warning at each try, however long it takes: a node started before its
+    /// database, or during an outage, comes up by itself once the database does. An error
+    /// that waiting cannot cure (a wrong password, no such database) fails at once.
     pub async fn open_postgres(url: &str, sealing: SealingKey) -> Result<Self, OpenError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(POSTGRES_CONNECTIONS)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await
-            .map_err(|source| OpenError::Connect { url: redact_password(url), source })?;
+        let options =
+            PgPoolOptions::new().max_connections(POSTGRES_CONNECTIONS).acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT);
+        let (mut wait, longest) = POSTGRES_START_RETRY;
+        let pool = loop {
+            match options.clone().connect(url).await {
+                Ok(pool) => break pool,
+                Err(source) if classify_sqlx(&source) == FailureKind::Unavailable => {
+                    tracing::warn!(
+                        database = %redact_password(url),
+                        error = %source,
+                        retry_in_ms = wait.as_millis(),
+                        "PostgreSQL cannot be reached yet; waiting for it"
+                    );
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(longest);
+                }
+                Err(source) => return Err(OpenError::Connect { url: redact_password(url), source }),
+            }
+        };
         migrations::migrator(migrations::POSTGRES).await?.run(&pool).await.map_err(StoreError::from)?;
         let pools = Pools::Postgres(pool);
         Ok(Self {
