@@ -392,6 +392,23 @@ impl Lanes {
         None
     }
 
+    /// Empties every lane's queue (not what is in flight) and returns the deliveries that
+    /// were queued under a lease, for the store to release at shutdown.
+    pub fn drain_leased(&mut self) -> Vec<DeliveryId> {
+        let mut leased = Vec::new();
+        for lane in self.lanes.values_mut() {
+            lane.in_ring = false;
+            for ready in lane.queue.drain(..) {
+                lane.held.remove(&ready.due.delivery_id);
+                if ready.lease_until.is_some() {
+                    leased.push(ready.due.delivery_id);
+                }
+            }
+        }
+        self.ring.clear();
+        leased
+    }
+
     /// An attempt finished. `recorded`: the store has it, with the delivery's next due
     /// time; `None` if the record failed, and the delivery is held until `hold_until`
     /// (when a lease would have run out) so that it is not sent again at once.

@@ -184,6 +184,18 @@ impl Worker {
             }
         }
         tracing::info!(in_flight = engine.tasks.len(), "delivery worker stopping; finishing attempts in flight");
+        // What is queued here and not yet started goes back to the other nodes now, not
+        // when its lease would have run out.
+        let queued = engine.lanes.drain_leased();
+        if !queued.is_empty() {
+            match context.store.release(&queued).await {
+                Ok(()) => tracing::info!(released = queued.len(), "released the claims of deliveries not started"),
+                Err(error) => tracing::warn!(
+                    error = %crate::http::ErrorChain(&error),
+                    "could not release the claims of deliveries not started; other nodes take them when they expire"
+                ),
+            }
+        }
         while let Some(joined) = engine.tasks.join_next().await {
             match joined {
                 Ok(finished) => engine.finish(context, finished),

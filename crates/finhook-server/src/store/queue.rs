@@ -53,4 +53,8 @@ pub trait DeliveryQueue: Send + Sync {
     async fn payloads(&self, ids: &[MessageId]) -> StoreResult<Vec<(MessageId, Bytes)>>;
     /// Records a finished attempt, releases the claim and schedules what comes next.
     async fn record_attempt(&self, result: AttemptResult) -> StoreResult<()>;
+    /// Gives up this process's claims on `ids` (pending deliveries it holds but will not
+    /// attempt, at shutdown), so that other nodes take them at once rather than when the
+    /// lease runs out. Nothing to do where claims are not leases.
+    async fn release(&self, ids: &[DeliveryId]) -> StoreResult<()>;
 }

@@ -22,4 +22,5 @@ mod kill;
 mod postgres;
 mod receiver;
 mod schema;
+mod shutdown;
 mod tidy;

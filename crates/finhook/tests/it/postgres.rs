@@ -328,3 +328,48 @@ async fn a_database_outage_answers_503_at_once_and_the_node_resumes_by_itself() 
         receiver.received().iter().filter_map(|r| r.header("webhook-id").map(str::to_string)).collect();
     assert_eq!(ids, HashSet::from([before, after]), "every acknowledged callback, once");
 }
+
+/// A node that stops gracefully gives the deliveries it had queued, but not started, back
+/// at once: no claim of its is left for the other nodes to wait out.
+#[tokio::test]
+async fn a_node_stopping_gracefully_releases_the_claims_it_did_not_start() {
+    use sqlx::Connection;
+    let database = postgres_database().await;
+    let node = spawn_app_with(Options {
+        database: Some(database.clone()),
+        background_worker: true,
+        per_endpoint: 1,
+        timeout_seconds: 1,
+        ..Options::default()
+    })
+    .await;
+    let receiver = TestReceiver::start(&[], Reply::Hang).await;
+    node.create_instance("acme").await;
+    node.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
+    for _ in 0..5 {
+        node.ingest("acme", fixture("kyc.json")).await;
+    }
+    receiver.wait_for(1).await;
+    let mut db = sqlx::PgConnection::connect(&database).await.expect("connect");
+    let claimed = "SELECT count(*) FROM deliveries WHERE status = 'pending' AND claimed_until IS NOT NULL";
+    // One attempt in flight and one queued behind it (one at a time, a lane of two).
+    let mut held = 0;
+    for _ in 0..200 {
+        held = sqlx::query_scalar::<_, i64>(claimed).fetch_one(&mut db).await.expect("count");
+        if held == 2 {
+            break;
+        }
+        // Polls for the worker to queue the second hand-off; no timing is asserted.
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(held, 2, "the node holds the attempt in flight and one queued");
+
+    node.stop().await; // the attempt in flight runs into its timeout and is recorded
+    let held = sqlx::query_scalar::<_, i64>(claimed).fetch_one(&mut db).await.expect("count");
+    assert_eq!(held, 0, "every claim given back");
+    let pending = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM deliveries WHERE status = 'pending'")
+        .fetch_one(&mut db)
+        .await
+        .expect("count");
+    assert_eq!(pending, 5, "nothing lost");
+}

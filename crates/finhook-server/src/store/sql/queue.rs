@@ -251,6 +251,21 @@ impl DeliveryQueue for SqlStore {
     async fn record_attempt(&self, result: AttemptResult) -> StoreResult<()> {
         self.writes.record(result).await
     }
+
+    async fn release(&self, ids: &[DeliveryId]) -> StoreResult<()> {
+        if !self.claims_are_leases() {
+            return Ok(());
+        }
+        for chunk in ids.chunks(MAX_IDS) {
+            let query = sql(format!(
+                "UPDATE deliveries SET claimed_until = NULL WHERE id IN ({}) AND status = 'pending'",
+                placeholders(1, chunk.len())
+            ))
+            .bind_each(chunk.iter().map(DeliveryId::as_str));
+            self.pools.write(query).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Records one attempt and reschedules its delivery on `conn`: inside the group commit's
