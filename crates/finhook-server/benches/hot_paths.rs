@@ -79,7 +79,7 @@ fn message(instance: InstanceId) -> NewMessage {
         tag: None,
         idempotency_key: None,
         body_sha256: "0".repeat(64),
-        payload: DETAIL.to_vec(),
+        payload: bytes::Bytes::from_static(DETAIL),
         now: Utc::now(),
     }
 }

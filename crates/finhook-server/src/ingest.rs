@@ -50,7 +50,7 @@ pub struct IngestRequest<'a> {
 /// their SHA-256.
 pub fn new_message(
     instance: InstanceId,
-    body: &[u8],
+    body: &bytes::Bytes,
     keys: CallbackKeys,
     idempotency_key: Option<&str>,
     now: DateTime<Utc>,
@@ -63,7 +63,7 @@ pub fn new_message(
         tag: keys.tag,
         idempotency_key: idempotency_key.map(str::to_string),
         body_sha256: hex(&Sha256::digest(body)),
-        payload: body.to_vec(),
+        payload: body.clone(),
         now,
     }
 }
@@ -75,8 +75,9 @@ pub async fn ingest_callback(
     dispatch: &Dispatch,
     request: IngestRequest<'_>,
 ) -> Result<Accepted, IngestError> {
-    let callback = parse_callback(request.body, request.limits)?;
-    let keys = callback.keys();
+    // Only the keys are kept: the parsed callback (as large as the body, and more) is freed
+    // before the wait for the commit.
+    let keys = parse_callback(request.body, request.limits)?.keys();
     let response_type = keys.response_type;
     let message = new_message(request.instance, request.body, keys, request.idempotency_key, request.now);
     match store.ingest(message).await? {

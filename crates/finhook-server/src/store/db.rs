@@ -38,7 +38,8 @@ pub enum Backend {
 pub(crate) enum Arg {
     Int(Option<i64>),
     Text(Option<String>),
-    Bytes(Vec<u8>),
+    /// A blob: shared, so a query that is cloned or retried does not copy it.
+    Bytes(bytes::Bytes),
     Bool(bool),
     /// A whole column of a set-based write, as one PostgreSQL array (see
     /// `store::sql::sets`); SQLite has no arrays, and binding one there is an error.
@@ -50,7 +51,7 @@ pub(crate) enum Arg {
 pub(crate) enum Column {
     Ints(Vec<Option<i64>>),
     Texts(Vec<Option<String>>),
-    Blobs(Vec<Vec<u8>>),
+    Blobs(Vec<bytes::Bytes>),
     Bools(Vec<bool>),
 }
 
@@ -104,6 +105,12 @@ impl From<Option<&str>> for Arg {
 
 impl From<Vec<u8>> for Arg {
     fn from(value: Vec<u8>) -> Self {
+        Arg::Bytes(value.into())
+    }
+}
+
+impl From<bytes::Bytes> for Arg {
+    fn from(value: bytes::Bytes) -> Self {
         Arg::Bytes(value)
     }
 }
@@ -174,7 +181,7 @@ impl Sql {
             query = match arg {
                 Arg::Int(value) => query.bind(*value),
                 Arg::Text(value) => query.bind(value.as_deref()),
-                Arg::Bytes(value) => query.bind(value.as_slice()),
+                Arg::Bytes(value) => query.bind(value.as_ref()),
                 Arg::Bool(value) => query.bind(*value),
                 Arg::Array(_) => {
                     return Err(sqlx::Error::Protocol("an array argument was bound for SQLite, which has none".into()))
@@ -190,11 +197,13 @@ impl Sql {
             query = match arg {
                 Arg::Int(value) => query.bind(*value),
                 Arg::Text(value) => query.bind(value.as_deref()),
-                Arg::Bytes(value) => query.bind(value.as_slice()),
+                Arg::Bytes(value) => query.bind(value.as_ref()),
                 Arg::Bool(value) => query.bind(*value),
                 Arg::Array(Column::Ints(values)) => query.bind(values.as_slice()),
                 Arg::Array(Column::Texts(values)) => query.bind(values.as_slice()),
-                Arg::Array(Column::Blobs(values)) => query.bind(values.as_slice()),
+                Arg::Array(Column::Blobs(values)) => {
+                    query.bind(values.iter().map(AsRef::as_ref).collect::<Vec<&[u8]>>())
+                }
                 Arg::Array(Column::Bools(values)) => query.bind(values.as_slice()),
             };
         }

@@ -249,7 +249,8 @@ pub struct NewMessage {
     pub tag: Option<String>,
     pub idempotency_key: Option<String>,
     pub body_sha256: String,
-    pub payload: Vec<u8>,
+    /// The exact bytes received, shared (not copied) with whoever else holds them.
+    pub payload: bytes::Bytes,
     pub now: DateTime<Utc>,
 }
 

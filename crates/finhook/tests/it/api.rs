@@ -404,7 +404,7 @@ async fn a_sweep_deletes_everything_past_retention_in_bounded_batches() {
                 tag: None,
                 idempotency_key: None,
                 body_sha256: "0".repeat(64),
-                payload: b"{}".to_vec(),
+                payload: bytes::Bytes::from_static(b"{}"),
                 now,
             };
             store.ingest(message).await.expect("ingest");

@@ -34,7 +34,7 @@ fn message(instance_id: InstanceId, body: &str, key: Option<&str>) -> NewMessage
         tag: Some("t".into()),
         idempotency_key: key.map(str::to_string),
         body_sha256: body.to_string(),
-        payload: body.as_bytes().to_vec(),
+        payload: bytes::Bytes::copy_from_slice(body.as_bytes()),
         now: t0(),
     }
 }

@@ -246,7 +246,7 @@ async fn a_failing_write_does_not_take_its_batch_down_on_the_shared_store() {
         tag: None,
         idempotency_key: None,
         body_sha256: format!("{n}"),
-        payload: b"{}".to_vec(),
+        payload: bytes::Bytes::from_static(b"{}"),
         now,
     };
     // An attempt for a delivery that does not exist breaks a foreign key.

@@ -410,7 +410,7 @@ mod tests {
             tag: None,
             idempotency_key: None,
             body_sha256: format!("{n}"),
-            payload: b"{}".to_vec(),
+            payload: bytes::Bytes::from_static(b"{}"),
             now: Utc::now(),
         }
     }

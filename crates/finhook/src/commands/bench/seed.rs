@@ -46,7 +46,8 @@ async fn fill(
         let instance = store.instance_by_name(name).await.map_err(|e| format!("seed: {e}"))?;
         ids.push(instance.ok_or_else(|| format!("seed: no instance {name}"))?.id);
     }
-    let template = Arc::new(finhook_server::ingest::new_message(ids[0], payload, keys, None, Utc::now()));
+    let payload = bytes::Bytes::copy_from_slice(payload);
+    let template = Arc::new(finhook_server::ingest::new_message(ids[0], &payload, keys, None, Utc::now()));
     let (next, stored, scheduled) =
         (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (ids, tick) = (Arc::new(ids), Arc::new(tick));
