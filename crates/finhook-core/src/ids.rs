@@ -92,6 +92,11 @@ prefixed_id!(
     /// One HTTP POST of a delivery.
     AttemptId, "att_", "attempt"
 );
+prefixed_id!(
+    /// One running `finhook serve` on a shared store, for as long as it runs: the owner of
+    /// its leases, alive while it keeps saying so.
+    NodeId, "node_", "node"
+);
 
 #[cfg(test)]
 mod tests {

@@ -32,6 +32,7 @@ use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
+use crate::store::queue::{HEARTBEAT_EVERY, STOP_STARTING_AFTER};
 use crate::store::{
     AttemptRecord, AttemptResult, DeliveryStatus, DispatchEndpoint, DueDelivery, ErrorClass, Store, StoreError,
 };
@@ -103,6 +104,9 @@ struct Engine {
     /// Hand-offs received while waiting, taken on the next turn.
     received: Vec<Fresh>,
     next_poll: Option<DateTime<Utc>>,
+    /// On a shared store: when this node next says it is alive, and when it last managed to.
+    next_heartbeat: Option<DateTime<Utc>>,
+    alive_at: Option<DateTime<Utc>>,
 }
 
 /// A handle on the delivery worker; clone it freely.
@@ -127,6 +131,8 @@ impl Worker {
             tasks: JoinSet::new(),
             received: Vec::new(),
             next_poll: None,
+            next_heartbeat: None,
+            alive_at: None,
         };
         Self { context: Arc::new(context), engine: Arc::new(Mutex::new(engine)) }
     }
@@ -218,6 +224,7 @@ impl Engine {
                 Err(panic) => tracing::error!(error = %panic, "a delivery task panicked"),
             }
         }
+        self.heartbeat(store, now).await;
         self.lanes.check_version(store, now).await?;
         if self.inbox.take_rescan() || self.next_poll.is_none_or(|poll| poll <= now) {
             self.lanes.rescan_all(store, now).await?;
@@ -235,12 +242,38 @@ impl Engine {
         self.lanes.scan_due(store, now, lease_until).await?;
         let timeout = chrono_duration(context.settings.timeout);
         let mut started = 0;
+        if !self.may_start(store, now) {
+            return Ok(started);
+        }
         while self.lanes.in_flight < context.settings.concurrency {
             let Some(start) = self.lanes.next_start(store, now, timeout).await else { break };
             self.tasks.spawn(deliver(context.clone(), start));
             started += 1;
         }
         Ok(started)
+    }
+
+    /// On a shared store, says every [`HEARTBEAT_EVERY`] that this node is alive, so that
+    /// the others leave its leases alone; when it cannot, they take them over once it has
+    /// been silent for [`crate::store::queue::NODE_SILENT_AFTER`].
+    async fn heartbeat(&mut self, store: &dyn Store, now: DateTime<Utc>) {
+        if !store.claims_are_leases() || self.next_heartbeat.is_some_and(|at| at > now) {
+            return;
+        }
+        self.next_heartbeat = Some(now + HEARTBEAT_EVERY);
+        match store.heartbeat(now).await {
+            Ok(()) => self.alive_at = Some(now),
+            Err(error) => tracing::warn!(
+                error = %crate::http::ErrorChain(&error),
+                "could not tell the shared store this node is alive; its leases pass to other nodes if this goes on"
+            ),
+        }
+    }
+
+    /// Whether attempts may start: on a shared store only while this node's heartbeat is
+    /// recent, since the others take its leases over once it has been silent a while.
+    fn may_start(&self, store: &dyn Store, now: DateTime<Utc>) -> bool {
+        !store.claims_are_leases() || self.alive_at.is_some_and(|at| now - at < STOP_STARTING_AFTER)
     }
 
     fn finish(&mut self, context: &WorkerContext, finished: Finished) {
@@ -253,7 +286,7 @@ impl Engine {
     /// or the next poll.
     fn time_to_next(&self, context: &WorkerContext) -> Duration {
         let now = context.clock.now();
-        let next = [self.lanes.next_timer(), self.next_poll].into_iter().flatten().min();
+        let next = [self.lanes.next_timer(), self.next_poll, self.next_heartbeat].into_iter().flatten().min();
         match next {
             Some(at) => (at - now).to_std().unwrap_or(Duration::ZERO),
             None => context.settings.poll_interval,

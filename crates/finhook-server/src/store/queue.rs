@@ -12,6 +12,18 @@ use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 
 use super::{AttemptResult, DispatchEndpoint, StoreResult, TakenDue};
 
+/// How long a node of a shared store may go without saying it is alive before its leases
+/// are free for the others ([`DeliveryQueue::heartbeat`]).
+pub const NODE_SILENT_AFTER: chrono::Duration = chrono::Duration::seconds(5);
+
+/// How often a node says it is alive: several times within [`NODE_SILENT_AFTER`].
+pub const HEARTBEAT_EVERY: chrono::Duration = chrono::Duration::seconds(1);
+
+/// A node that has not managed to say it is alive for this long starts no attempt on a
+/// lease: the others may take its leases from [`NODE_SILENT_AFTER`] on, and the margin
+/// keeps two live nodes from attempting the same delivery.
+pub const STOP_STARTING_AFTER: chrono::Duration = chrono::Duration::seconds(3);
+
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync {
     /// Whether a claim is a lease other processes respect until it runs out (a shared
@@ -53,6 +65,8 @@ pub trait DeliveryQueue: Send + Sync {
     async fn payloads(&self, ids: &[MessageId]) -> StoreResult<Vec<(MessageId, Bytes)>>;
     /// Records a finished attempt, releases the claim and schedules what comes next.
     async fn record_attempt(&self, result: AttemptResult) -> StoreResult<()>;
+    /// Says that this node is alive at `now` (a shared store; nothing to do elsewhere).
+    async fn heartbeat(&self, now: DateTime<Utc>) -> StoreResult<()>;
     /// Gives up this process's claims on `ids` (pending deliveries it holds but will not
     /// attempt, at shutdown), so that other nodes take them at once rather than when the
     /// lease runs out. Nothing to do where claims are not leases.

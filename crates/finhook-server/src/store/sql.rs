@@ -49,6 +49,8 @@ pub struct SqlStore {
     endpoints_version: AtomicU64,
     /// The embedded store's directory, whose free space the health check reads.
     sqlite_dir: Option<std::path::PathBuf>,
+    /// This process, as the owner of its leases on a shared store.
+    node: finhook_core::ids::NodeId,
 }
 
 /// The free space the embedded store's health check asks for. A tiny probe write can

@@ -123,8 +123,12 @@ async fn two_nodes_on_one_database_never_make_the_same_attempt_twice() {
     assert_eq!((received.len(), ids.len()), (40, 40), "each message exactly once");
 }
 
+/// A node that crashes holding a lease (taken, never recorded) stops saying it is alive;
+/// another node takes the delivery over once the crashed one has been silent for five
+/// seconds, not when the lease (timeout + 30 s) runs out; while it still says it is
+/// alive, nobody takes its lease.
 #[tokio::test]
-async fn a_crashed_nodes_claims_expire_into_another_nodes_hands() {
+async fn a_crashed_nodes_claims_pass_to_another_node_within_five_seconds() {
     let database = postgres_database().await;
     let clock = ManualClock::starting_at(t0());
     let crashed = pg_app(&database, &clock).await;
@@ -133,20 +137,45 @@ async fn a_crashed_nodes_claims_expire_into_another_nodes_hands() {
     let endpoint = crashed.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
     let endpoint = EndpointId::parse(endpoint["id"].as_str().expect("id")).expect("endpoint id");
     let id = crashed.ingest("acme", fixture("kyc.json")).await;
-    // The node takes the delivery and dies before recording anything.
+    // The node says it is alive, takes the delivery and dies before recording anything.
     let now = clock.now();
+    crashed.state.store.heartbeat(now).await.expect("heartbeat");
     let lease = now + chrono::Duration::seconds(45);
     let taken = crashed.state.store.take_due(&endpoint, now, lease, 10, 0).await.expect("take");
     assert_eq!(taken.due.len(), 1);
     drop(crashed);
 
     let survivor = pg_app(&database, &clock).await;
-    assert_eq!(survivor.deliver_due().await, 0, "the claim is still held");
-    clock.advance(chrono::Duration::seconds(46));
-    assert_eq!(survivor.deliver_due().await, 1, "the expired claim is taken over");
+    clock.advance(chrono::Duration::seconds(4));
+    assert_eq!(survivor.deliver_due().await, 0, "4 s of silence: the lease is still held");
+    clock.advance(chrono::Duration::seconds(2));
+    assert_eq!(survivor.deliver_due().await, 1, "6 s of silence: taken over, 39 s before the lease ends");
     let message = survivor.message("acme", &id).await;
     assert_eq!(message["deliveries"][0]["status"], "delivered");
     assert_eq!(receiver.received().len(), 1);
+}
+
+/// A live node keeps its leases however long its attempt takes: the others see it alive.
+#[tokio::test]
+async fn a_live_nodes_leases_are_left_alone() {
+    let database = postgres_database().await;
+    let clock = ManualClock::starting_at(t0());
+    let (one, two) = (pg_app(&database, &clock).await, pg_app(&database, &clock).await);
+    let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
+    one.create_instance("acme").await;
+    let endpoint = one.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
+    let endpoint = EndpointId::parse(endpoint["id"].as_str().expect("id")).expect("endpoint id");
+    one.ingest("acme", fixture("kyc.json")).await;
+    let now = clock.now();
+    one.state.store.heartbeat(now).await.expect("heartbeat");
+    let lease = now + chrono::Duration::seconds(45);
+    assert_eq!(one.state.store.take_due(&endpoint, now, lease, 10, 0).await.expect("take").due.len(), 1);
+    for _ in 0..10 {
+        clock.advance(chrono::Duration::seconds(3));
+        one.state.store.heartbeat(clock.now()).await.expect("heartbeat");
+        assert_eq!(two.deliver_due().await, 0, "the lease of a live node is not taken");
+    }
+    assert!(receiver.received().is_empty());
 }
 
 #[tokio::test]

@@ -35,6 +35,7 @@ pub const SQLITE: Folder = folder!("sqlite":
     "0006_pending_by_endpoint.sql",
     "0007_messages_by_created_at.sql",
     "0008_release_old_claims.sql",
+    "0009_nodes.sql",
 );
 
 /// `migrations/postgres`.
@@ -44,6 +45,7 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0003_endpoint_secrets_without_seq.sql",
     "0004_pending_by_endpoint.sql",
     "0005_messages_by_created_at.sql",
+    "0006_nodes.sql",
 );
 
 /// The migrator for one folder.

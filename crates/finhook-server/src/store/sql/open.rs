@@ -14,6 +14,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use finhook_core::ids::NodeId;
 use finhook_core::seal::SealingKey;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -94,6 +95,7 @@ impl SqlStore {
             lock: Mutex::new(lock),
             endpoints_version: AtomicU64::new(0),
             sqlite_dir: Some(dir),
+            node: NodeId::generate(),
         })
     }
 
@@ -133,6 +135,7 @@ impl SqlStore {
             lock: Mutex::new(None),
             endpoints_version: AtomicU64::new(0),
             sqlite_dir: None,
+            node: NodeId::generate(),
         })
     }
 }

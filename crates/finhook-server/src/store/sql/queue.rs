@@ -10,12 +10,12 @@ use std::sync::atomic::Ordering;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
+use finhook_core::ids::{DeliveryId, EndpointId, MessageId, NodeId};
 use finhook_core::secret::EndpointSecret;
 
 use super::SqlStore;
 use crate::store::db::{placeholders, sql, Backend, Conn, Sql};
-use crate::store::queue::DeliveryQueue;
+use crate::store::queue::{DeliveryQueue, NODE_SILENT_AFTER};
 use crate::store::rows::*;
 use crate::store::{AttemptResult, DispatchEndpoint, DueDelivery, ErrorClass, StoreResult, TakenDue};
 
@@ -31,20 +31,41 @@ fn due_from(row: &impl crate::store::rows::Cols, endpoint: &EndpointId) -> Store
     })
 }
 
-/// A shared store's lease on up to `$4` due deliveries of endpoint `$3`: the rows are
-/// locked with `SKIP LOCKED`, so a node never waits for, nor takes, another's.
-fn lease_due_sql(endpoint: &EndpointId, now: DateTime<Utc>, claim_until: DateTime<Utc>, take: u32) -> Sql {
-    sql("UPDATE deliveries SET claimed_until = $1
+/// Whether a delivery's lease is free at `$2`: none, run out, or held by a node that has
+/// not said it is alive since `$silent` (its heartbeat stopped: it crashed or lost the
+/// database), found through the primary key of `nodes`.
+fn lease_is_free(silent: usize) -> String {
+    format!(
+        "(claimed_until IS NULL OR claimed_until <= $2
+          OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = deliveries.claimed_by AND n.seen_at > ${silent}))"
+    )
+}
+
+/// A shared store's lease for node `$5` on up to `$4` due deliveries of endpoint `$3`: the
+/// rows are locked with `SKIP LOCKED`, so a node never waits for, nor takes, another's.
+fn lease_due_sql(
+    endpoint: &EndpointId,
+    now: DateTime<Utc>,
+    claim_until: DateTime<Utc>,
+    take: u32,
+    node: &NodeId,
+) -> Sql {
+    sql(format!(
+        "UPDATE deliveries SET claimed_until = $1, claimed_by = $5
          WHERE id IN (SELECT id FROM deliveries
                       WHERE endpoint_id = $3 AND status = 'pending' AND next_attempt_at <= $2
-                        AND (claimed_until IS NULL OR claimed_until <= $2)
+                        AND {}
                       ORDER BY next_attempt_at, id LIMIT $4
                       FOR UPDATE SKIP LOCKED)
-         RETURNING id, message_id, attempts_made, next_attempt_at")
+         RETURNING id, message_id, attempts_made, next_attempt_at",
+        lease_is_free(6)
+    ))
     .bind(millis(claim_until))
     .bind(millis(now))
     .bind(endpoint.as_str())
     .bind(i64::from(take))
+    .bind(node.as_str())
+    .bind(millis(now - NODE_SILENT_AFTER))
 }
 
 /// The first `limit` pending deliveries of `endpoint` in due order, on the embedded store,
@@ -163,7 +184,7 @@ impl DeliveryQueue for SqlStore {
             }
             Backend::Postgres => {
                 let mut tx = self.pools.begin().await?;
-                let rows = tx.conn().fetch_all(lease_due_sql(endpoint, now, claim_until, take)).await?;
+                let rows = tx.conn().fetch_all(lease_due_sql(endpoint, now, claim_until, take, &self.node)).await?;
                 let mut due = rows
                     .iter()
                     .map(|row| Ok((row.int("next_attempt_at")?, due_from(row, endpoint)?)))
@@ -215,16 +236,18 @@ impl DeliveryQueue for SqlStore {
         }
         for chunk in ids.chunks(MAX_IDS) {
             let query = sql(format!(
-                "UPDATE deliveries SET claimed_until = $1
+                "UPDATE deliveries SET claimed_until = $1, claimed_by = $3
                  WHERE id IN (SELECT id FROM deliveries
-                              WHERE id IN ({}) AND status = 'pending'
-                                AND (claimed_until IS NULL OR claimed_until <= $2)
+                              WHERE id IN ({}) AND status = 'pending' AND {}
                               FOR UPDATE SKIP LOCKED)
                  RETURNING id",
-                placeholders(3, chunk.len())
+                placeholders(5, chunk.len()),
+                lease_is_free(4)
             ))
             .bind(millis(claim_until))
             .bind(millis(now))
+            .bind(self.node.as_str())
+            .bind(millis(now - NODE_SILENT_AFTER))
             .bind_each(chunk.iter().map(DeliveryId::as_str));
             let mut tx = self.pools.begin().await?;
             let rows = tx.conn().fetch_all(query).await?;
@@ -250,6 +273,25 @@ impl DeliveryQueue for SqlStore {
 
     async fn record_attempt(&self, result: AttemptResult) -> StoreResult<()> {
         self.writes.record(result).await
+    }
+
+    async fn heartbeat(&self, now: DateTime<Utc>) -> StoreResult<()> {
+        if !self.claims_are_leases() {
+            return Ok(());
+        }
+        let mut tx = self.pools.begin().await?;
+        let mut conn = tx.conn();
+        conn.execute(
+            sql("INSERT INTO nodes (id, seen_at) VALUES ($1, $2)
+                 ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at")
+            .bind(self.node.as_str())
+            .bind(millis(now)),
+        )
+        .await?;
+        // Nodes that stopped long ago: a row per process start would otherwise pile up.
+        conn.execute(sql("DELETE FROM nodes WHERE seen_at < $1").bind(millis(now - chrono::Duration::days(1)))).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn release(&self, ids: &[DeliveryId]) -> StoreResult<()> {
