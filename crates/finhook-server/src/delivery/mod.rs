@@ -257,7 +257,10 @@ impl Engine {
     /// the others leave its leases alone; when it cannot, they take them over once it has
     /// been silent for [`crate::store::queue::NODE_SILENT_AFTER`].
     async fn heartbeat(&mut self, store: &dyn Store, now: DateTime<Utc>) {
-        if !store.claims_are_leases() || self.next_heartbeat.is_some_and(|at| at > now) {
+        // Not yet due, unless the clock went back (then the next beat would be far off,
+        // and the others would take this node's leases while it still works them).
+        let due_later = self.next_heartbeat.is_some_and(|at| at > now && at - now <= HEARTBEAT_EVERY);
+        if !store.claims_are_leases() || due_later {
             return;
         }
         self.next_heartbeat = Some(now + HEARTBEAT_EVERY);
@@ -273,7 +276,7 @@ impl Engine {
     /// Whether attempts may start: on a shared store only while this node's heartbeat is
     /// recent, since the others take its leases over once it has been silent a while.
     fn may_start(&self, store: &dyn Store, now: DateTime<Utc>) -> bool {
-        !store.claims_are_leases() || self.alive_at.is_some_and(|at| now - at < STOP_STARTING_AFTER)
+        !store.claims_are_leases() || self.alive_at.is_some_and(|at| now >= at && now - at < STOP_STARTING_AFTER)
     }
 
     fn finish(&mut self, context: &WorkerContext, finished: Finished) {

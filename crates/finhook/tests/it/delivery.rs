@@ -368,3 +368,80 @@ async fn redeliver_sends_the_same_message_again_and_event_types_filter() {
     assert_eq!(again[0].header("webhook-id"), again[1].header("webhook-id"));
     assert_eq!(again[0].body, again[1].body);
 }
+
+/// Receivers that answer `200` and then misbehave: one sends a 64 MiB body, one trickles a
+/// byte every 100 ms without end. The status decides the attempt; finhook reads at most
+/// the excerpt (1 KiB) and gives up on the rest at the delivery timeout, records each
+/// attempt once, and sends nothing again.
+#[tokio::test]
+async fn a_huge_or_trickling_answer_is_read_no_further_than_its_excerpt() {
+    let app = spawn_app_with(Options { timeout_seconds: 1, ..Options::default() }).await;
+    let router = axum::Router::new()
+        .route(
+            "/huge",
+            axum::routing::post(|| async {
+                let chunk = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+                let chunks = tokio_stream::iter((0..1024).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+                (axum::http::StatusCode::OK, axum::body::Body::from_stream(chunks))
+            }),
+        )
+        .route(
+            "/trickle",
+            axum::routing::post(|| async {
+                use tokio_stream::StreamExt;
+                let ticks = tokio::time::interval(std::time::Duration::from_millis(100));
+                let drip = tokio_stream::wrappers::IntervalStream::new(ticks)
+                    .map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"y")));
+                (axum::http::StatusCode::OK, axum::body::Body::from_stream(drip))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    app.create_instance("acme").await;
+    for path in ["/huge", "/trickle"] {
+        app.create_endpoint("acme", json!({ "url": format!("{base}{path}") })).await;
+    }
+    let id = app.ingest("acme", fixture("kyc.json")).await;
+    let started = std::time::Instant::now();
+    assert_eq!(app.deliver_due().await, 2);
+    // The trickle is cut at the 1 s timeout; generous room for a slow machine.
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+    app.clock.advance(chrono::Duration::hours(2));
+    assert_eq!(app.deliver_due().await, 0, "recorded once, never sent again");
+    let message = app.message("acme", &id).await;
+    for delivery in message["deliveries"].as_array().expect("deliveries") {
+        assert_eq!(delivery["status"], "delivered", "{delivery}");
+        let attempts = delivery["attempts"].as_array().expect("attempts");
+        assert_eq!(attempts.len(), 1);
+        let bytes = attempts[0]["response_bytes"].as_u64().expect("response_bytes");
+        assert!((1..=1024).contains(&bytes), "read {bytes} bytes of the answer");
+    }
+    server.abort();
+}
+
+/// The clock jumps back two hours, then forward three days: a retry waiting for its time
+/// is neither lost nor made twice, and nothing fires before its time on the new clock.
+#[tokio::test]
+async fn a_clock_jump_either_way_loses_nothing_and_sends_nothing_twice() {
+    let app = spawn_app().await;
+    let receiver = TestReceiver::start(&[Reply::Status(503)], Reply::Status(200)).await;
+    app.create_instance("acme").await;
+    app.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
+    let id = app.ingest("acme", fixture("kyc.json")).await;
+    assert_eq!(app.deliver_due().await, 1, "the first attempt, refused");
+
+    app.clock.advance(chrono::Duration::hours(-2));
+    assert_eq!(app.deliver_due().await, 0, "the retry is due in 30 minutes of the old clock");
+    app.clock.advance(chrono::Duration::minutes(149));
+    assert_eq!(app.deliver_due().await, 0, "one minute before its time");
+    app.clock.advance(chrono::Duration::days(3));
+    assert_eq!(app.deliver_due().await, 1, "the retry, once");
+    assert_eq!(app.deliver_due().await, 0);
+    let message = app.message("acme", &id).await;
+    assert_eq!(message["deliveries"][0]["status"], "delivered");
+    assert_eq!(attempts_of(&message).len(), 2);
+    assert_eq!(receiver.received().len(), 2);
+}
