@@ -45,6 +45,8 @@ pub struct AppState {
     pub sandbox: Sandbox,
     pub metrics: Arc<Metrics>,
     pub sessions: Arc<crate::dashboard::Sessions>,
+    /// Callbacks per second each instance may send to this node.
+    pub ingest_limit: Arc<crate::http::limit::IngestLimiter>,
 }
 
 /// Where the areas' routes meet: the API, the sandbox's Flinks-compatible routes and the
@@ -164,6 +166,10 @@ impl App {
             sandbox,
             metrics,
             sessions: Arc::default(),
+            ingest_limit: Arc::new(crate::http::limit::IngestLimiter::new(
+                settings.ingest_rate_per_second,
+                settings.ingest_burst,
+            )),
         };
         let listener = TcpListener::bind(settings.listen)
             .await

@@ -38,6 +38,10 @@ pub struct Settings {
     pub poll_interval_ms: u64,
     /// Days finished messages (personal data) are kept; 0 keeps them forever.
     pub retention_days: u32,
+    /// Callbacks one instance may send per second, per node (0: no limit); over it, `429`.
+    pub ingest_rate_per_second: u32,
+    /// How many callbacks an instance may send at once above its rate.
+    pub ingest_burst: u32,
     /// The admin key (`FINHOOK_ADMIN_KEY`). When unset, the first start generates one.
     #[serde(skip_serializing)]
     pub admin_key: Option<Redacted>,
@@ -62,6 +66,8 @@ impl Default for Settings {
             delivery_per_endpoint_concurrency: 32,
             poll_interval_ms: 1000,
             retention_days: 90,
+            ingest_rate_per_second: 5_000,
+            ingest_burst: 10_000,
             admin_key: None,
             secrets_key: None,
         }
@@ -69,7 +75,7 @@ impl Default for Settings {
 }
 
 /// The settings' keys; other `FINHOOK_*` variables (such as `FINHOOK_LOG`) belong to others.
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 16] = [
     "listen",
     "database",
     "allow_insecure_loopback",
@@ -82,6 +88,8 @@ const KEYS: [&str; 14] = [
     "delivery_per_endpoint_concurrency",
     "poll_interval_ms",
     "retention_days",
+    "ingest_rate_per_second",
+    "ingest_burst",
     "admin_key",
     "secrets_key",
 ];

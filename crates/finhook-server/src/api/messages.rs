@@ -35,7 +35,8 @@ pub struct Ingested {
     request_body(content = Object, description = "the Flinks callback itself (KYC, GetAccountsDetail or Investments), stored and sent byte for byte", content_type = "application/json"),
     responses((status = 202, description = "durably stored", body = Ingested), (status = 400, description = "not JSON, not an object, or too deep", body = Problem),
         (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem), (status = 409, description = "Idempotency-Key reused with another body", body = Problem),
-        (status = 413, description = "over the size limit", body = Problem), (status = 422, description = "invalid; `errors` names the paths", body = Problem)))]
+        (status = 413, description = "over the size limit", body = Problem), (status = 422, description = "invalid; `errors` names the paths", body = Problem),
+        (status = 429, description = "the instance is over its rate; `Retry-After` says when to retry", body = Problem)))]
 pub async fn ingest(
     State(state): State<AppState>,
     caller: Caller,
@@ -61,6 +62,8 @@ async fn accept(
     body: Body,
 ) -> Result<Response, ApiError> {
     let instance = caller.instance(state, name).await?;
+    // Before the body is read: a tenant over its rate costs this node next to nothing.
+    state.ingest_limit.take(instance.id, state.clock.now())?;
     let idempotency_key = idempotency_key(headers)?;
     let body = read_limited(headers, body, state.max_body_bytes).await?;
     let request = IngestRequest {

@@ -25,6 +25,10 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     Conflict(String),
+    #[error(
+        "this instance may send {rate} callbacks per second (bursts of {burst}); nothing was stored; retry after {retry_after_seconds} s"
+    )]
+    RateLimited { retry_after_seconds: u64, rate: u32, burst: u32 },
     #[error("the store failed")]
     Store(#[from] StoreError),
     /// A fault of the server itself, neither the caller's nor the store's.
@@ -42,6 +46,12 @@ pub struct Problem<'a> {
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
+}
+
+impl From<crate::http::limit::Limited> for ApiError {
+    fn from(limited: crate::http::limit::Limited) -> Self {
+        Self::RateLimited { retry_after_seconds: limited.retry_after_seconds, rate: limited.rate, burst: limited.burst }
+    }
 }
 
 impl ApiError {
@@ -66,6 +76,7 @@ impl ApiError {
             Self::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Validation failed"),
             Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
             Self::Store(error) => match error.kind() {
                 FailureKind::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "storage-full", "Storage full"),
                 FailureKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", "Store unavailable"),
@@ -112,7 +123,9 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let Some(seconds) = retry_after(status) {
+        if let Self::RateLimited { retry_after_seconds, .. } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+        } else if let Some(seconds) = retry_after(status) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
         }
         response

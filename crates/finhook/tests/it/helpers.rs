@@ -59,6 +59,8 @@ pub struct Options {
     pub per_endpoint: usize,
     /// A `postgres://` URL to use instead of a SQLite file in `dir`.
     pub database: Option<String>,
+    /// Callbacks per second and burst per instance (the server's defaults unless set).
+    pub ingest_rate: Option<(u32, u32)>,
 }
 
 impl Default for Options {
@@ -73,6 +75,7 @@ impl Default for Options {
             concurrency: 64,
             per_endpoint: 8,
             database: None,
+            ingest_rate: None,
         }
     }
 }
@@ -129,6 +132,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         delivery_per_endpoint_concurrency: options.per_endpoint,
         admin_key: Some(Redacted(ADMIN_KEY.to_string())),
         secrets_key: options.database.as_ref().map(|_| Redacted(SECRETS_KEY.to_string())),
+        ingest_rate_per_second: options
+            .ingest_rate
+            .map_or(Settings::default().ingest_rate_per_second, |(rate, _)| rate),
+        ingest_burst: options.ingest_rate.map_or(Settings::default().ingest_burst, |(_, burst)| burst),
         ..Settings::default()
     };
     let manual = options.clock.clone().unwrap_or_else(|| ManualClock::starting_at(t0()));

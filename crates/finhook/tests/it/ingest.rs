@@ -153,3 +153,34 @@ async fn keys_are_required_and_scoped_to_their_instance() {
     assert_eq!(listed.as_array().expect("list").len(), 1, "an instance key sees only its instance");
     assert_eq!(app.messages("other", "").await["data"].as_array().expect("data").len(), 0);
 }
+
+/// One instance over its rate gets `429` with `Retry-After` and stores nothing; another
+/// instance is not slowed; the bucket refills with time, up to the burst.
+#[tokio::test]
+async fn an_instance_over_its_rate_gets_429_and_the_others_do_not_notice() {
+    let app = spawn_app_with(Options { ingest_rate: Some((2, 3)), ..Options::default() }).await;
+    app.create_instance("acme").await;
+    app.create_instance("quiet").await;
+    for _ in 0..3 {
+        app.ingest("acme", fixture("kyc.json")).await;
+    }
+    let refused = app.ingest_raw("acme", fixture("kyc.json"), None).await;
+    assert_eq!(refused.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    let (status, problem) = expect_problem(refused).await;
+    assert_eq!(status, 429, "{problem}");
+    assert_eq!(problem["type"], "urn:finhook:problem:rate-limited");
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("2 callbacks per second")), "{problem}");
+    assert_eq!(app.messages("acme", "").await["data"].as_array().expect("data").len(), 3, "nothing stored");
+    app.ingest("quiet", fixture("kyc.json")).await;
+
+    app.clock.advance(chrono::Duration::milliseconds(500));
+    app.ingest("acme", fixture("kyc.json")).await;
+    assert_eq!(app.ingest_raw("acme", fixture("kyc.json"), None).await.status().as_u16(), 429);
+    app.clock.advance(chrono::Duration::hours(1));
+    for _ in 0..3 {
+        app.ingest("acme", fixture("kyc.json")).await;
+    }
+    assert_eq!(app.ingest_raw("acme", fixture("kyc.json"), None).await.status().as_u16(), 429, "the burst, not more");
+    let metrics = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("finhook_callbacks_rejected_total{status=\"429\"} 3"), "{metrics}");
+}
