@@ -82,6 +82,8 @@ async fn spawn(
         .env("FINHOOK_ADMIN_KEY", BENCH_KEY)
         .env("FINHOOK_SECRETS_KEY", secrets_key)
         .env("FINHOOK_LOG", "warn")
+        // The bench measures the server, not the per-instance rate limit it would hit.
+        .env("FINHOOK_INGEST_RATE_PER_SECOND", "0")
         .current_dir(dir)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
