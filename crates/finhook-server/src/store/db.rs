@@ -176,40 +176,43 @@ impl Sql {
 
     /// The query for SQLite; an error, never a wrong binding, if it holds an array.
     fn sqlite(&self) -> Result<sqlx::query::Query<'_, Sqlite, SqliteArguments<'_>>, sqlx::Error> {
-        let mut query = sqlx::query(&self.text);
-        for arg in &self.args {
-            query = match arg {
-                Arg::Int(value) => query.bind(*value),
-                Arg::Text(value) => query.bind(value.as_deref()),
-                Arg::Bytes(value) => query.bind(value.as_ref()),
-                Arg::Bool(value) => query.bind(*value),
-                Arg::Array(_) => {
-                    return Err(sqlx::Error::Protocol("an array argument was bound for SQLite, which has none".into()))
-                }
-            };
-        }
-        Ok(query)
+        Ok(bind_all!(sqlx::query(&self.text), &self.args, |_query, _column| {
+            return Err(sqlx::Error::Protocol("an array argument was bound for SQLite, which has none".into()));
+        }))
     }
 
     fn postgres(&self) -> sqlx::query::Query<'_, Postgres, PgArguments> {
-        let mut query = sqlx::query(&self.text);
-        for arg in &self.args {
+        bind_all!(sqlx::query(&self.text), &self.args, |query, column| match column {
+            Column::Ints(values) => query.bind(values.as_slice()),
+            Column::Texts(values) => query.bind(values.as_slice()),
+            Column::Blobs(values) => query.bind(values.iter().map(AsRef::as_ref).collect::<Vec<&[u8]>>()),
+            Column::Bools(values) => query.bind(values.as_slice()),
+        })
+    }
+}
+
+/// Binds every argument to a native query; a macro because the two drivers' `bind` have
+/// different bounds that no common trait names. `|query, column| …` binds a whole column
+/// (an [`Arg::Array`]), or refuses to.
+macro_rules! bind_all {
+    ($query:expr, $args:expr, |$bound:tt, $column:tt| $array:expr) => {{
+        let mut query = $query;
+        for arg in $args {
             query = match arg {
                 Arg::Int(value) => query.bind(*value),
                 Arg::Text(value) => query.bind(value.as_deref()),
                 Arg::Bytes(value) => query.bind(value.as_ref()),
                 Arg::Bool(value) => query.bind(*value),
-                Arg::Array(Column::Ints(values)) => query.bind(values.as_slice()),
-                Arg::Array(Column::Texts(values)) => query.bind(values.as_slice()),
-                Arg::Array(Column::Blobs(values)) => {
-                    query.bind(values.iter().map(AsRef::as_ref).collect::<Vec<&[u8]>>())
+                Arg::Array(column) => {
+                    let ($bound, $column) = (query, column);
+                    $array
                 }
-                Arg::Array(Column::Bools(values)) => query.bind(values.as_slice()),
             };
         }
         query
-    }
+    }};
 }
+use bind_all;
 
 /// Appends `text` to `out` with every placeholder `$N` written as `$(N + offset)`.
 fn push_renumbered(out: &mut String, text: &str, offset: usize) {
