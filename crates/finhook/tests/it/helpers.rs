@@ -426,6 +426,31 @@ pub fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
     path
 }
 
+/// A request body for [`FinhookProcess::admin`].
+pub enum Body {
+    Json(Value),
+    Raw(Vec<u8>),
+    Empty,
+}
+
+impl From<()> for Body {
+    fn from((): ()) -> Self {
+        Body::Empty
+    }
+}
+
+impl From<Value> for Body {
+    fn from(json: Value) -> Self {
+        Body::Json(json)
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Self {
+        Body::Raw(bytes)
+    }
+}
+
 /// A real `finhook` process (serve or listen) on 127.0.0.1:0, killed when dropped.
 pub struct FinhookProcess {
     pub child: tokio::process::Child,
@@ -487,6 +512,18 @@ impl FinhookProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// A request to the process's API with the admin key: a JSON body (`Value`), the raw
+    /// bytes of a callback (`Vec<u8>`), or none (`()`).
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: impl Into<Body>) -> reqwest::Response {
+        let request = reqwest::Client::new().request(method, self.url(path)).bearer_auth(ADMIN_KEY);
+        let request = match body.into() {
+            Body::Json(json) => request.json(&json),
+            Body::Raw(bytes) => request.body(bytes),
+            Body::Empty => request,
+        };
+        request.send().await.expect("a request to finhook")
     }
 
     /// The next line printed on stdout (waiting at most [`PATIENCE`]).

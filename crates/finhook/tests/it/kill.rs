@@ -2,6 +2,7 @@
 //! flight is made again, and sandbox callbacks owed at the kill are sent after the restart.
 //! (The shared store's crash takeover is in `postgres.rs`.)
 
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -11,31 +12,14 @@ async fn an_attempt_in_flight_when_the_process_is_killed_is_made_again() {
     let dir = tempfile::tempdir().expect("tempdir");
     let receiver = TestReceiver::start(&[Reply::Hang], Reply::Status(200)).await;
     let server = FinhookProcess::serve(dir.path()).await;
-    let api = reqwest::Client::new();
-    let base = format!("http://{}", server.addr);
-    let created = api
-        .post(format!("{base}/v1/instances"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({ "name": "acme" }))
-        .send()
-        .await
-        .expect("create instance");
+    let created = server.admin(Method::POST, "/v1/instances", json!({ "name": "acme" })).await;
     assert_eq!(created.status().as_u16(), 201);
-    let endpoint = api
-        .post(format!("{base}/v1/instances/acme/endpoints"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({ "url": receiver.url("/hook") }))
-        .send()
-        .await
-        .expect("create endpoint");
+    let endpoint =
+        server.admin(Method::POST, "/v1/instances/acme/endpoints", json!({ "url": receiver.url("/hook") })).await;
     assert_eq!(endpoint.status().as_u16(), 201);
-    let accepted: serde_json::Value = api
-        .post(format!("{base}/v1/instances/acme/callbacks"))
-        .bearer_auth(ADMIN_KEY)
-        .body(fixture("kyc.json"))
-        .send()
+    let accepted: serde_json::Value = server
+        .admin(Method::POST, "/v1/instances/acme/callbacks", fixture("kyc.json"))
         .await
-        .expect("ingest")
         .json()
         .await
         .expect("json");
@@ -49,18 +33,10 @@ async fn an_attempt_in_flight_when_the_process_is_killed_is_made_again() {
     let received = receiver.wait_for(2).await;
     assert_eq!(received[1].header("webhook-id"), Some(message_id.as_str()), "the same message, again");
     assert_eq!(received[1].body, received[0].body);
-    let base = format!("http://{}", server.addr);
     let mut status = String::new();
     for _ in 0..200 {
-        let message: serde_json::Value = api
-            .get(format!("{base}/v1/instances/acme/messages/{message_id}"))
-            .bearer_auth(ADMIN_KEY)
-            .send()
-            .await
-            .expect("show")
-            .json()
-            .await
-            .expect("json");
+        let path = format!("/v1/instances/acme/messages/{message_id}");
+        let message: serde_json::Value = server.admin(Method::GET, &path, ()).await.json().await.expect("json");
         status = message["deliveries"][0]["status"].as_str().unwrap_or_default().to_string();
         if status == "delivered" {
             let attempts = message["deliveries"][0]["attempts"].as_array().expect("attempts").clone();
@@ -80,36 +56,22 @@ async fn callbacks_owed_when_the_server_is_killed_are_sent_after_the_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
     let server = FinhookProcess::serve(dir.path()).await;
-    let api = reqwest::Client::new();
-    let created: Value = api
-        .post(server.url("/v1/instances"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({ "name": "bank", "mode": "sandbox" }))
-        .send()
+    let created: Value = server
+        .admin(Method::POST, "/v1/instances", json!({ "name": "bank", "mode": "sandbox" }))
         .await
-        .expect("instance")
         .json()
         .await
         .expect("json");
     // Ten minutes of simulated aggregation: the server dies long before the callbacks are due.
-    let patched = api
-        .patch(server.url("/v1/instances/bank"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({ "sandbox": { "aggregation_delay_ms": 600_000 } }))
-        .send()
-        .await
-        .expect("patch");
+    let patched = server
+        .admin(Method::PATCH, "/v1/instances/bank", json!({ "sandbox": { "aggregation_delay_ms": 600_000 } }))
+        .await;
     assert_eq!(patched.status().as_u16(), 200);
-    let endpoint = api
-        .post(server.url("/v1/instances/bank/endpoints"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({ "url": receiver.url("/flinks") }))
-        .send()
-        .await
-        .expect("endpoint");
+    let endpoint =
+        server.admin(Method::POST, "/v1/instances/bank/endpoints", json!({ "url": receiver.url("/flinks") })).await;
     assert_eq!(endpoint.status().as_u16(), 201);
     let customer_id = created["customer_id"].as_str().expect("customer id");
-    let authorized: Value = api
+    let authorized: Value = reqwest::Client::new()
         .post(server.url(&format!("/v3/{customer_id}/BankingServices/Authorize")))
         .json(&greatday("FlinksCapital"))
         .send()

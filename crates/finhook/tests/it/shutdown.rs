@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -25,35 +26,16 @@ async fn sigterm_with_a_due_backlog_exits_within_the_delivery_timeout_and_loses_
     let dir = tempfile::tempdir().expect("tempdir");
     let receiver = TestReceiver::start(&[], Reply::Hang).await;
     let mut server = serve(dir.path()).await;
-    let api = reqwest::Client::new();
-    let base = format!("http://{}", server.addr);
-    let created = api
-        .post(format!("{base}/v1/instances"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({ "name": "acme" }))
-        .send()
-        .await
-        .expect("create instance");
+    let created = server.admin(Method::POST, "/v1/instances", json!({ "name": "acme" })).await;
     assert_eq!(created.status().as_u16(), 201);
     for path in ["/a", "/b"] {
-        let endpoint = api
-            .post(format!("{base}/v1/instances/acme/endpoints"))
-            .bearer_auth(ADMIN_KEY)
-            .json(&json!({ "url": receiver.url(path) }))
-            .send()
-            .await
-            .expect("create endpoint");
+        let endpoint =
+            server.admin(Method::POST, "/v1/instances/acme/endpoints", json!({ "url": receiver.url(path) })).await;
         assert_eq!(endpoint.status().as_u16(), 201);
     }
     const CALLBACKS: usize = 150;
     for _ in 0..CALLBACKS {
-        let accepted = api
-            .post(format!("{base}/v1/instances/acme/callbacks"))
-            .bearer_auth(ADMIN_KEY)
-            .body(fixture("kyc.json"))
-            .send()
-            .await
-            .expect("ingest");
+        let accepted = server.admin(Method::POST, "/v1/instances/acme/callbacks", fixture("kyc.json")).await;
         assert_eq!(accepted.status().as_u16(), 202);
     }
     // Attempts are in flight (the receiver never answers) and most deliveries wait.
@@ -74,19 +56,11 @@ async fn sigterm_with_a_due_backlog_exits_within_the_delivery_timeout_and_loses_
     // Nothing lost: after a restart, every delivery of every callback is still there,
     // pending (the interrupted attempts were recorded as timeouts and wait for a retry).
     let server = serve(dir.path()).await;
-    let base = format!("http://{}", server.addr);
     let mut seen = 0;
     let mut cursor = String::new();
     loop {
-        let page: Value = api
-            .get(format!("{base}/v1/instances/acme/messages?limit=100{cursor}"))
-            .bearer_auth(ADMIN_KEY)
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("json");
+        let path = format!("/v1/instances/acme/messages?limit=100{cursor}");
+        let page: Value = server.admin(Method::GET, &path, ()).await.json().await.expect("json");
         seen += page["data"].as_array().expect("data").len();
         match page["next_cursor"].as_str() {
             Some(next) => cursor = format!("&cursor={next}"),
@@ -94,7 +68,7 @@ async fn sigterm_with_a_due_backlog_exits_within_the_delivery_timeout_and_loses_
         }
     }
     assert_eq!(seen, CALLBACKS, "every acknowledged callback is still stored");
-    let metrics = api.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let metrics = server.admin(Method::GET, "/metrics", ()).await.text().await.expect("text");
     let pending = metrics
         .lines()
         .find(|line| line.starts_with("finhook_deliveries{status=\"pending\"}"))
