@@ -1,6 +1,7 @@
-//! The group commit's set-based writes, on both stores: a batch that mixes plain ingests,
-//! keyed ingests (one key twice, and once with another body) and attempt records (one
-//! delivery recorded twice) commits each write exactly as if it had been alone.
+//! The group commit, on both stores: a batch that mixes plain ingests, keyed ingests (one
+//! key twice, and once with another body) and attempt records (one delivery recorded
+//! twice) commits each write exactly as if it had been alone; one failing write of a batch
+//! is rolled back alone.
 
 use finhook_core::flinks::ResponseType;
 use finhook_core::ids::{AttemptId, DeliveryId, MessageId};
@@ -68,18 +69,44 @@ fn created(outcome: &StoreResult<IngestOutcome>) -> (MessageId, Vec<DeliveryId>)
     }
 }
 
+/// A new instance in `store`.
+async fn acme(store: &SqlStore) -> InstanceId {
+    let instance = NewInstance {
+        name: "acme".into(),
+        customer_id: "c".into(),
+        mode: Mode::Live,
+        api_key_hash: KeyHash::of("k"),
+        now: t0(),
+    };
+    store.create_instance(instance).await.expect("instance").id
+}
+
+/// On PostgreSQL: one write of a batch that breaks a constraint is rolled back alone
+/// (PostgreSQL aborts the whole transaction on an error, so the batch is applied again with
+/// a savepoint per write), and the others are committed and answered. (The embedded
+/// store's case is a unit test of `store::sql::batch`.)
+#[tokio::test]
+async fn a_failing_write_does_not_take_its_batch_down_on_the_shared_store() {
+    let (sealing, _) = finhook_core::seal::SealingKey::generate();
+    let store = SqlStore::open_postgres(&postgres_database().await, sealing).await.expect("open");
+    let instance = acme(&store).await;
+    // An attempt for a delivery that does not exist breaks a foreign key.
+    let orphan = attempt(&DeliveryId::generate(), 1, true);
+    // All three are queued before the writer runs, so they share one transaction.
+    let (first, broken, second) = tokio::join!(
+        store.ingest(message(instance, "1", None)),
+        store.record_attempt(orphan),
+        store.ingest(message(instance, "2", None))
+    );
+    assert!(matches!(first, Ok(IngestOutcome::Created { .. })), "{first:?}");
+    assert!(broken.is_err(), "{broken:?}");
+    assert!(matches!(second, Ok(IngestOutcome::Created { .. })), "{second:?}");
+    assert_eq!(store.stats(t0()).await.expect("stats").messages, 2);
+    store.close().await;
+}
+
 async fn mixed_batch(store: SqlStore) {
-    let instance = store
-        .create_instance(NewInstance {
-            name: "acme".into(),
-            customer_id: "c".into(),
-            mode: Mode::Live,
-            api_key_hash: KeyHash::of("k"),
-            now: t0(),
-        })
-        .await
-        .expect("instance")
-        .id;
+    let instance = acme(&store).await;
     for url in ["https://a.example/", "https://b.example/"] {
         let endpoint = NewEndpoint {
             url: url.into(),
