@@ -137,6 +137,7 @@ impl App {
                     concurrency: settings.delivery_concurrency.max(1),
                     per_endpoint: settings.delivery_per_endpoint_concurrency.max(1),
                     timeout,
+                    slow_after: Duration::from_millis(settings.delivery_slow_after_ms.max(1)),
                     poll_interval: Duration::from_millis(settings.poll_interval_ms.max(10)),
                 },
                 metrics: metrics.clone(),

@@ -32,8 +32,11 @@ pub struct Settings {
     pub delivery_timeout_seconds: u64,
     /// Attempts in flight at once.
     pub delivery_concurrency: usize,
-    /// Attempts in flight at once to any one endpoint.
+    /// Attempts in flight at once to any one endpoint (the most its adaptive cap grows to).
     pub delivery_per_endpoint_concurrency: usize,
+    /// An attempt running this long gives its slot back and counts as slow; slow attempts
+    /// have a budget of their own (`delivery_concurrency` again).
+    pub delivery_slow_after_ms: u64,
     /// The longest the worker waits before looking for due deliveries by itself.
     pub poll_interval_ms: u64,
     /// Days finished messages (personal data) are kept; 0 keeps them forever.
@@ -64,6 +67,7 @@ impl Default for Settings {
             delivery_timeout_seconds: 15,
             delivery_concurrency: 64,
             delivery_per_endpoint_concurrency: 32,
+            delivery_slow_after_ms: 1000,
             poll_interval_ms: 1000,
             retention_days: 90,
             ingest_rate_per_second: 5_000,
@@ -75,7 +79,7 @@ impl Default for Settings {
 }
 
 /// The settings' keys; other `FINHOOK_*` variables (such as `FINHOOK_LOG`) belong to others.
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 17] = [
     "listen",
     "database",
     "allow_insecure_loopback",
@@ -86,6 +90,7 @@ const KEYS: [&str; 16] = [
     "delivery_timeout_seconds",
     "delivery_concurrency",
     "delivery_per_endpoint_concurrency",
+    "delivery_slow_after_ms",
     "poll_interval_ms",
     "retention_days",
     "ingest_rate_per_second",

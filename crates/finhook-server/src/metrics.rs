@@ -47,6 +47,7 @@ pub struct Metrics {
     messages: Gauge,
     lag_seconds: Gauge<f64, AtomicU64>,
     store_write_errors: Family<KindLabel, Counter>,
+    endpoint_pauses: Counter,
 }
 
 impl Default for Metrics {
@@ -86,6 +87,12 @@ impl Metrics {
             "Writes the store did not commit (ingests refused with 503/507, attempt records retried), by kind",
             store_write_errors.clone(),
         );
+        let endpoint_pauses = Counter::default();
+        registry.register(
+            "endpoint_pauses",
+            "Times an endpoint's deliveries were paused (circuit opened) after it could not be reached several times in a row",
+            endpoint_pauses.clone(),
+        );
         Self {
             registry,
             ingested,
@@ -96,6 +103,7 @@ impl Metrics {
             messages,
             lag_seconds,
             store_write_errors,
+            endpoint_pauses,
         }
     }
 
@@ -107,6 +115,11 @@ impl Metrics {
             FailureKind::Internal => "internal",
         };
         self.store_write_errors.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
+    }
+
+    /// An endpoint's circuit opened.
+    pub fn endpoint_paused(&self) {
+        self.endpoint_pauses.inc();
     }
 
     pub fn callback_ingested(&self, response_type: &str) {

@@ -8,8 +8,17 @@
 //! deliveries, so memory is bounded by the number of endpoints, never by the backlog, and a
 //! hanging endpoint's full lane costs nothing until it has room again.
 //!
-//! Lanes take turns (round robin) for the worker's free slots, and no lane has more than
-//! `per_endpoint` attempts in flight: one slow endpoint cannot take every slot.
+//! Lanes take turns (round robin) for the worker's free slots. What keeps endpoints that
+//! hang from starving the others, however many there are:
+//!
+//! - **An adaptive cap per lane and a circuit breaker** ([`super::health`]): an endpoint
+//!   that does not answer soon has one attempt in flight, and after a few failures in a
+//!   row none for a while.
+//! - **Slow attempts leave their slot.** An attempt still running after `slow_after` gives
+//!   its slot back and counts against a second budget of the same size. A lane with a slow
+//!   attempt, or whose last attempt found its endpoint unreachable, starts another only
+//!   while that budget has room: slow endpoints share it among themselves, and the slots
+//!   stay with endpoints that answer.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -21,48 +30,24 @@ use chrono::{DateTime, Utc};
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 
 use super::handoff::Fresh;
-use crate::store::{DispatchEndpoint, DueDelivery, Store, StoreResult};
+use super::health::Reach;
+use super::lane::{Lane, Running};
+pub(super) use super::lane::{Ready, Start};
+use crate::store::{DueDelivery, Store, StoreResult};
 
 /// How long a lane trusts its copy of the endpoint when nothing says it changed (on a
 /// shared store, another node may change it without this node's store noticing).
 const ENDPOINT_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// A delivery ready to send.
-pub(super) struct Ready {
-    pub due: DueDelivery,
-    pub payload: Bytes,
-    /// On a shared store: the end of this node's lease on it.
-    pub lease_until: Option<DateTime<Utc>>,
+/// A lane that has just paused, for the worker to report.
+#[derive(Debug)]
+pub(super) struct Paused {
+    pub endpoint: EndpointId,
+    pub until: DateTime<Utc>,
 }
 
-/// An attempt to start: the delivery and the endpoint as the lane knows it.
-pub(super) struct Start {
-    pub ready: Ready,
-    pub endpoint: Arc<DispatchEndpoint>,
-}
-
-#[derive(Default)]
-struct Lane {
-    endpoint: Option<Arc<DispatchEndpoint>>,
-    /// The store's endpoints version and the instant the copy was read.
-    loaded: Option<(u64, Instant)>,
-    queue: VecDeque<Ready>,
-    /// Queued, in flight, or waiting out the lease of an attempt that was not recorded.
-    held: HashSet<DeliveryId>,
-    in_flight: usize,
-    /// From when the store may hold due deliveries of this lane that it does not hold.
-    scan_at: Option<DateTime<Utc>>,
-    in_ring: bool,
-    /// The endpoint could not be read (say, a secret that does not unseal): the lane
-    /// rests until then, and every other lane goes on.
-    resting_until: Option<DateTime<Utc>>,
-}
-
-impl Lane {
-    fn size(&self) -> usize {
-        self.queue.len() + self.in_flight
-    }
-}
+/// When an attempt becomes slow: `(when, endpoint, delivery, when it started)`.
+type Stall = (DateTime<Utc>, EndpointId, DeliveryId, DateTime<Utc>);
 
 /// Every lane, and the order they take turns in.
 pub(super) struct Lanes {
@@ -73,22 +58,40 @@ pub(super) struct Lanes {
     timers: BinaryHeap<Reverse<(DateTime<Utc>, EndpointId)>>,
     /// Unrecorded attempts, held until their lease would have run out.
     cooling: BinaryHeap<Reverse<(DateTime<Utc>, EndpointId, DeliveryId)>>,
+    /// When attempts in flight become slow: `(when, endpoint, delivery, started)`.
+    stalls: BinaryHeap<Reverse<Stall>>,
+    /// Struggling lanes waiting for room in the slow budget, in turn order.
+    parked: VecDeque<EndpointId>,
+    /// Leased deliveries dropped from queues, whose leases are to be given back.
+    released: Vec<DeliveryId>,
     per_endpoint: usize,
+    /// Slots: attempts in their first `slow_after`; and, as many again, slow attempts.
+    concurrency: usize,
+    slow_after: chrono::Duration,
     /// The store's endpoints version the lanes were last checked against.
     version: u64,
-    pub in_flight: usize,
+    /// Attempts holding a slot.
+    busy: usize,
+    /// Attempts past `slow_after`.
+    slow: usize,
 }
 
 impl Lanes {
-    pub fn new(per_endpoint: usize) -> Self {
+    pub fn new(concurrency: usize, per_endpoint: usize, slow_after: std::time::Duration) -> Self {
         Self {
             lanes: HashMap::new(),
             ring: VecDeque::new(),
             timers: BinaryHeap::new(),
             cooling: BinaryHeap::new(),
+            stalls: BinaryHeap::new(),
+            parked: VecDeque::new(),
+            released: Vec::new(),
             per_endpoint: per_endpoint.max(1),
+            concurrency: concurrency.max(1),
+            slow_after: chrono::Duration::from_std(slow_after).unwrap_or(chrono::Duration::MAX),
             version: 0,
-            in_flight: 0,
+            busy: 0,
+            slow: 0,
         }
     }
 
@@ -103,6 +106,16 @@ impl Lanes {
             lane.scan_at = Some(at);
             self.timers.push(Reverse((at, id.clone())));
         }
+    }
+
+    /// Makes a lane rest until `until`, forgetting what it has queued; it looks at the
+    /// store again then.
+    fn rest(&mut self, id: &EndpointId, until: DateTime<Utc>) {
+        let lane = self.lanes.entry(id.clone()).or_default();
+        lane.resting_until = Some(until);
+        lane.empty_queue(&mut self.released);
+        lane.scan_at = Some(until);
+        self.timers.push(Reverse((until, id.clone())));
     }
 
     /// Every enabled endpoint gets a lane, and every lane looks at the store now.
@@ -127,6 +140,21 @@ impl Lanes {
         for lane in self.lanes.values_mut() {
             lane.loaded = None;
         }
+        // A paused endpoint whose URL changed (its owner fixed it) is tried again now.
+        let paused: Vec<EndpointId> =
+            self.lanes.iter().filter(|(_, lane)| lane.health.paused(now)).map(|(id, _)| id.clone()).collect();
+        for id in paused {
+            let read = store.dispatch_endpoint(&id, now).await?;
+            let Some(lane) = self.lanes.get_mut(&id) else { continue };
+            let moved = match (&read, &lane.endpoint) {
+                (Some(new), Some(old)) => new.url != old.url,
+                _ => false,
+            };
+            if moved {
+                lane.resting_until = None;
+                lane.health.forget();
+            }
+        }
         self.rescan_all(store, now).await
     }
 
@@ -136,7 +164,7 @@ impl Lanes {
     async fn refresh(&mut self, store: &dyn Store, id: &EndpointId, now: DateTime<Utc>) -> bool {
         let version = self.version;
         let lane = self.lanes.entry(id.clone()).or_default();
-        if lane.resting_until.is_some_and(|until| until > now) {
+        if lane.resting(now) {
             return false;
         }
         let fresh = lane.loaded.is_some_and(|(seen, at)| seen == version && at.elapsed() < ENDPOINT_TTL);
@@ -158,9 +186,7 @@ impl Lanes {
                     );
                     lane.loaded = None;
                     lane.endpoint = None;
-                    lane.resting_until = Some(until);
-                    Self::empty_queue(lane);
-                    self.want_scan(id, until);
+                    self.rest(id, until);
                     return false;
                 }
             }
@@ -172,9 +198,9 @@ impl Lanes {
                 // Nothing queued is sent; the deliveries stay pending in the store (a
                 // disabled endpoint's until it is enabled again; a deleted one's were
                 // cancelled with it). Attempts in flight finish and are recorded.
-                Self::empty_queue(lane);
+                lane.empty_queue(&mut self.released);
                 lane.scan_at = None;
-                if found.is_none() && lane.in_flight == 0 {
+                if found.is_none() && lane.running.is_empty() {
                     self.lanes.remove(id);
                 }
                 false
@@ -182,11 +208,10 @@ impl Lanes {
         }
     }
 
-    /// Forgets what a lane has queued (it stays pending in the store).
-    fn empty_queue(lane: &mut Lane) {
-        for ready in lane.queue.drain(..) {
-            lane.held.remove(&ready.due.delivery_id);
-        }
+    /// The leases of deliveries dropped from queues since the last call, for the store to
+    /// release.
+    pub fn take_released(&mut self) -> Vec<DeliveryId> {
+        std::mem::take(&mut self.released)
     }
 
     /// Takes handed-over deliveries into their lanes, as far as the lanes have room; the
@@ -248,24 +273,42 @@ impl Lanes {
         }
     }
 
-    /// Puts a lane in the turn order if it has something to send and a free slot.
+    /// Puts a lane in the turn order if it has something to send and room under its cap.
     fn enqueue(&mut self, id: &EndpointId) {
         let per_endpoint = self.per_endpoint;
         if let Some(lane) = self.lanes.get_mut(id) {
-            if !lane.in_ring && !lane.queue.is_empty() && lane.in_flight < per_endpoint {
+            if !lane.in_ring && !lane.parked && !lane.queue.is_empty() && lane.running.len() < lane.cap(per_endpoint) {
                 lane.in_ring = true;
                 self.ring.push_back(id.clone());
             }
         }
     }
 
-    /// When the next lane wants a look at the store, or an unrecorded attempt's hold ends.
+    /// When the next lane wants a look at the store, an unrecorded attempt's hold ends, or
+    /// an attempt in flight becomes slow.
     pub fn next_timer(&self) -> Option<DateTime<Utc>> {
         let timer = self.timers.peek().map(|Reverse((at, _))| *at);
         let cooling = self.cooling.peek().map(|Reverse((at, _, _))| *at);
-        match (timer, cooling) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let stall = self.stalls.peek().map(|Reverse((at, _, _, _))| *at);
+        [timer, cooling, stall].into_iter().flatten().min()
+    }
+
+    /// Moves the attempts running for `slow_after` out of their slots into the slow budget.
+    fn note_stalls(&mut self, now: DateTime<Utc>) {
+        while let Some(Reverse((at, _, _, _))) = self.stalls.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, endpoint, delivery, started))) = self.stalls.pop() else { break };
+            let Some(lane) = self.lanes.get_mut(&endpoint) else { continue };
+            let Some(running) = lane.running.get_mut(&delivery) else { continue };
+            if running.slow || running.started != started {
+                continue; // finished, and this is a later attempt of the same delivery
+            }
+            running.slow = true;
+            lane.slow += 1;
+            self.busy = self.busy.saturating_sub(1);
+            self.slow += 1;
         }
     }
 
@@ -276,6 +319,7 @@ impl Lanes {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<()> {
+        self.note_stalls(now);
         while let Some(Reverse((at, _, _))) = self.cooling.peek() {
             if *at > now {
                 break;
@@ -313,6 +357,13 @@ impl Lanes {
             return Ok(()); // a stale timer
         }
         if !self.refresh(store, id, now).await {
+            if let Some(until) = self.lanes.get(id).and_then(|lane| lane.resting_until).filter(|until| *until > now) {
+                // Resting: looks again when the rest ends, whatever timer brought it here.
+                if let Some(lane) = self.lanes.get_mut(id) {
+                    lane.scan_at = Some(until);
+                }
+                self.timers.push(Reverse((until, id.clone())));
+            }
             return Ok(());
         }
         let depth = self.depth();
@@ -357,19 +408,27 @@ impl Lanes {
         Ok(())
     }
 
-    /// The next attempt to start, taking lanes in turn, if a lane has one and a free slot.
-    /// `timeout` is the attempt's longest run: a leased delivery whose lease would end
-    /// before the attempt does is left for the store to hand out again.
+    /// The next attempt to start, taking lanes in turn, if a slot is free and a lane has
+    /// one it may start. `timeout` is the attempt's longest run: a leased delivery whose
+    /// lease would end before the attempt does is left for the store to hand out again.
     pub async fn next_start(
         &mut self,
         store: &dyn Store,
         now: DateTime<Utc>,
         timeout: chrono::Duration,
     ) -> Option<Start> {
-        while let Some(id) = self.ring.pop_front() {
+        while self.busy < self.concurrency {
+            let id = self.ring.pop_front()?;
+            let per_endpoint = self.per_endpoint;
+            let slow_budget_full = self.slow >= self.concurrency;
             let Some(lane) = self.lanes.get_mut(&id) else { continue };
             lane.in_ring = false;
-            if lane.queue.is_empty() || lane.in_flight >= self.per_endpoint {
+            if lane.queue.is_empty() || lane.running.len() >= lane.cap(per_endpoint) {
+                continue;
+            }
+            if lane.struggling() && slow_budget_full {
+                lane.parked = true;
+                self.parked.push_back(id);
                 continue;
             }
             if !self.refresh(store, &id, now).await {
@@ -384,8 +443,14 @@ impl Lanes {
                 continue;
             }
             let Some(endpoint) = lane.endpoint.clone() else { continue };
-            lane.in_flight += 1;
-            self.in_flight += 1;
+            lane.running.insert(ready.due.delivery_id.clone(), Running { started: now, slow: false });
+            self.stalls.push(Reverse((
+                now.checked_add_signed(self.slow_after).unwrap_or(DateTime::<Utc>::MAX_UTC),
+                id.clone(),
+                ready.due.delivery_id.clone(),
+                now,
+            )));
+            self.busy += 1;
             self.enqueue(&id);
             return Some(Start { ready, endpoint });
         }
@@ -395,56 +460,91 @@ impl Lanes {
     /// Empties every lane's queue (not what is in flight) and returns the deliveries that
     /// were queued under a lease, for the store to release at shutdown.
     pub fn drain_leased(&mut self) -> Vec<DeliveryId> {
-        let mut leased = Vec::new();
         for lane in self.lanes.values_mut() {
             lane.in_ring = false;
-            for ready in lane.queue.drain(..) {
-                lane.held.remove(&ready.due.delivery_id);
-                if ready.lease_until.is_some() {
-                    leased.push(ready.due.delivery_id);
-                }
-            }
+            lane.parked = false;
+            lane.empty_queue(&mut self.released);
         }
         self.ring.clear();
-        leased
+        self.parked.clear();
+        self.take_released()
     }
 
     /// An attempt finished. `recorded`: the store has it, with the delivery's next due
     /// time; `None` if the record failed, and the delivery is held until `hold_until`
-    /// (when a lease would have run out) so that it is not sent again at once.
-    pub fn finished(
-        &mut self,
-        endpoint: &EndpointId,
-        delivery: &DeliveryId,
-        recorded: Option<Option<DateTime<Utc>>>,
-        now: DateTime<Utc>,
-        hold_until: DateTime<Utc>,
-    ) {
-        self.in_flight = self.in_flight.saturating_sub(1);
-        let Some(lane) = self.lanes.get_mut(endpoint) else { return };
-        lane.in_flight = lane.in_flight.saturating_sub(1);
+    /// (when a lease would have run out) so that it is not sent again at once. `reach`
+    /// adjusts the lane's cap and circuit; a lane that pauses is returned.
+    pub fn finished(&mut self, done: Done, now: DateTime<Utc>, hold_until: DateTime<Utc>) -> Option<Paused> {
+        let Done { endpoint, delivery, recorded, reach } = done;
+        let was_slow = self
+            .lanes
+            .get_mut(&endpoint)
+            .and_then(|lane| lane.running.remove(&delivery))
+            .is_some_and(|running| running.slow);
+        if was_slow {
+            self.slow = self.slow.saturating_sub(1);
+            if let Some(lane) = self.lanes.get_mut(&endpoint) {
+                lane.slow = lane.slow.saturating_sub(1);
+            }
+            self.unpark_one();
+        } else {
+            self.busy = self.busy.saturating_sub(1);
+        }
+        let per_endpoint = self.per_endpoint;
+        let lane = self.lanes.get_mut(&endpoint)?;
+        let paused =
+            lane.health.learn(reach, per_endpoint, now).map(|until| Paused { endpoint: endpoint.clone(), until });
+        if let Some(pause) = &paused {
+            self.rest(&endpoint, pause.until);
+        }
+        let Some(lane) = self.lanes.get_mut(&endpoint) else { return paused };
         match recorded {
             Some(next) => {
-                lane.held.remove(delivery);
+                lane.held.remove(&delivery);
                 if let Some(at) = next {
-                    self.want_scan(endpoint, at);
+                    self.want_scan(&endpoint, at);
                 }
             }
             None => {
                 self.cooling.push(Reverse((hold_until, endpoint.clone(), delivery.clone())));
-                self.want_scan(endpoint, hold_until);
+                self.want_scan(&endpoint, hold_until);
             }
         }
-        if let Some(lane) = self.lanes.get(endpoint) {
+        if let Some(lane) = self.lanes.get_mut(&endpoint) {
+            if lane.parked && !lane.struggling() {
+                lane.parked = false; // its entry in the parked queue is skipped
+            }
             // A lane that could not look at the store for want of room looks now.
             if lane.scan_at.is_some_and(|at| at <= now) {
                 self.timers.push(Reverse((now, endpoint.clone())));
             }
-            if lane.endpoint.is_none() && lane.in_flight == 0 {
-                self.lanes.remove(endpoint);
+            if lane.endpoint.is_none() && lane.running.is_empty() {
+                self.lanes.remove(&endpoint);
+                return paused;
+            }
+        }
+        self.enqueue(&endpoint);
+        paused
+    }
+
+    /// A slow attempt ended: the first parked lane that can use its room takes its turn.
+    fn unpark_one(&mut self) {
+        while let Some(id) = self.parked.pop_front() {
+            let Some(lane) = self.lanes.get_mut(&id) else { continue };
+            lane.parked = false;
+            self.enqueue(&id);
+            if self.lanes.get(&id).is_some_and(|lane| lane.in_ring) {
                 return;
             }
         }
-        self.enqueue(endpoint);
     }
+}
+
+/// A finished attempt, as the lanes see it.
+pub(super) struct Done {
+    pub endpoint: EndpointId,
+    pub delivery: DeliveryId,
+    /// `Some(next due time)` once recorded; `None` if the record failed.
+    pub recorded: Option<Option<DateTime<Utc>>>,
+    pub reach: Reach,
 }

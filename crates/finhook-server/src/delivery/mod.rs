@@ -15,6 +15,8 @@
 
 pub mod client;
 pub mod handoff;
+mod health;
+mod lane;
 mod lanes;
 pub mod target;
 
@@ -38,7 +40,8 @@ use crate::store::{
 };
 use client::{DeliveryClient, SendOutcome};
 use handoff::{Fresh, Inbox};
-use lanes::{Lanes, Start};
+use health::Reach;
+use lanes::{Done, Lanes, Start};
 
 /// Tuning of the worker.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +52,8 @@ pub struct WorkerSettings {
     pub per_endpoint: usize,
     /// The per-attempt HTTP timeout; leases last this long plus a margin.
     pub timeout: Duration,
+    /// An attempt running this long gives its slot back and counts as slow (see [`lanes`]).
+    pub slow_after: Duration,
     /// How often the worker looks at every endpoint's due deliveries in the store on its
     /// own (other nodes' expired leases, changes it was not told about).
     pub poll_interval: Duration,
@@ -85,6 +90,7 @@ struct Finished {
     delivery_id: DeliveryId,
     /// `Some(next due time)` once recorded; `None` if the record failed.
     recorded: Option<Option<DateTime<Utc>>>,
+    reach: Reach,
 }
 
 /// What woke the worker up.
@@ -127,7 +133,7 @@ impl Worker {
     pub fn new(context: WorkerContext, inbox: Inbox) -> Self {
         let engine = Engine {
             inbox,
-            lanes: Lanes::new(context.settings.per_endpoint),
+            lanes: Lanes::new(context.settings.concurrency, context.settings.per_endpoint, context.settings.slow_after),
             tasks: JoinSet::new(),
             received: Vec::new(),
             next_poll: None,
@@ -224,6 +230,15 @@ impl Engine {
                 Err(panic) => tracing::error!(error = %panic, "a delivery task panicked"),
             }
         }
+        let released = self.lanes.take_released();
+        if !released.is_empty() {
+            if let Err(error) = store.release(&released).await {
+                tracing::warn!(
+                    error = %crate::http::ErrorChain(&error),
+                    "could not release the claims of deliveries set aside; other nodes take them when they expire"
+                );
+            }
+        }
         self.heartbeat(store, now).await;
         self.lanes.check_version(store, now).await?;
         if self.inbox.take_rescan() || self.next_poll.is_none_or(|poll| poll <= now) {
@@ -245,8 +260,7 @@ impl Engine {
         if !self.may_start(store, now) {
             return Ok(started);
         }
-        while self.lanes.in_flight < context.settings.concurrency {
-            let Some(start) = self.lanes.next_start(store, now, timeout).await else { break };
+        while let Some(start) = self.lanes.next_start(store, now, timeout).await {
             self.tasks.spawn(deliver(context.clone(), start));
             started += 1;
         }
@@ -282,7 +296,21 @@ impl Engine {
     fn finish(&mut self, context: &WorkerContext, finished: Finished) {
         let now = context.clock.now();
         let hold_until = now + chrono_duration(context.settings.timeout + CLAIM_MARGIN);
-        self.lanes.finished(&finished.endpoint_id, &finished.delivery_id, finished.recorded, now, hold_until);
+        let done = Done {
+            endpoint: finished.endpoint_id,
+            delivery: finished.delivery_id,
+            recorded: finished.recorded,
+            reach: finished.reach,
+        };
+        if let Some(paused) = self.lanes.finished(done, now, hold_until) {
+            context.metrics.endpoint_paused();
+            tracing::warn!(
+                endpoint = %paused.endpoint,
+                unreachable_attempts_in_row = health::BREAK_AFTER,
+                until = %paused.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "an endpoint could not be reached several times in a row; its deliveries wait in the store until then, when one attempt probes it"
+            );
+        }
     }
 
     /// How long the worker may wait when nothing happens: until a lane's next due time,
@@ -316,6 +344,11 @@ async fn deliver(context: Arc<WorkerContext>, start: Start) -> Finished {
         "attempt made"
     );
     context.metrics.attempt_made(&result.attempt);
+    let reach = match (result.attempt.status_code, result.attempt.error_class) {
+        (Some(_), _) => Reach::Answered,
+        (None, Some(ErrorClass::Timeout | ErrorClass::Connect)) => Reach::Unreachable,
+        (None, _) => Reach::Unknown,
+    };
     let next = result.next_attempt_at;
     let recorded = match record(&context, result).await {
         Ok(()) => Some(next),
@@ -324,7 +357,7 @@ async fn deliver(context: Arc<WorkerContext>, start: Start) -> Finished {
             None
         }
     };
-    Finished { endpoint_id: delivery.endpoint_id, delivery_id: delivery.delivery_id, recorded }
+    Finished { endpoint_id: delivery.endpoint_id, delivery_id: delivery.delivery_id, recorded, reach }
 }
 
 /// How often an attempt's record is tried before it is stored slimmed down.

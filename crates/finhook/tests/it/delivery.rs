@@ -175,27 +175,6 @@ async fn connection_failures_are_classed_and_retried() {
     reset_task.abort();
 }
 
-#[tokio::test]
-async fn a_hanging_endpoint_with_a_backlog_does_not_hold_up_the_others() {
-    // Six attempts in flight at most, two per endpoint: the hanging endpoint can hold two
-    // slots for its 30 s timeout, never all six.
-    let options =
-        Options { background_worker: true, timeout_seconds: 30, concurrency: 6, per_endpoint: 2, ..Options::default() };
-    let app = spawn_app_with(options).await;
-    let hanging = TestReceiver::start(&[], Reply::Hang).await;
-    let healthy = TestReceiver::start(&[], Reply::Status(200)).await;
-    app.create_instance("acme").await;
-    app.create_endpoint("acme", json!({ "url": hanging.url("/") })).await;
-    app.create_endpoint("acme", json!({ "url": healthy.url("/") })).await;
-    for _ in 0..20 {
-        app.ingest("acme", fixture("kyc.json")).await;
-    }
-    // All twenty reach the healthy endpoint while the hanging one holds its connections for
-    // 30 s each; `wait_for` gives up after 20 s.
-    healthy.wait_for(20).await;
-    assert_eq!(hanging.received().len(), 2, "the hanging endpoint never has more than two attempts in flight");
-}
-
 /// Overwrites an endpoint's stored secret with a value the secrets key cannot open.
 async fn break_sealed_secret(app: &TestApp, endpoint_id: &str) {
     use sqlx::Connection;

@@ -57,6 +57,8 @@ pub struct Options {
     pub clock: Option<ManualClock>,
     pub concurrency: usize,
     pub per_endpoint: usize,
+    /// When an attempt in flight counts as slow and gives its slot back.
+    pub slow_after_ms: u64,
     /// A `postgres://` URL to use instead of a SQLite file in `dir`.
     pub database: Option<String>,
     /// Callbacks per second and burst per instance (the server's defaults unless set).
@@ -74,6 +76,7 @@ impl Default for Options {
             clock: None,
             concurrency: 64,
             per_endpoint: 8,
+            slow_after_ms: Settings::default().delivery_slow_after_ms,
             database: None,
             ingest_rate: None,
         }
@@ -130,6 +133,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         poll_interval_ms: 50,
         delivery_concurrency: options.concurrency,
         delivery_per_endpoint_concurrency: options.per_endpoint,
+        delivery_slow_after_ms: options.slow_after_ms,
         admin_key: Some(Redacted(ADMIN_KEY.to_string())),
         secrets_key: options.database.as_ref().map(|_| Redacted(SECRETS_KEY.to_string())),
         ingest_rate_per_second: options

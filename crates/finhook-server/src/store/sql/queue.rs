@@ -299,10 +299,13 @@ impl DeliveryQueue for SqlStore {
             return Ok(());
         }
         for chunk in ids.chunks(MAX_IDS) {
+            // Only this node's claims: one that ran out and passed to another node stays.
             let query = sql(format!(
-                "UPDATE deliveries SET claimed_until = NULL WHERE id IN ({}) AND status = 'pending'",
-                placeholders(1, chunk.len())
+                "UPDATE deliveries SET claimed_until = NULL
+                 WHERE id IN ({}) AND status = 'pending' AND claimed_by = $1",
+                placeholders(2, chunk.len())
             ))
+            .bind(self.node.as_str())
             .bind_each(chunk.iter().map(DeliveryId::as_str));
             self.pools.write(query).await?;
         }

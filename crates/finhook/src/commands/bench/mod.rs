@@ -62,6 +62,10 @@ pub struct BenchArgs {
     /// the healthy ones.
     #[arg(long, value_name = "N", conflicts_with = "backlog")]
     hanging: Option<usize>,
+    /// With --hanging: how many endpoints of that instance never answer (each callback of
+    /// the backlog goes to all of them).
+    #[arg(long, value_name = "K", default_value_t = 1, requires = "hanging")]
+    hanging_endpoints: usize,
     /// With --backlog: write the backlog straight into the store (the same rows ingest
     /// writes, every delivery due at once) while the server is stopped, then start it and
     /// time the drain: the way to measure backlogs of 100,000 or 1,000,000, which would take
@@ -123,9 +127,11 @@ struct Report {
     drain_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     drain_per_s: Option<f64>,
-    /// With --hanging: the callbacks queued for the endpoint that never answers.
+    /// With --hanging: the callbacks queued for the endpoints that never answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     hanging_backlog: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hanging_endpoints: Option<usize>,
     /// Attempts the receiver refused while down.
     #[serde(skip_serializing_if = "Option::is_none")]
     refused_attempts: Option<usize>,
@@ -174,6 +180,9 @@ fn check(args: &BenchArgs) -> Result<(), String> {
     }
     if args.instances == 0 || args.endpoints < args.instances {
         return Err("--instances must be at least 1, and --endpoints at least --instances".into());
+    }
+    if !(1..=1_000).contains(&args.hanging_endpoints) {
+        return Err("--hanging-endpoints must be between 1 and 1000".into());
     }
     if !(1..=86_400).contains(&args.retry_seconds) {
         return Err("--retry-seconds must be between 1 and 86400".into());
@@ -270,8 +279,10 @@ async fn set_up(
         Some(_) => {
             let name = format!("bench-{run}-hanging");
             post_json(http, format!("{base}/v1/instances"), serde_json::json!({ "name": name })).await?;
-            let endpoint = serde_json::json!({ "url": format!("http://{receiver}{}", receiver::HANGING_PATH) });
-            post_json(http, format!("{base}/v1/instances/{name}/endpoints"), endpoint).await?;
+            for k in 0..args.hanging_endpoints {
+                let endpoint = serde_json::json!({ "url": format!("http://{receiver}{}/{k}", receiver::HANGING_PATH) });
+                post_json(http, format!("{base}/v1/instances/{name}/endpoints"), endpoint).await?;
+            }
             Some(format!("{base}/v1/instances/{name}/callbacks"))
         }
         None => None,
@@ -394,6 +405,7 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
         drain_seconds,
         drain_per_s: drain_seconds.map(|seconds| per_second(delivered, seconds)),
         hanging_backlog: args.hanging,
+        hanging_endpoints: args.hanging.map(|_| args.hanging_endpoints),
         refused_attempts: args.backlog.map(|_| arrivals.refused()),
         peak_rss_mb,
         cpu_seconds,

@@ -1,6 +1,6 @@
 //! The bench's receiver, in this process on 127.0.0.1: one path per endpoint, answers 200
 //! (or 503 while the bench holds it "down"), and notes when each delivery first arrived.
-//! [`HANGING_PATH`] never answers at all.
+//! The paths under [`HANGING_PATH`] never answer at all.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use axum::http::{HeaderMap, StatusCode, Uri};
 
-/// The path of the endpoint that never answers (`--hanging`): its requests are held until
-/// the server gives up on them.
+/// The path (and the prefix of the paths) of the endpoints that never answer
+/// (`--hanging`): their requests are held until the server gives up on them.
 pub const HANGING_PATH: &str = "/hanging";
 
 /// What the receiver saw.
@@ -78,7 +78,7 @@ pub async fn start(arrivals: Arc<Arrivals>) -> Result<SocketAddr, String> {
         .fallback(move |uri: Uri, headers: HeaderMap, body: axum::body::Bytes| {
             let arrivals = arrivals.clone();
             async move {
-                if uri.path() == HANGING_PATH {
+                if uri.path().starts_with(HANGING_PATH) {
                     // Ends when the server closes the connection at its timeout.
                     std::future::pending::<()>().await;
                 }
