@@ -20,6 +20,7 @@ use crate::config::Settings;
 use crate::delivery::client::{ClientError, DeliveryClient};
 use crate::delivery::target::TargetPolicy;
 use crate::delivery::{Worker, WorkerContext, WorkerSettings};
+use crate::http::serve::{self, ServeLimits};
 use crate::http::ApiError;
 use crate::metrics::Metrics;
 use crate::sandbox::flow::Sandbox;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub sessions: Arc<crate::dashboard::Sessions>,
     /// Callbacks per second each instance may send to this node.
     pub ingest_limit: Arc<crate::http::limit::IngestLimiter>,
+    /// Callback bodies' memory budget and timeout.
+    pub bodies: Arc<crate::http::bodies::Bodies>,
 }
 
 /// Where the areas' routes meet: the API, the sandbox's Flinks-compatible routes and the
@@ -104,6 +107,7 @@ pub struct App {
     admin_key: AdminKey,
     pending_at_start: u64,
     retention_days: u32,
+    limits: ServeLimits,
     tasks: TaskTracker,
     stop: CancellationToken,
 }
@@ -171,10 +175,27 @@ impl App {
                 settings.ingest_rate_per_second,
                 settings.ingest_burst,
             )),
+            bodies: Arc::new(crate::http::bodies::Bodies::new(
+                settings.max_bodies_in_memory_bytes,
+                settings.max_body_bytes,
+                Duration::from_secs(settings.http_body_timeout_seconds.max(1)),
+            )),
         };
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
+        let wanted = ServeLimits {
+            max_connections: settings.http_max_connections.max(1),
+            header_timeout: Duration::from_secs(settings.http_header_timeout_seconds.max(1)),
+        };
+        let (limits, file_limit) = wanted.fitted(2 * settings.delivery_concurrency.max(1));
+        if let Some(file_limit) = file_limit {
+            tracing::warn!(
+                file_limit,
+                http_max_connections = limits.max_connections,
+                "the process may open few files: inbound connections are limited to fit (raise `ulimit -n` to allow more)"
+            );
+        }
         if resumed_connections > 0 {
             tracing::info!(resumed_connections, "sent the sandbox callbacks owed before the last stop");
         }
@@ -185,6 +206,7 @@ impl App {
             admin_key,
             pending_at_start,
             retention_days: settings.retention_days,
+            limits,
             tasks,
             stop,
         })
@@ -239,14 +261,14 @@ impl App {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let stop = self.stop.clone();
         let store = self.state.store.clone();
-        let served = axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    () = shutdown => {}
-                    () = stop.cancelled() => {}
-                }
-            })
-            .await;
+        let metrics = self.state.metrics.clone();
+        let served = serve::serve(self.listener, router(self.state), self.limits, metrics, async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = stop.cancelled() => {}
+            }
+        })
+        .await;
         self.stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;

@@ -26,6 +26,9 @@ pub struct Settings {
     pub extra_root_ca: Vec<PathBuf>,
     /// The largest callback body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Bytes of callback bodies held in memory at once, across requests (at least
+    /// `max_body_bytes`); past it, `503` with `Retry-After`.
+    pub max_bodies_in_memory_bytes: usize,
     /// How deeply a callback body may nest.
     pub max_depth: usize,
     /// The timeout of one delivery attempt.
@@ -39,6 +42,14 @@ pub struct Settings {
     pub delivery_slow_after_ms: u64,
     /// The longest the worker waits before looking for due deliveries by itself.
     pub poll_interval_ms: u64,
+    /// Inbound connections open at once (lowered to fit the process's file limit); at the
+    /// limit, the longest-idle connection is closed to make room.
+    pub http_max_connections: usize,
+    /// A request's headers must arrive within this, and an idle keep-alive connection is
+    /// closed after it.
+    pub http_header_timeout_seconds: u64,
+    /// A callback's body must arrive within this (`408` otherwise).
+    pub http_body_timeout_seconds: u64,
     /// Days finished messages (personal data) are kept; 0 keeps them forever.
     pub retention_days: u32,
     /// Callbacks one instance may send per second, per node (0: no limit); over it, `429`.
@@ -63,12 +74,16 @@ impl Default for Settings {
             allow_private_network: Vec::new(),
             extra_root_ca: Vec::new(),
             max_body_bytes: 32 * 1024 * 1024,
+            max_bodies_in_memory_bytes: 256 * 1024 * 1024,
             max_depth: finhook_core::flinks::DEFAULT_MAX_DEPTH,
             delivery_timeout_seconds: 15,
             delivery_concurrency: 64,
             delivery_per_endpoint_concurrency: 32,
             delivery_slow_after_ms: 1000,
             poll_interval_ms: 1000,
+            http_max_connections: 10_000,
+            http_header_timeout_seconds: 30,
+            http_body_timeout_seconds: 60,
             retention_days: 90,
             ingest_rate_per_second: 5_000,
             ingest_burst: 10_000,
@@ -79,19 +94,23 @@ impl Default for Settings {
 }
 
 /// The settings' keys; other `FINHOOK_*` variables (such as `FINHOOK_LOG`) belong to others.
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 21] = [
     "listen",
     "database",
     "allow_insecure_loopback",
     "allow_private_network",
     "extra_root_ca",
     "max_body_bytes",
+    "max_bodies_in_memory_bytes",
     "max_depth",
     "delivery_timeout_seconds",
     "delivery_concurrency",
     "delivery_per_endpoint_concurrency",
     "delivery_slow_after_ms",
     "poll_interval_ms",
+    "http_max_connections",
+    "http_header_timeout_seconds",
+    "http_body_timeout_seconds",
     "retention_days",
     "ingest_rate_per_second",
     "ingest_burst",

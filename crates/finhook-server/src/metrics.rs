@@ -48,6 +48,12 @@ pub struct Metrics {
     lag_seconds: Gauge<f64, AtomicU64>,
     store_write_errors: Family<KindLabel, Counter>,
     endpoint_pauses: Counter,
+    connections_shed: Family<ReasonLabel, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
 }
 
 impl Default for Metrics {
@@ -93,6 +99,12 @@ impl Metrics {
             "Times an endpoint's deliveries were paused (circuit opened) after it could not be reached several times in a row",
             endpoint_pauses.clone(),
         );
+        let connections_shed = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "http_connections_shed",
+            "Inbound connections closed or refused to keep the server reachable: idle ones evicted at the connection limit, new ones refused while every connection was busy, accepts that found no file descriptor",
+            connections_shed.clone(),
+        );
         Self {
             registry,
             ingested,
@@ -104,6 +116,7 @@ impl Metrics {
             lag_seconds,
             store_write_errors,
             endpoint_pauses,
+            connections_shed,
         }
     }
 
@@ -115,6 +128,11 @@ impl Metrics {
             FailureKind::Internal => "internal",
         };
         self.store_write_errors.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
+    }
+
+    /// An inbound connection closed or refused: `idle_evicted`, `refused`, `out_of_files`.
+    pub fn connection_shed(&self, reason: &'static str) {
+        self.connections_shed.get_or_create(&ReasonLabel { reason: reason.to_string() }).inc();
     }
 
     /// An endpoint's circuit opened.

@@ -8,14 +8,13 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use finhook_core::flinks::ResponseType;
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::app::AppState;
 use crate::http::ApiJson;
 use crate::http::{ApiError, Caller, Problem};
-use crate::ingest::{ingest_callback, IngestError, IngestRequest};
+use crate::ingest::{ingest_callback, IngestRequest};
 use crate::store::{
     AttemptRecord, DeliveryRecord, DeliveryStatus, ErrorClass, MessageDetail, MessageFilter, MessageSummary,
 };
@@ -65,10 +64,10 @@ async fn accept(
     // Before the body is read: a tenant over its rate costs this node next to nothing.
     state.ingest_limit.take(instance.id, state.clock.now())?;
     let idempotency_key = idempotency_key(headers)?;
-    let body = read_limited(headers, body, state.max_body_bytes).await?;
+    let body = state.bodies.read(headers, body, state.max_body_bytes).await?;
     let request = IngestRequest {
         instance: instance.id,
-        body: &body,
+        body: &body.bytes,
         idempotency_key: idempotency_key.as_deref(),
         limits: state.parse_limits,
         now: state.clock.now(),
@@ -95,22 +94,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         return Err(bad());
     }
     Ok(Some(key.to_string()))
-}
-
-/// Reads the whole body, refusing it as soon as it passes `limit` bytes.
-async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return Err(IngestError::TooLarge { limit }.into());
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(IngestError::TooLarge { limit }.into()),
-        Err(error) => Err(IngestError::BodyRead(error.to_string()).into()),
-    }
 }
 
 #[derive(Debug, Deserialize)]

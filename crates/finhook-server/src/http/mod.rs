@@ -1,11 +1,16 @@
 //! What every HTTP area (`api`, `dashboard`, `sandbox`) shares: errors rendered as
-//! problem+json, the bearer-key [`Caller`] extractor, the JSON body extractor whose
-//! errors carry the JSON path, and the per-instance ingest rate limit. The areas depend on this module, never on each other.
+//! problem+json, the bearer-key [`Caller`] extractor, callback bodies' memory budget and
+//! timeout, the JSON body extractor whose
+//! errors carry the JSON path, the per-instance ingest rate limit, and the server's accept
+//! loop with its timeouts and connection limit. The areas depend on this module, never on
+//! each other.
 
 mod auth;
+pub mod bodies;
 pub(crate) mod json;
 pub mod limit;
 mod problem;
+pub mod serve;
 
 pub use auth::Caller;
 pub(crate) use json::ApiJson;

@@ -29,6 +29,12 @@ pub enum ApiError {
         "this instance may send {rate} callbacks per second (bursts of {burst}); nothing was stored; retry after {retry_after_seconds} s"
     )]
     RateLimited { retry_after_seconds: u64, rate: u32, burst: u32 },
+    #[error("the body did not arrive within {seconds} s; nothing was stored; send it again")]
+    BodyTimeout { seconds: u64 },
+    #[error(
+        "the server is receiving as many callback bytes as it holds at once ({budget_bytes}); nothing was stored; retry after {retry_after_seconds} s"
+    )]
+    Busy { budget_bytes: usize, retry_after_seconds: u64 },
     #[error("the store failed")]
     Store(#[from] StoreError),
     /// A fault of the server itself, neither the caller's nor the store's.
@@ -77,6 +83,8 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
+            Self::BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "body-timeout", "Body too slow"),
+            Self::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy", "Busy"),
             Self::Store(error) => match error.kind() {
                 FailureKind::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "storage-full", "Storage full"),
                 FailureKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", "Store unavailable"),
@@ -123,7 +131,7 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let Self::RateLimited { retry_after_seconds, .. } = self {
+        if let Self::RateLimited { retry_after_seconds, .. } | Self::Busy { retry_after_seconds, .. } = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
         } else if let Some(seconds) = retry_after(status) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));

@@ -466,8 +466,30 @@ pub struct FinhookProcess {
 impl FinhookProcess {
     /// Starts `finhook ARGS` in `dir` and waits for the line `READY_PREFIX<addr>`.
     pub async fn start(dir: &Path, args: &[String], ready_prefix: &str) -> Self {
+        Self::start_with_file_limit(dir, args, ready_prefix, None).await
+    }
+
+    /// [`FinhookProcess::start`], with at most `max_open_files` open files (soft and hard
+    /// limit, set by the shell that then becomes finhook).
+    pub async fn start_with_file_limit(
+        dir: &Path,
+        args: &[String],
+        ready_prefix: &str,
+        max_open_files: Option<u32>,
+    ) -> Self {
         use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_finhook"))
+        let mut command = match max_open_files {
+            None => tokio::process::Command::new(env!("CARGO_BIN_EXE_finhook")),
+            Some(files) => {
+                let mut shell = tokio::process::Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("ulimit -n {files} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_finhook"));
+                shell
+            }
+        };
+        let mut child = command
             .args(args)
             .env("FINHOOK_ADMIN_KEY", ADMIN_KEY)
             .env("FINHOOK_LOG", "warn")

@@ -19,6 +19,7 @@ mod cli;
 mod group_commit;
 mod integrity;
 mod kill;
+mod limits;
 mod postgres;
 mod receiver;
 mod schema;
