@@ -3,7 +3,8 @@
 //! uploads peaked at 3–4 GiB; without a timeout, a trickled body held its connection and
 //! buffer for as long as the client liked.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -14,8 +15,23 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::ApiError;
 use crate::ingest::IngestError;
 
-/// How long a request waits for room in the budget before it is told to come back.
-const BUDGET_WAIT: Duration = Duration::from_secs(2);
+/// The longest a request waits for room in the budget before it is told to come back
+/// (never longer than half the time its body may take to arrive). Waiting costs a connection, not memory:
+/// the body stays in the client's socket until there is room.
+const BUDGET_WAIT: Duration = Duration::from_secs(10);
+
+/// Bodies from this size on call the [`after_large_bodies`] hook once they are done with.
+pub const LARGE_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+static AFTER_LARGE: OnceLock<fn()> = OnceLock::new();
+static AFTER_LARGE_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// Sets what runs (on a blocking thread, one run at a time) after a body of at least
+/// [`LARGE_BODY_BYTES`] is done with: the binary gives the allocator's free memory back to
+/// the system there, so that a burst of large callbacks does not stay resident.
+pub fn after_large_bodies(hook: fn()) {
+    let _ = AFTER_LARGE.set(hook);
+}
 
 /// The budget and the clock of callback bodies.
 #[derive(Debug)]
@@ -31,6 +47,24 @@ pub struct Bodies {
 pub struct ReadBody {
     pub bytes: bytes::Bytes,
     _share: OwnedSemaphorePermit,
+}
+
+impl Drop for ReadBody {
+    fn drop(&mut self) {
+        let Some(hook) = AFTER_LARGE.get().copied() else { return };
+        if self.bytes.len() < LARGE_BODY_BYTES || AFTER_LARGE_PENDING.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let run = move || {
+            AFTER_LARGE_PENDING.store(false, Ordering::Release);
+            hook();
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            drop(runtime.spawn_blocking(run));
+        } else {
+            run();
+        }
+    }
 }
 
 impl Bodies {
@@ -54,11 +88,12 @@ impl Bodies {
         let share =
             declared.map_or(limit, |length| usize::try_from(length).unwrap_or(limit)).clamp(1, self.budget_bytes);
         let share = u32::try_from(share).unwrap_or(u32::MAX);
-        let permit = tokio::time::timeout(BUDGET_WAIT, self.budget.clone().acquire_many_owned(share))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .ok_or(ApiError::Busy { budget_bytes: self.budget_bytes, retry_after_seconds: 1 })?;
+        let permit =
+            tokio::time::timeout(BUDGET_WAIT.min(self.timeout / 2), self.budget.clone().acquire_many_owned(share))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .ok_or(ApiError::Busy { budget_bytes: self.budget_bytes, retry_after_seconds: 1 })?;
         let read = tokio::time::timeout(self.timeout, Limited::new(body, limit).collect())
             .await
             .map_err(|_| ApiError::BodyTimeout { seconds: self.timeout.as_secs() })?;

@@ -99,7 +99,9 @@ async fn a_body_that_stops_arriving_is_answered_408_and_nothing_is_stored() {
 #[tokio::test]
 async fn bodies_past_the_memory_budget_wait_then_get_503_with_retry_after() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let settings = "max_body_bytes = 1048576\nmax_bodies_in_memory_bytes = 1048576\n";
+    // A body waits for room at most half as long as it may take to arrive: 2 s here, while
+    // the stalled upload keeps its share for 4 s.
+    let settings = "max_body_bytes = 1048576\nmax_bodies_in_memory_bytes = 1048576\nhttp_body_timeout_seconds = 4\n";
     let server = serve(dir.path(), settings, None).await;
     server.admin(Method::POST, "/v1/instances", json!({ "name": "acme" })).await;
     // An upload that declares 1,048,000 bytes (of a budget of 1,048,576) holds that share of the budget while it
