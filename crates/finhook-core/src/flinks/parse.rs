@@ -123,10 +123,14 @@ fn typed<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CallbackError
                 "is a number finhook cannot hold exactly ({message}): amounts have at most 28 significant digits"
             );
         }
-        // serde reports a missing field at its parent; name the field itself.
-        match message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
-            Some(field) => CallbackError::invalid(format!("{path}.{field}"), "is required"),
-            None => CallbackError::invalid(path, message),
+        // serde reports a missing or repeated field at its parent; name the field itself.
+        let field = |prefix: &str| message.strip_prefix(prefix).and_then(|m| m.strip_suffix('`')).map(str::to_string);
+        if let Some(field) = field("missing field `") {
+            CallbackError::invalid(format!("{path}.{field}"), "is required")
+        } else if let Some(field) = field("duplicate field `") {
+            CallbackError::invalid(format!("{path}.{field}"), "must appear once (the body has it more than once)")
+        } else {
+            CallbackError::invalid(path, message)
         }
     })
 }

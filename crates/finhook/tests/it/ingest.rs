@@ -184,3 +184,64 @@ async fn an_instance_over_its_rate_gets_429_and_the_others_do_not_notice() {
     let metrics = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains("finhook_callbacks_rejected_total{status=\"429\"} 3"), "{metrics}");
 }
+
+#[tokio::test]
+async fn hostile_bodies_get_a_precise_4xx_store_nothing_and_leave_the_server_healthy() {
+    let app = spawn_app().await;
+    app.create_instance("acme").await;
+    let before = snapshot(&app).await;
+    let kyc = |rest: &str| format!("{{\"ResponseType\":\"KYC\",\"Login\":{{\"Id\":\"c91cd0cf\"}}{rest}}}").into_bytes();
+    let mut invalid_utf8 = kyc(",\"Tag\":\"ab");
+    invalid_utf8.truncate(invalid_utf8.len() - 1);
+    invalid_utf8.extend_from_slice(b"\xff\xfe\"}");
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "duplicate ResponseType",
+            b"{\"ResponseType\":\"KYC\",\"ResponseType\":\"Investments\",\"Login\":{\"Id\":\"x\"}}".to_vec(),
+            422,
+            "$.ResponseType",
+        ),
+        (
+            "duplicate Login.Id",
+            b"{\"ResponseType\":\"KYC\",\"Login\":{\"Id\":\"a\",\"Id\":\"b\"}}".to_vec(),
+            422,
+            "$.Login.Id",
+        ),
+        ("duplicate Login", kyc(",\"Login\":{\"Id\":\"other\"}"), 422, "$.Login"),
+        // Numbers JSON parsers cannot hold are refused as JSON, with their position.
+        ("a number past f64", kyc(",\"HttpStatusCode\":1e999999"), 400, ""),
+        ("a 10,000-digit number", kyc(&format!(",\"HttpStatusCode\":{}", "9".repeat(10_000))), 400, ""),
+        ("invalid UTF-8 in a string", invalid_utf8, 400, ""),
+        ("a raw control character in a string", kyc(",\"Tag\":\"a\u{1}b\""), 400, ""),
+        (
+            "NUL in the LoginId",
+            b"{\"ResponseType\":\"KYC\",\"Login\":{\"Id\":\"a\\u0000b\"}}".to_vec(),
+            422,
+            "$.Login.Id",
+        ),
+        (
+            "a 100,000-character LoginId",
+            format!("{{\"ResponseType\":\"KYC\",\"Login\":{{\"Id\":\"{}\"}}}}", "x".repeat(100_000)).into_bytes(),
+            422,
+            "$.Login.Id",
+        ),
+        ("a 1,000,000-character Tag", kyc(&format!(",\"Tag\":\"{}\"", "t".repeat(1_000_000))), 422, "$.Tag"),
+        ("a lone surrogate escape", kyc(",\"Tag\":\"\\ud800\""), 400, ""),
+    ];
+    for (name, body, expected, path) in cases {
+        let (status, problem) = expect_problem(app.ingest_raw("acme", body, None).await).await;
+        assert_eq!(status, expected, "{name}: {problem}");
+        if !path.is_empty() {
+            assert_eq!(problem["errors"][0]["path"], path, "{name}: {problem}");
+        }
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.len() < 1_000 && !detail.contains("serde"), "{name}: a short detail in our words: {detail}");
+        if status == 400 {
+            assert!(detail.contains("line 1, column"), "{name}: says where: {detail}");
+        }
+    }
+    assert_eq!(snapshot(&app).await, before, "nothing was stored");
+    assert_eq!(app.health().await.0, 200, "the server is healthy");
+    let ok = app.ingest_raw("acme", fixture("kyc.json"), None).await;
+    assert_eq!(ok.status().as_u16(), 202);
+}

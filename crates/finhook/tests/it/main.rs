@@ -16,6 +16,7 @@ mod on_sqlite;
 // disk, and the two dialects' schemas.
 mod browser;
 mod cli;
+mod fuzz;
 mod group_commit;
 mod integrity;
 mod kill;
