@@ -42,6 +42,8 @@ pub struct AppState {
     /// Hands new deliveries to the delivery worker, and asks it to rescan the store.
     pub dispatch: Dispatch,
     pub max_body_bytes: usize,
+    /// Bytes of callbacks one instance may store; 0 for no quota.
+    pub instance_quota_bytes: u64,
     pub parse_limits: ParseLimits,
     pub sandbox: Sandbox,
     pub metrics: Arc<Metrics>,
@@ -167,6 +169,7 @@ impl App {
             admin_key_hash,
             dispatch,
             max_body_bytes: settings.max_body_bytes,
+            instance_quota_bytes: settings.instance_quota_bytes,
             parse_limits,
             sandbox,
             metrics,

@@ -50,6 +50,8 @@ pub struct Settings {
     pub http_header_timeout_seconds: u64,
     /// A callback's body must arrive within this (`408` otherwise).
     pub http_body_timeout_seconds: u64,
+    /// Bytes of callbacks one instance may store (0: no quota); past it, `507`.
+    pub instance_quota_bytes: u64,
     /// Days finished messages (personal data) are kept; 0 keeps them forever.
     pub retention_days: u32,
     /// Callbacks one instance may send per second, per node (0: no limit); over it, `429`.
@@ -84,6 +86,7 @@ impl Default for Settings {
             http_max_connections: 10_000,
             http_header_timeout_seconds: 30,
             http_body_timeout_seconds: 60,
+            instance_quota_bytes: 10 * 1024 * 1024 * 1024,
             retention_days: 90,
             ingest_rate_per_second: 5_000,
             ingest_burst: 10_000,
@@ -94,7 +97,7 @@ impl Default for Settings {
 }
 
 /// The settings' keys; other `FINHOOK_*` variables (such as `FINHOOK_LOG`) belong to others.
-const KEYS: [&str; 21] = [
+const KEYS: [&str; 22] = [
     "listen",
     "database",
     "allow_insecure_loopback",
@@ -111,6 +114,7 @@ const KEYS: [&str; 21] = [
     "http_max_connections",
     "http_header_timeout_seconds",
     "http_body_timeout_seconds",
+    "instance_quota_bytes",
     "retention_days",
     "ingest_rate_per_second",
     "ingest_burst",

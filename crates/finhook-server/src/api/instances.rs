@@ -45,6 +45,8 @@ pub struct InstanceView {
     customer_id: String,
     mode: &'static str,
     created_at: DateTime<Utc>,
+    /// Bytes of callbacks the instance stores (what the `instance_quota_bytes` quota counts).
+    stored_bytes: u64,
     /// Only for sandbox instances.
     #[serde(skip_serializing_if = "Option::is_none")]
     sandbox: Option<SandboxView>,
@@ -60,6 +62,7 @@ impl InstanceView {
             customer_id: instance.customer_id,
             mode: instance.mode.as_str(),
             created_at: instance.created_at,
+            stored_bytes: instance.stored_bytes,
             sandbox: (instance.mode == Mode::Sandbox).then_some(SandboxView {
                 strict_auth: instance.sandbox.strict_auth,
                 aggregation_delay_ms: instance.sandbox.delay_ms,

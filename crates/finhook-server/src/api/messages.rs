@@ -64,7 +64,20 @@ async fn accept(
     // Before the body is read: a tenant over its rate costs this node next to nothing.
     state.ingest_limit.take(instance.id, state.clock.now())?;
     let idempotency_key = idempotency_key(headers)?;
+    let over_quota = |bytes: u64| {
+        let quota = state.instance_quota_bytes;
+        (quota > 0 && instance.stored_bytes.saturating_add(bytes) > quota)
+            .then_some(ApiError::QuotaExceeded { stored_bytes: instance.stored_bytes, quota_bytes: quota })
+    };
+    // Before the body is read when its length is declared, and again once it is known.
+    let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+    if let Some(refused) = over_quota(declared.unwrap_or(0)) {
+        return Err(refused);
+    }
     let body = state.bodies.read(headers, body, state.max_body_bytes).await?;
+    if let Some(refused) = over_quota(u64::try_from(body.bytes.len()).unwrap_or(u64::MAX)) {
+        return Err(refused);
+    }
     let request = IngestRequest {
         instance: instance.id,
         body: &body.bytes,

@@ -35,6 +35,10 @@ pub enum ApiError {
         "the server is receiving as many callback bytes as it holds at once ({budget_bytes}); nothing was stored; retry after {retry_after_seconds} s"
     )]
     Busy { budget_bytes: usize, retry_after_seconds: u64 },
+    #[error(
+        "this instance stores {stored_bytes} bytes of callbacks and may store {quota_bytes}; nothing was stored; retry once retention has removed old callbacks, or ask the operator to raise instance_quota_bytes"
+    )]
+    QuotaExceeded { stored_bytes: u64, quota_bytes: u64 },
     #[error("the store failed")]
     Store(#[from] StoreError),
     /// A fault of the server itself, neither the caller's nor the store's.
@@ -85,6 +89,9 @@ impl ApiError {
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
             Self::BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "body-timeout", "Body too slow"),
             Self::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy", "Busy"),
+            Self::QuotaExceeded { .. } => {
+                (StatusCode::INSUFFICIENT_STORAGE, "quota-exceeded", "Storage quota exceeded")
+            }
             Self::Store(error) => match error.kind() {
                 FailureKind::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "storage-full", "Storage full"),
                 FailureKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", "Store unavailable"),

@@ -145,6 +145,8 @@ pub struct Instance {
     pub customer_id: String,
     pub mode: Mode,
     pub created_at: DateTime<Utc>,
+    /// Bytes of callbacks the instance has stored (what its quota counts).
+    pub stored_bytes: u64,
     pub sandbox: SandboxSettings,
 }
 

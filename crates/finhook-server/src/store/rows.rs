@@ -72,7 +72,7 @@ pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
 }
 
 pub(crate) const INSTANCE_COLUMNS: &str =
-    "id, name, customer_id, mode, created_at, sandbox_strict_auth, sandbox_delay_ms";
+    "id, name, customer_id, mode, created_at, sandbox_strict_auth, sandbox_delay_ms, stored_bytes";
 
 pub(crate) const ENDPOINT_COLUMNS: &str =
     "id, instance_id, url, description, event_types, max_attempts, interval_seconds, \
@@ -86,6 +86,7 @@ pub(crate) fn instance_from(row: &impl Cols) -> StoreResult<Instance> {
         customer_id: row.text("customer_id")?,
         mode: Mode::parse(&mode).ok_or_else(|| corrupt(format!("mode {mode}")))?,
         created_at: time_of(row.int("created_at")?)?,
+        stored_bytes: row.int("stored_bytes")?.max(0).unsigned_abs(),
         sandbox: SandboxSettings {
             strict_auth: row.flag("sandbox_strict_auth")?,
             delay_ms: row.int("sandbox_delay_ms")?.max(0).unsigned_abs(),

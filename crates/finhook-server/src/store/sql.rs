@@ -111,6 +111,16 @@ impl SqlStore {
                 .bind_each(ids.iter()),
         )
         .await?;
+        conn.execute(
+            sql(format!(
+                "UPDATE instances SET stored_bytes = stored_bytes
+                   - (SELECT COALESCE(SUM(length(m.payload)), 0) FROM messages m
+                      WHERE m.instance_id = instances.id AND m.id IN ({list}))
+                 WHERE id IN (SELECT instance_id FROM messages WHERE id IN ({list}))"
+            ))
+            .bind_each(ids.iter()),
+        )
+        .await?;
         let purged =
             conn.execute(sql(format!("DELETE FROM messages WHERE id IN ({list})")).bind_each(ids.iter())).await?;
         tx.commit().await?;

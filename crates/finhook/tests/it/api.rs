@@ -417,9 +417,13 @@ async fn a_sweep_deletes_everything_past_retention_in_bounded_batches() {
     app.clock.advance(chrono::Duration::days(31));
     let recent = app.ingest("acme", fixture("kyc.json")).await;
 
+    let kyc = fixture("kyc.json").len() as u64;
+    let stored_bytes = || async { app.admin(Method::GET, "/v1/instances/acme", None).await.1["stored_bytes"].clone() };
+    assert_eq!(stored_bytes().await, json!(1_100 * 2 + 2 * kyc), "every payload counted, in sets and one by one");
     let clock = app.clock.clone();
     let purged = finhook_server::retention::sweep(app.state.store.as_ref(), &clock, 30).await.expect("sweep");
     assert_eq!(purged, 1_101, "all that was old, across three transactions");
+    assert_eq!(stored_bytes().await, json!(kyc), "what the sweep deleted is no longer counted");
     let stats = app.state.store.stats(app.clock.now()).await.expect("stats");
     assert_eq!(stats.messages, 1, "only the message inside the period stays");
     let (status, _) = app.admin(Method::GET, &format!("/v1/instances/acme/messages/{kept}"), None).await;

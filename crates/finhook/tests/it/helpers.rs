@@ -63,6 +63,8 @@ pub struct Options {
     pub database: Option<String>,
     /// Callbacks per second and burst per instance (the server's defaults unless set).
     pub ingest_rate: Option<(u32, u32)>,
+    /// Bytes of callbacks one instance may store (the server's default unless set).
+    pub instance_quota_bytes: Option<u64>,
 }
 
 impl Default for Options {
@@ -79,6 +81,7 @@ impl Default for Options {
             slow_after_ms: Settings::default().delivery_slow_after_ms,
             database: None,
             ingest_rate: None,
+            instance_quota_bytes: None,
         }
     }
 }
@@ -140,6 +143,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             .ingest_rate
             .map_or(Settings::default().ingest_rate_per_second, |(rate, _)| rate),
         ingest_burst: options.ingest_rate.map_or(Settings::default().ingest_burst, |(_, burst)| burst),
+        instance_quota_bytes: options.instance_quota_bytes.unwrap_or(Settings::default().instance_quota_bytes),
         ..Settings::default()
     };
     let manual = options.clock.clone().unwrap_or_else(|| ManualClock::starting_at(t0()));

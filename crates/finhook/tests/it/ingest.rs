@@ -245,3 +245,33 @@ async fn hostile_bodies_get_a_precise_4xx_store_nothing_and_leave_the_server_hea
     let ok = app.ingest_raw("acme", fixture("kyc.json"), None).await;
     assert_eq!(ok.status().as_u16(), 202);
 }
+
+#[tokio::test]
+async fn an_instance_over_its_storage_quota_gets_507_and_the_others_do_not_notice() {
+    let kyc = fixture("kyc.json");
+    let quota = 3 * kyc.len() as u64 + 100;
+    let app = spawn_app_with(Options { instance_quota_bytes: Some(quota), ..Options::default() }).await;
+    app.create_instance("acme").await;
+    app.create_instance("quiet").await;
+    for _ in 0..3 {
+        app.ingest("acme", kyc.clone()).await;
+    }
+    let before = snapshot(&app).await;
+    let refused = app.ingest_raw("acme", kyc.clone(), None).await;
+    assert_eq!(refused.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("30"));
+    let (status, problem) = expect_problem(refused).await;
+    assert_eq!(status, 507, "{problem}");
+    assert_eq!(problem["type"], "urn:finhook:problem:quota-exceeded");
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&format!("stores {} bytes", 3 * kyc.len())) && detail.contains("nothing was stored"),
+        "{detail}"
+    );
+    assert_eq!(snapshot(&app).await, before, "nothing was stored");
+    let (_, acme) = app.admin(Method::GET, "/v1/instances/acme", None).await;
+    assert_eq!(acme["stored_bytes"], 3 * kyc.len() as u64);
+    // A small callback that still fits is taken; the other tenant is untouched.
+    let small = br#"{"ResponseType":"KYC","Login":{"Id":"c91cd0cf"}}"#.to_vec();
+    assert_eq!(app.ingest_raw("acme", small, None).await.status().as_u16(), 202);
+    assert_eq!(app.ingest_raw("quiet", kyc, None).await.status().as_u16(), 202);
+}

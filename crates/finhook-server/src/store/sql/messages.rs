@@ -241,6 +241,13 @@ impl Subscriptions {
     }
 }
 
+/// Adds `bytes` to what `instance` stores, in the transaction that stores them.
+pub(super) fn stored_bytes_added(instance: InstanceId, bytes: usize) -> Sql {
+    sql("UPDATE instances SET stored_bytes = stored_bytes + $2 WHERE id = $1")
+        .bind(instance.0)
+        .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
+}
+
 /// Stores one message and its deliveries on `conn`: inside the group commit's transaction,
 /// or a savepoint of it.
 pub(super) async fn ingest_on(
@@ -268,6 +275,7 @@ pub(super) async fn ingest_on(
     }
     let message_id = MessageId::generate();
     let (instance, response_type, now) = (message.instance_id, message.response_type, message.now);
+    let payload_bytes = message.payload.len();
     let endpoints = subscriptions.of(conn, instance, response_type).await?;
     let mut writes =
         vec![sql("INSERT INTO messages (id, instance_id, response_type, login_id, request_id, tag, idempotency_key,
@@ -283,6 +291,7 @@ pub(super) async fn ingest_on(
         .bind(message.body_sha256)
         .bind(message.payload)
         .bind(millis(now))];
+    writes.push(stored_bytes_added(instance, payload_bytes));
     let (deliveries_insert, ids) = deliveries_insert(&message_id, &endpoints, now);
     writes.extend(deliveries_insert);
     // The message and its deliveries in one round trip on SQLite.

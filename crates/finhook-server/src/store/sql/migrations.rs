@@ -36,6 +36,7 @@ pub const SQLITE: Folder = folder!("sqlite":
     "0007_messages_by_created_at.sql",
     "0008_release_old_claims.sql",
     "0009_nodes.sql",
+    "0010_instance_stored_bytes.sql",
 );
 
 /// `migrations/postgres`.
@@ -46,6 +47,7 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0004_pending_by_endpoint.sql",
     "0005_messages_by_created_at.sql",
     "0006_nodes.sql",
+    "0007_instance_stored_bytes.sql",
 );
 
 /// The migrator for one folder.

@@ -19,10 +19,10 @@ use std::collections::HashSet;
 
 use finhook_core::ids::{DeliveryId, MessageId};
 
-use super::messages::Subscriptions;
+use super::messages::{stored_bytes_added, Subscriptions};
 use crate::store::db::{sql, Arg, Column, Conn, Sql};
 use crate::store::rows::millis;
-use crate::store::{AttemptResult, ErrorClass, IngestOutcome, NewMessage, ScheduledDelivery, StoreResult};
+use crate::store::{AttemptResult, ErrorClass, IngestOutcome, InstanceId, NewMessage, ScheduledDelivery, StoreResult};
 
 /// The most rows one statement carries: a bound on one statement's size however many
 /// endpoints a batch fans out to.
@@ -147,6 +147,12 @@ pub(super) async fn ingest_set(
         .column("tag", Column::Texts(messages.iter().map(|m| m.tag.clone()).collect()))
         .column("body_sha256", texts(messages.iter().map(|m| m.body_sha256.as_str())))
         .column("created_at", Column::Ints(messages.iter().map(|m| Some(millis(m.now))).collect()));
+    // Each instance's row once per batch, in id order, so that two nodes' batches always
+    // lock instance rows in the same order.
+    let mut added: std::collections::BTreeMap<i64, usize> = std::collections::BTreeMap::new();
+    for message in &messages {
+        *added.entry(message.instance_id.0).or_default() += message.payload.len();
+    }
     rows = rows.column("payload", Column::Blobs(messages.into_iter().map(|m| m.payload).collect()));
     let mut statements = rows.statements(
         "INSERT INTO messages (id, instance_id, response_type, login_id, request_id, tag, body_sha256, payload,
@@ -167,6 +173,7 @@ pub(super) async fn ingest_set(
                 ),
         );
     }
+    statements.extend(added.into_iter().map(|(instance, bytes)| stored_bytes_added(InstanceId(instance), bytes)));
     conn.execute_all(statements).await?;
     Ok(outcomes)
 }
