@@ -36,6 +36,14 @@ pub struct ServeLimits {
     pub header_timeout: Duration,
 }
 
+impl Default for ServeLimits {
+    /// The defaults of `finhook serve`'s settings (`http_max_connections`,
+    /// `http_header_timeout_seconds`).
+    fn default() -> Self {
+        Self { max_connections: 10_000, header_timeout: Duration::from_secs(30) }
+    }
+}
+
 impl ServeLimits {
     /// Raises the process's soft limit on open files to its hard limit and keeps
     /// `max_connections` under it, leaving room for the database and `outgoing` delivery

@@ -4,11 +4,13 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use finhook_receiver::forward::Forwarder;
 use finhook_receiver::{Receiver, ReceiverSecret, ReceiverStore, Verifier};
+use finhook_server::http::serve::{serve, ServeLimits};
 
 use super::{block_on, error_chain, fail, shutdown_signal};
 
@@ -91,8 +93,12 @@ pub fn run(args: ListenArgs) -> ExitCode {
             }
             _ => {
                 println!("finhook listen on http://{addr}");
+                // The same accept loop as `finhook serve`: header and idle timeout, and a
+                // connection limit under the file limit, so idle clients cannot lock it up.
+                let (limits, _) = ServeLimits::default().fitted(0);
+                let metrics = Arc::new(finhook_server::metrics::Metrics::new());
                 match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await,
+                    Ok(listener) => serve(listener, app, limits, metrics, shutdown_signal()).await,
                     Err(error) => Err(error),
                 }
             }
