@@ -24,6 +24,8 @@ use crate::store::db::Pools;
 use crate::store::{classify_sqlx, FailureKind, StoreError};
 
 const SQLITE_READERS: u32 = 4;
+/// A PostgreSQL connection idle longer than this is pinged before use (see `open_postgres`).
+const POSTGRES_PING_IF_IDLE: Duration = Duration::from_secs(1);
 const POSTGRES_CONNECTIONS: u32 = 16;
 /// How long a query waits for a PostgreSQL connection before it fails (and the API answers
 /// `503` with `Retry-After`): while the database is unreachable, the pool keeps trying to
@@ -75,8 +77,12 @@ impl SqlStore {
         };
         // One writer connection: writers queue in-process instead of failing with
         // `SQLITE_BUSY`; reads run beside it thanks to WAL.
+        // No ping before each use (sqlx's default): an in-process SQLite connection cannot
+        // have hung up, and each ping was one more hop to the connection's thread, on
+        // every query.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .after_release(|connection, _| Box::pin(clean_after_use(connection)))
             .connect_with(options.clone())
             .await
@@ -84,6 +90,7 @@ impl SqlStore {
         migrations::migrator(migrations::SQLITE).await?.run(&writer).await.map_err(StoreError::from)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(SQLITE_READERS)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await
             .map_err(StoreError::from)?;
@@ -107,8 +114,21 @@ impl SqlStore {
     /// database, or during an outage, comes up by itself once the database does. An error
     /// that waiting cannot cure (a wrong password, no such database) fails at once.
     pub async fn open_postgres(url: &str, sealing: SealingKey) -> Result<Self, OpenError> {
-        let options =
-            PgPoolOptions::new().max_connections(POSTGRES_CONNECTIONS).acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT);
+        // sqlx pings every connection before each use by default: a network round trip per
+        // query. Only a connection idle for a while may have been cut (a restart of the
+        // database, a proxy's idle timeout); a busy one is known alive.
+        let options = PgPoolOptions::new()
+            .max_connections(POSTGRES_CONNECTIONS)
+            .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
+            .before_acquire(|connection, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > POSTGRES_PING_IF_IDLE {
+                        sqlx::Connection::ping(connection).await?;
+                    }
+                    Ok(true)
+                })
+            });
         let (mut wait, longest) = POSTGRES_START_RETRY;
         let pool = loop {
             match options.clone().connect(url).await {
