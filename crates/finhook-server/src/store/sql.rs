@@ -12,6 +12,7 @@
 
 mod batch;
 mod endpoints;
+mod instance_cache;
 mod messages;
 mod migrations;
 pub mod open;
@@ -47,6 +48,8 @@ pub struct SqlStore {
     lock: Mutex<Option<File>>,
     /// Bumped after every endpoint write, for [`DeliveryQueue::endpoints_version`].
     endpoints_version: AtomicU64,
+    /// Instance reads of the last second (see [`instance_cache`]).
+    instances: instance_cache::InstanceCache,
     /// The embedded store's directory, whose free space the health check reads.
     sqlite_dir: Option<std::path::PathBuf>,
     /// This process, as the owner of its leases on a shared store.
@@ -59,6 +62,19 @@ pub struct SqlStore {
 const MIN_FREE_BYTES: u64 = 1024 * 1024;
 
 impl SqlStore {
+    /// An instance read through [`instance_cache`]; only instances found are kept.
+    async fn cached_instance(&self, by: instance_cache::By, query: Sql) -> StoreResult<Option<Instance>> {
+        if let Some(instance) = self.instances.get(&by) {
+            return Ok(Some(instance));
+        }
+        let version = self.instances.version();
+        let found = self.pools.read_optional(query).await?.as_ref().map(instance_from).transpose()?;
+        if let Some(instance) = &found {
+            self.instances.put(by, instance, version);
+        }
+        Ok(found)
+    }
+
     /// Tells the worker that its copies of endpoints may be stale. Called after the write
     /// whatever its outcome: a failed write may still have been committed.
     fn endpoints_changed(&self) {
@@ -160,7 +176,9 @@ impl Store for SqlStore {
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
         let mut purged = 0;
         loop {
-            let batch = self.purge_batch(cutoff).await?;
+            let batch = self.purge_batch(cutoff).await;
+            self.instances.changed(); // what each instance stores went down
+            let batch = batch?;
             purged += batch;
             if batch < PURGE_BATCH {
                 return Ok(purged);
@@ -205,6 +223,8 @@ impl Store for SqlStore {
     }
 
     async fn create_instance(&self, new: NewInstance) -> StoreResult<Instance> {
+        // A name or key that was unknown a moment ago must not stay unknown.
+        self.instances.changed();
         let mut tx = self.pools.begin().await?;
         let result = tx
             .conn()
@@ -232,19 +252,22 @@ impl Store for SqlStore {
 
     async fn instance_by_name(&self, name: &str) -> StoreResult<Option<Instance>> {
         let query = sql(format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE name = $1")).bind(name);
-        self.pools.read_optional(query).await?.as_ref().map(instance_from).transpose()
+        self.cached_instance(instance_cache::By::Name(name.to_string()), query).await
     }
 
     async fn instance_by_key_hash(&self, hash: &KeyHash) -> StoreResult<Option<Instance>> {
         let query =
             sql(format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE api_key_hash = $1")).bind(hash.as_str());
-        self.pools.read_optional(query).await?.as_ref().map(instance_from).transpose()
+        self.cached_instance(instance_cache::By::KeyHash(hash.as_str().to_string()), query).await
     }
 
     async fn set_instance_key_hash(&self, instance: InstanceId, hash: &KeyHash) -> StoreResult<()> {
-        self.pools
+        let written = self
+            .pools
             .write(sql("UPDATE instances SET api_key_hash = $1 WHERE id = $2").bind(hash.as_str()).bind(instance.0))
-            .await?;
+            .await;
+        self.instances.changed();
+        written?;
         Ok(())
     }
 
@@ -311,7 +334,13 @@ impl Store for SqlStore {
     }
 
     async fn ingest(&self, message: NewMessage) -> StoreResult<IngestOutcome> {
-        self.writes.ingest(message).await
+        let (instance, bytes) = (message.instance_id, message.payload.len());
+        let outcome = self.writes.ingest(message).await?;
+        if matches!(outcome, IngestOutcome::Created { .. }) {
+            // This node's copies count what it just stored, so its quota checks are exact.
+            self.instances.stored(instance, bytes);
+        }
+        Ok(outcome)
     }
 
     async fn list_messages(&self, instance: InstanceId, filter: &MessageFilter) -> StoreResult<Vec<MessageSummary>> {

@@ -101,6 +101,7 @@ impl SqlStore {
             sealing,
             lock: Mutex::new(lock),
             endpoints_version: AtomicU64::new(0),
+            instances: Default::default(),
             sqlite_dir: Some(dir),
             node: NodeId::generate(),
         })
@@ -154,6 +155,7 @@ impl SqlStore {
             sealing,
             lock: Mutex::new(None),
             endpoints_version: AtomicU64::new(0),
+            instances: Default::default(),
             sqlite_dir: None,
             node: NodeId::generate(),
         })

@@ -17,14 +17,17 @@ impl SandboxStore for SqlStore {
     }
 
     async fn set_sandbox_settings(&self, instance: InstanceId, strict_auth: bool, delay_ms: u64) -> StoreResult<()> {
-        self.pools
+        let written = self
+            .pools
             .write(
                 sql("UPDATE instances SET sandbox_strict_auth = $1, sandbox_delay_ms = $2 WHERE id = $3")
                     .bind(strict_auth)
                     .bind(i64::try_from(delay_ms).unwrap_or(i64::MAX))
                     .bind(instance.0),
             )
-            .await?;
+            .await;
+        self.instances.changed();
+        written?;
         Ok(())
     }
 
