@@ -79,8 +79,11 @@ impl Default for Settings {
             max_bodies_in_memory_bytes: 256 * 1024 * 1024,
             max_depth: finhook_core::flinks::DEFAULT_MAX_DEPTH,
             delivery_timeout_seconds: 15,
-            delivery_concurrency: 64,
-            delivery_per_endpoint_concurrency: 32,
+            // An attempt holds its slot until its record is committed (a group-commit fsync),
+            // so one endpoint's rate is at most its cap over that cycle: with 32, 2,500/s of
+            // 8 KiB callbacks while ingest ran at 3,100/s (see docs/BENCHMARKS.md).
+            delivery_concurrency: 128,
+            delivery_per_endpoint_concurrency: 64,
             delivery_slow_after_ms: 1000,
             poll_interval_ms: 1000,
             http_max_connections: 10_000,
@@ -176,7 +179,7 @@ mod tests {
         assert_eq!(settings.database, "sqlite://other.db");
         assert_eq!(settings.delivery_timeout_seconds, 5);
         assert_eq!(settings.allow_private_network.len(), 1);
-        assert_eq!(settings.delivery_concurrency, 64, "unset keys keep their defaults");
+        assert_eq!(settings.delivery_concurrency, 128, "unset keys keep their defaults");
     }
 
     #[test]
