@@ -187,11 +187,7 @@ impl App {
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
-        let wanted = ServeLimits {
-            max_connections: settings.http_max_connections.max(1),
-            header_timeout: Duration::from_secs(settings.http_header_timeout_seconds.max(1)),
-        };
-        let (limits, file_limit) = wanted.fitted(2 * settings.delivery_concurrency.max(1));
+        let (limits, file_limit) = ServeLimits::from(settings).fitted(2 * settings.delivery_concurrency.max(1));
         if let Some(file_limit) = file_limit {
             tracing::warn!(
                 file_limit,

@@ -70,8 +70,7 @@ async fn accept(
             .then_some(ApiError::QuotaExceeded { stored_bytes: instance.stored_bytes, quota_bytes: quota })
     };
     // Before the body is read when its length is declared, and again once it is known.
-    let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
-    if let Some(refused) = over_quota(declared.unwrap_or(0)) {
+    if let Some(refused) = over_quota(crate::http::bodies::declared_length(headers).unwrap_or(0)) {
         return Err(refused);
     }
     let body = state.bodies.read(headers, body, state.max_body_bytes).await?;

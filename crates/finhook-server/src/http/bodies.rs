@@ -67,6 +67,11 @@ impl Drop for ReadBody {
     }
 }
 
+/// The body's length as its `Content-Length` header declares it, if it does.
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok())
+}
+
 impl Bodies {
     /// `budget_bytes` is raised to the largest body, so that any body can be received.
     pub fn new(budget_bytes: usize, max_body_bytes: usize, timeout: Duration) -> Self {
@@ -78,10 +83,7 @@ impl Bodies {
     /// declared length, or `limit` when it declares none), then the bytes, within the
     /// timeout. Refused at once when it declares more than `limit`.
     pub async fn read(&self, headers: &HeaderMap, body: Body, limit: usize) -> Result<ReadBody, ApiError> {
-        let declared = headers
-            .get(axum::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let declared = declared_length(headers);
         if declared.is_some_and(|length| length > limit as u64) {
             return Err(IngestError::TooLarge { limit }.into());
         }

@@ -36,11 +36,20 @@ pub struct ServeLimits {
     pub header_timeout: Duration,
 }
 
+impl From<&crate::config::Settings> for ServeLimits {
+    /// `http_max_connections` and `http_header_timeout_seconds`.
+    fn from(settings: &crate::config::Settings) -> Self {
+        Self {
+            max_connections: settings.http_max_connections.max(1),
+            header_timeout: Duration::from_secs(settings.http_header_timeout_seconds.max(1)),
+        }
+    }
+}
+
 impl Default for ServeLimits {
-    /// The defaults of `finhook serve`'s settings (`http_max_connections`,
-    /// `http_header_timeout_seconds`).
+    /// What `finhook serve`'s default settings give.
     fn default() -> Self {
-        Self { max_connections: 10_000, header_timeout: Duration::from_secs(30) }
+        Self::from(&crate::config::Settings::default())
     }
 }
 

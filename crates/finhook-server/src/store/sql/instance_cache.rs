@@ -28,9 +28,17 @@ pub(super) enum By {
 
 #[derive(Debug, Default)]
 pub(super) struct InstanceCache {
-    entries: Mutex<HashMap<By, (Instant, u64, Instance)>>,
-    /// Bumped by every instance write; entries read under an older version are stale.
+    entries: Mutex<Entries>,
+    /// Bumped by every instance write; copies read under an older version are stale.
     version: AtomicU64,
+}
+
+/// One copy per instance, and what each lookup found; so that an ingest updates its
+/// instance's copy in one step, whatever the number of tenants.
+#[derive(Debug, Default)]
+struct Entries {
+    copies: HashMap<InstanceId, (Instant, u64, Instance)>,
+    found: HashMap<By, InstanceId>,
 }
 
 impl InstanceCache {
@@ -40,25 +48,29 @@ impl InstanceCache {
         self.version.load(Ordering::Acquire)
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub(super) fn get(&self, by: &By) -> Option<Instance> {
-        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (at, version, instance) = entries.get(by)?;
+        let entries = self.lock();
+        let (at, version, instance) = entries.copies.get(entries.found.get(by)?)?;
         (at.elapsed() < FRESH_FOR && *version == self.version()).then(|| instance.clone())
     }
 
     pub(super) fn put(&self, by: By, instance: &Instance, version: u64) {
-        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() >= MOST_ENTRIES {
-            entries.clear();
+        let mut entries = self.lock();
+        if entries.found.len() >= MOST_ENTRIES {
+            *entries = Entries::default();
         }
-        entries.insert(by, (Instant::now(), version, instance.clone()));
+        entries.found.insert(by, instance.id);
+        entries.copies.insert(instance.id, (Instant::now(), version, instance.clone()));
     }
 
-    /// `bytes` more are stored for `instance`: its copies say so too.
+    /// `bytes` more are stored for `instance`: its copy says so too.
     pub(super) fn stored(&self, instance: InstanceId, bytes: usize) {
         let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
-        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (_, _, copy) in entries.values_mut().filter(|(_, _, copy)| copy.id == instance) {
+        if let Some((_, _, copy)) = self.lock().copies.get_mut(&instance) {
             copy.stored_bytes = copy.stored_bytes.saturating_add(bytes);
         }
     }
@@ -66,7 +78,7 @@ impl InstanceCache {
     /// An instance was written (whatever the outcome: a failed write may have committed).
     pub(super) fn changed(&self) {
         self.version.fetch_add(1, Ordering::AcqRel);
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        *self.lock() = Entries::default();
     }
 }
 
