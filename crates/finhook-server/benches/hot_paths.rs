@@ -1,4 +1,5 @@
-//! Micro-benchmarks of what every callback costs the server: validating the body, signing
+//! Micro-benchmarks of what every callback costs the server: validating the body (the quick
+//! check ingest runs, and the typed parser), signing
 //! it for delivery, and the embedded store's group-committed ingest (alone, and 64 at once
 //! sharing commits). `cargo bench -p finhook-server --bench hot_paths` measures;
 //! `cargo test --all-targets` runs each once, as a check that they still work.
@@ -8,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use finhook_core::flinks::{parse_callback, ParseLimits, ResponseType};
+use finhook_core::flinks::{parse_callback, validate_callback, ParseLimits, ResponseType};
 use finhook_core::retry::RetryPolicy;
 use finhook_core::secret::{EndpointSecret, KeyHash};
 use finhook_core::signing;
@@ -20,7 +21,12 @@ const DETAIL: &[u8] = include_bytes!("../../../testdata/flinks/get_accounts_deta
 fn validation(c: &mut Criterion) {
     let mut group = c.benchmark_group("validate");
     group.throughput(Throughput::Bytes(DETAIL.len() as u64));
+    // What ingest runs: the quick check, which keeps only the keys.
     group.bench_function("get_accounts_detail", |b| {
+        b.iter(|| validate_callback(black_box(DETAIL), ParseLimits::default()))
+    });
+    // The typed parser (the receiver's, and ingest's for a body the quick check refuses).
+    group.bench_function("get_accounts_detail_typed", |b| {
         b.iter(|| parse_callback(black_box(DETAIL), ParseLimits::default()).map(|callback| callback.keys()))
     });
     group.finish();

@@ -2,7 +2,7 @@
 //! one transaction. Used by the HTTP API and, later, by the sandbox.
 
 use chrono::{DateTime, Utc};
-use finhook_core::flinks::{parse_callback, CallbackError, CallbackKeys, ParseLimits};
+use finhook_core::flinks::{validate_callback, CallbackError, CallbackKeys, ParseLimits};
 use finhook_core::ids::MessageId;
 use finhook_core::secret::hex;
 use sha2::{Digest, Sha256};
@@ -75,9 +75,8 @@ pub async fn ingest_callback(
     dispatch: &Dispatch,
     request: IngestRequest<'_>,
 ) -> Result<Accepted, IngestError> {
-    // Only the keys are kept: the parsed callback (as large as the body, and more) is freed
-    // before the wait for the commit.
-    let keys = parse_callback(request.body, request.limits)?.keys();
+    // Only the keys are needed: the bytes are stored as received.
+    let keys = validate_callback(request.body, request.limits)?;
     let response_type = keys.response_type;
     let message = new_message(request.instance, request.body, keys, request.idempotency_key, request.now);
     match store.ingest(message).await? {

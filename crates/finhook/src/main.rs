@@ -49,6 +49,9 @@ enum Command {
     Messages(commands::admin::MessagesArgs),
     /// Load-test a throwaway server: ingest N callbacks, count them at a receiver, report.
     Bench(commands::bench::BenchArgs),
+    /// The relay `finhook bench --floor` measures in place of the server.
+    #[command(hide = true)]
+    BenchFloorServer(commands::bench::floor::FloorServerArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Listen(args) => commands::listen::run(args),
         Command::Trigger(args) => commands::trigger::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::BenchFloorServer(args) => commands::bench::floor::serve(args),
         Command::Instances(args) => commands::admin::instances(args),
         Command::Endpoints(args) => commands::admin::endpoints(args),
         Command::Messages(args) => commands::admin::messages(args),

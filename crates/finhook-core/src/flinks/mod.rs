@@ -5,9 +5,11 @@
 //! JSON digits; every struct keeps unknown fields in `extra` so nothing a sender adds is lost
 //! when a payload is re-serialised.
 
+mod check;
 mod parse;
 mod types;
 
+pub use check::validate_callback;
 pub use parse::{parse_callback, CallbackError, FieldError, ParseLimits, DEFAULT_MAX_DEPTH};
 pub use types::*;
 

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::error::Category;
 
-use super::{Callback, ResponseType};
+use super::{Callback, CallbackKeys, ResponseType};
 
 /// How deeply objects and arrays may nest. Real Flinks payloads nest five levels; the cap
 /// protects the parser's stack and the store from hostile bodies.
@@ -81,7 +81,7 @@ pub fn parse_callback(body: &[u8], limits: ParseLimits) -> Result<Callback, Call
         ResponseType::GetAccountsDetail => Callback::GetAccountsDetail(typed(body)?),
         ResponseType::Investments => Callback::Investments(typed(body)?),
     };
-    check_semantics(&callback)?;
+    check_keys(&callback.keys())?;
     Ok(callback)
 }
 
@@ -91,7 +91,7 @@ struct Probe {
     response_type: Option<String>,
 }
 
-fn probe_response_type(body: &[u8]) -> Result<ResponseType, CallbackError> {
+pub(super) fn probe_response_type(body: &[u8]) -> Result<ResponseType, CallbackError> {
     let probe: Probe = serde_json::from_slice(body).map_err(|e| match e.classify() {
         Category::Data if message_without_position(&e).starts_with("duplicate field") => {
             CallbackError::invalid("$.ResponseType", "must appear once (the body has it more than once)")
@@ -142,9 +142,8 @@ fn typed<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CallbackError
 
 /// The rules no JSON schema states: the conciliation keys must be storable and printable
 /// the same way in every store (see [`crate::text`]).
-fn check_semantics(callback: &Callback) -> Result<(), CallbackError> {
+pub(super) fn check_keys(keys: &CallbackKeys) -> Result<(), CallbackError> {
     use crate::text::{check_identifier, IdentifierError, MAX_LOGIN_ID_CHARS, MAX_REQUEST_ID_CHARS, MAX_TAG_CHARS};
-    let keys = callback.keys();
     let checks = [
         ("$.Login.Id", keys.login_id.as_deref(), MAX_LOGIN_ID_CHARS, " (it is the LoginId)"),
         ("$.RequestId", keys.request_id.as_deref(), MAX_REQUEST_ID_CHARS, ""),
@@ -209,22 +208,30 @@ fn message_without_position(error: &serde_json::Error) -> String {
 /// Returns the first non-whitespace byte.
 ///
 /// Written by hand because serde_json's own recursion limit is fixed at 128 and fails
-/// with a syntax error that cannot be told apart from a malformed body.
-fn check_depth(body: &[u8], max_depth: usize) -> Result<Option<u8>, CallbackError> {
+/// with a syntax error that cannot be told apart from a malformed body. Inside a string it
+/// jumps to the next quote or backslash with `memchr` (most of a callback's bytes are
+/// strings); byte by byte, this scan was 43 % of the time validation took.
+pub(super) fn check_depth(body: &[u8], max_depth: usize) -> Result<Option<u8>, CallbackError> {
     let first = body.iter().copied().find(|b| !b.is_ascii_whitespace());
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &byte in body {
-        if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let mut depth = 0usize;
+    let mut at = 0;
+    while let Some(&byte) = body.get(at) {
+        at += 1;
         match byte {
-            b'"' => in_string = true,
+            b'"' => {
+                // To the closing quote, stepping over each escaped character.
+                loop {
+                    let rest = body.get(at..).unwrap_or_default();
+                    match memchr::memchr2(b'"', b'\\', rest) {
+                        Some(offset) if body[at + offset] == b'\\' => at += offset + 2,
+                        Some(offset) => {
+                            at += offset + 1;
+                            break;
+                        }
+                        None => return Ok(first),
+                    }
+                }
+            }
             b'{' | b'[' => {
                 depth += 1;
                 if depth > max_depth {
@@ -236,4 +243,64 @@ fn check_depth(body: &[u8], max_depth: usize) -> Result<Option<u8>, CallbackErro
         }
     }
     Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_depth, CallbackError};
+
+    /// The scan as it was written first, byte by byte: the reference for the fast one.
+    fn reference(body: &[u8], max_depth: usize) -> Option<usize> {
+        let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
+        for &byte in body {
+            if in_string {
+                match (escaped, byte) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match byte {
+                b'"' => in_string = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                    if depth > max_depth {
+                        return None;
+                    }
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        Some(deepest)
+    }
+
+    #[test]
+    fn the_depth_scan_agrees_with_the_byte_by_byte_one_on_every_prefix() {
+        let cases: [&[u8]; 6] = [
+            br#"{"a": [{"b": "x\\\"[[[["}, "\\"], "c": {"d": [[1]]}}"#,
+            br#"["\\", "\"", "[{", "]}", {"k\\\\": [[["v"]]]}]"#,
+            b"\"\\",
+            br#"{"unterminated \"[[[[ string"#,
+            br#"[[[[ "\u005b" ]]]]"#,
+            b"  \t{}",
+        ];
+        for body in cases {
+            for end in 0..=body.len() {
+                let prefix = &body[..end];
+                for max_depth in 0..6 {
+                    let fast = match check_depth(prefix, max_depth) {
+                        Ok(_) => true,
+                        Err(CallbackError::TooDeep { .. }) => false,
+                        Err(other) => panic!("{other:?}"),
+                    };
+                    let slow = reference(prefix, max_depth).is_some();
+                    assert_eq!(fast, slow, "{:?} at depth {max_depth}", String::from_utf8_lossy(prefix));
+                }
+            }
+        }
+    }
 }

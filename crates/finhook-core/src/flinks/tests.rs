@@ -140,3 +140,131 @@ fn an_amount_too_precise_to_hold_is_reported_at_the_field_without_serde_internal
         assert!(errors[0].message.contains("28 significant digits"), "{}", errors[0].message);
     }
 }
+
+/// Every node of a JSON document, as the path of keys and indexes leading to it.
+fn every_path(value: &serde_json::Value, here: &mut Vec<serde_json::Value>, out: &mut Vec<Vec<serde_json::Value>>) {
+    out.push(here.clone());
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, child) in map {
+                here.push(key.as_str().into());
+                every_path(child, here, out);
+                here.pop();
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (index, child) in items.iter().enumerate() {
+                here.push(index.into());
+                every_path(child, here, out);
+                here.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn node<'a>(value: &'a mut serde_json::Value, path: &[serde_json::Value]) -> &'a mut serde_json::Value {
+    path.iter().fold(value, |node, step| match step {
+        serde_json::Value::String(key) => &mut node[key.as_str()],
+        serde_json::Value::Number(index) => {
+            &mut node[index.as_u64().and_then(|i| usize::try_from(i).ok()).unwrap_or(0)]
+        }
+        _ => node,
+    })
+}
+
+/// Ingest's quick check (`check.rs`) must accept exactly what the typed parser accepts,
+/// with the same keys. Each fixture is written out as the types serialise it (every field
+/// they know, `null` where absent), then every field and array element in turn is set to
+/// every kind of JSON value: a field the quick shapes lack, or hold with a laxer type,
+/// shows up as a body one side accepts and the other refuses.
+#[test]
+fn the_quick_check_agrees_with_the_typed_parser_on_every_field_and_kind_of_value() {
+    let replacements = [
+        r#""x""#,
+        r#""""#,
+        "1",
+        "-1",
+        "1.5",
+        "70000",
+        "1e400",
+        "123456789012345678901234567890123",
+        "true",
+        "null",
+        "{}",
+        "[]",
+        "[{}]",
+        "[1]",
+        r#"{"Id": "x"}"#,
+    ];
+    let mut compared = 0;
+    for name in ["kyc.json", "get_accounts_detail.json", "investments.json"] {
+        let full = match parse(&fixture(name)).expect(name) {
+            Callback::Kyc(c) => serde_json::to_value(c),
+            Callback::GetAccountsDetail(c) => serde_json::to_value(c),
+            Callback::Investments(c) => serde_json::to_value(c),
+        }
+        .expect("serialise");
+        let mut paths = Vec::new();
+        every_path(&full, &mut Vec::new(), &mut paths);
+        for path in paths.iter().filter(|path| !path.is_empty()) {
+            for replacement in replacements {
+                let mut body = full.clone();
+                *node(&mut body, path) = serde_json::from_str(replacement).expect("replacement");
+                let body = serde_json::to_vec(&body).expect("body");
+                let quick = super::check::quick_keys(&body, ParseLimits::default());
+                let typed = parse(&body).map(|callback| callback.keys());
+                match (&quick, &typed) {
+                    (Some(keys), Ok(expected)) => assert_eq!(keys, expected, "{name} {path:?} = {replacement}"),
+                    (None, Err(_)) => {}
+                    _ => panic!(
+                        "{name}: {path:?} = {replacement}: quick check {quick:?}, parser {:?}",
+                        typed.map_err(|e| e.to_string())
+                    ),
+                }
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 1_000, "only {compared} bodies compared");
+}
+
+#[test]
+fn validation_returns_the_parsers_keys_and_errors() {
+    for name in ["kyc.json", "get_accounts_detail.json", "investments.json"] {
+        let body = fixture(name);
+        assert_eq!(validate_callback(&body, ParseLimits::default()).expect(name), parse(&body).expect(name).keys());
+    }
+    // The ResponseType read from the first bytes: escaped, repeated, not first, spaced out,
+    // unknown, not a string.
+    let bodies: [&[u8]; 13] = [
+        br#"{"ResponseType": "KYC", "Login": {"Id": 7}}"#,
+        br#"{"ResponseType": "KYC", "Login": {"Id": "L"}}"#,
+        br#"{"ResponseType": "K\u0059C", "Login": {"Id": "L"}}"#,
+        br#"{"ResponseType": "KYC", "Login": {"Id": "L"}, "ResponseType": "KYC"}"#,
+        br#"{"ResponseType": "KYC", "Login": {"Id": "L"}, "ResponseType": "Investments"}"#,
+        br#"{"Login": {"Id": "L"}, "ResponseType": "KYC"}"#,
+        b" \n{ \"ResponseType\" :\t\"KYC\" , \"Login\": {\"Id\": \"L\"}}",
+        br#"{"ResponseType": "KYCX", "Login": {"Id": "L"}}"#,
+        br#"{"ResponseType": ["KYC"], "Login": {"Id": "L"}}"#,
+        // Strings that a skipped field holds: half a surrogate pair, a whole pair, bytes
+        // that are not UTF-8.
+        br#"{"ResponseType": "KYC", "Login": {"Id": "L"}, "Extra": "\ud800"}"#,
+        br#"{"ResponseType": "KYC", "Login": {"Id": "L"}, "Extra": "\udc00x"}"#,
+        br#"{"ResponseType": "KYC", "Login": {"Id": "L"}, "Extra": "\ud83d\ude00"}"#,
+        b"{\"ResponseType\": \"KYC\", \"Login\": {\"Id\": \"L\"}, \"Extra\": \"\xff\xfe\"}",
+    ];
+    for body in bodies {
+        assert_eq!(
+            format!("{:?}", validate_callback(body, ParseLimits::default())),
+            format!("{:?}", parse(body).map(|callback| callback.keys())),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    assert!(validate_callback(bodies[1], ParseLimits::default()).is_ok());
+    assert!(validate_callback(bodies[3], ParseLimits::default()).is_err());
+    assert!(validate_callback(bodies[9], ParseLimits::default()).is_err());
+    assert!(validate_callback(bodies[11], ParseLimits::default()).is_ok());
+    assert!(validate_callback(bodies[12], ParseLimits::default()).is_err());
+}

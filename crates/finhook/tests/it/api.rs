@@ -291,6 +291,26 @@ async fn finhook_bench_seeds_a_backlog_into_the_stopped_store_and_a_restarted_se
 }
 
 #[tokio::test]
+async fn finhook_bench_measures_the_floor_with_a_relay_in_place_of_the_server() {
+    // The relay's durable write goes to a file, or with --database to PostgreSQL.
+    let (floor, name) = match super::BACKEND {
+        crate::helpers::Backend::Postgres => ("postgres-relay", "PostgreSQL relay floor"),
+        crate::helpers::Backend::Sqlite => ("durable-relay", "durable relay floor"),
+    };
+    let report = bench(&["--floor", floor, "--messages", "40", "--concurrency", "4"]).await;
+    assert_eq!(report["server"], name, "{report}");
+    assert_eq!(report["delivered"], 40, "every callback went through the relay: {report}");
+    assert!(report["cpu_seconds_per_1000"].as_f64().is_some(), "{report}");
+    let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_finhook"))
+        .args(["bench", "--floor", "relay", "--endpoints", "2"])
+        .output()
+        .await
+        .expect("run finhook bench");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--floor measures one instance with one endpoint"));
+}
+
+#[tokio::test]
 async fn the_openapi_document_describes_every_route() {
     let app = spawn_app().await;
     let response = app.http.get(app.url("/openapi.json")).send().await.expect("openapi");

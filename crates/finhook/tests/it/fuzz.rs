@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use finhook_core::flinks::{parse_callback, ParseLimits, DEFAULT_MAX_DEPTH};
+use finhook_core::flinks::{parse_callback, validate_callback, ParseLimits, DEFAULT_MAX_DEPTH};
 use finhook_core::secret::EndpointSecret;
 use finhook_core::signing::{self, StandardHeaders};
 use proptest::prelude::*;
@@ -185,6 +185,9 @@ fn fuzz_the_callback_parser() {
             prop_assert!(login.as_ref().map_or(optional, |id| !id.trim().is_empty()), "LoginId {:?}", login);
         }
         prop_assert_eq!(format!("{:?}", parse_callback(body, limits)), format!("{parsed:?}"));
+        // Ingest's validation gives the same answer and the same error as the parser.
+        let validated = validate_callback(body, limits);
+        prop_assert_eq!(format!("{validated:?}"), format!("{:?}", parsed.map(|callback| callback.keys())));
         Ok(())
     });
 }

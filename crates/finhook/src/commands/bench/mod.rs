@@ -5,6 +5,7 @@
 //! reports throughput, end-to-end latency, the drain rate, and the server's peak memory and
 //! CPU time.
 
+pub mod floor;
 mod load;
 mod payload;
 mod receiver;
@@ -82,6 +83,13 @@ pub struct BenchArgs {
     /// Give up waiting for deliveries after this many seconds.
     #[arg(long = "timeout", value_name = "SECONDS", default_value_t = 300)]
     timeout_seconds: u64,
+    /// Measure what the machine allows instead of finhook: a relay that answers 202 and
+    /// forwards the bytes with the same HTTP stacks and nothing else (`relay`), or that also
+    /// appends each body to a file with a group-committed fdatasync first (`durable-relay`),
+    /// or inserts it into a table of the `--database` PostgreSQL first (`postgres-relay`).
+    /// One instance and one endpoint.
+    #[arg(long, value_enum, conflicts_with_all = ["backlog", "hanging"])]
+    floor: Option<floor::Floor>,
     /// Print one JSON object instead of the report.
     #[arg(long)]
     json: bool,
@@ -97,6 +105,8 @@ struct Latency {
 
 #[derive(Debug, Serialize)]
 struct Report {
+    /// "finhook", or the floor measured in its place (`--floor`).
+    server: &'static str,
     messages: usize,
     /// Deliveries that reached the receiver (a callback counts once per endpoint).
     delivered: usize,
@@ -181,6 +191,9 @@ fn check(args: &BenchArgs) -> Result<(), String> {
     if args.instances == 0 || args.endpoints < args.instances {
         return Err("--instances must be at least 1, and --endpoints at least --instances".into());
     }
+    if args.floor.is_some() && (args.instances, args.endpoints) != (1, 1) {
+        return Err("--floor measures one instance with one endpoint".into());
+    }
     if !(1..=1_000).contains(&args.hanging_endpoints) {
         return Err("--hanging-endpoints must be between 1 and 1000".into());
     }
@@ -192,7 +205,10 @@ fn check(args: &BenchArgs) -> Result<(), String> {
 
 #[allow(clippy::print_stdout)]
 fn print_report(r: &Report) {
-    println!("finhook bench ({} build, {} store)", r.build, r.database);
+    match r.server {
+        "finhook" => println!("finhook bench ({} build, {} store)", r.build, r.database),
+        floor => println!("finhook bench ({} build, the {floor} in place of the server)", r.build),
+    }
     let load = match (r.concurrency, r.offered_per_s) {
         (Some(c), _) => format!("{c} in flight"),
         (_, Some(rate)) => format!("offered at {rate:.0}/s"),
@@ -292,12 +308,25 @@ async fn set_up(
 }
 
 async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
-    let mut server = Server::start(args.database.as_deref()).await?;
     let arrivals = Arc::new(Arrivals::default());
     let receiver = receiver::start(arrivals.clone()).await?;
     let http = reqwest::Client::new();
-    let Setup { names, urls, paths, hanging_url } =
-        set_up(&http, &format!("http://{}", server.addr), receiver, args).await?;
+    let (mut server, Setup { names, urls, paths, hanging_url }) = match args.floor {
+        Some(floor) => {
+            let path = "/hook/0".to_string();
+            let server =
+                Server::start_floor(floor, &format!("http://{receiver}{path}"), args.database.as_deref()).await?;
+            let url = format!("http://{}/v1/instances/floor/callbacks", server.addr);
+            let setup =
+                Setup { names: vec!["floor".into()], urls: vec![url], paths: vec![vec![path]], hanging_url: None };
+            (server, setup)
+        }
+        None => {
+            let server = Server::start(args.database.as_deref()).await?;
+            let setup = set_up(&http, &format!("http://{}", server.addr), receiver, args).await?;
+            (server, setup)
+        }
+    };
     let messages = args.backlog.unwrap_or(args.messages);
     let expected: usize = (0..messages).map(|n| paths[n % args.instances].len()).sum();
     arrivals.set_down(args.backlog.is_some() && !args.seed);
@@ -387,6 +416,7 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
     let drain_seconds = recovered.map(|at| last.saturating_duration_since(at).as_secs_f64());
     let per_second = |count: usize, seconds: f64| count as f64 / seconds.max(f64::EPSILON);
     Ok(Report {
+        server: args.floor.map_or("finhook", floor::Floor::name),
         messages,
         delivered,
         expected_deliveries: expected,

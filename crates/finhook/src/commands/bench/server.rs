@@ -33,6 +33,29 @@ impl Server {
         Ok(Self { child, addr, database, secrets_key, dir })
     }
 
+    /// Starts the relay of `finhook bench --floor` in place of the server, forwarding to
+    /// `forward`.
+    pub async fn start_floor(
+        floor: super::floor::Floor,
+        forward: &str,
+        database: Option<&str>,
+    ) -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("could not make a temporary directory: {e}"))?;
+        let mut args = vec!["bench-floor-server".to_string(), "--forward".into(), forward.into()];
+        match (floor, database) {
+            (super::floor::Floor::Relay, _) => {}
+            (super::floor::Floor::DurableRelay, _) => {
+                args.extend(["--durable".into(), dir.path().join("floor.log").display().to_string()]);
+            }
+            (super::floor::Floor::PostgresRelay, Some(url)) => args.extend(["--postgres".into(), url.into()]),
+            (super::floor::Floor::PostgresRelay, None) => {
+                return Err("--floor postgres-relay needs --database postgres://…".into());
+            }
+        }
+        let (child, addr) = spawn_process(&args, &[], dir.path()).await?;
+        Ok(Self { child, addr, database: String::new(), secrets_key: String::new(), dir })
+    }
+
     /// Stops the server at once (as a crash would: the store is durable), for `--seed` to
     /// write into its store.
     pub async fn kill(&mut self) {
@@ -76,14 +99,27 @@ async fn spawn(
     secrets_key: &str,
     dir: &std::path::Path,
 ) -> Result<(tokio::process::Child, SocketAddr), String> {
+    let args = ["serve", "--listen", "127.0.0.1:0", "--allow-insecure-loopback", "--database", database];
+    let env = [
+        ("FINHOOK_ADMIN_KEY", BENCH_KEY),
+        ("FINHOOK_SECRETS_KEY", secrets_key),
+        // The bench measures the server, not the per-instance rate limit it would hit.
+        ("FINHOOK_INGEST_RATE_PER_SECOND", "0"),
+    ];
+    spawn_process(&args.map(String::from), &env, dir).await
+}
+
+/// Spawns this executable with `args` and waits for the address it says it listens on.
+async fn spawn_process(
+    args: &[String],
+    env: &[(&str, &str)],
+    dir: &std::path::Path,
+) -> Result<(tokio::process::Child, SocketAddr), String> {
     let exe = std::env::current_exe().map_err(|e| format!("could not find the finhook executable: {e}"))?;
     let mut child = tokio::process::Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--allow-insecure-loopback", "--database", database])
-        .env("FINHOOK_ADMIN_KEY", BENCH_KEY)
-        .env("FINHOOK_SECRETS_KEY", secrets_key)
+        .args(args)
+        .envs(env.iter().copied())
         .env("FINHOOK_LOG", "warn")
-        // The bench measures the server, not the per-instance rate limit it would hit.
-        .env("FINHOOK_INGEST_RATE_PER_SECOND", "0")
         .current_dir(dir)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)

@@ -1,0 +1,214 @@
+//! `finhook bench --floor`: what this machine allows with none of finhook's own work. A
+//! minimal relay, run as its own process in place of `finhook serve`, answers each ingest
+//! `202` and POSTs the same bytes to the bench's receiver with the HTTP stacks finhook uses
+//! (hyper behind axum in, reqwest out). It parses nothing, signs nothing and keeps no
+//! database; `durable-relay` also appends each body to a file and answers only after a
+//! group-committed `fdatasync`, and `postgres-relay` instead inserts each batch of bodies
+//! into a PostgreSQL table in one statement (`--database`). The gap between these and `finhook serve` under the same
+//! load is what finhook's validation, store, signing and bookkeeping cost.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use clap::{Args, ValueEnum};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::super::{block_on, fail};
+
+/// Bodies waiting for the durable write, each with the sender of its outcome.
+type Log = mpsc::UnboundedSender<(Bytes, oneshot::Sender<std::io::Result<()>>)>;
+
+/// Which floor `finhook bench --floor` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Floor {
+    /// Receive, answer 202, forward: two HTTP hops and nothing else.
+    Relay,
+    /// The same, answering only after the body is appended to a file and fdatasync'ed
+    /// (group commit): the hops plus the one durable write a 202 needs.
+    DurableRelay,
+    /// The hops plus one committed row per callback in PostgreSQL (`--database`): every
+    /// body waiting goes in one `INSERT … SELECT FROM UNNEST` (group commit).
+    PostgresRelay,
+}
+
+impl Floor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Relay => "relay floor",
+            Self::DurableRelay => "durable relay floor",
+            Self::PostgresRelay => "PostgreSQL relay floor",
+        }
+    }
+}
+
+/// The relay's own command line (a hidden subcommand the bench starts).
+#[derive(Debug, Args)]
+pub struct FloorServerArgs {
+    /// Where to POST each callback.
+    #[arg(long)]
+    forward: String,
+    /// Append every body to this file and answer after fdatasync.
+    #[arg(long)]
+    durable: Option<PathBuf>,
+    /// Insert every body into a table of this PostgreSQL database and answer after commit.
+    #[arg(long, conflicts_with = "durable")]
+    postgres: Option<String>,
+}
+
+/// As many forwards in flight as finhook allows one endpoint by default.
+const IN_FLIGHT: usize = 64;
+
+struct Relay {
+    http: reqwest::Client,
+    forward: String,
+    log: Option<Log>,
+    next_id: AtomicU64,
+    in_flight: Arc<Semaphore>,
+}
+
+/// Runs the relay until it is killed; prints the line the bench waits for.
+#[allow(clippy::print_stdout)]
+pub fn serve(args: FloorServerArgs) -> ExitCode {
+    let log = match &args.durable {
+        Some(path) => match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            Ok(file) => Some(group_commit(file)),
+            Err(error) => return fail(1, format!("could not open {}: {error}", path.display())),
+        },
+        None => None,
+    };
+    block_on(async move {
+        let log = match (log, &args.postgres) {
+            (None, Some(url)) => match postgres_group_commit(url).await {
+                Ok(log) => Some(log),
+                Err(error) => return fail(1, format!("could not set up the PostgreSQL floor: {error}")),
+            },
+            (log, _) => log,
+        };
+        let http = match reqwest::Client::builder().use_rustls_tls().redirect(reqwest::redirect::Policy::none()).build()
+        {
+            Ok(http) => http,
+            Err(error) => return fail(1, format!("could not build the HTTP client: {error}")),
+        };
+        let relay = Arc::new(Relay {
+            http,
+            forward: args.forward,
+            log,
+            next_id: AtomicU64::new(0),
+            in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
+        });
+        let app = axum::Router::new()
+            .route("/v1/instances/{name}/callbacks", axum::routing::post(ingest))
+            .with_state(relay)
+            .layer(axum::extract::DefaultBodyLimit::disable());
+        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+            Ok(listener) => listener,
+            Err(error) => return fail(1, format!("could not listen: {error}")),
+        };
+        match listener.local_addr() {
+            Ok(addr) => println!("finhook listening on http://{addr}"),
+            Err(error) => return fail(1, format!("could not listen: {error}")),
+        }
+        match axum::serve(listener, app).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(1, format!("the relay stopped: {error}")),
+        }
+    })
+}
+
+async fn ingest(State(relay): State<Arc<Relay>>, body: Bytes) -> impl IntoResponse {
+    if let Some(log) = &relay.log {
+        let (done, committed) = oneshot::channel();
+        let written = match log.send((body.clone(), done)) {
+            Ok(()) => committed.await.unwrap_or_else(|_| Err(std::io::Error::other("the writer stopped"))),
+            Err(_) => Err(std::io::Error::other("the writer stopped")),
+        };
+        if let Err(error) = written {
+            return (StatusCode::INSUFFICIENT_STORAGE, error.to_string());
+        }
+    }
+    let id = format!("msg_{:020}", relay.next_id.fetch_add(1, Ordering::Relaxed));
+    let answer = format!("{{\"message_id\":\"{id}\"}}");
+    tokio::spawn(forward(relay, id, body));
+    (StatusCode::ACCEPTED, answer)
+}
+
+async fn forward(relay: Arc<Relay>, id: String, body: Bytes) {
+    let Ok(_slot) = relay.in_flight.clone().acquire_owned().await else { return };
+    let sent = relay
+        .http
+        .post(&relay.forward)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .body(body)
+        .send()
+        .await;
+    if let Ok(response) = sent {
+        let _ = response.bytes().await;
+    }
+}
+
+/// A writer thread: takes every body waiting, appends them, one `fdatasync`, then answers
+/// them all. Written here rather than with a crate because it is the floor being measured:
+/// the least a durable append can do.
+fn group_commit(mut file: std::fs::File) -> Log {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Bytes, oneshot::Sender<std::io::Result<()>>)>();
+    std::thread::spawn(move || {
+        let mut batch = Vec::new();
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while let Ok(more) = rx.try_recv() {
+                batch.push(more);
+            }
+            let result = batch
+                .iter()
+                .try_for_each(|(body, _)| {
+                    file.write_all(&(body.len() as u64).to_le_bytes())?;
+                    file.write_all(body)
+                })
+                .and_then(|()| file.sync_data());
+            for (_, done) in batch.drain(..) {
+                let _ =
+                    done.send(result.as_ref().map(|_| ()).map_err(|e| std::io::Error::new(e.kind(), e.to_string())));
+            }
+        }
+    });
+    tx
+}
+
+/// A task that inserts every body waiting in one statement, one commit per batch: the
+/// least PostgreSQL can be asked for to make a callback durable.
+async fn postgres_group_commit(url: &str) -> Result<Log, sqlx::Error> {
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS finhook_bench_floor (id bigserial PRIMARY KEY, body bytea NOT NULL)")
+        .execute(&pool)
+        .await?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Bytes, oneshot::Sender<std::io::Result<()>>)>();
+    tokio::spawn(async move {
+        let mut batch = Vec::new();
+        while let Some(first) = rx.recv().await {
+            batch.push(first);
+            while let Ok(more) = rx.try_recv() {
+                batch.push(more);
+            }
+            let bodies: Vec<&[u8]> = batch.iter().map(|(body, _)| body.as_ref()).collect();
+            let result = sqlx::query("INSERT INTO finhook_bench_floor (body) SELECT * FROM UNNEST($1::bytea[])")
+                .bind(bodies)
+                .execute(&pool)
+                .await
+                .map(|_| ())
+                .map_err(|e| std::io::Error::other(e.to_string()));
+            for (_, done) in batch.drain(..) {
+                let _ =
+                    done.send(result.as_ref().map(|_| ()).map_err(|e| std::io::Error::new(e.kind(), e.to_string())));
+            }
+        }
+    });
+    Ok(tx)
+}
