@@ -48,6 +48,7 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0005_messages_by_created_at.sql",
     "0006_nodes.sql",
     "0007_instance_stored_bytes.sql",
+    "0008_payload_lz4.sql",
 );
 
 /// The migrator for one folder.
