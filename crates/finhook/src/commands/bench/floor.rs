@@ -4,7 +4,8 @@
 //! (hyper behind axum in, reqwest out). It parses nothing, signs nothing and keeps no
 //! database; `durable-relay` also appends each body to a file and answers only after a
 //! group-committed `fdatasync`, and `postgres-relay` instead inserts each batch of bodies
-//! into a PostgreSQL table in one statement (`--database`). The gap between these and `finhook serve` under the same
+//! into a PostgreSQL table in one statement (`--database`); both also record each
+//! attempt's outcome durably once the receiver answered, as finhook does. The gap between these and `finhook serve` under the same
 //! load is what finhook's validation, store, signing and bookkeeping cost.
 
 use std::io::Write;
@@ -22,8 +23,22 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::super::{block_on, fail};
 
-/// Bodies waiting for the durable write, each with the sender of its outcome.
-type Log = mpsc::UnboundedSender<(Bytes, oneshot::Sender<std::io::Result<()>>)>;
+/// What the durable floors write: each callback before its `202`, and each delivery
+/// attempt's outcome once the receiver answered (as finhook records every attempt).
+enum Entry {
+    Callback(Bytes),
+    Attempt { message_id: String, status: u16 },
+}
+
+/// Entries waiting for the durable write, each with the sender of its outcome.
+type Log = mpsc::UnboundedSender<(Entry, oneshot::Sender<std::io::Result<()>>)>;
+
+/// Writes `entry` through the log; returns once it is durable.
+async fn write(log: &Log, entry: Entry) -> std::io::Result<()> {
+    let (done, committed) = oneshot::channel();
+    log.send((entry, done)).map_err(|_| std::io::Error::other("the writer stopped"))?;
+    committed.await.unwrap_or_else(|_| Err(std::io::Error::other("the writer stopped")))
+}
 
 /// Which floor `finhook bench --floor` measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -31,10 +46,11 @@ pub enum Floor {
     /// Receive, answer 202, forward: two HTTP hops and nothing else.
     Relay,
     /// The same, answering only after the body is appended to a file and fdatasync'ed
-    /// (group commit): the hops plus the one durable write a 202 needs.
+    /// (group commit), and appending each attempt's outcome the same way: the hops plus
+    /// the durable writes finhook's contract needs.
     DurableRelay,
-    /// The hops plus one committed row per callback in PostgreSQL (`--database`): every
-    /// body waiting goes in one `INSERT … SELECT FROM UNNEST` (group commit).
+    /// The hops plus a committed row per callback and per attempt in PostgreSQL
+    /// (`--database`): whatever is waiting goes in one statement (group commit).
     PostgresRelay,
 }
 
@@ -124,12 +140,7 @@ pub fn serve(args: FloorServerArgs) -> ExitCode {
 
 async fn ingest(State(relay): State<Arc<Relay>>, body: Bytes) -> impl IntoResponse {
     if let Some(log) = &relay.log {
-        let (done, committed) = oneshot::channel();
-        let written = match log.send((body.clone(), done)) {
-            Ok(()) => committed.await.unwrap_or_else(|_| Err(std::io::Error::other("the writer stopped"))),
-            Err(_) => Err(std::io::Error::other("the writer stopped")),
-        };
-        if let Err(error) = written {
+        if let Err(error) = write(log, Entry::Callback(body.clone())).await {
             return (StatusCode::INSUFFICIENT_STORAGE, error.to_string());
         }
     }
@@ -145,12 +156,20 @@ async fn forward(relay: Arc<Relay>, id: String, body: Bytes) {
         .http
         .post(&relay.forward)
         .header("content-type", "application/json")
-        .header("webhook-id", id)
+        .header("webhook-id", &id)
         .body(body)
         .send()
         .await;
-    if let Ok(response) = sent {
-        let _ = response.bytes().await;
+    let status = match sent {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let _ = response.bytes().await;
+            status
+        }
+        Err(_) => 0,
+    };
+    if let Some(log) = &relay.log {
+        let _ = write(log, Entry::Attempt { message_id: id, status }).await;
     }
 }
 
@@ -158,7 +177,7 @@ async fn forward(relay: Arc<Relay>, id: String, body: Bytes) {
 /// them all. Written here rather than with a crate because it is the floor being measured:
 /// the least a durable append can do.
 fn group_commit(mut file: std::fs::File) -> Log {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Bytes, oneshot::Sender<std::io::Result<()>>)>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Entry, oneshot::Sender<std::io::Result<()>>)>();
     std::thread::spawn(move || {
         let mut batch = Vec::new();
         while let Some(first) = rx.blocking_recv() {
@@ -168,9 +187,12 @@ fn group_commit(mut file: std::fs::File) -> Log {
             }
             let result = batch
                 .iter()
-                .try_for_each(|(body, _)| {
-                    file.write_all(&(body.len() as u64).to_le_bytes())?;
-                    file.write_all(body)
+                .try_for_each(|(entry, _)| match entry {
+                    Entry::Callback(body) => {
+                        file.write_all(&(body.len() as u64).to_le_bytes())?;
+                        file.write_all(body)
+                    }
+                    Entry::Attempt { message_id, status } => writeln!(file, "attempt {message_id} {status}"),
                 })
                 .and_then(|()| file.sync_data());
             for (_, done) in batch.drain(..) {
@@ -189,7 +211,13 @@ async fn postgres_group_commit(url: &str) -> Result<Log, sqlx::Error> {
     sqlx::query("CREATE TABLE IF NOT EXISTS finhook_bench_floor (id bigserial PRIMARY KEY, body bytea NOT NULL)")
         .execute(&pool)
         .await?;
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Bytes, oneshot::Sender<std::io::Result<()>>)>();
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS finhook_bench_floor_attempts \
+         (id bigserial PRIMARY KEY, message_id text NOT NULL, status int NOT NULL, at timestamptz NOT NULL DEFAULT now())",
+    )
+    .execute(&pool)
+    .await?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Entry, oneshot::Sender<std::io::Result<()>>)>();
     tokio::spawn(async move {
         let mut batch = Vec::new();
         while let Some(first) = rx.recv().await {
@@ -197,13 +225,29 @@ async fn postgres_group_commit(url: &str) -> Result<Log, sqlx::Error> {
             while let Ok(more) = rx.try_recv() {
                 batch.push(more);
             }
-            let bodies: Vec<&[u8]> = batch.iter().map(|(body, _)| body.as_ref()).collect();
-            let result = sqlx::query("INSERT INTO finhook_bench_floor (body) SELECT * FROM UNNEST($1::bytea[])")
-                .bind(bodies)
-                .execute(&pool)
-                .await
-                .map(|_| ())
-                .map_err(|e| std::io::Error::other(e.to_string()));
+            let (mut bodies, mut ids, mut statuses) = (Vec::<&[u8]>::new(), Vec::<&str>::new(), Vec::<i32>::new());
+            for (entry, _) in &batch {
+                match entry {
+                    Entry::Callback(body) => bodies.push(body),
+                    Entry::Attempt { message_id, status } => {
+                        ids.push(message_id);
+                        statuses.push(i32::from(*status));
+                    }
+                }
+            }
+            // Both tables in one statement: one round trip, one commit.
+            let result = sqlx::query(
+                "WITH a AS (INSERT INTO finhook_bench_floor_attempts (message_id, status) \
+                            SELECT * FROM UNNEST($2::text[], $3::int[])) \
+                 INSERT INTO finhook_bench_floor (body) SELECT * FROM UNNEST($1::bytea[])",
+            )
+            .bind(bodies)
+            .bind(ids)
+            .bind(statuses)
+            .execute(&pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| std::io::Error::other(e.to_string()));
             for (_, done) in batch.drain(..) {
                 let _ =
                     done.send(result.as_ref().map(|_| ()).map_err(|e| std::io::Error::new(e.kind(), e.to_string())));

@@ -85,8 +85,9 @@ pub struct BenchArgs {
     timeout_seconds: u64,
     /// Measure what the machine allows instead of finhook: a relay that answers 202 and
     /// forwards the bytes with the same HTTP stacks and nothing else (`relay`), or that also
-    /// appends each body to a file with a group-committed fdatasync first (`durable-relay`),
-    /// or inserts it into a table of the `--database` PostgreSQL first (`postgres-relay`).
+    /// appends each body (before the 202) and each attempt's outcome to a file with a
+    /// group-committed fdatasync (`durable-relay`), or inserts them into tables of the
+    /// `--database` PostgreSQL (`postgres-relay`).
     /// One instance and one endpoint.
     #[arg(long, value_enum, conflicts_with_all = ["backlog", "hanging"])]
     floor: Option<floor::Floor>,
