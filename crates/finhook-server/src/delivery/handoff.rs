@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 use tokio::sync::{mpsc, Notify};
 
@@ -26,6 +27,8 @@ pub struct Fresh {
     pub message_id: MessageId,
     pub endpoint_id: EndpointId,
     pub payload: Bytes,
+    /// Leased to this node by the ingest until then (shared store): no claim needed.
+    pub leased_until: Option<DateTime<Utc>>,
 }
 
 /// Without the payload: it is a customer's financial data.
@@ -36,6 +39,7 @@ impl std::fmt::Debug for Fresh {
             .field("message_id", &self.message_id)
             .field("endpoint_id", &self.endpoint_id)
             .field("payload_bytes", &self.payload.len())
+            .field("leased_until", &self.leased_until)
             .finish()
     }
 }
@@ -45,6 +49,9 @@ struct Shared {
     sender: mpsc::Sender<Fresh>,
     /// Endpoints whose hand-offs found the inbox full.
     overflowed: Mutex<HashSet<EndpointId>>,
+    /// Dropped hand-offs that ingest had leased to this node: the worker releases them
+    /// before it looks at the store, or they would wait for their lease to run out.
+    unclaimed: Mutex<Vec<DeliveryId>>,
     any_overflow: AtomicBool,
     rescan: AtomicBool,
     wake: Notify,
@@ -73,6 +80,7 @@ impl Dispatch {
         let shared = Arc::new(Shared {
             sender,
             overflowed: Mutex::default(),
+            unclaimed: Mutex::default(),
             any_overflow: AtomicBool::new(false),
             rescan: AtomicBool::new(false),
             wake: Notify::new(),
@@ -88,11 +96,17 @@ impl Dispatch {
                 message_id: message_id.clone(),
                 endpoint_id: delivery.endpoint_id.clone(),
                 payload: payload.clone(),
+                leased_until: delivery.leased_until,
             };
             if let Err(refused) = self.shared.sender.try_send(fresh) {
                 let fresh = match refused {
                     mpsc::error::TrySendError::Full(fresh) | mpsc::error::TrySendError::Closed(fresh) => fresh,
                 };
+                if fresh.leased_until.is_some() {
+                    if let Ok(mut unclaimed) = self.shared.unclaimed.lock() {
+                        unclaimed.push(fresh.delivery_id);
+                    }
+                }
                 if let Ok(mut overflowed) = self.shared.overflowed.lock() {
                     overflowed.insert(fresh.endpoint_id);
                 }
@@ -128,6 +142,22 @@ impl Inbox {
         self.shared.rescan.swap(false, Ordering::AcqRel)
     }
 
+    /// The dropped hand-offs that ingest had leased to this node, to release.
+    pub fn take_unclaimed(&self) -> Vec<DeliveryId> {
+        self.shared.unclaimed.lock().map(|mut ids| std::mem::take(&mut *ids)).unwrap_or_default()
+    }
+
+    /// Everything still waiting (at shutdown): the leased ones to release.
+    pub fn drain_leased(&mut self) -> Vec<DeliveryId> {
+        let mut ids = self.take_unclaimed();
+        while let Ok(fresh) = self.receiver.try_recv() {
+            if fresh.leased_until.is_some() {
+                ids.push(fresh.delivery_id);
+            }
+        }
+        ids
+    }
+
     /// The endpoints whose hand-offs were dropped since the last call.
     pub fn take_overflowed(&self) -> Vec<EndpointId> {
         if !self.shared.any_overflow.swap(false, Ordering::AcqRel) {
@@ -142,7 +172,7 @@ mod tests {
     use super::*;
 
     fn scheduled(endpoint: &EndpointId) -> ScheduledDelivery {
-        ScheduledDelivery { id: DeliveryId::generate(), endpoint_id: endpoint.clone() }
+        ScheduledDelivery { id: DeliveryId::generate(), endpoint_id: endpoint.clone(), leased_until: None }
     }
 
     #[test]
@@ -163,11 +193,34 @@ mod tests {
     }
 
     #[test]
+    fn dropped_hand_offs_that_ingest_leased_are_given_back_once() {
+        let (dispatch, mut inbox) = Dispatch::with_capacity(1);
+        let endpoint = EndpointId::generate();
+        let leased = |n: i64| ScheduledDelivery {
+            id: DeliveryId::generate(),
+            endpoint_id: endpoint.clone(),
+            leased_until: DateTime::from_timestamp(n, 0),
+        };
+        let (kept, dropped) = (leased(1), leased(2));
+        let unleased = scheduled(&endpoint);
+        dispatch.hand_off(
+            &MessageId::generate(),
+            &Bytes::from_static(b"{}"),
+            &[kept.clone(), dropped.clone(), unleased],
+        );
+        assert_eq!(inbox.take_unclaimed(), vec![dropped.id], "only the leased one that did not fit");
+        assert!(inbox.take_unclaimed().is_empty(), "given back once");
+        // At shutdown, what still waits in the inbox goes back too.
+        assert_eq!(inbox.drain_leased(), vec![kept.id]);
+    }
+
+    #[test]
     fn debug_never_shows_the_payload() {
         let fresh = Fresh {
             delivery_id: DeliveryId::generate(),
             message_id: MessageId::generate(),
             endpoint_id: EndpointId::generate(),
+            leased_until: None,
             payload: Bytes::from_static(b"{\"LoginId\":\"secret-login\"}"),
         };
         let shown = format!("{fresh:?}");

@@ -215,7 +215,9 @@ impl Lanes {
     }
 
     /// Takes handed-over deliveries into their lanes, as far as the lanes have room; the
-    /// rest stay in the store, and their lanes look there. Claims only what it keeps.
+    /// rest stay in the store, and their lanes look there. Claims only what it keeps and
+    /// ingest did not already lease to this node, and releases what ingest leased and it
+    /// does not keep.
     pub async fn take_fresh(
         &mut self,
         store: &dyn Store,
@@ -226,8 +228,12 @@ impl Lanes {
         let depth = self.depth();
         let mut kept = Vec::with_capacity(fresh.len());
         let mut reserved: HashMap<EndpointId, usize> = HashMap::new();
+        // Leased to this node by their ingest but not kept: given back at once, so that
+        // the scan of their lane finds them.
+        let mut give_back = Vec::new();
         for item in fresh {
             if !self.refresh(store, &item.endpoint_id, now).await {
+                give_back.extend(item.leased_until.map(|_| item.delivery_id));
                 continue;
             }
             let lane = self.lanes.entry(item.endpoint_id.clone()).or_default();
@@ -237,21 +243,32 @@ impl Lanes {
             let reserved = reserved.entry(item.endpoint_id.clone()).or_default();
             if lane.size() + *reserved >= depth {
                 self.want_scan(&item.endpoint_id, now);
+                give_back.extend(item.leased_until.map(|_| item.delivery_id));
                 continue;
             }
             *reserved += 1;
             kept.push(item);
         }
+        if !give_back.is_empty() {
+            store.release(&give_back).await?;
+        }
         if kept.is_empty() {
             return Ok(());
         }
-        let ids: Vec<DeliveryId> = kept.iter().map(|f| f.delivery_id.clone()).collect();
-        let granted: HashSet<DeliveryId> = store.claim(&ids, now, lease_until).await?.into_iter().collect();
-        let lease = store.claims_are_leases().then_some(lease_until);
+        // Those ingest leased to this node are ours already; the others are claimed.
+        let ids: Vec<DeliveryId> =
+            kept.iter().filter(|f| f.leased_until.is_none()).map(|f| f.delivery_id.clone()).collect();
+        let granted: HashSet<DeliveryId> = if ids.is_empty() {
+            HashSet::new()
+        } else {
+            store.claim(&ids, now, lease_until).await?.into_iter().collect()
+        };
         for item in kept {
-            if !granted.contains(&item.delivery_id) {
-                continue; // another node took it, or it is no longer pending
-            }
+            let lease = match item.leased_until {
+                Some(until) => Some(until),
+                None if granted.contains(&item.delivery_id) => store.claims_are_leases().then_some(lease_until),
+                None => continue, // another node took it, or it is no longer pending
+            };
             let lane = self.lanes.entry(item.endpoint_id.clone()).or_default();
             lane.held.insert(item.delivery_id.clone());
             let due = DueDelivery {

@@ -167,6 +167,9 @@ impl Worker {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let context = &self.context;
         let mut engine = self.engine.lock().await;
+        // While this runs, ingest leases what it hands over (on a shared store), so the
+        // worker needs no claim of its own; it gives back what it does not take.
+        context.store.lease_new_deliveries(chrono_duration(context.settings.timeout + CLAIM_MARGIN));
         tokio::pin!(shutdown);
         loop {
             if let Err(error) = engine.turn(context).await {
@@ -196,9 +199,13 @@ impl Worker {
             }
         }
         tracing::info!(in_flight = engine.tasks.len(), "delivery worker stopping; finishing attempts in flight");
-        // What is queued here and not yet started goes back to the other nodes now, not
-        // when its lease would have run out.
-        let queued = engine.lanes.drain_leased();
+        // Ingests from now on leave their deliveries to any node; what is queued here and
+        // not yet started (and what ingest leased and handed over, not yet taken) goes back
+        // to the other nodes now, not when its lease would have run out.
+        context.store.lease_new_deliveries(chrono::Duration::zero());
+        let mut queued = engine.lanes.drain_leased();
+        queued.extend(engine.received.drain(..).filter(|fresh| fresh.leased_until.is_some()).map(|f| f.delivery_id));
+        queued.extend(engine.inbox.drain_leased());
         if !queued.is_empty() {
             match context.store.release(&queued).await {
                 Ok(()) => tracing::info!(released = queued.len(), "released the claims of deliveries not started"),
@@ -253,6 +260,12 @@ impl Engine {
             }
         }
         self.lanes.take_fresh(store, fresh, now, lease_until).await?;
+        // Hand-offs that found the inbox full, leased by their ingest: given back before the
+        // scan below, which then finds them like any other due delivery.
+        let unclaimed = self.inbox.take_unclaimed();
+        if !unclaimed.is_empty() {
+            store.release(&unclaimed).await?;
+        }
         self.lanes.overflowed(self.inbox.take_overflowed(), now);
         self.lanes.scan_due(store, now, lease_until).await?;
         let timeout = chrono_duration(context.settings.timeout);

@@ -271,6 +271,9 @@ pub enum IngestOutcome {
 pub struct ScheduledDelivery {
     pub id: DeliveryId,
     pub endpoint_id: EndpointId,
+    /// On a shared store, leased to this node by the ingest itself, until then: its worker
+    /// needs no claim of its own (see [`queue::DeliveryQueue::lease_new_deliveries`]).
+    pub leased_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,6 +30,14 @@ pub trait DeliveryQueue: Send + Sync {
     /// store), rather than a promise kept in this process alone (the embedded store,
     /// whose lock file keeps every other process away).
     fn claims_are_leases(&self) -> bool;
+    /// From now on, on a shared store, deliveries that ingest writes through this store
+    /// are leased to this node for `lease` from the time of the ingest, in the ingest's
+    /// own statement, so that the worker they are handed to needs no claim (a transaction
+    /// and a commit of its own per hand-off). The worker releases those it does not take.
+    /// Nothing to do where claims are not leases.
+    fn lease_new_deliveries(&self, lease: chrono::Duration) {
+        let _ = lease;
+    }
     /// Goes up whenever an endpoint is created, changed or deleted through this store, so
     /// the worker knows its copies are stale.
     fn endpoints_version(&self) -> u64;

@@ -155,6 +155,41 @@ async fn a_crashed_nodes_claims_pass_to_another_node_within_five_seconds() {
     assert_eq!(receiver.received().len(), 1);
 }
 
+/// While a node's worker runs, its ingests write their deliveries leased to it, and the
+/// worker takes the handed-over deliveries without a claim of its own; the other nodes
+/// leave them alone while it is alive, and take them once it has been silent.
+#[tokio::test]
+async fn ingest_leases_its_deliveries_to_its_own_worker() {
+    let database = postgres_database().await;
+    let clock = ManualClock::starting_at(t0());
+    let (one, two) = (pg_app(&database, &clock).await, pg_app(&database, &clock).await);
+    let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
+    one.create_instance("acme").await;
+    let endpoint = one.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
+    let endpoint = EndpointId::parse(endpoint["id"].as_str().expect("id")).expect("endpoint id");
+    // What `Worker::run` does when it starts (these tests drive the worker step by step).
+    one.state.store.lease_new_deliveries(chrono::Duration::seconds(60));
+    one.state.store.heartbeat(clock.now()).await.expect("heartbeat");
+    let first = one.ingest("acme", fixture("kyc.json")).await;
+    let second = one.ingest("acme", fixture("get_accounts_detail.json")).await;
+    let (lease, now) = (clock.now() + chrono::Duration::seconds(45), clock.now());
+    let taken = two.state.store.take_due(&endpoint, now, lease, 10, 0).await.expect("take");
+    assert!(taken.due.is_empty(), "leased to node one by its ingest: {:?}", taken.due);
+    assert_eq!(one.deliver_due().await, 2, "node one delivers what it ingested, with no claim");
+    assert_eq!(one.message("acme", &first).await["deliveries"][0]["status"], "delivered");
+
+    // Node one ingests once more and goes silent: node two takes it after five seconds.
+    let third = one.ingest("acme", fixture("investments.json")).await;
+    clock.advance(chrono::Duration::seconds(4));
+    assert_eq!(two.deliver_due().await, 0, "node one is still alive as far as node two knows");
+    clock.advance(chrono::Duration::seconds(2));
+    assert_eq!(two.deliver_due().await, 1, "taken over from the silent node");
+    for id in [&second, &third] {
+        assert_eq!(two.message("acme", id).await["deliveries"][0]["status"], "delivered", "{id}");
+    }
+    assert_eq!(receiver.received().len(), 3);
+}
+
 /// A live node keeps its leases however long its attempt takes: the others see it alive.
 #[tokio::test]
 async fn a_live_nodes_leases_are_left_alone() {

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
 use tokio::sync::{mpsc, oneshot};
@@ -46,16 +47,26 @@ enum Job {
 #[derive(Debug)]
 pub(super) struct BatchWriter {
     queue: mpsc::UnboundedSender<Write>,
+    lease: Arc<IngestLease>,
     stop: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl BatchWriter {
-    pub(super) fn spawn(pools: Pools) -> Self {
+    /// `node` names this process in the leases its ingests write (see
+    /// [`BatchWriter::lease_new_deliveries`]).
+    pub(super) fn spawn(pools: Pools, node: &str) -> Self {
         let (queue, receiver) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(pools, receiver, stop.clone()));
-        Self { queue, stop, task: Mutex::new(Some(task)) }
+        let lease = Arc::new(IngestLease { node: node.to_string(), millis: AtomicI64::new(0) });
+        let task = tokio::spawn(run(pools, receiver, stop.clone(), lease.clone()));
+        Self { queue, lease, stop, task: Mutex::new(Some(task)) }
+    }
+
+    /// On PostgreSQL, deliveries of ingests from now on are written leased to this node
+    /// for `lease` from the ingest's time.
+    pub(super) fn lease_new_deliveries(&self, lease: chrono::Duration) {
+        self.lease.millis.store(lease.num_milliseconds().max(0), Ordering::Relaxed);
     }
 
     /// Stops taking writes (later ones fail with [`StoreError::WriterStopped`]), commits and
@@ -96,7 +107,26 @@ impl BatchWriter {
     }
 }
 
-async fn run(pools: Pools, mut receiver: mpsc::UnboundedReceiver<Write>, stop: CancellationToken) {
+/// This node, and how long the leases its ingests write last (0: none yet).
+#[derive(Debug)]
+struct IngestLease {
+    node: String,
+    millis: AtomicI64,
+}
+
+impl IngestLease {
+    fn get(&self) -> Option<(&str, chrono::Duration)> {
+        let millis = self.millis.load(Ordering::Relaxed);
+        (millis > 0).then(|| (self.node.as_str(), chrono::Duration::milliseconds(millis)))
+    }
+}
+
+async fn run(
+    pools: Pools,
+    mut receiver: mpsc::UnboundedReceiver<Write>,
+    stop: CancellationToken,
+    lease: Arc<IngestLease>,
+) {
     loop {
         let first = tokio::select! {
             biased;
@@ -115,7 +145,7 @@ async fn run(pools: Pools, mut receiver: mpsc::UnboundedReceiver<Write>, stop: C
                 Err(_) => break,
             }
         }
-        apply(&pools, batch).await;
+        apply(&pools, batch, &lease).await;
     }
 }
 
@@ -162,12 +192,12 @@ struct Outcome {
 /// transaction is rolled back and the batch is applied again the careful way
 /// ([`apply_each`]): each write in its own savepoint, so one write's error (a foreign key,
 /// a full disk) undoes only that write and the others still commit.
-async fn apply(pools: &Pools, batch: Vec<Write>) {
+async fn apply(pools: &Pools, batch: Vec<Write>, lease: &IngestLease) {
     let mut connection = match pools.writer().await {
         Ok(connection) => connection,
         Err(error) => return fail_all(&Arc::new(error), Vec::new(), batch.into_iter()),
     };
-    let batch = match apply_together(&mut connection, batch).await {
+    let batch = match apply_together(&mut connection, batch, lease).await {
         Together::Committed(outcomes) => {
             outcomes.into_iter().for_each(|outcome| outcome.reply.send(outcome.result));
             return;
@@ -217,13 +247,13 @@ enum Together {
 /// multi-statement hop to sqlx's connection thread (`Conn::execute_all`). Each job is
 /// cloned for its run (a few strings and the payload, far cheaper than a round trip) so
 /// the batch is still whole if it must be applied again write by write.
-async fn apply_together(connection: &mut Pooled, batch: Vec<Write>) -> Together {
+async fn apply_together(connection: &mut Pooled, batch: Vec<Write>, lease: &IngestLease) -> Together {
     if let Err(error) = execute(connection, begin(connection)).await {
         return Together::NotCommitted(error, batch);
     }
     let jobs = batch.iter().map(|write| write.job.clone()).collect();
     let applied = match connection.backend() {
-        Backend::Postgres => apply_set(connection, jobs).await,
+        Backend::Postgres => apply_set(connection, jobs, lease.get()).await,
         Backend::Sqlite => apply_in_turn(connection, jobs).await,
     };
     let results = match applied {
@@ -260,7 +290,11 @@ async fn apply_in_turn(connection: &mut Pooled, jobs: Vec<Job>) -> StoreResult<V
 /// idempotency key and the first record of each delivery go in sets; an ingest with a key
 /// (it may replay one before it, even one in this batch), a second record of a delivery
 /// and a probe are applied alone, after the sets and in their order.
-async fn apply_set(connection: &mut Pooled, jobs: Vec<Job>) -> StoreResult<Vec<Applied>> {
+async fn apply_set(
+    connection: &mut Pooled,
+    jobs: Vec<Job>,
+    lease: Option<(&str, chrono::Duration)>,
+) -> StoreResult<Vec<Applied>> {
     let mut results: Vec<Applied> = vec![None; jobs.len()];
     let (mut ingests, mut records, mut alone) = (Vec::new(), Vec::new(), Vec::new());
     for (n, job) in jobs.into_iter().enumerate() {
@@ -275,7 +309,7 @@ async fn apply_set(connection: &mut Pooled, jobs: Vec<Job>) -> StoreResult<Vec<A
     alone.sort_by_key(|(n, _)| *n);
     let mut subscriptions = Subscriptions::default();
     let (places, messages): (Vec<usize>, Vec<NewMessage>) = ingests.into_iter().unzip();
-    let outcomes = sets::ingest_set(&mut connection.conn(), &mut subscriptions, messages).await?;
+    let outcomes = sets::ingest_set(&mut connection.conn(), &mut subscriptions, messages, lease).await?;
     for (n, outcome) in places.into_iter().zip(outcomes) {
         results[n] = Some(outcome);
     }

@@ -296,7 +296,10 @@ pub(super) async fn ingest_on(
     writes.extend(deliveries_insert);
     // The message and its deliveries in one round trip on SQLite.
     conn.execute_all(writes).await?;
-    let deliveries =
-        ids.into_iter().zip(endpoints).map(|(id, endpoint_id)| ScheduledDelivery { id, endpoint_id }).collect();
+    let deliveries = ids
+        .into_iter()
+        .zip(endpoints)
+        .map(|(id, endpoint_id)| ScheduledDelivery { id, endpoint_id, leased_until: None })
+        .collect();
     Ok(IngestOutcome::Created { message_id, deliveries })
 }

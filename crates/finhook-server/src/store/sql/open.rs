@@ -95,15 +95,16 @@ impl SqlStore {
             .await
             .map_err(StoreError::from)?;
         let pools = Pools::Sqlite { writer, reader };
+        let node = NodeId::generate();
         Ok(Self {
-            writes: batch::BatchWriter::spawn(pools.clone()),
+            writes: batch::BatchWriter::spawn(pools.clone(), node.as_str()),
             pools,
             sealing,
             lock: Mutex::new(lock),
             endpoints_version: AtomicU64::new(0),
             instances: Default::default(),
             sqlite_dir: Some(dir),
-            node: NodeId::generate(),
+            node,
         })
     }
 
@@ -149,15 +150,16 @@ impl SqlStore {
         };
         migrations::migrator(migrations::POSTGRES).await?.run(&pool).await.map_err(StoreError::from)?;
         let pools = Pools::Postgres(pool);
+        let node = NodeId::generate();
         Ok(Self {
-            writes: batch::BatchWriter::spawn(pools.clone()),
+            writes: batch::BatchWriter::spawn(pools.clone(), node.as_str()),
             pools,
             sealing,
             lock: Mutex::new(None),
             endpoints_version: AtomicU64::new(0),
             instances: Default::default(),
             sqlite_dir: None,
-            node: NodeId::generate(),
+            node,
         })
     }
 }

@@ -98,6 +98,12 @@ impl DeliveryQueue for SqlStore {
         self.backend() == Backend::Postgres
     }
 
+    fn lease_new_deliveries(&self, lease: chrono::Duration) {
+        if self.claims_are_leases() {
+            self.writes.lease_new_deliveries(lease);
+        }
+    }
+
     fn endpoints_version(&self) -> u64 {
         self.endpoints_version.load(Ordering::Acquire)
     }

@@ -110,10 +110,14 @@ fn texts<'a>(values: impl Iterator<Item = &'a str>) -> Column {
 /// Stores messages that carry no idempotency key (so none can be a replay of another),
 /// with their deliveries: one statement for the messages, one for the deliveries, whatever
 /// their number. The outcomes are in the order of `messages`.
+///
+/// With `lease` (this node and how long), the deliveries are written leased to this node
+/// from the ingest's time, so that the worker they are handed to needs no claim.
 pub(super) async fn ingest_set(
     conn: &mut Conn<'_>,
     subscriptions: &mut Subscriptions,
     messages: Vec<NewMessage>,
+    lease: Option<(&str, chrono::Duration)>,
 ) -> StoreResult<Vec<IngestOutcome>> {
     if messages.is_empty() {
         return Ok(Vec::new());
@@ -121,6 +125,7 @@ pub(super) async fn ingest_set(
     let mut outcomes = Vec::with_capacity(messages.len());
     let (mut delivery_ids, mut delivery_messages, mut delivery_endpoints, mut delivery_times) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut delivery_leases = Vec::new();
     let mut message_ids = Vec::with_capacity(messages.len());
     for message in &messages {
         debug_assert!(message.idempotency_key.is_none(), "a keyed ingest may be a replay");
@@ -133,7 +138,9 @@ pub(super) async fn ingest_set(
             delivery_messages.push(Some(message_id.as_str().to_string()));
             delivery_endpoints.push(Some(endpoint_id.as_str().to_string()));
             delivery_times.push(Some(millis(message.now)));
-            deliveries.push(ScheduledDelivery { id, endpoint_id });
+            let leased_until = lease.map(|(_, lease)| message.now + lease);
+            delivery_leases.push(leased_until.map(millis));
+            deliveries.push(ScheduledDelivery { id, endpoint_id, leased_until });
         }
         message_ids.push(message_id.clone());
         outcomes.push(IngestOutcome::Created { message_id, deliveries });
@@ -160,16 +167,19 @@ pub(super) async fn ingest_set(
          SELECT id, instance_id, response_type, login_id, request_id, tag, body_sha256, payload, created_at FROM v",
     );
     if !delivery_ids.is_empty() {
+        let delivery_ids_len = delivery_ids.len();
         statements.extend(
             Rows::new()
                 .column("id", Column::Texts(delivery_ids))
                 .column("message_id", Column::Texts(delivery_messages))
                 .column("endpoint_id", Column::Texts(delivery_endpoints))
                 .column("at", Column::Ints(delivery_times))
+                .column("claimed_until", Column::Ints(delivery_leases))
+                .column("claimed_by", Column::Texts(vec![lease.map(|(node, _)| node.to_string()); delivery_ids_len]))
                 .statements(
                     "INSERT INTO deliveries (id, message_id, endpoint_id, status, next_attempt_at, created_at,
-                                             updated_at)
-                     SELECT id, message_id, endpoint_id, 'pending', at, at, at FROM v",
+                                             updated_at, claimed_until, claimed_by)
+                     SELECT id, message_id, endpoint_id, 'pending', at, at, at, claimed_until, claimed_by FROM v",
                 ),
         );
     }
