@@ -386,8 +386,13 @@ impl Lanes {
         let depth = self.depth();
         let Some(lane) = self.lanes.get_mut(id) else { return Ok(()) };
         let room = depth.saturating_sub(lane.size());
-        if room == 0 {
-            return Ok(()); // looked at again when an attempt finishes
+        // A lane refills once it has drained to half (it is looked at again as attempts
+        // finish): each look then takes at least half a lane. Looking whenever one slot
+        // was free took one delivery per look, and a look on the embedded store also
+        // reads the rows the lane holds, so an overloaded node read about a lane's depth
+        // of rows per delivery and slowed down as it fell behind.
+        if room == 0 || room < depth.div_ceil(2) {
+            return Ok(());
         }
         let take = u32::try_from(room).unwrap_or(u32::MAX);
         let held = u32::try_from(lane.held.len()).unwrap_or(u32::MAX);
