@@ -48,6 +48,7 @@ pub struct Metrics {
     lag_seconds: Gauge<f64, AtomicU64>,
     store_write_errors: Family<KindLabel, Counter>,
     endpoint_pauses: Counter,
+    store_scans: Counter,
     connections_shed: Family<ReasonLabel, Counter>,
 }
 
@@ -99,6 +100,12 @@ impl Metrics {
             "Times an endpoint's deliveries were paused (circuit opened) after it could not be reached several times in a row",
             endpoint_pauses.clone(),
         );
+        let store_scans = Counter::default();
+        registry.register(
+            "delivery_store_scans",
+            "Times the worker looked in the store for an endpoint's due deliveries (retries come due, hand-offs that did not fit, the periodic rescan); under load most deliveries come from ingest without one",
+            store_scans.clone(),
+        );
         let connections_shed = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "http_connections_shed",
@@ -116,6 +123,7 @@ impl Metrics {
             lag_seconds,
             store_write_errors,
             endpoint_pauses,
+            store_scans,
             connections_shed,
         }
     }
@@ -133,6 +141,13 @@ impl Metrics {
     /// An inbound connection closed or refused: `idle_evicted`, `refused`, `out_of_files`.
     pub fn connection_shed(&self, reason: &'static str) {
         self.connections_shed.get_or_create(&ReasonLabel { reason: reason.to_string() }).inc();
+    }
+
+    /// The worker looked in the store for due deliveries `count` more times.
+    pub fn store_scans(&self, count: u64) {
+        if count > 0 {
+            self.store_scans.inc_by(count);
+        }
     }
 
     /// An endpoint's circuit opened.

@@ -74,6 +74,8 @@ pub(super) struct Lanes {
     busy: usize,
     /// Attempts past `slow_after`.
     slow: usize,
+    /// Looks in the store for a lane's due deliveries, not yet counted in the metrics.
+    scans: u64,
 }
 
 impl Lanes {
@@ -92,7 +94,13 @@ impl Lanes {
             version: 0,
             busy: 0,
             slow: 0,
+            scans: 0,
         }
+    }
+
+    /// How many times lanes looked in the store since the last call.
+    pub fn take_scans(&mut self) -> u64 {
+        std::mem::take(&mut self.scans)
     }
 
     fn depth(&self) -> usize {
@@ -396,6 +404,7 @@ impl Lanes {
         }
         let take = u32::try_from(room).unwrap_or(u32::MAX);
         let held = u32::try_from(lane.held.len()).unwrap_or(u32::MAX);
+        self.scans += 1;
         let taken = store.take_due(id, now, lease_until, take, held).await?;
         let lane = self.lanes.entry(id.clone()).or_default();
         let new: Vec<DueDelivery> =

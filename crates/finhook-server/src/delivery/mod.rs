@@ -228,6 +228,12 @@ impl Engine {
     /// One turn: take in what changed, look at the store where needed, start what can
     /// start. Returns how many attempts were started.
     async fn turn(&mut self, context: &Arc<WorkerContext>) -> Result<usize, StoreError> {
+        let started = self.turn_inner(context).await;
+        context.metrics.store_scans(self.lanes.take_scans());
+        started
+    }
+
+    async fn turn_inner(&mut self, context: &Arc<WorkerContext>) -> Result<usize, StoreError> {
         let store = context.store.as_ref();
         let now = context.clock.now();
         let lease_until = now + chrono_duration(context.settings.timeout + CLAIM_MARGIN);

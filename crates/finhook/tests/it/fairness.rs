@@ -128,3 +128,33 @@ async fn an_unreachable_endpoint_pauses_after_five_failures_and_is_probed_with_o
     assert_eq!(app.deliver_due().await, 2, "the three that never had an attempt, less the probe's");
     assert_eq!(healthy.received().len(), 2);
 }
+
+async fn store_scans(app: &TestApp) -> u64 {
+    let text = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let line = text.lines().find(|line| line.starts_with("finhook_delivery_store_scans_total")).expect("scans metric");
+    line.rsplit(' ').next().and_then(|n| n.parse().ok()).expect("a count")
+}
+
+/// A lane that is behind (its hand-offs did not fit) refills from the store once it has
+/// drained to half, not whenever an attempt finished: each look at the store takes at least
+/// half a lane. (Looking for one or two deliveries at a time cost an overloaded node a
+/// lane's depth of rows read per delivery: docs/BENCHMARKS.md, "Overload".)
+#[tokio::test]
+async fn a_lane_behind_its_hand_offs_looks_in_the_store_once_per_half_lane() {
+    // Eight attempts at a time (the cap grows from one by one per answer), sixteen queued.
+    let app = spawn_app_with(Options { per_endpoint: 8, ..Options::default() }).await;
+    let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
+    app.create_instance("acme").await;
+    app.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
+    for _ in 0..40 {
+        app.ingest("acme", fixture("kyc.json")).await;
+    }
+    let before = store_scans(&app).await;
+    assert_eq!(app.deliver_due().await, 40);
+    assert_eq!(receiver.received().len(), 40);
+    let scans = store_scans(&app).await - before;
+    // The first look fills the lane with 16; the other 24 come in looks of 8 or more, while
+    // the cap grows 1, 2, 3, ...: three looks in all. Refilling whenever there was room
+    // took six.
+    assert!((2..=4).contains(&scans), "{scans} looks in the store for 40 deliveries");
+}
