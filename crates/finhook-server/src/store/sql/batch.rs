@@ -18,10 +18,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::messages::{ingest_on, Subscriptions};
-use super::queue::record_on;
+use super::messages::{ingest_on, ingest_statements, Subscriptions};
+use super::queue::{record_on, record_statements};
 use super::sets;
-use crate::store::db::{Backend, Pooled, Pools};
+use crate::store::db::{Backend, Pooled, Pools, Sql};
 use crate::store::{AttemptResult, IngestOutcome, NewMessage, StoreError, StoreResult};
 
 /// The most writes one transaction takes; enough to amortise the fsync, small enough to
@@ -276,14 +276,76 @@ async fn apply_together(connection: &mut Pooled, batch: Vec<Write>, lease: &Inge
     Together::Committed(outcomes.collect())
 }
 
-/// Applies `jobs` inside the open transaction, one after the other; their results in order.
+/// Applies `jobs` inside the open transaction; their results in order. Ingests without an
+/// idempotency key go [`WRITES_PER_HOP`] at a time as one multi-statement query, and so do
+/// attempt records: a statement is a hop to sqlx's SQLite thread, and the hop, not SQLite,
+/// was most of what a write cost. Ingests and records are chunked apart so that a chunk's
+/// text repeats (one endpoint: every full chunk of ingests is the same text) and sqlx's
+/// statement cache keeps it prepared. Records never depend on an ingest of the same batch
+/// (a delivery is handed to the worker only after its ingest was committed), and a
+/// delivery's records keep their order. A keyed ingest (it reads first) and a probe go
+/// alone, after whatever was chunked before them.
 async fn apply_in_turn(connection: &mut Pooled, jobs: Vec<Job>) -> StoreResult<Vec<Applied>> {
     let mut subscriptions = Subscriptions::default();
     let mut results = Vec::with_capacity(jobs.len());
+    let (mut ingests, mut records) = (Chunk::default(), Chunk::default());
     for job in jobs {
-        results.push(apply_job(connection, &mut subscriptions, job).await?);
+        match job {
+            Job::Record(result) => {
+                records.add(record_statements(result));
+                results.push(None);
+                if records.full() {
+                    records.run(connection).await?;
+                }
+            }
+            Job::Ingest(message) if message.idempotency_key.is_none() => {
+                let (statements, outcome) =
+                    ingest_statements(&mut connection.conn(), &mut subscriptions, message).await?;
+                ingests.add(statements);
+                results.push(Some(outcome));
+                if ingests.full() {
+                    ingests.run(connection).await?;
+                }
+            }
+            job => {
+                ingests.run(connection).await?;
+                records.run(connection).await?;
+                results.push(apply_job(connection, &mut subscriptions, job).await?);
+            }
+        }
     }
+    ingests.run(connection).await?;
+    records.run(connection).await?;
     Ok(results)
+}
+
+/// How many writes [`apply_in_turn`] sends to SQLite in one query.
+const WRITES_PER_HOP: usize = 8;
+
+/// Statements of up to [`WRITES_PER_HOP`] writes of one kind, waiting to be run together.
+#[derive(Default)]
+struct Chunk {
+    statements: Vec<Sql>,
+    writes: usize,
+}
+
+impl Chunk {
+    fn add(&mut self, statements: Vec<Sql>) {
+        self.statements.extend(statements);
+        self.writes += 1;
+    }
+
+    fn full(&self) -> bool {
+        self.writes >= WRITES_PER_HOP
+    }
+
+    async fn run(&mut self, connection: &mut Pooled) -> StoreResult<()> {
+        self.writes = 0;
+        if !self.statements.is_empty() {
+            connection.conn().execute_all(std::mem::take(&mut self.statements)).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Applies `jobs` inside the open transaction as sets; their results in order. Ingests without an

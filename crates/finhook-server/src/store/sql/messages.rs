@@ -273,6 +273,20 @@ pub(super) async fn ingest_on(
             });
         }
     }
+    let (writes, outcome) = ingest_statements(conn, subscriptions, message).await?;
+    // The message and its deliveries in one round trip on SQLite.
+    conn.execute_all(writes).await?;
+    Ok(outcome)
+}
+
+/// The statements that store a message and its deliveries (read: the endpoints it fans out
+/// to), and the outcome they make once run. For an ingest without an idempotency key, which
+/// cannot be a replay; `ingest_on` checks the key first.
+pub(super) async fn ingest_statements(
+    conn: &mut Conn<'_>,
+    subscriptions: &mut Subscriptions,
+    message: NewMessage,
+) -> StoreResult<(Vec<Sql>, IngestOutcome)> {
     let message_id = MessageId::generate();
     let (instance, response_type, now) = (message.instance_id, message.response_type, message.now);
     let payload_bytes = message.payload.len();
@@ -294,12 +308,10 @@ pub(super) async fn ingest_on(
     writes.push(stored_bytes_added(instance, payload_bytes));
     let (deliveries_insert, ids) = deliveries_insert(&message_id, &endpoints, now);
     writes.extend(deliveries_insert);
-    // The message and its deliveries in one round trip on SQLite.
-    conn.execute_all(writes).await?;
     let deliveries = ids
         .into_iter()
         .zip(endpoints)
         .map(|(id, endpoint_id)| ScheduledDelivery { id, endpoint_id, leased_until: None })
         .collect();
-    Ok(IngestOutcome::Created { message_id, deliveries })
+    Ok((writes, IngestOutcome::Created { message_id, deliveries }))
 }

@@ -322,6 +322,13 @@ impl DeliveryQueue for SqlStore {
 /// Records one attempt and reschedules its delivery on `conn`: inside the group commit's
 /// transaction, or a savepoint of it.
 pub(super) async fn record_on(conn: &mut Conn<'_>, result: AttemptResult) -> StoreResult<()> {
+    // Both in one round trip on SQLite.
+    conn.execute_all(record_statements(result)).await?;
+    Ok(())
+}
+
+/// The statements that record one attempt and reschedule its delivery.
+pub(super) fn record_statements(result: AttemptResult) -> Vec<Sql> {
     let attempt = result.attempt;
     let insert =
         sql("INSERT INTO attempts (id, delivery_id, attempt_number, started_at, latency_ms, status_code, error_class,
@@ -348,9 +355,7 @@ pub(super) async fn record_on(conn: &mut Conn<'_>, result: AttemptResult) -> Sto
         .bind(result.next_attempt_at.map(millis))
         .bind(millis(attempt.started_at))
         .bind(result.delivery_id.as_str());
-    // Both in one round trip on SQLite.
-    conn.execute_all(vec![insert, reschedule]).await?;
-    Ok(())
+    vec![insert, reschedule]
 }
 
 #[cfg(test)]
