@@ -44,12 +44,25 @@ pub(super) fn quick_keys(body: &[u8], limits: ParseLimits) -> Option<CallbackKey
         Some(response_type) => response_type,
         None => probe_response_type(body).ok()?,
     };
-    let keys = match response_type {
-        ResponseType::Kyc => serde_json::from_slice::<Kyc<'_>>(body).ok()?.keys(response_type),
-        ResponseType::GetAccountsDetail => {
-            serde_json::from_slice::<GetAccountsDetail<'_>>(body).ok()?.keys(response_type)
+    let (login, request_id, tag) = match response_type {
+        ResponseType::Kyc => {
+            let callback = serde_json::from_slice::<Kyc<'_>>(body).ok()?;
+            (Some(callback.login), callback.request_id, callback.tag)
         }
-        ResponseType::Investments => serde_json::from_slice::<Investments<'_>>(body).ok()?.keys(response_type),
+        ResponseType::GetAccountsDetail => {
+            let callback = serde_json::from_slice::<GetAccountsDetail<'_>>(body).ok()?;
+            (Some(callback.login), callback.request_id, callback.tag)
+        }
+        ResponseType::Investments => {
+            let callback = serde_json::from_slice::<Investments<'_>>(body).ok()?;
+            (callback.login, callback.request_id, callback.tag)
+        }
+    };
+    let keys = CallbackKeys {
+        response_type,
+        login_id: login.map(|login| login.id.into_owned()),
+        request_id: owned(request_id),
+        tag: owned(tag),
     };
     check_keys(&keys).ok()?;
     Some(keys)
@@ -362,37 +375,4 @@ struct Investments<'a> {
     request_id: Opt<Cow<'a, str>>,
     #[serde(rename = "Tag", borrow)]
     tag: Opt<Cow<'a, str>>,
-}
-
-impl Kyc<'_> {
-    fn keys(self, response_type: ResponseType) -> CallbackKeys {
-        CallbackKeys {
-            response_type,
-            login_id: Some(self.login.id.into_owned()),
-            request_id: owned(self.request_id),
-            tag: owned(self.tag),
-        }
-    }
-}
-
-impl GetAccountsDetail<'_> {
-    fn keys(self, response_type: ResponseType) -> CallbackKeys {
-        CallbackKeys {
-            response_type,
-            login_id: Some(self.login.id.into_owned()),
-            request_id: owned(self.request_id),
-            tag: owned(self.tag),
-        }
-    }
-}
-
-impl Investments<'_> {
-    fn keys(self, response_type: ResponseType) -> CallbackKeys {
-        CallbackKeys {
-            response_type,
-            login_id: self.login.map(|login| login.id.into_owned()),
-            request_id: owned(self.request_id),
-            tag: owned(self.tag),
-        }
-    }
 }

@@ -16,6 +16,26 @@ async fn pg_app(database: &str, clock: &ManualClock) -> TestApp {
         .await
 }
 
+/// Two nodes on one fresh database and manual clock, with instance `acme` and one endpoint.
+struct TwoNodes {
+    clock: ManualClock,
+    one: TestApp,
+    two: TestApp,
+    receiver: TestReceiver,
+    endpoint: EndpointId,
+}
+
+async fn two_nodes() -> TwoNodes {
+    let database = postgres_database().await;
+    let clock = ManualClock::starting_at(t0());
+    let (one, two) = (pg_app(&database, &clock).await, pg_app(&database, &clock).await);
+    let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
+    one.create_instance("acme").await;
+    let endpoint = one.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
+    let endpoint = EndpointId::parse(endpoint["id"].as_str().expect("id")).expect("endpoint id");
+    TwoNodes { clock, one, two, receiver, endpoint }
+}
+
 #[tokio::test]
 async fn the_api_and_the_schedule_work_on_the_shared_store() {
     let database = postgres_database().await;
@@ -160,13 +180,7 @@ async fn a_crashed_nodes_claims_pass_to_another_node_within_five_seconds() {
 /// leave them alone while it is alive, and take them once it has been silent.
 #[tokio::test]
 async fn ingest_leases_its_deliveries_to_its_own_worker() {
-    let database = postgres_database().await;
-    let clock = ManualClock::starting_at(t0());
-    let (one, two) = (pg_app(&database, &clock).await, pg_app(&database, &clock).await);
-    let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
-    one.create_instance("acme").await;
-    let endpoint = one.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
-    let endpoint = EndpointId::parse(endpoint["id"].as_str().expect("id")).expect("endpoint id");
+    let TwoNodes { clock, one, two, receiver, endpoint } = two_nodes().await;
     // What `Worker::run` does when it starts (these tests drive the worker step by step).
     one.state.store.lease_new_deliveries(chrono::Duration::seconds(60));
     one.state.store.heartbeat(clock.now()).await.expect("heartbeat");
@@ -193,13 +207,7 @@ async fn ingest_leases_its_deliveries_to_its_own_worker() {
 /// A live node keeps its leases however long its attempt takes: the others see it alive.
 #[tokio::test]
 async fn a_live_nodes_leases_are_left_alone() {
-    let database = postgres_database().await;
-    let clock = ManualClock::starting_at(t0());
-    let (one, two) = (pg_app(&database, &clock).await, pg_app(&database, &clock).await);
-    let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
-    one.create_instance("acme").await;
-    let endpoint = one.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
-    let endpoint = EndpointId::parse(endpoint["id"].as_str().expect("id")).expect("endpoint id");
+    let TwoNodes { clock, one, two, receiver, endpoint } = two_nodes().await;
     one.ingest("acme", fixture("kyc.json")).await;
     let now = clock.now();
     one.state.store.heartbeat(now).await.expect("heartbeat");
