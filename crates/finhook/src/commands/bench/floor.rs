@@ -67,9 +67,10 @@ impl Floor {
 /// The relay's own command line (a hidden subcommand the bench starts).
 #[derive(Debug, Args)]
 pub struct FloorServerArgs {
-    /// Where to POST each callback.
-    #[arg(long)]
-    forward: String,
+    /// `NAME=URL`: POST each callback of instance NAME to URL (repeat for more endpoints
+    /// and instances).
+    #[arg(long = "route", required = true)]
+    routes: Vec<String>,
     /// Append every body to this file and answer after fdatasync.
     #[arg(long)]
     durable: Option<PathBuf>,
@@ -78,12 +79,13 @@ pub struct FloorServerArgs {
     postgres: Option<String>,
 }
 
-/// As many forwards in flight as finhook allows one endpoint by default.
-const IN_FLIGHT: usize = 64;
+/// As many forwards in flight as finhook's delivery worker allows by default.
+const IN_FLIGHT: usize = 128;
 
 struct Relay {
     http: reqwest::Client,
-    forward: String,
+    /// Instance name → its endpoints' URLs.
+    routes: std::collections::HashMap<String, Vec<String>>,
     log: Option<Log>,
     next_id: AtomicU64,
     in_flight: Arc<Semaphore>,
@@ -99,6 +101,13 @@ pub fn serve(args: FloorServerArgs) -> ExitCode {
         },
         None => None,
     };
+    let mut routes: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for route in &args.routes {
+        match route.split_once('=') {
+            Some((name, url)) => routes.entry(name.to_string()).or_default().push(url.to_string()),
+            None => return fail(2, format!("--route {route}: expected NAME=URL")),
+        }
+    }
     block_on(async move {
         let log = match (log, &args.postgres) {
             (None, Some(url)) => match postgres_group_commit(url).await {
@@ -114,7 +123,7 @@ pub fn serve(args: FloorServerArgs) -> ExitCode {
         };
         let relay = Arc::new(Relay {
             http,
-            forward: args.forward,
+            routes,
             log,
             next_id: AtomicU64::new(0),
             in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
@@ -138,7 +147,14 @@ pub fn serve(args: FloorServerArgs) -> ExitCode {
     })
 }
 
-async fn ingest(State(relay): State<Arc<Relay>>, body: Bytes) -> impl IntoResponse {
+async fn ingest(
+    State(relay): State<Arc<Relay>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    body: Bytes,
+) -> impl IntoResponse {
+    let Some(urls) = relay.routes.get(&name).cloned() else {
+        return (StatusCode::NOT_FOUND, format!("no route for instance {name}"));
+    };
     if let Some(log) = &relay.log {
         if let Err(error) = write(log, Entry::Callback(body.clone())).await {
             return (StatusCode::INSUFFICIENT_STORAGE, error.to_string());
@@ -146,15 +162,17 @@ async fn ingest(State(relay): State<Arc<Relay>>, body: Bytes) -> impl IntoRespon
     }
     let id = format!("msg_{:020}", relay.next_id.fetch_add(1, Ordering::Relaxed));
     let answer = format!("{{\"message_id\":\"{id}\"}}");
-    tokio::spawn(forward(relay, id, body));
+    for url in urls {
+        tokio::spawn(forward(relay.clone(), url, id.clone(), body.clone()));
+    }
     (StatusCode::ACCEPTED, answer)
 }
 
-async fn forward(relay: Arc<Relay>, id: String, body: Bytes) {
+async fn forward(relay: Arc<Relay>, url: String, id: String, body: Bytes) {
     let Ok(_slot) = relay.in_flight.clone().acquire_owned().await else { return };
     let sent = relay
         .http
-        .post(&relay.forward)
+        .post(&url)
         .header("content-type", "application/json")
         .header("webhook-id", &id)
         .body(body)

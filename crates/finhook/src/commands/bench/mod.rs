@@ -88,7 +88,6 @@ pub struct BenchArgs {
     /// appends each body (before the 202) and each attempt's outcome to a file with a
     /// group-committed fdatasync (`durable-relay`), or inserts them into tables of the
     /// `--database` PostgreSQL (`postgres-relay`).
-    /// One instance and one endpoint.
     #[arg(long, value_enum, conflicts_with_all = ["backlog", "hanging"])]
     floor: Option<floor::Floor>,
     /// Print one JSON object instead of the report.
@@ -191,9 +190,6 @@ fn check(args: &BenchArgs) -> Result<(), String> {
     }
     if args.instances == 0 || args.endpoints < args.instances {
         return Err("--instances must be at least 1, and --endpoints at least --instances".into());
-    }
-    if args.floor.is_some() && (args.instances, args.endpoints) != (1, 1) {
-        return Err("--floor measures one instance with one endpoint".into());
     }
     if !(1..=1_000).contains(&args.hanging_endpoints) {
         return Err("--hanging-endpoints must be between 1 and 1000".into());
@@ -314,13 +310,19 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
     let http = reqwest::Client::new();
     let (mut server, Setup { names, urls, paths, hanging_url }) = match args.floor {
         Some(floor) => {
-            let path = "/hook/0".to_string();
-            let server =
-                Server::start_floor(floor, &format!("http://{receiver}{path}"), args.database.as_deref()).await?;
-            let url = format!("http://{}/v1/instances/floor/callbacks", server.addr);
-            let setup =
-                Setup { names: vec!["floor".into()], urls: vec![url], paths: vec![vec![path]], hanging_url: None };
-            (server, setup)
+            // The endpoints dealt to the instances as `set_up` deals them.
+            let names: Vec<String> = (0..args.instances).map(|i| format!("floor-{i}")).collect();
+            let mut paths = vec![Vec::new(); args.instances];
+            let mut routes = Vec::new();
+            for j in 0..args.endpoints {
+                let (instance, path) = (j % args.instances, format!("/hook/{j}"));
+                routes.push((names[instance].clone(), format!("http://{receiver}{path}")));
+                paths[instance].push(path);
+            }
+            let server = Server::start_floor(floor, &routes, args.database.as_deref()).await?;
+            let urls =
+                names.iter().map(|name| format!("http://{}/v1/instances/{name}/callbacks", server.addr)).collect();
+            (server, Setup { names, urls, paths, hanging_url: None })
         }
         None => {
             let server = Server::start(args.database.as_deref()).await?;

@@ -33,15 +33,18 @@ impl Server {
         Ok(Self { child, addr, database, secrets_key, dir })
     }
 
-    /// Starts the relay of `finhook bench --floor` in place of the server, forwarding to
-    /// `forward`.
+    /// Starts the relay of `finhook bench --floor` in place of the server, forwarding each
+    /// instance's callbacks to its endpoints' URLs (`routes`: instance name, URL).
     pub async fn start_floor(
         floor: super::floor::Floor,
-        forward: &str,
+        routes: &[(String, String)],
         database: Option<&str>,
     ) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("could not make a temporary directory: {e}"))?;
-        let mut args = vec!["bench-floor-server".to_string(), "--forward".into(), forward.into()];
+        let mut args = vec!["bench-floor-server".to_string()];
+        for (name, url) in routes {
+            args.extend(["--route".into(), format!("{name}={url}")]);
+        }
         match (floor, database) {
             (super::floor::Floor::Relay, _) => {}
             (super::floor::Floor::DurableRelay, _) => {
