@@ -20,6 +20,7 @@
 //!   while that budget has room: slow endpoints share it among themselves, and the slots
 //!   stay with endpoints that answer.
 
+use super::recent::{Recent, RECENT_BYTES};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -76,6 +77,8 @@ pub(super) struct Lanes {
     slow: usize,
     /// Looks in the store for a lane's due deliveries, not yet counted in the metrics.
     scans: u64,
+    /// Payloads lanes used lately (hand-offs and looks), shared between lanes.
+    recent: Recent,
 }
 
 impl Lanes {
@@ -95,6 +98,7 @@ impl Lanes {
             busy: 0,
             slow: 0,
             scans: 0,
+            recent: Recent::new(RECENT_BYTES),
         }
     }
 
@@ -250,6 +254,8 @@ impl Lanes {
             }
             let reserved = reserved.entry(item.endpoint_id.clone()).or_default();
             if lane.size() + *reserved >= depth {
+                // Looked up in the store later; its payload is kept here for that.
+                self.recent.put(&item.message_id, &item.payload);
                 self.want_scan(&item.endpoint_id, now);
                 give_back.extend(item.leased_until.map(|_| item.delivery_id));
                 continue;
@@ -417,11 +423,21 @@ impl Lanes {
             ids.dedup();
             ids
         };
-        let payloads: HashMap<MessageId, Bytes> = if message_ids.is_empty() {
-            HashMap::new()
-        } else {
-            store.payloads(&message_ids).await?.into_iter().collect()
-        };
+        // Payloads another lane paged in lately are shared, not read and copied again.
+        let mut payloads: HashMap<MessageId, Bytes> = HashMap::with_capacity(message_ids.len());
+        let mut missing = Vec::new();
+        for id in message_ids {
+            match self.recent.get(&id) {
+                Some(payload) => drop(payloads.insert(id, payload)),
+                None => missing.push(id),
+            }
+        }
+        if !missing.is_empty() {
+            for (id, payload) in store.payloads(&missing).await? {
+                self.recent.put(&id, &payload);
+                payloads.insert(id, payload);
+            }
+        }
         let lease = store.claims_are_leases().then_some(lease_until);
         let lane = self.lanes.entry(id.clone()).or_default();
         for due in new {

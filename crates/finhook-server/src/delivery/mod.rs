@@ -18,6 +18,7 @@ pub mod handoff;
 mod health;
 mod lane;
 mod lanes;
+mod recent;
 pub mod target;
 
 use std::future::Future;
