@@ -20,7 +20,6 @@
 //!   while that budget has room: slow endpoints share it among themselves, and the slots
 //!   stay with endpoints that answer.
 
-use super::recent::{Recent, RECENT_BYTES};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -34,6 +33,7 @@ use super::handoff::Fresh;
 use super::health::Reach;
 use super::lane::{Lane, Running};
 pub(super) use super::lane::{Ready, Start};
+use super::recent::{Recent, RECENT_BYTES};
 use crate::store::{DueDelivery, Store, StoreResult};
 
 /// How long a lane trusts its copy of the endpoint when nothing says it changed (on a
@@ -77,7 +77,7 @@ pub(super) struct Lanes {
     slow: usize,
     /// Looks in the store for a lane's due deliveries, not yet counted in the metrics.
     scans: u64,
-    /// Payloads lanes used lately (hand-offs and looks), shared between lanes.
+    /// Payloads of hand-offs that did not fit and of looks, shared between lanes.
     recent: Recent,
 }
 
@@ -263,20 +263,14 @@ impl Lanes {
             *reserved += 1;
             kept.push(item);
         }
-        if !give_back.is_empty() {
-            store.release(&give_back).await?;
-        }
+        store.release(&give_back).await?;
         if kept.is_empty() {
             return Ok(());
         }
         // Those ingest leased to this node are ours already; the others are claimed.
         let ids: Vec<DeliveryId> =
             kept.iter().filter(|f| f.leased_until.is_none()).map(|f| f.delivery_id.clone()).collect();
-        let granted: HashSet<DeliveryId> = if ids.is_empty() {
-            HashSet::new()
-        } else {
-            store.claim(&ids, now, lease_until).await?.into_iter().collect()
-        };
+        let granted: HashSet<DeliveryId> = store.claim(&ids, now, lease_until).await?.into_iter().collect();
         for item in kept {
             let lease = match item.leased_until {
                 Some(until) => Some(until),
@@ -405,7 +399,7 @@ impl Lanes {
         // was free took one delivery per look, and a look on the embedded store also
         // reads the rows the lane holds, so an overloaded node read about a lane's depth
         // of rows per delivery and slowed down as it fell behind.
-        if room == 0 || room < depth.div_ceil(2) {
+        if room < depth.div_ceil(2) {
             return Ok(());
         }
         let take = u32::try_from(room).unwrap_or(u32::MAX);

@@ -269,10 +269,7 @@ impl Engine {
         self.lanes.take_fresh(store, fresh, now, lease_until).await?;
         // Hand-offs that found the inbox full, leased by their ingest: given back before the
         // scan below, which then finds them like any other due delivery.
-        let unclaimed = self.inbox.take_unclaimed();
-        if !unclaimed.is_empty() {
-            store.release(&unclaimed).await?;
-        }
+        store.release(&self.inbox.take_unclaimed()).await?;
         self.lanes.overflowed(self.inbox.take_overflowed(), now);
         self.lanes.scan_due(store, now, lease_until).await?;
         let timeout = chrono_duration(context.settings.timeout);
