@@ -33,6 +33,13 @@ enum Entry {
 /// Entries waiting for the durable write, each with the sender of its outcome.
 type Log = mpsc::UnboundedSender<(Entry, oneshot::Sender<std::io::Result<()>>)>;
 
+/// Tells every writer of `batch` how its write went (`io::Error` is not `Clone`).
+fn answer<T>(batch: &mut Vec<(Entry, oneshot::Sender<std::io::Result<()>>)>, result: &Result<T, std::io::Error>) {
+    for (_, done) in batch.drain(..) {
+        let _ = done.send(result.as_ref().map(|_| ()).map_err(|e| std::io::Error::new(e.kind(), e.to_string())));
+    }
+}
+
 /// Writes `entry` through the log; returns once it is durable.
 async fn write(log: &Log, entry: Entry) -> std::io::Result<()> {
     let (done, committed) = oneshot::channel();
@@ -213,10 +220,7 @@ fn group_commit(mut file: std::fs::File) -> Log {
                     Entry::Attempt { message_id, status } => writeln!(file, "attempt {message_id} {status}"),
                 })
                 .and_then(|()| file.sync_data());
-            for (_, done) in batch.drain(..) {
-                let _ =
-                    done.send(result.as_ref().map(|_| ()).map_err(|e| std::io::Error::new(e.kind(), e.to_string())));
-            }
+            answer(&mut batch, &result);
         }
     });
     tx
@@ -266,10 +270,7 @@ async fn postgres_group_commit(url: &str) -> Result<Log, sqlx::Error> {
             .await
             .map(|_| ())
             .map_err(|e| std::io::Error::other(e.to_string()));
-            for (_, done) in batch.drain(..) {
-                let _ =
-                    done.send(result.as_ref().map(|_| ()).map_err(|e| std::io::Error::new(e.kind(), e.to_string())));
-            }
+            answer(&mut batch, &result);
         }
     });
     Ok(tx)
