@@ -45,6 +45,8 @@ pub(super) struct Lane {
     pub running: HashMap<DeliveryId, Running>,
     /// Attempts of `running` past `slow_after`.
     pub slow: usize,
+    /// Attempts answered, not yet recorded (held, no longer `running`).
+    pub recording: usize,
     pub health: Health,
     /// Waiting for room in the slow budget.
     pub parked: bool,

@@ -20,6 +20,8 @@
 //!   while that budget has room: slow endpoints share it among themselves, and the slots
 //!   stay with endpoints that answer.
 
+mod outcome;
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -30,7 +32,6 @@ use chrono::{DateTime, Utc};
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 
 use super::handoff::Fresh;
-use super::health::Reach;
 use super::lane::{Lane, Running};
 pub(super) use super::lane::{Ready, Start};
 use super::recent::{Recent, RECENT_BYTES};
@@ -39,6 +40,13 @@ use crate::store::{DueDelivery, Store, StoreResult};
 /// How long a lane trusts its copy of the endpoint when nothing says it changed (on a
 /// shared store, another node may change it without this node's store noticing).
 const ENDPOINT_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Records waiting for their commit, per slot: past `concurrency` times this, no attempt
+/// starts, so a store that cannot commit stops the sending within a bound (each attempt
+/// whose record is lost is made again later). Under load a group commit takes tens of
+/// milliseconds, so records need more room than attempts: over 100 endpoints, two per slot
+/// delivered 15 % less than four, and eight no more than four (docs/BENCHMARKS.md).
+const RECORDS_PER_SLOT: usize = 4;
 
 /// A lane that has just paused, for the worker to report.
 #[derive(Debug)]
@@ -75,6 +83,8 @@ pub(super) struct Lanes {
     busy: usize,
     /// Attempts past `slow_after`.
     slow: usize,
+    /// Attempts answered (or given up on) whose records the store has not yet confirmed.
+    recording: usize,
     /// Looks in the store for a lane's due deliveries, not yet counted in the metrics.
     scans: u64,
     /// Payloads of hand-offs that did not fit and of looks, shared between lanes.
@@ -97,6 +107,7 @@ impl Lanes {
             version: 0,
             busy: 0,
             slow: 0,
+            recording: 0,
             scans: 0,
             recent: Recent::new(RECENT_BYTES),
         }
@@ -458,7 +469,7 @@ impl Lanes {
         now: DateTime<Utc>,
         timeout: chrono::Duration,
     ) -> Option<Start> {
-        while self.busy < self.concurrency {
+        while self.busy < self.concurrency && self.recording < self.concurrency * RECORDS_PER_SLOT {
             let id = self.ring.pop_front()?;
             let per_endpoint = self.per_endpoint;
             let slow_budget_full = self.slow >= self.concurrency;
@@ -511,63 +522,6 @@ impl Lanes {
         self.take_released()
     }
 
-    /// An attempt finished. `recorded`: the store has it, with the delivery's next due
-    /// time; `None` if the record failed, and the delivery is held until `hold_until`
-    /// (when a lease would have run out) so that it is not sent again at once. `reach`
-    /// adjusts the lane's cap and circuit; a lane that pauses is returned.
-    pub fn finished(&mut self, done: Done, now: DateTime<Utc>, hold_until: DateTime<Utc>) -> Option<Paused> {
-        let Done { endpoint, delivery, recorded, reach } = done;
-        let was_slow = self
-            .lanes
-            .get_mut(&endpoint)
-            .and_then(|lane| lane.running.remove(&delivery))
-            .is_some_and(|running| running.slow);
-        if was_slow {
-            self.slow = self.slow.saturating_sub(1);
-            if let Some(lane) = self.lanes.get_mut(&endpoint) {
-                lane.slow = lane.slow.saturating_sub(1);
-            }
-            self.unpark_one();
-        } else {
-            self.busy = self.busy.saturating_sub(1);
-        }
-        let per_endpoint = self.per_endpoint;
-        let lane = self.lanes.get_mut(&endpoint)?;
-        let paused =
-            lane.health.learn(reach, per_endpoint, now).map(|until| Paused { endpoint: endpoint.clone(), until });
-        if let Some(pause) = &paused {
-            self.rest(&endpoint, pause.until);
-        }
-        let Some(lane) = self.lanes.get_mut(&endpoint) else { return paused };
-        match recorded {
-            Some(next) => {
-                lane.held.remove(&delivery);
-                if let Some(at) = next {
-                    self.want_scan(&endpoint, at);
-                }
-            }
-            None => {
-                self.cooling.push(Reverse((hold_until, endpoint.clone(), delivery.clone())));
-                self.want_scan(&endpoint, hold_until);
-            }
-        }
-        if let Some(lane) = self.lanes.get_mut(&endpoint) {
-            if lane.parked && !lane.struggling() {
-                lane.parked = false; // its entry in the parked queue is skipped
-            }
-            // A lane that could not look at the store for want of room looks now.
-            if lane.scan_at.is_some_and(|at| at <= now) {
-                self.timers.push(Reverse((now, endpoint.clone())));
-            }
-            if lane.endpoint.is_none() && lane.running.is_empty() {
-                self.lanes.remove(&endpoint);
-                return paused;
-            }
-        }
-        self.enqueue(&endpoint);
-        paused
-    }
-
     /// A slow attempt ended: the first parked lane that can use its room takes its turn.
     fn unpark_one(&mut self) {
         while let Some(id) = self.parked.pop_front() {
@@ -579,13 +533,4 @@ impl Lanes {
             }
         }
     }
-}
-
-/// A finished attempt, as the lanes see it.
-pub(super) struct Done {
-    pub endpoint: EndpointId,
-    pub delivery: DeliveryId,
-    /// `Some(next due time)` once recorded; `None` if the record failed.
-    pub recorded: Option<Option<DateTime<Utc>>>,
-    pub reach: Reach,
 }

@@ -42,7 +42,7 @@ use crate::store::{
 use client::{DeliveryClient, SendOutcome};
 use handoff::{Fresh, Inbox};
 use health::Reach;
-use lanes::{Done, Lanes, Start};
+use lanes::{Lanes, Start};
 
 /// Tuning of the worker.
 #[derive(Debug, Clone, Copy)]
@@ -85,19 +85,26 @@ pub enum RoundError {
     Panicked(#[source] tokio::task::JoinError),
 }
 
-/// A finished delivery task.
+/// An attempt whose exchange with the endpoint is over; its record is still to be stored.
+struct Answered {
+    endpoint_id: EndpointId,
+    result: AttemptResult,
+    reach: Reach,
+}
+
+/// An attempt's record, stored or not.
 struct Finished {
     endpoint_id: EndpointId,
     delivery_id: DeliveryId,
     /// `Some(next due time)` once recorded; `None` if the record failed.
     recorded: Option<Option<DateTime<Utc>>>,
-    reach: Reach,
 }
 
 /// What woke the worker up.
 enum Event {
     Shutdown,
-    Joined(Result<Finished, tokio::task::JoinError>),
+    Answered(Result<Answered, tokio::task::JoinError>),
+    Recorded(Result<Finished, tokio::task::JoinError>),
     /// A hand-off, or `None` for a rescan or an overflow.
     Fresh(Option<Fresh>),
     Tick,
@@ -107,7 +114,10 @@ enum Event {
 struct Engine {
     inbox: Inbox,
     lanes: Lanes,
-    tasks: JoinSet<Finished>,
+    /// Attempts in flight: signing, sending, waiting for the answer.
+    tasks: JoinSet<Answered>,
+    /// Records of answered attempts, waiting for the store's commit.
+    recording: JoinSet<Finished>,
     /// Hand-offs received while waiting, taken on the next turn.
     received: Vec<Fresh>,
     next_poll: Option<DateTime<Utc>>,
@@ -136,6 +146,7 @@ impl Worker {
             inbox,
             lanes: Lanes::new(context.settings.concurrency, context.settings.per_endpoint, context.settings.slow_after),
             tasks: JoinSet::new(),
+            recording: JoinSet::new(),
             received: Vec::new(),
             next_poll: None,
             next_heartbeat: None,
@@ -154,10 +165,14 @@ impl Worker {
         let mut made = 0;
         loop {
             made += engine.turn(context).await?;
-            if engine.tasks.is_empty() {
+            if engine.tasks.is_empty() && engine.recording.is_empty() {
                 return Ok(made);
             }
             while let Some(joined) = engine.tasks.join_next().await {
+                let answered = joined.map_err(RoundError::Panicked)?;
+                engine.answered(context, answered);
+            }
+            while let Some(joined) = engine.recording.join_next().await {
                 let finished = joined.map_err(RoundError::Panicked)?;
                 engine.finish(context, finished);
             }
@@ -182,21 +197,21 @@ impl Worker {
             }
             let wait = engine.time_to_next(context);
             let event = {
-                let Engine { inbox, tasks, .. } = &mut *engine;
+                let Engine { inbox, tasks, recording, .. } = &mut *engine;
                 tokio::select! {
                     biased;
                     () = &mut shutdown => Event::Shutdown,
-                    Some(joined) = tasks.join_next(), if !tasks.is_empty() => Event::Joined(joined),
+                    Some(joined) = tasks.join_next(), if !tasks.is_empty() => Event::Answered(joined),
+                    Some(joined) = recording.join_next(), if !recording.is_empty() => Event::Recorded(joined),
                     fresh = inbox.next() => Event::Fresh(fresh),
                     () = tokio::time::sleep(wait) => Event::Tick,
                 }
             };
             match event {
                 Event::Shutdown => break,
-                Event::Joined(Ok(finished)) => engine.finish(context, finished),
-                Event::Joined(Err(panic)) => tracing::error!(error = %panic, "a delivery task panicked"),
                 Event::Fresh(fresh) => engine.received.extend(fresh),
                 Event::Tick => {}
+                joined => engine.joined(context, joined),
             }
         }
         tracing::info!(in_flight = engine.tasks.len(), "delivery worker stopping; finishing attempts in flight");
@@ -216,11 +231,16 @@ impl Worker {
                 ),
             }
         }
-        while let Some(joined) = engine.tasks.join_next().await {
-            match joined {
-                Ok(finished) => engine.finish(context, finished),
-                Err(panic) => tracing::error!(error = %panic, "a delivery task panicked"),
-            }
+        loop {
+            let event = {
+                let Engine { tasks, recording, .. } = &mut *engine;
+                tokio::select! {
+                    Some(joined) = tasks.join_next(), if !tasks.is_empty() => Event::Answered(joined),
+                    Some(joined) = recording.join_next(), if !recording.is_empty() => Event::Recorded(joined),
+                    else => break,
+                }
+            };
+            engine.joined(context, event);
         }
     }
 }
@@ -239,10 +259,10 @@ impl Engine {
         let now = context.clock.now();
         let lease_until = now + chrono_duration(context.settings.timeout + CLAIM_MARGIN);
         while let Some(joined) = self.tasks.try_join_next() {
-            match joined {
-                Ok(finished) => self.finish(context, finished),
-                Err(panic) => tracing::error!(error = %panic, "a delivery task panicked"),
-            }
+            self.joined(context, Event::Answered(joined));
+        }
+        while let Some(joined) = self.recording.try_join_next() {
+            self.joined(context, Event::Recorded(joined));
         }
         let released = self.lanes.take_released();
         if !released.is_empty() {
@@ -310,16 +330,24 @@ impl Engine {
         !store.claims_are_leases() || self.alive_at.is_some_and(|at| now >= at && now - at < STOP_STARTING_AFTER)
     }
 
-    fn finish(&mut self, context: &WorkerContext, finished: Finished) {
+    /// A task of either set ended.
+    fn joined(&mut self, context: &Arc<WorkerContext>, event: Event) {
+        match event {
+            Event::Answered(Ok(answered)) => self.answered(context, answered),
+            Event::Recorded(Ok(finished)) => self.finish(context, finished),
+            Event::Answered(Err(panic)) | Event::Recorded(Err(panic)) => {
+                tracing::error!(error = %panic, "a delivery task panicked");
+            }
+            Event::Shutdown | Event::Fresh(_) | Event::Tick => {}
+        }
+    }
+
+    /// An attempt's exchange ended: its slot goes to the next attempt, and its record to
+    /// the store, as a task of its own.
+    fn answered(&mut self, context: &Arc<WorkerContext>, answered: Answered) {
         let now = context.clock.now();
-        let hold_until = now + chrono_duration(context.settings.timeout + CLAIM_MARGIN);
-        let done = Done {
-            endpoint: finished.endpoint_id,
-            delivery: finished.delivery_id,
-            recorded: finished.recorded,
-            reach: finished.reach,
-        };
-        if let Some(paused) = self.lanes.finished(done, now, hold_until) {
+        let paused = self.lanes.answered(&answered.endpoint_id, &answered.result.delivery_id, answered.reach, now);
+        if let Some(paused) = paused {
             context.metrics.endpoint_paused();
             tracing::warn!(
                 endpoint = %paused.endpoint,
@@ -328,6 +356,12 @@ impl Engine {
                 "an endpoint could not be reached several times in a row; its deliveries wait in the store until then, when one attempt probes it"
             );
         }
+        self.recording.spawn(store_record(context.clone(), answered));
+    }
+
+    fn finish(&mut self, context: &WorkerContext, finished: Finished) {
+        let hold_until = context.clock.now() + chrono_duration(context.settings.timeout + CLAIM_MARGIN);
+        self.lanes.recorded(&finished.endpoint_id, &finished.delivery_id, finished.recorded, hold_until);
     }
 
     /// How long the worker may wait when nothing happens: until a lane's next due time,
@@ -342,8 +376,8 @@ impl Engine {
     }
 }
 
-/// One attempt of one delivery, from signing to recording.
-async fn deliver(context: Arc<WorkerContext>, start: Start) -> Finished {
+/// One attempt of one delivery, from signing to its answer (its record is stored after).
+async fn deliver(context: Arc<WorkerContext>, start: Start) -> Answered {
     let Start { ready, endpoint } = start;
     let delivery = ready.due;
     let started_at = context.clock.now();
@@ -366,15 +400,22 @@ async fn deliver(context: Arc<WorkerContext>, start: Start) -> Finished {
         (None, Some(ErrorClass::Timeout | ErrorClass::Connect)) => Reach::Unreachable,
         (None, _) => Reach::Unknown,
     };
+    Answered { endpoint_id: delivery.endpoint_id, result, reach }
+}
+
+/// Stores an answered attempt's record.
+async fn store_record(context: Arc<WorkerContext>, answered: Answered) -> Finished {
+    let Answered { endpoint_id, result, .. } = answered;
+    let delivery_id = result.delivery_id.clone();
     let next = result.next_attempt_at;
     let recorded = match record(&context, result).await {
         Ok(()) => Some(next),
         Err(error) => {
-            tracing::error!(delivery = %delivery.delivery_id, error = %crate::http::ErrorChain(&error), "recording an attempt failed; it will be made again");
+            tracing::error!(delivery = %delivery_id, error = %crate::http::ErrorChain(&error), "recording an attempt failed; it will be made again");
             None
         }
     };
-    Finished { endpoint_id: delivery.endpoint_id, delivery_id: delivery.delivery_id, recorded, reach }
+    Finished { endpoint_id, delivery_id, recorded }
 }
 
 /// How often an attempt's record is tried before it is stored slimmed down.

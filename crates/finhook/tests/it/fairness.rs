@@ -158,3 +158,72 @@ async fn a_lane_behind_its_hand_offs_looks_in_the_store_once_per_half_lane() {
     // took six.
     assert!((2..=4).contains(&scans), "{scans} looks in the store for 40 deliveries");
 }
+
+/// Another connection's lock that keeps attempt records from committing: SQLite's write
+/// lock (a backup, `sqlite3` at a prompt), or on PostgreSQL an exclusive lock on
+/// `attempts`, which still lets readers in.
+enum RecordsLocked {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl RecordsLocked {
+    async fn take(app: &TestApp) -> Self {
+        use sqlx::Connection;
+        let url = app.database_url();
+        if app.database.is_some() {
+            let mut connection = sqlx::PgConnection::connect(&url).await.expect("another connection");
+            sqlx::query("BEGIN").execute(&mut connection).await.expect("begin");
+            sqlx::query("LOCK TABLE attempts IN EXCLUSIVE MODE").execute(&mut connection).await.expect("lock");
+            Self::Postgres(connection)
+        } else {
+            let mut connection = sqlx::SqliteConnection::connect(&url).await.expect("another connection");
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut connection).await.expect("take the write lock");
+            Self::Sqlite(connection)
+        }
+    }
+
+    async fn release(self) {
+        let unlocked = match self {
+            Self::Sqlite(mut connection) => sqlx::query("ROLLBACK").execute(&mut connection).await.map(|_| ()),
+            Self::Postgres(mut connection) => sqlx::query("ROLLBACK").execute(&mut connection).await.map(|_| ()),
+        };
+        unlocked.expect("give the lock back");
+    }
+}
+
+/// A slot is for the exchange with the endpoint, not for the store's commit. One slot, and
+/// another connection keeps records from committing: the second callback goes out as soon
+/// as the first is answered, while the first's record still waits. Before, each slot
+/// waited out its record's commit (on SQLite, the second went out only after the first's
+/// record gave up: 10 s of busy timeout per try).
+#[tokio::test]
+async fn an_answered_attempt_leaves_its_slot_while_its_record_waits_for_the_store() {
+    let options = Options { background_worker: true, concurrency: 1, per_endpoint: 1, ..Options::default() };
+    let app = spawn_app_with(options).await;
+    let receiver = TestReceiver::start(&[Reply::Held], Reply::Status(200)).await;
+    app.create_instance("acme").await;
+    app.create_endpoint("acme", json!({ "url": receiver.url("/") })).await;
+    let first = app.ingest("acme", fixture("kyc.json")).await;
+    let second = app.ingest("acme", fixture("kyc.json")).await;
+    receiver.wait_for(1).await; // the first holds the only slot
+
+    let locked = RecordsLocked::take(&app).await;
+    receiver.release(1);
+    let received = receiver.wait_for(2).await;
+    assert_eq!(received.len(), 2, "the second went out while the first's record waited");
+    let status = |message: &serde_json::Value| message["deliveries"][0]["status"].as_str().map(str::to_string);
+    let waiting = app.message("acme", &first).await;
+    assert_eq!(status(&waiting).as_deref(), Some("pending"), "the first's record is not committed yet: {waiting}");
+
+    locked.release().await;
+    // A probe queued now commits after the records queued before it.
+    for _ in 0..50 {
+        app.state.store.ping().await.expect("probe");
+        let both = [app.message("acme", &first).await, app.message("acme", &second).await];
+        if both.iter().all(|message| status(message).as_deref() == Some("delivered")) {
+            return;
+        }
+    }
+    panic!("both deliveries were to be recorded once the lock was free");
+}

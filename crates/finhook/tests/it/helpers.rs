@@ -291,6 +291,8 @@ pub enum Reply {
     Status(u16),
     /// Never answers; the sender's timeout (or a kill) ends the exchange.
     Hang,
+    /// Answers 200 once the test lets it ([`TestReceiver::release`]).
+    Held,
 }
 
 #[derive(Debug, Clone)]
@@ -311,6 +313,8 @@ struct ReceiverState {
     default: Reply,
     received: Mutex<Vec<Received>>,
     arrivals: mpsc::UnboundedSender<()>,
+    /// A permit per [`Reply::Held`] request the test has let answer.
+    releases: tokio::sync::Semaphore,
 }
 
 /// A webhook endpoint on 127.0.0.1 that records every request and answers as scripted.
@@ -340,6 +344,10 @@ async fn receive(
     match reply {
         Reply::Status(code) => (StatusCode::from_u16(code).expect("status"), format!("reply {code}")).into_response(),
         Reply::Hang => std::future::pending().await,
+        Reply::Held => {
+            state.releases.acquire().await.expect("releases").forget();
+            (StatusCode::OK, "reply 200").into_response()
+        }
     }
 }
 
@@ -350,6 +358,7 @@ fn receiver_parts(script: &[Reply], default: Reply) -> (axum::Router, Arc<Receiv
         default,
         received: Mutex::new(Vec::new()),
         arrivals: tx,
+        releases: tokio::sync::Semaphore::new(0),
     });
     let router = axum::Router::new().fallback(receive).with_state(state.clone());
     (router, state, rx)
@@ -386,6 +395,11 @@ impl TestReceiver {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Lets `count` held requests answer.
+    pub fn release(&self, count: usize) {
+        self.state.releases.add_permits(count);
     }
 
     pub fn received(&self) -> Vec<Received> {
