@@ -21,6 +21,8 @@ use subtle::ConstantTimeEq;
 
 use crate::secret::EndpointSecret;
 
+pub mod asymmetric;
+
 pub const FLINKS_HEADER: &str = "flinks-authenticity-key";
 pub const WEBHOOK_ID: &str = "webhook-id";
 pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
@@ -142,16 +144,7 @@ pub fn verify_standard(
     now: i64,
     tolerance_seconds: i64,
 ) -> Result<(), VerifyError> {
-    let id = headers.id.ok_or(VerifyError::MissingHeader(WEBHOOK_ID))?;
-    let timestamp = headers.timestamp.ok_or(VerifyError::MissingHeader(WEBHOOK_TIMESTAMP))?;
-    let signature = headers.signature.ok_or(VerifyError::MissingHeader(WEBHOOK_SIGNATURE))?;
-    let timestamp: i64 = timestamp.trim().parse().map_err(|_| VerifyError::InvalidHeader(WEBHOOK_TIMESTAMP))?;
-    if now - timestamp > tolerance_seconds {
-        return Err(VerifyError::TimestampTooOld);
-    }
-    if timestamp - now > tolerance_seconds {
-        return Err(VerifyError::TimestampInFuture);
-    }
+    let (id, timestamp, signature) = checked_headers(headers, now, tolerance_seconds)?;
     if secrets.is_empty() {
         return Err(VerifyError::NoSecret);
     }
@@ -169,6 +162,26 @@ pub fn verify_standard(
         }
     }
     Err(VerifyError::SignatureMismatch)
+}
+
+/// The id, timestamp and signature list of Standard Webhooks headers, once each is present
+/// and the timestamp is within `tolerance_seconds` of `now`.
+fn checked_headers<'a>(
+    headers: StandardHeaders<'a>,
+    now: i64,
+    tolerance_seconds: i64,
+) -> Result<(&'a str, i64, &'a str), VerifyError> {
+    let id = headers.id.ok_or(VerifyError::MissingHeader(WEBHOOK_ID))?;
+    let timestamp = headers.timestamp.ok_or(VerifyError::MissingHeader(WEBHOOK_TIMESTAMP))?;
+    let signature = headers.signature.ok_or(VerifyError::MissingHeader(WEBHOOK_SIGNATURE))?;
+    let timestamp: i64 = timestamp.trim().parse().map_err(|_| VerifyError::InvalidHeader(WEBHOOK_TIMESTAMP))?;
+    if now.saturating_sub(timestamp) > tolerance_seconds {
+        return Err(VerifyError::TimestampTooOld);
+    }
+    if timestamp.saturating_sub(now) > tolerance_seconds {
+        return Err(VerifyError::TimestampInFuture);
+    }
+    Ok((id, timestamp, signature))
 }
 
 fn flinks_mac(key: &[u8], body: &[u8]) -> Hmac<Sha256> {
