@@ -27,6 +27,11 @@ pub const FLINKS_HEADER: &str = "flinks-authenticity-key";
 pub const WEBHOOK_ID: &str = "webhook-id";
 pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
 pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
+/// With `v1a` signatures: the `kid` of each `v1a` entry of `webhook-signature`, in the same
+/// order, space-separated, so that a receiver holding a JWK set picks the key at once. The
+/// spec's entries are `version,signature` and have no room for it, and receivers that do
+/// not know this header still verify by trying each key.
+pub const SIGNATURE_KID: &str = "finhook-signature-kid";
 
 /// How far a `webhook-timestamp` may be from the receiver's clock, either way.
 pub const DEFAULT_TOLERANCE_SECONDS: i64 = 5 * 60;
@@ -62,6 +67,24 @@ pub struct SignatureHeaders {
     pub webhook_id: String,
     pub webhook_timestamp: i64,
     pub webhook_signature: String,
+    /// [`SIGNATURE_KID`]: set when the signatures are `v1a`.
+    pub signature_kids: Option<String>,
+}
+
+impl SignatureHeaders {
+    /// Replaces the `v1` HMAC signatures with `v1a` ones by `keys` (current first); the
+    /// Flinks header stays an HMAC. `false` (and nothing changed) without a key.
+    pub fn sign_v1a(&mut self, keys: &[&asymmetric::SigningKey], body: &[u8]) -> bool {
+        if keys.is_empty() {
+            return false;
+        }
+        let entries: Vec<String> =
+            keys.iter().map(|key| key.sign_v1a(&self.webhook_id, self.webhook_timestamp, body)).collect();
+        let kids: Vec<String> = keys.iter().map(|key| key.public_key().kid()).collect();
+        self.webhook_signature = entries.join(" ");
+        self.signature_kids = Some(kids.join(" "));
+        true
+    }
 }
 
 /// Signs `body` for one attempt. `secrets` are the endpoint's valid secrets, newest first:
@@ -81,6 +104,7 @@ pub fn sign(
         webhook_id: webhook_id.to_string(),
         webhook_timestamp: timestamp,
         webhook_signature: signatures.join(" "),
+        signature_kids: None,
     })
 }
 

@@ -14,7 +14,7 @@ use finhook_core::retry::RetryPolicy;
 use finhook_core::secret::{EndpointSecret, KeyHash};
 use finhook_core::signing;
 use finhook_server::store::sql::SqlStore;
-use finhook_server::store::{InstanceId, Mode, NewEndpoint, NewInstance, NewMessage, Store, SuccessRule};
+use finhook_server::store::{InstanceId, Mode, NewEndpoint, NewInstance, NewMessage, Signing, Store, SuccessRule};
 
 const DETAIL: &[u8] = include_bytes!("../../../testdata/flinks/get_accounts_detail.json");
 
@@ -67,6 +67,7 @@ async fn store_with_endpoint(dir: &std::path::Path) -> (Arc<SqlStore>, InstanceI
                 retry: RetryPolicy::default(),
                 success: SuccessRule::Exactly200,
                 enabled: true,
+                signing: Signing::Hmac,
                 secret: EndpointSecret::generate(),
                 now,
             },

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::AppState;
 use crate::http::json::{double_option, ApiJson};
 use crate::http::{ApiError, Caller, Problem};
-use crate::store::{Endpoint, EndpointPatch, NewEndpoint, SuccessRule};
+use crate::store::{Endpoint, EndpointPatch, NewEndpoint, Signing, SuccessRule};
 
 /// How long a replaced secret keeps signing after a rotation.
 const ROTATION_OVERLAP: Duration = Duration::hours(24);
@@ -35,6 +35,9 @@ pub struct CreateEndpoint {
     retry: Option<RetryRequest>,
     success: Option<SuccessRule>,
     enabled: Option<bool>,
+    /// How `webhook-signature` is made: `hmac` (default) or `ed25519` (the instance's keys,
+    /// published at `/v1/instances/{name}/.well-known/jwks.json`).
+    signing: Option<Signing>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -50,6 +53,7 @@ pub struct UpdateEndpoint {
     retry: Option<RetryRequest>,
     success: Option<SuccessRule>,
     enabled: Option<bool>,
+    signing: Option<Signing>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -63,6 +67,7 @@ pub struct EndpointView {
     retry: RetryPolicy,
     success: SuccessRule,
     enabled: bool,
+    signing: Signing,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     /// Only in answers to create and rotate-secret.
@@ -80,6 +85,7 @@ impl EndpointView {
             retry: endpoint.retry,
             success: endpoint.success,
             enabled: endpoint.enabled,
+            signing: endpoint.signing,
             created_at: endpoint.created_at,
             updated_at: endpoint.updated_at,
             secret: secret.map(|s| s.expose().to_string()),
@@ -162,10 +168,14 @@ pub async fn create(
         retry: parse_retry(request.retry.unwrap_or_default(), RetryPolicy::default())?,
         success: request.success.unwrap_or(SuccessRule::Exactly200),
         enabled: request.enabled.unwrap_or(true),
+        signing: request.signing.unwrap_or_default(),
         secret: EndpointSecret::generate(),
         now: state.clock.now(),
     };
     let secret = new.secret.clone();
+    if new.signing == Signing::Ed25519 {
+        super::signing_keys::ensure_key(&state, instance.id).await?;
+    }
     let endpoint = state.store.create_endpoint(instance.id, new).await?;
     tracing::info!(instance = %instance.name, endpoint = %endpoint.id, "endpoint created");
     Ok((StatusCode::CREATED, Json(EndpointView::of(endpoint, Some(&secret)))))
@@ -212,7 +222,11 @@ pub async fn update(
         retry: request.retry.map(|retry| parse_retry(retry, current.retry)).transpose()?,
         success: request.success,
         enabled: request.enabled,
+        signing: request.signing,
     };
+    if patch.signing == Some(Signing::Ed25519) {
+        super::signing_keys::ensure_key(&state, instance.id).await?;
+    }
     let endpoint = state
         .store
         .update_endpoint(instance.id, &id, patch, state.clock.now())

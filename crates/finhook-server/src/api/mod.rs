@@ -6,6 +6,7 @@ mod endpoints;
 mod instances;
 mod messages;
 mod openapi;
+mod signing_keys;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -23,6 +24,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/instances", post(instances::create).get(instances::list))
         .route(instance, get(instances::show).patch(instances::update))
         .route(&format!("{instance}/rotate-key"), post(instances::rotate_key))
+        .route(&format!("{instance}/.well-known/jwks.json"), get(signing_keys::jwks))
+        .route(&format!("{instance}/rotate-signing-key"), post(signing_keys::rotate))
         .route(&format!("{instance}/endpoints"), post(endpoints::create).get(endpoints::list))
         .route(
             &format!("{instance}/endpoints/{{id}}"),

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{endpoints, instances, messages};
+use super::{endpoints, instances, messages, signing_keys};
 use crate::sandbox::trigger;
 
 #[derive(OpenApi)]
@@ -25,6 +25,8 @@ use crate::sandbox::trigger;
         endpoints::update,
         endpoints::delete,
         endpoints::rotate_secret,
+        signing_keys::jwks,
+        signing_keys::rotate,
         messages::ingest,
         messages::list,
         messages::show,

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use finhook_core::signing::{SignatureHeaders, FLINKS_HEADER, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
+use finhook_core::signing::{
+    SignatureHeaders, FLINKS_HEADER, SIGNATURE_KID, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
+};
 
 use super::target::{literal_ip, GuardedResolver, ResolveError, TargetPolicy};
 use crate::store::ErrorClass;
@@ -91,7 +93,7 @@ impl DeliveryClient {
                 return failed(ErrorClass::Blocked, reason.to_string());
             }
         }
-        let request = self
+        let mut request = self
             .http
             .post(url)
             .header(http::header::CONTENT_TYPE, "application/json")
@@ -100,6 +102,9 @@ impl DeliveryClient {
             .header(WEBHOOK_TIMESTAMP, signature.webhook_timestamp.to_string())
             .header(WEBHOOK_SIGNATURE, &signature.webhook_signature)
             .body(body);
+        if let Some(kids) = &signature.signature_kids {
+            request = request.header(SIGNATURE_KID, kids);
+        }
         let mut response = match request.send().await {
             Ok(response) => response,
             Err(error) => {

@@ -37,7 +37,7 @@ use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::store::queue::{HEARTBEAT_EVERY, STOP_STARTING_AFTER};
 use crate::store::{
-    AttemptRecord, AttemptResult, DeliveryStatus, DispatchEndpoint, DueDelivery, ErrorClass, Store, StoreError,
+    AttemptRecord, AttemptResult, DeliveryStatus, DispatchEndpoint, DueDelivery, ErrorClass, Signing, Store, StoreError,
 };
 use client::{DeliveryClient, SendOutcome};
 use handoff::{Fresh, Inbox};
@@ -474,7 +474,7 @@ async fn attempt(
     started_at: DateTime<Utc>,
 ) -> SendOutcome {
     let secrets = endpoint.secrets_at(started_at);
-    let headers = match signing::sign(&secrets, delivery.message_id.as_str(), started_at.timestamp(), payload) {
+    let mut headers = match signing::sign(&secrets, delivery.message_id.as_str(), started_at.timestamp(), payload) {
         Ok(headers) => headers,
         Err(error) => {
             return SendOutcome::Failed {
@@ -484,6 +484,13 @@ async fn attempt(
             }
         }
     };
+    if endpoint.signing == Signing::Ed25519 && !headers.sign_v1a(&endpoint.signing_keys_at(started_at), payload) {
+        return SendOutcome::Failed {
+            class: ErrorClass::Signing,
+            detail: "the endpoint signs with ed25519 and its instance has no signing key".into(),
+            latency: Duration::ZERO,
+        };
+    }
     context.client.post(&endpoint.url, payload.clone(), &headers).await
 }
 

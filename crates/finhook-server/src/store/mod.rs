@@ -18,6 +18,7 @@ pub mod db;
 pub mod queue;
 mod rows;
 pub mod sandbox;
+pub mod signing;
 pub mod sql;
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ use finhook_core::flinks::ResponseType;
 use finhook_core::ids::{AttemptId, DeliveryId, EndpointId, MessageId};
 use finhook_core::retry::RetryPolicy;
 use finhook_core::secret::{EndpointSecret, KeyHash};
+use finhook_core::signing::asymmetric::SigningKey;
+pub use signing::{InstanceKey, Signing};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +210,7 @@ pub struct Endpoint {
     pub retry: RetryPolicy,
     pub success: SuccessRule,
     pub enabled: bool,
+    pub signing: Signing,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -226,6 +230,7 @@ pub struct NewEndpoint {
     pub retry: RetryPolicy,
     pub success: SuccessRule,
     pub enabled: bool,
+    pub signing: Signing,
     pub secret: EndpointSecret,
     pub now: DateTime<Utc>,
 }
@@ -239,6 +244,7 @@ pub struct EndpointPatch {
     pub retry: Option<RetryPolicy>,
     pub success: Option<SuccessRule>,
     pub enabled: Option<bool>,
+    pub signing: Option<Signing>,
 }
 
 /// A validated callback ready to be stored.
@@ -419,6 +425,9 @@ pub struct DispatchEndpoint {
     /// Secrets not yet expired when read, current first, each with the time it stops
     /// signing (`None` for the current one).
     pub secrets: Vec<(EndpointSecret, Option<DateTime<Utc>>)>,
+    pub signing: Signing,
+    /// With [`Signing::Ed25519`]: the instance's keys not yet expired when read, current first.
+    pub signing_keys: signing::OpenedKeys,
 }
 
 impl DispatchEndpoint {
@@ -428,6 +437,15 @@ impl DispatchEndpoint {
             .iter()
             .filter(|(_, expires_at)| expires_at.is_none_or(|end| end > now))
             .map(|(secret, _)| secret.clone())
+            .collect()
+    }
+
+    /// The Ed25519 keys that still sign at `now`, current first.
+    pub fn signing_keys_at(&self, now: DateTime<Utc>) -> Vec<&SigningKey> {
+        self.signing_keys
+            .iter()
+            .filter(|(_, expires_at)| expires_at.is_none_or(|end| end > now))
+            .map(|(key, _)| key.as_ref())
             .collect()
     }
 }
@@ -520,6 +538,24 @@ pub trait Store: queue::DeliveryQueue + sandbox::SandboxStore + Send + Sync + st
         now: DateTime<Utc>,
         old_expires_at: DateTime<Utc>,
     ) -> StoreResult<bool>;
+
+    /// The instance's Ed25519 signing keys still signing at `now`, newest first.
+    async fn signing_keys(&self, instance: InstanceId, now: DateTime<Utc>) -> StoreResult<Vec<InstanceKey>>;
+    /// Adds `key` unless the instance has a signing key without an end; whether it did.
+    async fn add_signing_key_if_none(
+        &self,
+        instance: InstanceId,
+        key: &SigningKey,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Makes `key` the instance's signing key; the others sign until `old_expires_at`.
+    async fn rotate_signing_key(
+        &self,
+        instance: InstanceId,
+        key: &SigningKey,
+        now: DateTime<Utc>,
+        old_expires_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
 
     /// Stores a message and schedules a delivery to every enabled, subscribed endpoint.
     async fn ingest(&self, message: NewMessage) -> StoreResult<IngestOutcome>;

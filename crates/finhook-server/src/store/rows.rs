@@ -8,6 +8,7 @@ use finhook_core::retry::{Backoff, RetryPolicy};
 use sqlx::Row;
 
 use super::sandbox::{RequestState, SandboxLogin, SandboxRequest};
+use super::signing::Signing;
 use super::{
     AttemptRecord, DeliveryRecord, DeliveryStatus, Endpoint, ErrorClass, Instance, InstanceId, MessageSummary, Mode,
     SandboxSettings, StoreError, StoreResult, SuccessRule,
@@ -76,7 +77,7 @@ pub(crate) const INSTANCE_COLUMNS: &str =
 
 pub(crate) const ENDPOINT_COLUMNS: &str =
     "id, instance_id, url, description, event_types, max_attempts, interval_seconds, \
-     backoff, success, enabled, created_at, updated_at";
+     backoff, success, enabled, signing, created_at, updated_at";
 
 pub(crate) fn instance_from(row: &impl Cols) -> StoreResult<Instance> {
     let mode = row.text("mode")?;
@@ -148,6 +149,10 @@ pub(crate) fn endpoint_from(row: &impl Cols) -> StoreResult<Endpoint> {
         retry,
         success,
         enabled: row.flag("enabled")?,
+        signing: {
+            let text = row.text("signing")?;
+            Signing::parse(&text).ok_or_else(|| corrupt(format!("unknown signing {text:?}")))?
+        },
         created_at: time_of(row.int("created_at")?)?,
         updated_at: time_of(row.int("updated_at")?)?,
     })

@@ -19,6 +19,7 @@ pub mod open;
 mod queue;
 mod sandbox;
 mod sets;
+mod signing_keys;
 
 use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,7 @@ use chrono::{DateTime, Utc};
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 use finhook_core::seal::SealingKey;
 use finhook_core::secret::{EndpointSecret, KeyHash};
+use finhook_core::signing::asymmetric::SigningKey;
 
 use super::db::{placeholders, sql, Backend, Pools, Sql};
 use super::rows::*;
@@ -329,6 +331,33 @@ impl Store for SqlStore {
         old_expires_at: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let rotated = endpoints::rotate_secret(self, instance, id, secret, now, old_expires_at).await;
+        self.endpoints_changed();
+        rotated
+    }
+
+    async fn signing_keys(&self, instance: InstanceId, now: DateTime<Utc>) -> StoreResult<Vec<InstanceKey>> {
+        signing_keys::valid(self, instance, now).await
+    }
+
+    async fn add_signing_key_if_none(
+        &self,
+        instance: InstanceId,
+        key: &SigningKey,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let added = signing_keys::add_if_none(self, instance, key, now).await;
+        self.endpoints_changed();
+        added
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        instance: InstanceId,
+        key: &SigningKey,
+        now: DateTime<Utc>,
+        old_expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let rotated = signing_keys::rotate(self, instance, key, now, old_expires_at).await;
         self.endpoints_changed();
         rotated
     }

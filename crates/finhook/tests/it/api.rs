@@ -331,6 +331,8 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/instances/{name}/endpoints/{id}", "patch"),
         ("/v1/instances/{name}/endpoints/{id}", "delete"),
         ("/v1/instances/{name}/endpoints/{id}/rotate-secret", "post"),
+        ("/v1/instances/{name}/.well-known/jwks.json", "get"),
+        ("/v1/instances/{name}/rotate-signing-key", "post"),
         ("/v1/instances/{name}/callbacks", "post"),
         ("/v1/instances/{name}/messages", "get"),
         ("/v1/instances/{name}/messages/{msg}", "get"),
@@ -344,6 +346,9 @@ async fn the_openapi_document_describes_every_route() {
     for (path, method) in expected {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is missing");
     }
+    // Public keys are public: the JWK set is the one operation without the bearer key.
+    let jwks = &doc["paths"]["/v1/instances/{name}/.well-known/jwks.json"]["get"];
+    assert_eq!(jwks["security"], serde_json::json!([{}]), "{jwks}");
     // Every schema reference resolves.
     let text = doc.to_string();
     for reference in text.split("\"#/components/schemas/").skip(1) {

@@ -115,6 +115,7 @@ async fn mixed_batch(store: SqlStore) {
             retry: RetryPolicy::default(),
             success: SuccessRule::Exactly200,
             enabled: true,
+            signing: Signing::Hmac,
             secret: EndpointSecret::generate(),
             now: t0(),
         };

@@ -25,5 +25,7 @@ mod ingest;
 mod restart;
 #[path = "sandbox.rs"]
 mod sandbox;
+#[path = "signing.rs"]
+mod signing;
 #[path = "tls.rs"]
 mod tls;

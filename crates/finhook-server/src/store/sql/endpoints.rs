@@ -17,8 +17,8 @@ pub(super) async fn create(store: &SqlStore, instance: InstanceId, new: NewEndpo
         .fetch_one(
             sql(format!(
                 "INSERT INTO endpoints (id, instance_id, url, description, event_types, max_attempts, interval_seconds,
-                                        backoff, success, enabled, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {ENDPOINT_COLUMNS}"
+                                        backoff, success, enabled, signing, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {ENDPOINT_COLUMNS}"
             ))
             .bind(id.as_str())
             .bind(instance.0)
@@ -30,6 +30,7 @@ pub(super) async fn create(store: &SqlStore, instance: InstanceId, new: NewEndpo
             .bind(backoff_str(new.retry.backoff))
             .bind(new.success.as_str())
             .bind(new.enabled)
+            .bind(new.signing.as_str())
             .bind(millis(new.now))
             .bind(millis(new.now)),
         )
@@ -69,11 +70,13 @@ pub(super) async fn update(
     endpoint.retry = patch.retry.unwrap_or(endpoint.retry);
     endpoint.success = patch.success.unwrap_or(endpoint.success);
     endpoint.enabled = patch.enabled.unwrap_or(endpoint.enabled);
+    endpoint.signing = patch.signing.unwrap_or(endpoint.signing);
     endpoint.updated_at = now;
     conn.execute(
         sql("UPDATE endpoints SET url = $1, description = $2, event_types = $3, max_attempts = $4,
-                    interval_seconds = $5, backoff = $6, success = $7, enabled = $8, updated_at = $9
-             WHERE id = $10")
+                    interval_seconds = $5, backoff = $6, success = $7, enabled = $8, signing = $9,
+                    updated_at = $10
+             WHERE id = $11")
         .bind(&endpoint.url)
         .bind(&endpoint.description)
         .bind(event_types_to_json(&endpoint.event_types))
@@ -82,6 +85,7 @@ pub(super) async fn update(
         .bind(backoff_str(endpoint.retry.backoff))
         .bind(endpoint.success.as_str())
         .bind(endpoint.enabled)
+        .bind(endpoint.signing.as_str())
         .bind(millis(now))
         .bind(id.as_str()),
     )

@@ -37,6 +37,7 @@ pub const SQLITE: Folder = folder!("sqlite":
     "0008_release_old_claims.sql",
     "0009_nodes.sql",
     "0010_instance_stored_bytes.sql",
+    "0011_ed25519_signing.sql",
 );
 
 /// `migrations/postgres`.
@@ -49,6 +50,7 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0006_nodes.sql",
     "0007_instance_stored_bytes.sql",
     "0008_payload_lz4.sql",
+    "0009_ed25519_signing.sql",
 );
 
 /// The migrator for one folder.

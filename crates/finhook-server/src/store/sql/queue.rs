@@ -17,7 +17,7 @@ use super::SqlStore;
 use crate::store::db::{placeholders, sql, Backend, Conn, Sql};
 use crate::store::queue::{DeliveryQueue, NODE_SILENT_AFTER};
 use crate::store::rows::*;
-use crate::store::{AttemptResult, DispatchEndpoint, DueDelivery, ErrorClass, StoreResult, TakenDue};
+use crate::store::{AttemptResult, DispatchEndpoint, DueDelivery, ErrorClass, Signing, StoreResult, TakenDue};
 
 /// The most ids one `IN (...)` list binds; larger requests are split.
 const MAX_IDS: usize = 500;
@@ -152,7 +152,13 @@ impl DeliveryQueue for SqlStore {
                 Ok((EndpointSecret::parse(&secret).map_err(corrupt)?, expires_at))
             })
             .collect::<StoreResult<Vec<_>>>()?;
+        let signing_keys = match endpoint.signing {
+            Signing::Hmac => Vec::new(),
+            Signing::Ed25519 => super::signing_keys::opened(self, endpoint.instance_id, now).await?,
+        };
         Ok(Some(DispatchEndpoint {
+            signing: endpoint.signing,
+            signing_keys,
             id: endpoint.id,
             url: endpoint.url,
             retry: endpoint.retry,
