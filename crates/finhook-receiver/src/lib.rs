@@ -9,6 +9,7 @@
 //!
 //! Layout:
 //! - [`verify`]: secrets and the signature check (the sender's own code, from `finhook-core`).
+//! - [`jwks`]: the sender's public keys for `v1a` signatures, fetched and cached.
 //! - [`store`]: the durable SQLite store.
 //! - [`conciliation`]: the pure per-LoginId view.
 //! - [`server`]: the axum router and the receive pipeline.
@@ -18,10 +19,12 @@
 pub mod conciliation;
 pub mod forward;
 mod html;
+pub mod jwks;
 pub mod server;
 pub mod store;
 pub mod verify;
 
+pub use jwks::JwksCache;
 pub use server::{router, Receipt, Receiver, Verdict};
 pub use store::ReceiverStore;
-pub use verify::{ReceiverSecret, Verifier};
+pub use verify::{ReceiverSecret, Scheme, Verifier};

@@ -145,6 +145,9 @@ pub enum ReceiveError {
     Forward(#[from] ForwardError),
     #[error("could not store the callback")]
     Store(#[from] StoreError),
+    /// The sender's public keys could not be had; 503 so that it retries.
+    #[error("the sender's public keys are not available: {0}")]
+    Keys(#[source] crate::jwks::JwksError),
 }
 
 impl ReceiveError {
@@ -155,7 +158,7 @@ impl ReceiveError {
             Self::Signature(_) => StatusCode::UNAUTHORIZED,
             // 5xx on purpose: the sender must retry until the app has it.
             Self::Forward(_) => StatusCode::BAD_GATEWAY,
-            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) | Self::Keys(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -261,6 +264,7 @@ async fn accept(
         }
         Err(_) => return Err((None, ReceiveError::BodyRead)),
     };
+    receiver.verifier.prepare(headers).await.map_err(|e| (None, ReceiveError::Keys(e)))?;
     receiver.verifier.verify(headers, &bytes, at.timestamp()).map_err(|e| (None, e.into()))?;
     let keys = parse_callback(&bytes, receiver.limits).map_err(|e| (None, e.into()))?.keys();
     let webhook_id = headers.get(WEBHOOK_ID).and_then(|v| v.to_str().ok()).map(str::to_string);

@@ -1,15 +1,23 @@
 //! Which signature a received webhook carries, and whether it holds.
 //!
 //! The Standard Webhooks headers are checked when present (finhook sends them); otherwise
-//! `flinks-authenticity-key` (the only signature real Flinks sends). The cryptography is
-//! `finhook_core::signing`, the very code the sender signs with.
+//! `flinks-authenticity-key` (the only signature real Flinks sends). Standard Webhooks
+//! `v1a` (Ed25519) signatures are checked with public keys, given or fetched from the
+//! sender's JWK set ([`crate::jwks`]). The cryptography is `finhook_core::signing`, the very
+//! code the sender signs with.
+
+use std::sync::Arc;
 
 use http::HeaderMap;
 
+use finhook_core::signing::asymmetric::{self, PublicKey};
+
 use finhook_core::secret::EndpointSecret;
 use finhook_core::signing::{
-    self, StandardHeaders, VerifyError, FLINKS_HEADER, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
+    self, StandardHeaders, VerifyError, FLINKS_HEADER, SIGNATURE_KID, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
 };
+
+use crate::jwks::{JwksCache, JwksError};
 
 /// A verification secret. Any string verifies `flinks-authenticity-key`; a `whsec_…`
 /// secret verifies Standard Webhooks signatures too.
@@ -37,6 +45,8 @@ impl std::fmt::Debug for ReceiverSecret {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
     StandardWebhooks,
+    /// Standard Webhooks `v1a`: Ed25519, checked with a public key.
+    StandardWebhooksEd25519,
     FlinksAuthenticityKey,
     /// Verification is switched off (`--no-verify`).
     Unverified,
@@ -46,18 +56,53 @@ pub enum Scheme {
 #[derive(Debug, Clone)]
 pub struct Verifier {
     secrets: Vec<ReceiverSecret>,
+    public_keys: Vec<PublicKey>,
+    jwks: Option<Arc<JwksCache>>,
     tolerance_seconds: i64,
     enabled: bool,
 }
 
 impl Verifier {
     pub fn new(secrets: Vec<ReceiverSecret>) -> Self {
-        Self { secrets, tolerance_seconds: signing::DEFAULT_TOLERANCE_SECONDS, enabled: true }
+        Self {
+            secrets,
+            public_keys: Vec::new(),
+            jwks: None,
+            tolerance_seconds: signing::DEFAULT_TOLERANCE_SECONDS,
+            enabled: true,
+        }
+    }
+
+    /// Also accepts `v1a` signatures by these public keys.
+    pub fn with_public_keys(mut self, keys: Vec<PublicKey>) -> Self {
+        self.public_keys = keys;
+        self
+    }
+
+    /// Also accepts `v1a` signatures by the keys of this JWK set (see [`Verifier::prepare`]).
+    pub fn with_jwks(mut self, jwks: JwksCache) -> Self {
+        self.jwks = Some(Arc::new(jwks));
+        self
+    }
+
+    /// Before [`Verifier::verify`], for a `v1a` signature: makes sure the JWK set, if any, is
+    /// fetched and knows the keys the headers name.
+    pub async fn prepare(&self, headers: &HeaderMap) -> Result<(), JwksError> {
+        let Some(jwks) = &self.jwks else { return Ok(()) };
+        if !self.enabled || !is_asymmetric(headers) {
+            return Ok(());
+        }
+        let kids: Vec<&str> = headers
+            .get(SIGNATURE_KID)
+            .and_then(|v| v.to_str().ok())
+            .map(|kids| kids.split(' ').filter(|kid| !kid.is_empty()).collect())
+            .unwrap_or_default();
+        jwks.refresh_if_needed(&kids).await
     }
 
     /// Accepts every webhook without checking; for local experiments only.
     pub fn disabled() -> Self {
-        Self { secrets: Vec::new(), tolerance_seconds: 0, enabled: false }
+        Self { secrets: Vec::new(), public_keys: Vec::new(), jwks: None, tolerance_seconds: 0, enabled: false }
     }
 
     pub fn with_tolerance(mut self, seconds: i64) -> Self {
@@ -80,6 +125,12 @@ impl Verifier {
                 timestamp: header(WEBHOOK_TIMESTAMP),
                 signature: header(WEBHOOK_SIGNATURE),
             };
+            if is_asymmetric(headers) && (!self.public_keys.is_empty() || self.jwks.is_some()) {
+                let mut keys = self.public_keys.clone();
+                keys.extend(self.jwks.iter().flat_map(|jwks| jwks.keys()));
+                asymmetric::verify_v1a(&keys, received, body, now, self.tolerance_seconds)?;
+                return Ok(Scheme::StandardWebhooksEd25519);
+            }
             signing::verify_standard(&standard, received, body, now, self.tolerance_seconds)?;
             return Ok(Scheme::StandardWebhooks);
         }
@@ -87,6 +138,14 @@ impl Verifier {
         signing::verify_flinks_keys(&keys, header(FLINKS_HEADER), body)?;
         Ok(Scheme::FlinksAuthenticityKey)
     }
+}
+
+/// Whether `webhook-signature` carries a `v1a` entry.
+fn is_asymmetric(headers: &HeaderMap) -> bool {
+    headers
+        .get(WEBHOOK_SIGNATURE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|signature| signature.split(' ').any(|entry| entry.starts_with("v1a,")))
 }
 
 #[cfg(test)]
@@ -151,5 +210,24 @@ mod tests {
             Err(VerifyError::InvalidHeader("flinks-authenticity-key"))
         );
         assert_eq!(Verifier::disabled().verify(&HeaderMap::new(), b"{}", 0), Ok(Scheme::Unverified));
+    }
+
+    #[test]
+    fn a_v1a_signature_verifies_with_a_public_key_and_not_with_a_secret() {
+        use finhook_core::signing::asymmetric::SigningKey;
+        let key = SigningKey::generate().expect("key");
+        let (id, timestamp, body) = ("msg_1", 1_700_000_000_i64, br#"{"ResponseType":"KYC"}"#.as_slice());
+        let received = headers(&[
+            ("webhook-id", id.to_string()),
+            ("webhook-timestamp", timestamp.to_string()),
+            ("webhook-signature", key.sign_v1a(id, timestamp, body)),
+        ]);
+        let with_key = Verifier::new(vec![]).with_public_keys(vec![key.public_key()]);
+        assert_eq!(with_key.verify(&received, body, timestamp), Ok(Scheme::StandardWebhooksEd25519));
+        assert_eq!(with_key.verify(&received, b"{}", timestamp), Err(VerifyError::SignatureMismatch));
+        let other = Verifier::new(vec![]).with_public_keys(vec![SigningKey::generate().expect("key").public_key()]);
+        assert_eq!(other.verify(&received, body, timestamp), Err(VerifyError::SignatureMismatch));
+        let secret_only = Verifier::new(vec![ReceiverSecret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]);
+        assert_eq!(secret_only.verify(&received, body, timestamp), Err(VerifyError::SignatureMismatch));
     }
 }

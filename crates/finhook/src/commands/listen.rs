@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use finhook_core::signing::asymmetric::PublicKey;
 use finhook_receiver::forward::Forwarder;
-use finhook_receiver::{Receiver, ReceiverSecret, ReceiverStore, Verifier};
+use finhook_receiver::{JwksCache, Receiver, ReceiverSecret, ReceiverStore, Verifier};
 use finhook_server::http::serve::{serve, ServeLimits};
 
 use super::{block_on, error_chain, fail, shutdown_signal};
@@ -22,8 +23,14 @@ pub struct ListenArgs {
     /// A verification secret (whsec_... from finhook, or the HMAC key Flinks issued); repeatable during a rotation.
     #[arg(long = "secret", value_name = "SECRET", env = "FINHOOK_LISTEN_SECRET", hide_env_values = true)]
     secrets: Vec<String>,
+    /// A public key (whpk_...) that verifies Standard Webhooks v1a (Ed25519) signatures; repeatable.
+    #[arg(long = "public-key", value_name = "KEY")]
+    public_keys: Vec<String>,
+    /// The sender's JWK set (finhook: https://HOST/v1/instances/NAME/.well-known/jwks.json), fetched when needed and cached, for v1a signatures.
+    #[arg(long = "jwks-url", value_name = "URL")]
+    jwks_url: Option<String>,
     /// Accept webhooks without checking signatures (local experiments only).
-    #[arg(long, conflicts_with = "secrets")]
+    #[arg(long, conflicts_with_all = ["secrets", "public_keys", "jwks_url"])]
     no_verify: bool,
     /// Where received callbacks are stored.
     #[arg(long, value_name = "URL", default_value = "sqlite://receiver.db")]
@@ -44,8 +51,20 @@ pub struct ListenArgs {
 
 #[allow(clippy::print_stdout)]
 pub fn run(args: ListenArgs) -> ExitCode {
-    if args.secrets.is_empty() && !args.no_verify {
-        return fail(2, "give the signing secret with --secret (or FINHOOK_LISTEN_SECRET), or pass --no-verify to accept unsigned webhooks");
+    if args.secrets.is_empty() && args.public_keys.is_empty() && args.jwks_url.is_none() && !args.no_verify {
+        return fail(2, "give the signing secret with --secret (or FINHOOK_LISTEN_SECRET), the public key with --public-key or the JWK set with --jwks-url, or pass --no-verify to accept unsigned webhooks");
+    }
+    let mut public_keys = Vec::with_capacity(args.public_keys.len());
+    for text in &args.public_keys {
+        match PublicKey::parse(text) {
+            Ok(key) => public_keys.push(key),
+            Err(error) => return fail(2, format!("--public-key {text}: {error}")),
+        }
+    }
+    if let Some(url) = &args.jwks_url {
+        if let Err(error) = reqwest::Url::parse(url) {
+            return fail(2, format!("--jwks-url {url}: not a URL ({error})"));
+        }
     }
     block_on(async move {
         let store = match ReceiverStore::open(&args.database).await {
@@ -55,7 +74,13 @@ pub fn run(args: ListenArgs) -> ExitCode {
         let verifier = if args.no_verify {
             Verifier::disabled()
         } else {
-            Verifier::new(args.secrets.iter().map(ReceiverSecret::new).collect()).with_tolerance(args.tolerance_seconds)
+            let verifier = Verifier::new(args.secrets.iter().map(ReceiverSecret::new).collect())
+                .with_public_keys(public_keys)
+                .with_tolerance(args.tolerance_seconds);
+            match &args.jwks_url {
+                Some(url) => verifier.with_jwks(JwksCache::new(url.clone())),
+                None => verifier,
+            }
         };
         let mut receiver = Receiver::new(store, verifier).on_receipt(|receipt| {
             let mut out = std::io::stdout().lock();

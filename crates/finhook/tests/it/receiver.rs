@@ -292,6 +292,54 @@ async fn finhook_serve_delivers_to_finhook_listen_end_to_end() {
     listen.kill().await;
 }
 
+/// `finhook listen --jwks-url` verifies Ed25519 (`v1a`) webhooks with nothing but the
+/// sender's public JWK set, which it fetches itself: no secret is shared.
+#[tokio::test]
+async fn finhook_listen_verifies_ed25519_webhooks_with_the_public_jwk_set() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let serve = FinhookProcess::serve(dir.path()).await;
+    let api = reqwest::Client::new();
+    let admin = |request: reqwest::RequestBuilder| request.bearer_auth(ADMIN_KEY).send();
+    admin(api.post(serve.url("/v1/instances")).json(&json!({ "name": "acme" }))).await.expect("instance");
+    let jwks = serve.url("/v1/instances/acme/.well-known/jwks.json");
+    let listen = FinhookProcess::listen(dir.path(), &["--jwks-url".to_string(), jwks]).await;
+    let created = admin(
+        api.post(serve.url("/v1/instances/acme/endpoints"))
+            .json(&json!({ "url": listen.url("/flinks"), "signing": "ed25519" })),
+    )
+    .await
+    .expect("endpoint");
+    assert_eq!(created.status().as_u16(), 201);
+    for name in ["get_accounts_detail.json", "kyc.json"] {
+        let accepted =
+            admin(api.post(serve.url("/v1/instances/acme/callbacks")).body(fixture(name))).await.expect("ingest");
+        assert_eq!(accepted.status().as_u16(), 202);
+    }
+    let mut login = Value::Null;
+    for _ in 0..400 {
+        let (status, body) = get_json(&listen.url(&format!("/logins/{LOGIN}"))).await;
+        if status == 200 && body["callbacks"].as_array().is_some_and(|c| c.len() == 2) {
+            login = body;
+            break;
+        }
+        // Waits for the two deliveries to land (they follow within milliseconds).
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(login["kyc"]["Holders"][0]["Address"]["City"], "Sherbrooke", "{login}");
+    serve.kill().await;
+    listen.kill().await;
+
+    // A key that is not one is refused before anything starts.
+    let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_finhook"))
+        .args(["listen", "--listen", "127.0.0.1:0", "--public-key", "whpk_AAAA"])
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--public-key whpk_AAAA") && stderr.contains("32 bytes"), "{stderr}");
+}
+
 #[tokio::test]
 async fn finhook_listen_serves_tls_and_finhook_serve_verifies_it() {
     let pki = test_pki();

@@ -130,3 +130,40 @@ async fn signing_keys_refuse_what_they_cannot_serve() {
     let (status, _) = app.call(reqwest::Method::POST, "/v1/instances/acme/rotate-signing-key", "wrong", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// The receiver kit caches the JWK set, and fetches it again when a webhook names a key it
+/// has not seen: after a rotation whose overlap has run out, the next webhook is signed by
+/// the new key alone, and it is still accepted.
+#[tokio::test]
+async fn a_receiver_fetches_the_jwk_set_again_for_a_key_it_has_not_seen() {
+    use finhook_receiver::{JwksCache, Receiver, ReceiverStore, Verifier};
+    let app = spawn_app().await;
+    let key = app.create_instance("acme").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = ReceiverStore::open(&format!("sqlite://{}", dir.path().join("r.db").display())).await.expect("store");
+    let jwks =
+        JwksCache::new(app.url("/v1/instances/acme/.well-known/jwks.json")).with_min_refetch(std::time::Duration::ZERO);
+    // The server runs on a manual clock set in 2026; the receiver checks timestamps against
+    // the wall clock, so its tolerance is widened to cover the difference.
+    let verifier = Verifier::new(vec![]).with_jwks(jwks).with_tolerance(20 * 365 * 86_400);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, finhook_receiver::router(Receiver::new(store, verifier))).await;
+    });
+    app.create_endpoint("acme", json!({ "url": format!("{base}/hook"), "signing": "ed25519" })).await;
+    let status = |message: Value| message["deliveries"][0]["status"].as_str().map(str::to_string);
+
+    let first = app.ingest("acme", fixture("kyc.json")).await;
+    app.deliver_due().await;
+    assert_eq!(status(app.message("acme", &first).await).as_deref(), Some("delivered"));
+
+    let (rotated, body) = app.call(reqwest::Method::POST, "/v1/instances/acme/rotate-signing-key", &key, None).await;
+    assert_eq!(rotated, StatusCode::OK, "{body}");
+    app.clock.advance(chrono::Duration::hours(25));
+    let second = app.ingest("acme", fixture("get_accounts_detail.json")).await;
+    app.deliver_due().await;
+    let message = app.message("acme", &second).await;
+    assert_eq!(status(message.clone()).as_deref(), Some("delivered"), "the receiver refused the new key: {message}");
+    server.abort();
+}
