@@ -67,6 +67,9 @@ enum EndpointsCommand {
         /// Count any 2xx as success instead of 200 only.
         #[arg(long)]
         any_2xx: bool,
+        /// How webhook-signature is made: hmac (v1, the endpoint's secret) or ed25519 (v1a, the instance's keys, published as a JWK set).
+        #[arg(long, value_name = "SCHEME", value_parser = ["hmac", "ed25519"])]
+        signing: Option<String>,
     },
     Enable {
         id: String,
@@ -126,6 +129,7 @@ const ENDPOINT_COLUMNS: &[output::Column] = &[
     ("ID", "/id"),
     ("URL", "/url"),
     ("ENABLED", "/enabled"),
+    ("SIGNING", "/signing"),
     ("TYPES", "/event_types"),
     ("ATTEMPTS", "/retry/max_attempts"),
     ("INTERVAL S", "/retry/interval_seconds"),
@@ -191,7 +195,7 @@ pub fn endpoints(args: EndpointsArgs) -> ExitCode {
                 return Ok(());
             }
             EndpointsCommand::Show { id } => client.call(Method::GET, &format!("{base}/{id}"), None).await?,
-            EndpointsCommand::Create { url, event_types, max_attempts, interval_seconds, any_2xx } => {
+            EndpointsCommand::Create { url, event_types, max_attempts, interval_seconds, any_2xx, signing } => {
                 let mut body = json!({ "url": url, "retry": { "max_attempts": max_attempts, "interval_seconds": interval_seconds } });
                 if let Some(retry) = body["retry"].as_object_mut() {
                     retry.retain(|_, v| !v.is_null());
@@ -201,6 +205,9 @@ pub fn endpoints(args: EndpointsArgs) -> ExitCode {
                 }
                 if any_2xx {
                     body["success"] = json!("any_2xx");
+                }
+                if let Some(signing) = signing {
+                    body["signing"] = json!(signing);
                 }
                 client.call(Method::POST, &base, Some(body)).await?
             }

@@ -81,6 +81,18 @@ async fn the_admin_client_manages_instances_endpoints_and_messages() {
     let disabled = finhook(&app, &["endpoints", "disable", id, "--instance", "acme", "--json"]).await;
     assert_eq!(serde_json::from_str::<Value>(&disabled.stdout).expect("json")["enabled"], false);
 
+    let ed = finhook(
+        &app,
+        &["endpoints", "create", &receiver.url("/ed"), "--instance", "acme", "--signing", "ed25519", "--json"],
+    )
+    .await;
+    assert_eq!(serde_json::from_str::<Value>(&ed.stdout).expect("json")["signing"], "ed25519", "{}", ed.stderr);
+    let table = finhook(&app, &["endpoints", "list", "--instance", "acme"]).await;
+    assert!(table.stdout.contains("SIGNING") && table.stdout.contains("ed25519"), "{}", table.stdout);
+    let bad =
+        finhook(&app, &["endpoints", "create", &receiver.url("/x"), "--instance", "acme", "--signing", "rsa"]).await;
+    assert_eq!(bad.code, Some(2), "{}", bad.stderr);
+
     let refused = finhook(&app, &["endpoints", "create", "http://hooks.example.com/", "--instance", "acme"]).await;
     assert_eq!(refused.code, Some(1));
     assert!(refused.stderr.contains("422") && refused.stderr.contains("$.url"), "{}", refused.stderr);
