@@ -68,6 +68,7 @@ async fn store_with_endpoint(dir: &std::path::Path) -> (Arc<SqlStore>, InstanceI
                 success: SuccessRule::Exactly200,
                 enabled: true,
                 signing: Signing::Hmac,
+                client_identity: None,
                 secret: EndpointSecret::generate(),
                 now,
             },

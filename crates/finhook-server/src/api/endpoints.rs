@@ -11,9 +11,10 @@ use finhook_core::secret::EndpointSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
+use crate::delivery::identity::ClientIdentity;
 use crate::http::json::{double_option, ApiJson};
 use crate::http::{ApiError, Caller, Problem};
-use crate::store::{Endpoint, EndpointPatch, NewEndpoint, Signing, SuccessRule};
+use crate::store::{ClientCertificateInfo, Endpoint, EndpointPatch, NewEndpoint, Signing, SuccessRule};
 
 /// How long a replaced secret keeps signing after a rotation.
 const ROTATION_OVERLAP: Duration = Duration::hours(24);
@@ -38,6 +39,28 @@ pub struct CreateEndpoint {
     /// How `webhook-signature` is made: `hmac` (default) or `ed25519` (the instance's keys,
     /// published at `/v1/instances/{name}/.well-known/jwks.json`).
     signing: Option<Signing>,
+    /// A client certificate presented on every attempt (mutual TLS).
+    client_certificate: Option<ClientCertificateRequest>,
+}
+
+/// A client certificate for mutual TLS, in PEM: the leaf first, then any intermediates,
+/// and its private key (PKCS#8, PKCS#1 or SEC1), which is sealed at rest and never shown.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertificateRequest {
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl std::fmt::Debug for ClientCertificateRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCertificateRequest").finish_non_exhaustive()
+    }
+}
+
+fn parse_identity(request: ClientCertificateRequest) -> Result<ClientIdentity, ApiError> {
+    ClientIdentity::parse(&request.cert_pem, &request.key_pem)
+        .map_err(|error| ApiError::validation(&format!("$.client_certificate.{}", error.field()), error.to_string()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -54,6 +77,10 @@ pub struct UpdateEndpoint {
     success: Option<SuccessRule>,
     enabled: Option<bool>,
     signing: Option<Signing>,
+    /// A new client certificate, or `null` to present none.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<ClientCertificateRequest>)]
+    client_certificate: Option<Option<ClientCertificateRequest>>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -68,6 +95,8 @@ pub struct EndpointView {
     success: SuccessRule,
     enabled: bool,
     signing: Signing,
+    /// The client certificate presented on every attempt (its key is never shown).
+    client_certificate: Option<ClientCertificateInfo>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     /// Only in answers to create and rotate-secret.
@@ -86,6 +115,7 @@ impl EndpointView {
             success: endpoint.success,
             enabled: endpoint.enabled,
             signing: endpoint.signing,
+            client_certificate: endpoint.client_certificate,
             created_at: endpoint.created_at,
             updated_at: endpoint.updated_at,
             secret: secret.map(|s| s.expose().to_string()),
@@ -169,6 +199,7 @@ pub async fn create(
         success: request.success.unwrap_or(SuccessRule::Exactly200),
         enabled: request.enabled.unwrap_or(true),
         signing: request.signing.unwrap_or_default(),
+        client_identity: request.client_certificate.map(parse_identity).transpose()?,
         secret: EndpointSecret::generate(),
         now: state.clock.now(),
     };
@@ -223,6 +254,7 @@ pub async fn update(
         success: request.success,
         enabled: request.enabled,
         signing: request.signing,
+        client_identity: request.client_certificate.map(|c| c.map(parse_identity).transpose()).transpose()?,
     };
     if patch.signing == Some(Signing::Ed25519) {
         super::signing_keys::ensure_key(&state, instance.id).await?;

@@ -1,14 +1,17 @@
 //! The outbound HTTP client: verified TLS, guarded DNS, no redirects, a hard timeout, and
 //! failures sorted into the contract's error classes.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use finhook_core::signing::{
     SignatureHeaders, FLINKS_HEADER, SIGNATURE_KID, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
 };
 
+use super::identity::ClientIdentity;
 use super::target::{literal_ip, GuardedResolver, ResolveError, TargetPolicy};
 use crate::store::ErrorClass;
 
@@ -49,7 +52,17 @@ pub enum ClientError {
 pub struct DeliveryClient {
     http: reqwest::Client,
     policy: Arc<TargetPolicy>,
+    roots: Arc<Vec<reqwest::Certificate>>,
+    timeout: Duration,
+    /// A client per client certificate (mutual TLS), each with its own connection pool,
+    /// kept for as long as the certificate is in use: keyed by the SHA-256 of the
+    /// certificate and key, so a changed certificate gets a new client.
+    with_identity: Arc<Mutex<HashMap<[u8; 32], reqwest::Client>>>,
 }
+
+/// Client certificates whose clients are kept; past it the oldest are dropped (their
+/// connections close), and rebuilt when next used.
+const IDENTITY_CLIENTS: usize = 1024;
 
 impl DeliveryClient {
     pub fn new(
@@ -57,6 +70,25 @@ impl DeliveryClient {
         extra_root_cas: &[impl AsRef<Path>],
         timeout: Duration,
     ) -> Result<Self, ClientError> {
+        let mut roots = Vec::new();
+        for path in extra_root_cas {
+            let path = path.as_ref();
+            let display = path.display().to_string();
+            let pem = std::fs::read(path).map_err(|source| ClientError::ReadCa { path: display.clone(), source })?;
+            roots.extend(
+                reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|source| ClientError::BadCa { path: display.clone(), source })?,
+            );
+        }
+        let http = Self::builder(&policy, &roots, timeout).build().map_err(ClientError::Build)?;
+        Ok(Self { http, policy, roots: Arc::new(roots), timeout, with_identity: Arc::default() })
+    }
+
+    fn builder(
+        policy: &Arc<TargetPolicy>,
+        roots: &[reqwest::Certificate],
+        timeout: Duration,
+    ) -> reqwest::ClientBuilder {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(true)
@@ -66,23 +98,50 @@ impl DeliveryClient {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(USER_AGENT)
             .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }));
-        for path in extra_root_cas {
-            let path = path.as_ref();
-            let display = path.display().to_string();
-            let pem = std::fs::read(path).map_err(|source| ClientError::ReadCa { path: display.clone(), source })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|source| ClientError::BadCa { path: display.clone(), source })?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
+        for cert in roots {
+            builder = builder.add_root_certificate(cert.clone());
         }
-        Ok(Self { http: builder.build().map_err(ClientError::Build)?, policy })
+        builder
+    }
+
+    /// The client that presents `identity`, built on first use.
+    fn client_for(&self, identity: &ClientIdentity) -> Result<reqwest::Client, String> {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(identity.cert_pem.as_bytes());
+        hasher.update(identity.expose_key_pem().as_bytes());
+        let key: [u8; 32] = hasher.finalize().into();
+        let mut clients = self.with_identity.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let tls = identity.reqwest_identity().map_err(|e| format!("the client certificate cannot be used: {e}"))?;
+        let client = Self::builder(&self.policy, &self.roots, self.timeout)
+            .identity(tls)
+            .build()
+            .map_err(|e| format!("the client certificate cannot be used: {e}"))?;
+        if clients.len() >= IDENTITY_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Ok(client)
     }
 
     /// POSTs `body` with the signature headers and reads at most [`EXCERPT_BYTES`] back.
-    pub async fn post(&self, url: &str, body: bytes::Bytes, signature: &SignatureHeaders) -> SendOutcome {
+    /// With `identity`, the TLS handshake presents that client certificate.
+    pub async fn post(
+        &self,
+        url: &str,
+        body: bytes::Bytes,
+        signature: &SignatureHeaders,
+        identity: Option<&ClientIdentity>,
+    ) -> SendOutcome {
         let started = Instant::now();
         let failed = |class, detail: String| SendOutcome::Failed { class, detail, latency: started.elapsed() };
+        let http = match identity.map(|identity| self.client_for(identity)).transpose() {
+            Ok(client) => client.unwrap_or_else(|| self.http.clone()),
+            Err(detail) => return failed(ErrorClass::Tls, detail),
+        };
         // Literal IPs skip the resolver, so they are checked here; names are checked after resolution.
         let url = match self.policy.check_url(url) {
             Ok(url) => url,
@@ -93,8 +152,7 @@ impl DeliveryClient {
                 return failed(ErrorClass::Blocked, reason.to_string());
             }
         }
-        let mut request = self
-            .http
+        let mut request = http
             .post(url)
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(FLINKS_HEADER, &signature.flinks_authenticity_key)

@@ -16,6 +16,7 @@
 pub mod client;
 pub mod handoff;
 mod health;
+pub mod identity;
 mod lane;
 mod lanes;
 mod recent;
@@ -491,7 +492,7 @@ async fn attempt(
             latency: Duration::ZERO,
         };
     }
-    context.client.post(&endpoint.url, payload.clone(), &headers).await
+    context.client.post(&endpoint.url, payload.clone(), &headers, endpoint.identity.as_deref()).await
 }
 
 /// Turns an outcome into what the store records: the attempt row, the delivery's new

@@ -30,7 +30,9 @@ use finhook_core::ids::{AttemptId, DeliveryId, EndpointId, MessageId};
 use finhook_core::retry::RetryPolicy;
 use finhook_core::secret::{EndpointSecret, KeyHash};
 use finhook_core::signing::asymmetric::SigningKey;
-pub use signing::{InstanceKey, Signing};
+pub use signing::{ClientCertificateInfo, InstanceKey, Signing};
+
+use crate::delivery::identity::ClientIdentity;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -211,6 +213,7 @@ pub struct Endpoint {
     pub success: SuccessRule,
     pub enabled: bool,
     pub signing: Signing,
+    pub client_certificate: Option<ClientCertificateInfo>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -231,6 +234,7 @@ pub struct NewEndpoint {
     pub success: SuccessRule,
     pub enabled: bool,
     pub signing: Signing,
+    pub client_identity: Option<ClientIdentity>,
     pub secret: EndpointSecret,
     pub now: DateTime<Utc>,
 }
@@ -245,6 +249,8 @@ pub struct EndpointPatch {
     pub success: Option<SuccessRule>,
     pub enabled: Option<bool>,
     pub signing: Option<Signing>,
+    /// `Some(None)` removes the client certificate.
+    pub client_identity: Option<Option<ClientIdentity>>,
 }
 
 /// A validated callback ready to be stored.
@@ -428,6 +434,8 @@ pub struct DispatchEndpoint {
     pub signing: Signing,
     /// With [`Signing::Ed25519`]: the instance's keys not yet expired when read, current first.
     pub signing_keys: signing::OpenedKeys,
+    /// The client certificate presented on every attempt (mutual TLS), if any.
+    pub identity: Option<Arc<ClientIdentity>>,
 }
 
 impl DispatchEndpoint {

@@ -8,7 +8,7 @@ use finhook_core::retry::{Backoff, RetryPolicy};
 use sqlx::Row;
 
 use super::sandbox::{RequestState, SandboxLogin, SandboxRequest};
-use super::signing::Signing;
+use super::signing::{ClientCertificateInfo, Signing};
 use super::{
     AttemptRecord, DeliveryRecord, DeliveryStatus, Endpoint, ErrorClass, Instance, InstanceId, MessageSummary, Mode,
     SandboxSettings, StoreError, StoreResult, SuccessRule,
@@ -77,7 +77,7 @@ pub(crate) const INSTANCE_COLUMNS: &str =
 
 pub(crate) const ENDPOINT_COLUMNS: &str =
     "id, instance_id, url, description, event_types, max_attempts, interval_seconds, \
-     backoff, success, enabled, signing, created_at, updated_at";
+     backoff, success, enabled, signing, client_cert_subject, client_cert_expires_at, created_at, updated_at";
 
 pub(crate) fn instance_from(row: &impl Cols) -> StoreResult<Instance> {
     let mode = row.text("mode")?;
@@ -152,6 +152,12 @@ pub(crate) fn endpoint_from(row: &impl Cols) -> StoreResult<Endpoint> {
         signing: {
             let text = row.text("signing")?;
             Signing::parse(&text).ok_or_else(|| corrupt(format!("unknown signing {text:?}")))?
+        },
+        client_certificate: match (row.opt_text("client_cert_subject")?, row.opt_int("client_cert_expires_at")?) {
+            (Some(subject), Some(expires_at)) => {
+                Some(ClientCertificateInfo { subject, expires_at: time_of(expires_at)? })
+            }
+            _ => None,
         },
         created_at: time_of(row.int("created_at")?)?,
         updated_at: time_of(row.int("updated_at")?)?,

@@ -1,4 +1,5 @@
-//! How an endpoint's webhooks are signed, and the instance keys behind `v1a` signatures.
+//! How finhook proves itself to an endpoint: how its webhooks are signed, the instance
+//! keys behind `v1a` signatures, and the client certificate of mutual TLS.
 
 use std::sync::Arc;
 
@@ -42,6 +43,14 @@ pub struct InstanceKey {
     pub created_at: DateTime<Utc>,
     /// `None` for a key that signs until the next rotation.
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What is shown of an endpoint's client certificate (never its key).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ClientCertificateInfo {
+    /// The certificate's subject, e.g. `CN=finhook.lender.example`.
+    pub subject: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Opened signing keys for the worker, each with the time it stops signing.

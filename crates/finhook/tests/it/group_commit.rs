@@ -116,6 +116,7 @@ async fn mixed_batch(store: SqlStore) {
             success: SuccessRule::Exactly200,
             enabled: true,
             signing: Signing::Hmac,
+            client_identity: None,
             secret: EndpointSecret::generate(),
             now: t0(),
         };

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use crate::pki::{requiring_client_certificates, test_pki};
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -379,11 +381,20 @@ impl TestReceiver {
     /// HTTPS with the given PEM certificate chain and key.
     pub async fn start_tls(cert_pem: &str, key_pem: &str, script: &[Reply], default: Reply) -> Self {
         install_crypto_provider();
-        let (router, state, rx) = receiver_parts(script, default);
         let config =
             axum_server::tls_rustls::RustlsConfig::from_pem(cert_pem.as_bytes().to_vec(), key_pem.as_bytes().to_vec())
                 .await
                 .expect("tls config");
+        Self::start_with_tls(config, script, default).await
+    }
+
+    /// HTTPS with this TLS configuration (e.g. one that asks for client certificates).
+    pub async fn start_with_tls(
+        config: axum_server::tls_rustls::RustlsConfig,
+        script: &[Reply],
+        default: Reply,
+    ) -> Self {
+        let (router, state, rx) = receiver_parts(script, default);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
@@ -420,26 +431,6 @@ impl TestReceiver {
 
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// A private CA and a leaf for `localhost` (only) that it signed.
-pub struct TestPki {
-    pub ca_pem: String,
-    pub leaf_pem: String,
-    pub leaf_key_pem: String,
-}
-
-pub fn test_pki() -> TestPki {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().expect("ca key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "finhook test CA");
-    let ca = ca_params.self_signed(&ca_key).expect("ca");
-    let leaf_key = KeyPair::generate().expect("leaf key");
-    let leaf_params = CertificateParams::new(vec!["localhost".to_string()]).expect("leaf params");
-    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).expect("leaf");
-    TestPki { ca_pem: ca.pem(), leaf_pem: leaf.pem(), leaf_key_pem: leaf_key.serialize_pem() }
 }
 
 pub fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {

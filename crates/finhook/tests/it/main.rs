@@ -7,6 +7,7 @@
 
 mod gate;
 mod helpers;
+mod pki;
 
 mod on_postgres;
 mod on_sqlite;

@@ -5,36 +5,34 @@ use finhook_core::ids::EndpointId;
 use finhook_core::secret::EndpointSecret;
 
 use super::SqlStore;
+use crate::delivery::identity::ClientIdentity;
 use crate::store::db::sql;
 use crate::store::rows::*;
-use crate::store::{Endpoint, EndpointPatch, InstanceId, NewEndpoint, StoreResult};
+use crate::store::{ClientCertificateInfo, Endpoint, EndpointPatch, InstanceId, NewEndpoint, StoreResult};
 
 pub(super) async fn create(store: &SqlStore, instance: InstanceId, new: NewEndpoint) -> StoreResult<Endpoint> {
     let id = EndpointId::generate();
     let mut tx = store.pools.begin().await?;
     let mut conn = tx.conn();
-    let row = conn
-        .fetch_one(
-            sql(format!(
-                "INSERT INTO endpoints (id, instance_id, url, description, event_types, max_attempts, interval_seconds,
+    conn.execute(
+        sql("INSERT INTO endpoints (id, instance_id, url, description, event_types, max_attempts, interval_seconds,
                                         backoff, success, enabled, signing, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {ENDPOINT_COLUMNS}"
-            ))
-            .bind(id.as_str())
-            .bind(instance.0)
-            .bind(new.url)
-            .bind(new.description)
-            .bind(event_types_to_json(&new.event_types))
-            .bind(i64::from(new.retry.max_attempts))
-            .bind(i64::from(new.retry.interval_seconds))
-            .bind(backoff_str(new.retry.backoff))
-            .bind(new.success.as_str())
-            .bind(new.enabled)
-            .bind(new.signing.as_str())
-            .bind(millis(new.now))
-            .bind(millis(new.now)),
-        )
-        .await?;
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
+        .bind(id.as_str())
+        .bind(instance.0)
+        .bind(new.url)
+        .bind(new.description)
+        .bind(event_types_to_json(&new.event_types))
+        .bind(i64::from(new.retry.max_attempts))
+        .bind(i64::from(new.retry.interval_seconds))
+        .bind(backoff_str(new.retry.backoff))
+        .bind(new.success.as_str())
+        .bind(new.enabled)
+        .bind(new.signing.as_str())
+        .bind(millis(new.now))
+        .bind(millis(new.now)),
+    )
+    .await?;
     conn.execute(
         sql("INSERT INTO endpoint_secrets (endpoint_id, secret, created_at) VALUES ($1, $2, $3)")
             .bind(id.as_str())
@@ -42,8 +40,46 @@ pub(super) async fn create(store: &SqlStore, instance: InstanceId, new: NewEndpo
             .bind(millis(new.now)),
     )
     .await?;
+    if let Some(identity) = &new.client_identity {
+        conn.execute(set_identity(store, &id, Some(identity))).await?;
+    }
+    let row = conn
+        .fetch_one(sql(format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = $1")).bind(id.as_str()))
+        .await?;
     tx.commit().await?;
     endpoint_from(&row)
+}
+
+/// The sealing context of an endpoint's client key: bound to the endpoint, and apart from
+/// its secrets'.
+fn client_key_context(id: &EndpointId) -> String {
+    format!("{id}/client-key")
+}
+
+/// Sets (or with `None` removes) an endpoint's client certificate and sealed key.
+fn set_identity(store: &SqlStore, id: &EndpointId, identity: Option<&ClientIdentity>) -> crate::store::db::Sql {
+    sql("UPDATE endpoints SET client_cert_pem = $1, client_key = $2, client_cert_subject = $3,
+                              client_cert_expires_at = $4
+         WHERE id = $5")
+    .bind(identity.map(|i| i.cert_pem.clone()))
+    .bind(identity.map(|i| store.sealing.seal(i.expose_key_pem(), &client_key_context(id))))
+    .bind(identity.map(|i| i.subject.clone()))
+    .bind(identity.map(|i| millis(i.not_after)))
+    .bind(id.as_str())
+}
+
+/// An endpoint's client certificate with its key unsealed, for the worker.
+pub(super) async fn identity(store: &SqlStore, id: &EndpointId) -> StoreResult<Option<ClientIdentity>> {
+    let row = store
+        .pools
+        .read_optional(sql("SELECT client_cert_pem, client_key FROM endpoints WHERE id = $1").bind(id.as_str()))
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let (Some(cert_pem), Some(sealed)) = (row.opt_text("client_cert_pem")?, row.opt_text("client_key")?) else {
+        return Ok(None);
+    };
+    let key_pem = store.sealing.open(&sealed, &client_key_context(id))?;
+    ClientIdentity::parse(&cert_pem, &key_pem).map(Some).map_err(corrupt)
 }
 
 pub(super) async fn update(
@@ -71,6 +107,11 @@ pub(super) async fn update(
     endpoint.success = patch.success.unwrap_or(endpoint.success);
     endpoint.enabled = patch.enabled.unwrap_or(endpoint.enabled);
     endpoint.signing = patch.signing.unwrap_or(endpoint.signing);
+    if let Some(identity) = &patch.client_identity {
+        conn.execute(set_identity(store, id, identity.as_ref())).await?;
+        endpoint.client_certificate =
+            identity.as_ref().map(|i| ClientCertificateInfo { subject: i.subject.clone(), expires_at: i.not_after });
+    }
     endpoint.updated_at = now;
     conn.execute(
         sql("UPDATE endpoints SET url = $1, description = $2, event_types = $3, max_attempts = $4,

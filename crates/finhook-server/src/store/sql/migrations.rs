@@ -38,6 +38,7 @@ pub const SQLITE: Folder = folder!("sqlite":
     "0009_nodes.sql",
     "0010_instance_stored_bytes.sql",
     "0011_ed25519_signing.sql",
+    "0012_client_certificates.sql",
 );
 
 /// `migrations/postgres`.
@@ -51,6 +52,7 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0007_instance_stored_bytes.sql",
     "0008_payload_lz4.sql",
     "0009_ed25519_signing.sql",
+    "0010_client_certificates.sql",
 );
 
 /// The migrator for one folder.

@@ -156,7 +156,12 @@ impl DeliveryQueue for SqlStore {
             Signing::Hmac => Vec::new(),
             Signing::Ed25519 => super::signing_keys::opened(self, endpoint.instance_id, now).await?,
         };
+        let identity = match endpoint.client_certificate {
+            Some(_) => super::endpoints::identity(self, &endpoint.id).await?.map(std::sync::Arc::new),
+            None => None,
+        };
         Ok(Some(DispatchEndpoint {
+            identity,
             signing: endpoint.signing,
             signing_keys,
             id: endpoint.id,
