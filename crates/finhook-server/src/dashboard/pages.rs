@@ -169,6 +169,9 @@ struct EndpointRow {
     types: String,
     retry: String,
     success: &'static str,
+    signing: &'static str,
+    /// Subject and expiry, or "none".
+    client_certificate: String,
 }
 
 struct MessageRow {
@@ -251,6 +254,10 @@ async fn instance_page(
             retry: format!("{} × {} s ({:?})", e.retry.max_attempts, e.retry.interval_seconds, e.retry.backoff)
                 .to_lowercase(),
             success: e.success.as_str(),
+            signing: e.signing.as_str(),
+            client_certificate: e
+                .client_certificate
+                .map_or("none".to_string(), |c| format!("{}, expires {}", c.subject, c.expires_at.format("%Y-%m-%d"))),
         })
         .collect();
     let status_options = ["pending", "delivered", "failed", "cancelled"]

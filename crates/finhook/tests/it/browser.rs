@@ -171,6 +171,8 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     assert!(instances.contains("acme") && instances.contains("other"), "{instances}");
 
     browser.click("#instances a[href='/dashboard/instances/acme']").await;
+    let endpoints = browser.text("#endpoints").await;
+    assert!(endpoints.contains("Signing") && endpoints.contains("hmac") && endpoints.contains("none"), "{endpoints}");
     let messages = browser.text("#messages").await;
     assert!(messages.contains(&id) && messages.contains("pending") && messages.contains("KYC"), "{messages}");
     let source = browser.source().await;
