@@ -229,6 +229,19 @@ async fn a_callback_acknowledged_before_a_kill_is_there_after_restart() {
     listen.kill().await;
 }
 
+/// The conciliation of [`LOGIN`] at `finhook listen` once both of its callbacks have
+/// landed (they follow the ingests within milliseconds; checked every 25 ms for 10 s).
+async fn login_with_two_callbacks(listen: &FinhookProcess) -> Value {
+    for _ in 0..400 {
+        let (status, body) = get_json(&listen.url(&format!("/logins/{LOGIN}"))).await;
+        if status == 200 && body["callbacks"].as_array().is_some_and(|c| c.len() == 2) {
+            return body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    Value::Null
+}
+
 #[tokio::test]
 async fn finhook_serve_delivers_to_finhook_listen_end_to_end() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -271,16 +284,7 @@ async fn finhook_serve_delivers_to_finhook_listen_end_to_end() {
             .expect("ingest");
         assert_eq!(accepted.status().as_u16(), 202);
     }
-    let mut login = Value::Null;
-    for _ in 0..400 {
-        let (status, body) = get_json(&listen.url(&format!("/logins/{LOGIN}"))).await;
-        if status == 200 && body["callbacks"].as_array().is_some_and(|c| c.len() == 2) {
-            login = body;
-            break;
-        }
-        // Waits for the two deliveries to land (they follow within milliseconds).
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let login = login_with_two_callbacks(&listen).await;
     assert_eq!(login["kyc"]["Holders"][0]["Address"]["City"], "Sherbrooke", "{login}");
     assert_eq!(login["accounts_detail"]["RequestId"], "56cd11e7-1deb-4307-af37-ab9622058021");
     assert!(login["callbacks"]
@@ -315,16 +319,7 @@ async fn finhook_listen_verifies_ed25519_webhooks_with_the_public_jwk_set() {
             admin(api.post(serve.url("/v1/instances/acme/callbacks")).body(fixture(name))).await.expect("ingest");
         assert_eq!(accepted.status().as_u16(), 202);
     }
-    let mut login = Value::Null;
-    for _ in 0..400 {
-        let (status, body) = get_json(&listen.url(&format!("/logins/{LOGIN}"))).await;
-        if status == 200 && body["callbacks"].as_array().is_some_and(|c| c.len() == 2) {
-            login = body;
-            break;
-        }
-        // Waits for the two deliveries to land (they follow within milliseconds).
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let login = login_with_two_callbacks(&listen).await;
     assert_eq!(login["kyc"]["Holders"][0]["Address"]["City"], "Sherbrooke", "{login}");
     serve.kill().await;
     listen.kill().await;

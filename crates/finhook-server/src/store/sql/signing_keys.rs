@@ -7,23 +7,29 @@ use chrono::{DateTime, Utc};
 use finhook_core::signing::asymmetric::{PublicKey, SigningKey};
 
 use super::SqlStore;
-use crate::store::db::{sql, Conn};
+use crate::store::db::{sql, Conn, Row};
 use crate::store::rows::*;
 use crate::store::signing::{InstanceKey, OpenedKeys};
 use crate::store::{InstanceId, StoreResult};
 
-/// The instance's keys still signing at `now`, newest first.
-pub(super) async fn valid(store: &SqlStore, instance: InstanceId, now: DateTime<Utc>) -> StoreResult<Vec<InstanceKey>> {
-    let rows = store
+/// The rows of the instance's keys still signing at `now`, newest first.
+async fn valid_rows(store: &SqlStore, instance: InstanceId, now: DateTime<Utc>) -> StoreResult<Vec<Row>> {
+    store
         .pools
         .read_all(
-            sql("SELECT kid, public_key, created_at, expires_at FROM instance_signing_keys
+            sql("SELECT kid, public_key, secret, created_at, expires_at FROM instance_signing_keys
                  WHERE instance_id = $1 AND (expires_at IS NULL OR expires_at > $2)
                  ORDER BY expires_at IS NULL DESC, created_at DESC")
             .bind(instance.0)
             .bind(millis(now)),
         )
-        .await?;
+        .await
+        .map_err(Into::into)
+}
+
+/// The instance's keys still signing at `now`, newest first.
+pub(super) async fn valid(store: &SqlStore, instance: InstanceId, now: DateTime<Utc>) -> StoreResult<Vec<InstanceKey>> {
+    let rows = valid_rows(store, instance, now).await?;
     rows.iter()
         .map(|row| {
             Ok(InstanceKey {
@@ -38,16 +44,7 @@ pub(super) async fn valid(store: &SqlStore, instance: InstanceId, now: DateTime<
 
 /// The instance's keys still signing at `now`, opened, newest first.
 pub(super) async fn opened(store: &SqlStore, instance: InstanceId, now: DateTime<Utc>) -> StoreResult<OpenedKeys> {
-    let rows = store
-        .pools
-        .read_all(
-            sql("SELECT kid, secret, expires_at FROM instance_signing_keys
-                 WHERE instance_id = $1 AND (expires_at IS NULL OR expires_at > $2)
-                 ORDER BY expires_at IS NULL DESC, created_at DESC")
-            .bind(instance.0)
-            .bind(millis(now)),
-        )
-        .await?;
+    let rows = valid_rows(store, instance, now).await?;
     rows.iter()
         .map(|row| {
             let text = store.sealing.open(&row.text("secret")?, &row.text("kid")?)?;
