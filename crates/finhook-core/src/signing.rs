@@ -41,6 +41,8 @@ pub const DEFAULT_TOLERANCE_SECONDS: i64 = 5 * 60;
 pub enum SigningError {
     #[error("no signing secret is configured")]
     NoSecret,
+    #[error("the endpoint signs with ed25519 and its instance has no signing key")]
+    NoSigningKey,
 }
 
 /// Why a received webhook failed verification.
@@ -71,20 +73,30 @@ pub struct SignatureHeaders {
     pub signature_kids: Option<String>,
 }
 
-impl SignatureHeaders {
-    /// Replaces the `v1` HMAC signatures with `v1a` ones by `keys` (current first); the
-    /// Flinks header stays an HMAC. `false` (and nothing changed) without a key.
-    pub fn sign_v1a(&mut self, keys: &[&asymmetric::SigningKey], body: &[u8]) -> bool {
-        if keys.is_empty() {
-            return false;
-        }
-        let entries: Vec<String> =
-            keys.iter().map(|key| key.sign_v1a(&self.webhook_id, self.webhook_timestamp, body)).collect();
-        let kids: Vec<String> = keys.iter().map(|key| key.public_key().kid()).collect();
-        self.webhook_signature = entries.join(" ");
-        self.signature_kids = Some(kids.join(" "));
-        true
+/// Signs `body` for one attempt of an endpoint that signs with Ed25519: `v1a` entries by
+/// each of `keys` (the instance's valid keys, current first) in place of the `v1` HMACs;
+/// the Flinks header stays the HMAC with the newest of `secrets`.
+pub fn sign_v1a(
+    secrets: &[EndpointSecret],
+    keys: &[&asymmetric::SigningKey],
+    webhook_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<SignatureHeaders, SigningError> {
+    let newest = secrets.first().ok_or(SigningError::NoSecret)?;
+    if keys.is_empty() {
+        return Err(SigningError::NoSigningKey);
     }
+    let content = asymmetric::signed_content(webhook_id, timestamp, body);
+    let entries: Vec<String> = keys.iter().map(|key| key.sign_content(&content)).collect();
+    let kids: Vec<&str> = keys.iter().map(|key| key.kid()).collect();
+    Ok(SignatureHeaders {
+        flinks_authenticity_key: flinks_authenticity_key(newest, body),
+        webhook_id: webhook_id.to_string(),
+        webhook_timestamp: timestamp,
+        webhook_signature: entries.join(" "),
+        signature_kids: Some(kids.join(" ")),
+    })
 }
 
 /// Signs `body` for one attempt. `secrets` are the endpoint's valid secrets, newest first:
@@ -172,12 +184,7 @@ pub fn verify_standard(
     if secrets.is_empty() {
         return Err(VerifyError::NoSecret);
     }
-    let received: Vec<&str> = signature
-        .split(' ')
-        .filter_map(|part| part.split_once(','))
-        .filter(|(version, _)| *version == "v1")
-        .map(|(_, value)| value)
-        .collect();
+    let received: Vec<&str> = entries(signature, "v1").collect();
     for secret in secrets {
         let expected = standard_signature(secret, id, timestamp, body);
         let expected = expected.split_once(',').map(|(_, value)| value).unwrap_or_default();
@@ -186,6 +193,16 @@ pub fn verify_standard(
         }
     }
     Err(VerifyError::SignatureMismatch)
+}
+
+/// The values of the `version,value` entries of a `webhook-signature` list with this
+/// version; entries of other versions are skipped, as the spec asks.
+pub fn entries<'a>(signature: &'a str, version: &'a str) -> impl Iterator<Item = &'a str> {
+    signature
+        .split(' ')
+        .filter_map(|entry| entry.split_once(','))
+        .filter(move |(v, _)| *v == version)
+        .map(|(_, value)| value)
 }
 
 /// The id, timestamp and signature list of Standard Webhooks headers, once each is present

@@ -145,7 +145,7 @@ fn is_asymmetric(headers: &HeaderMap) -> bool {
     headers
         .get(WEBHOOK_SIGNATURE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|signature| signature.split(' ').any(|entry| entry.starts_with("v1a,")))
+        .is_some_and(|signature| signing::entries(signature, asymmetric::V1A).next().is_some())
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{checked_headers, StandardHeaders, VerifyError};
+use super::{checked_headers, entries, StandardHeaders, VerifyError};
 
 /// The version tag of an Ed25519 signature in `webhook-signature`.
 pub const V1A: &str = "v1a";
@@ -52,11 +52,13 @@ pub enum KeyError {
 pub struct SigningKey {
     seed: [u8; 32],
     pair: Ed25519KeyPair,
+    /// The public key's thumbprint, named beside every signature this key makes.
+    kid: String,
 }
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.public_key().kid()).finish_non_exhaustive()
+        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
     }
 }
 
@@ -71,16 +73,13 @@ impl SigningKey {
     pub fn from_seed(seed: [u8; 32]) -> Self {
         // A 32-byte seed is always a valid Ed25519 private key.
         let pair = Ed25519KeyPair::from_seed_unchecked(&seed).unwrap_or_else(|_| unreachable!());
-        Self { seed, pair }
+        let kid = public_of(&pair).kid();
+        Self { seed, pair, kid }
     }
 
     /// Reads `whsk_…` (64 bytes: seed and public key, which must match; or a bare seed).
     pub fn parse(text: &str) -> Result<Self, KeyError> {
-        let bytes = text
-            .trim()
-            .strip_prefix(SECRET_PREFIX)
-            .and_then(|b64| STANDARD.decode(b64).ok())
-            .ok_or(KeyError::NotASigningKey)?;
+        let bytes = decode_prefixed(text, SECRET_PREFIX).ok_or(KeyError::NotASigningKey)?;
         let seed: [u8; 32] =
             bytes.get(..32).and_then(|s| s.try_into().ok()).ok_or(KeyError::Length(bytes.len(), "seed"))?;
         let key = Self::from_seed(seed);
@@ -100,16 +99,35 @@ impl SigningKey {
     }
 
     pub fn public_key(&self) -> PublicKey {
-        let mut key = [0u8; 32];
-        key.copy_from_slice(self.pair.public_key().as_ref());
-        PublicKey(key)
+        public_of(&self.pair)
+    }
+
+    /// The public key's id (its RFC 7638 thumbprint).
+    pub fn kid(&self) -> &str {
+        &self.kid
     }
 
     /// One `v1a,<base64>` entry for `webhook-signature`.
     pub fn sign_v1a(&self, webhook_id: &str, timestamp: i64, body: &[u8]) -> String {
-        let signature = self.pair.sign(&signed_content(webhook_id, timestamp, body));
-        format!("{V1A},{}", STANDARD.encode(signature.as_ref()))
+        self.sign_content(&signed_content(webhook_id, timestamp, body))
     }
+
+    /// One `v1a,<base64>` entry over content already joined by [`signed_content`] (built
+    /// once when several keys sign).
+    pub fn sign_content(&self, content: &[u8]) -> String {
+        format!("{V1A},{}", STANDARD.encode(self.pair.sign(content).as_ref()))
+    }
+}
+
+fn public_of(pair: &Ed25519KeyPair) -> PublicKey {
+    let mut key = [0u8; 32];
+    key.copy_from_slice(pair.public_key().as_ref());
+    PublicKey(key)
+}
+
+/// The base64 after `prefix`, decoded.
+fn decode_prefixed(text: &str, prefix: &str) -> Option<Vec<u8>> {
+    text.trim().strip_prefix(prefix).and_then(|b64| STANDARD.decode(b64).ok())
 }
 
 /// An Ed25519 public key.
@@ -119,11 +137,7 @@ pub struct PublicKey(pub [u8; 32]);
 impl PublicKey {
     /// Reads `whpk_…`.
     pub fn parse(text: &str) -> Result<Self, KeyError> {
-        let bytes = text
-            .trim()
-            .strip_prefix(PUBLIC_PREFIX)
-            .and_then(|b64| STANDARD.decode(b64).ok())
-            .ok_or(KeyError::NotAPublicKey)?;
+        let bytes = decode_prefixed(text, PUBLIC_PREFIX).ok_or(KeyError::NotAPublicKey)?;
         let len = bytes.len();
         bytes.try_into().map(Self).map_err(|_| KeyError::Length(len, "public key"))
     }
@@ -226,16 +240,14 @@ pub fn verify_v1a(
         return Err(VerifyError::NoSecret);
     }
     let content = signed_content(id, timestamp, body);
-    let verified = signature
-        .split(' ')
-        .filter_map(|entry| entry.split_once(','))
-        .filter(|(version, _)| *version == V1A)
-        .filter_map(|(_, value)| STANDARD.decode(value).ok())
+    let verified = entries(signature, V1A)
+        .filter_map(|value| STANDARD.decode(value).ok())
         .any(|signature| keys.iter().any(|key| key.verifies(&content, &signature)));
     verified.then_some(()).ok_or(VerifyError::SignatureMismatch)
 }
 
-fn signed_content(webhook_id: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
+/// `"{id}.{timestamp}.{body}"`, what a `v1a` signature covers.
+pub fn signed_content(webhook_id: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
     let timestamp = timestamp.to_string();
     let mut content = Vec::with_capacity(webhook_id.len() + timestamp.len() + body.len() + 2);
     content.extend_from_slice(webhook_id.as_bytes());

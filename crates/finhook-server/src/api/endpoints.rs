@@ -11,10 +11,9 @@ use finhook_core::secret::EndpointSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
-use crate::delivery::identity::ClientIdentity;
 use crate::http::json::{double_option, ApiJson};
 use crate::http::{ApiError, Caller, Problem};
-use crate::store::{ClientCertificateInfo, Endpoint, EndpointPatch, NewEndpoint, Signing, SuccessRule};
+use crate::store::{ClientCertificateInfo, ClientIdentity, Endpoint, EndpointPatch, NewEndpoint, Signing, SuccessRule};
 
 /// How long a replaced secret keeps signing after a rotation.
 const ROTATION_OVERLAP: Duration = Duration::hours(24);

@@ -11,9 +11,8 @@ use finhook_core::signing::{
     SignatureHeaders, FLINKS_HEADER, SIGNATURE_KID, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
 };
 
-use super::identity::ClientIdentity;
 use super::target::{literal_ip, GuardedResolver, ResolveError, TargetPolicy};
-use crate::store::ErrorClass;
+use crate::store::{ClientIdentity, ErrorClass};
 
 /// How much of a response body an attempt keeps.
 pub const EXCERPT_BYTES: usize = 1024;
@@ -55,13 +54,12 @@ pub struct DeliveryClient {
     roots: Arc<Vec<reqwest::Certificate>>,
     timeout: Duration,
     /// A client per client certificate (mutual TLS), each with its own connection pool,
-    /// kept for as long as the certificate is in use: keyed by the SHA-256 of the
-    /// certificate and key, so a changed certificate gets a new client.
+    /// keyed by the certificate's fingerprint, so a changed certificate gets a new client.
     with_identity: Arc<Mutex<HashMap<[u8; 32], reqwest::Client>>>,
 }
 
-/// Client certificates whose clients are kept; past it the oldest are dropped (their
-/// connections close), and rebuilt when next used.
+/// Client certificates whose clients are kept; past it they are all dropped (their
+/// connections close) and each is rebuilt when next used.
 const IDENTITY_CLIENTS: usize = 1024;
 
 impl DeliveryClient {
@@ -106,11 +104,7 @@ impl DeliveryClient {
 
     /// The client that presents `identity`, built on first use.
     fn client_for(&self, identity: &ClientIdentity) -> Result<reqwest::Client, String> {
-        use sha2::Digest;
-        let mut hasher = sha2::Sha256::new();
-        hasher.update(identity.cert_pem.as_bytes());
-        hasher.update(identity.expose_key_pem().as_bytes());
-        let key: [u8; 32] = hasher.finalize().into();
+        let key = identity.fingerprint;
         let mut clients = self.with_identity.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());

@@ -16,7 +16,6 @@
 pub mod client;
 pub mod handoff;
 mod health;
-pub mod identity;
 mod lane;
 mod lanes;
 mod recent;
@@ -475,7 +474,12 @@ async fn attempt(
     started_at: DateTime<Utc>,
 ) -> SendOutcome {
     let secrets = endpoint.secrets_at(started_at);
-    let mut headers = match signing::sign(&secrets, delivery.message_id.as_str(), started_at.timestamp(), payload) {
+    let (id, timestamp) = (delivery.message_id.as_str(), started_at.timestamp());
+    let signed = match endpoint.signing {
+        Signing::Hmac => signing::sign(&secrets, id, timestamp, payload),
+        Signing::Ed25519 => signing::sign_v1a(&secrets, &endpoint.signing_keys_at(started_at), id, timestamp, payload),
+    };
+    let headers = match signed {
         Ok(headers) => headers,
         Err(error) => {
             return SendOutcome::Failed {
@@ -485,13 +489,6 @@ async fn attempt(
             }
         }
     };
-    if endpoint.signing == Signing::Ed25519 && !headers.sign_v1a(&endpoint.signing_keys_at(started_at), payload) {
-        return SendOutcome::Failed {
-            class: ErrorClass::Signing,
-            detail: "the endpoint signs with ed25519 and its instance has no signing key".into(),
-            latency: Duration::ZERO,
-        };
-    }
     context.client.post(&endpoint.url, payload.clone(), &headers, endpoint.identity.as_deref()).await
 }
 

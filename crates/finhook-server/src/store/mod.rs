@@ -15,6 +15,7 @@
 //! - Every query that takes an `InstanceId` only sees that instance's rows.
 
 pub mod db;
+pub mod identity;
 pub mod queue;
 mod rows;
 pub mod sandbox;
@@ -32,7 +33,7 @@ use finhook_core::secret::{EndpointSecret, KeyHash};
 use finhook_core::signing::asymmetric::SigningKey;
 pub use signing::{ClientCertificateInfo, InstanceKey, Signing};
 
-use crate::delivery::identity::ClientIdentity;
+pub use identity::ClientIdentity;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -5,34 +5,43 @@ use finhook_core::ids::EndpointId;
 use finhook_core::secret::EndpointSecret;
 
 use super::SqlStore;
-use crate::delivery::identity::ClientIdentity;
 use crate::store::db::sql;
 use crate::store::rows::*;
-use crate::store::{ClientCertificateInfo, Endpoint, EndpointPatch, InstanceId, NewEndpoint, StoreResult};
+use crate::store::{ClientIdentity, Endpoint, EndpointPatch, InstanceId, NewEndpoint, StoreResult};
 
 pub(super) async fn create(store: &SqlStore, instance: InstanceId, new: NewEndpoint) -> StoreResult<Endpoint> {
     let id = EndpointId::generate();
     let mut tx = store.pools.begin().await?;
     let mut conn = tx.conn();
-    conn.execute(
-        sql("INSERT INTO endpoints (id, instance_id, url, description, event_types, max_attempts, interval_seconds,
-                                        backoff, success, enabled, signing, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
-        .bind(id.as_str())
-        .bind(instance.0)
-        .bind(new.url)
-        .bind(new.description)
-        .bind(event_types_to_json(&new.event_types))
-        .bind(i64::from(new.retry.max_attempts))
-        .bind(i64::from(new.retry.interval_seconds))
-        .bind(backoff_str(new.retry.backoff))
-        .bind(new.success.as_str())
-        .bind(new.enabled)
-        .bind(new.signing.as_str())
-        .bind(millis(new.now))
-        .bind(millis(new.now)),
-    )
-    .await?;
+    let (cert_pem, sealed_key, subject, expires_at) = identity_columns(store, &id, new.client_identity.as_ref());
+    let row = conn
+        .fetch_one(
+            sql(format!(
+                "INSERT INTO endpoints (id, instance_id, url, description, event_types, max_attempts, interval_seconds,
+                                        backoff, success, enabled, signing, client_cert_pem, client_key,
+                                        client_cert_subject, client_cert_expires_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                 RETURNING {ENDPOINT_COLUMNS}"
+            ))
+            .bind(id.as_str())
+            .bind(instance.0)
+            .bind(new.url)
+            .bind(new.description)
+            .bind(event_types_to_json(&new.event_types))
+            .bind(i64::from(new.retry.max_attempts))
+            .bind(i64::from(new.retry.interval_seconds))
+            .bind(backoff_str(new.retry.backoff))
+            .bind(new.success.as_str())
+            .bind(new.enabled)
+            .bind(new.signing.as_str())
+            .bind(cert_pem)
+            .bind(sealed_key)
+            .bind(subject)
+            .bind(expires_at)
+            .bind(millis(new.now))
+            .bind(millis(new.now)),
+        )
+        .await?;
     conn.execute(
         sql("INSERT INTO endpoint_secrets (endpoint_id, secret, created_at) VALUES ($1, $2, $3)")
             .bind(id.as_str())
@@ -40,12 +49,6 @@ pub(super) async fn create(store: &SqlStore, instance: InstanceId, new: NewEndpo
             .bind(millis(new.now)),
     )
     .await?;
-    if let Some(identity) = &new.client_identity {
-        conn.execute(set_identity(store, &id, Some(identity))).await?;
-    }
-    let row = conn
-        .fetch_one(sql(format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = $1")).bind(id.as_str()))
-        .await?;
     tx.commit().await?;
     endpoint_from(&row)
 }
@@ -56,15 +59,34 @@ fn client_key_context(id: &EndpointId) -> String {
     format!("{id}/client-key")
 }
 
+/// The four columns of an endpoint's client certificate (all `NULL` without one): the
+/// certificate, the key sealed, the subject and the expiry.
+fn identity_columns(
+    store: &SqlStore,
+    id: &EndpointId,
+    identity: Option<&ClientIdentity>,
+) -> (Option<String>, Option<String>, Option<String>, Option<i64>) {
+    match identity {
+        Some(i) => (
+            Some(i.cert_pem.clone()),
+            Some(store.sealing.seal(i.expose_key_pem(), &client_key_context(id))),
+            Some(i.subject.clone()),
+            Some(millis(i.not_after)),
+        ),
+        None => (None, None, None, None),
+    }
+}
+
 /// Sets (or with `None` removes) an endpoint's client certificate and sealed key.
 fn set_identity(store: &SqlStore, id: &EndpointId, identity: Option<&ClientIdentity>) -> crate::store::db::Sql {
+    let (cert_pem, sealed_key, subject, expires_at) = identity_columns(store, id, identity);
     sql("UPDATE endpoints SET client_cert_pem = $1, client_key = $2, client_cert_subject = $3,
                               client_cert_expires_at = $4
          WHERE id = $5")
-    .bind(identity.map(|i| i.cert_pem.clone()))
-    .bind(identity.map(|i| store.sealing.seal(i.expose_key_pem(), &client_key_context(id))))
-    .bind(identity.map(|i| i.subject.clone()))
-    .bind(identity.map(|i| millis(i.not_after)))
+    .bind(cert_pem)
+    .bind(sealed_key)
+    .bind(subject)
+    .bind(expires_at)
     .bind(id.as_str())
 }
 
@@ -109,8 +131,7 @@ pub(super) async fn update(
     endpoint.signing = patch.signing.unwrap_or(endpoint.signing);
     if let Some(identity) = &patch.client_identity {
         conn.execute(set_identity(store, id, identity.as_ref())).await?;
-        endpoint.client_certificate =
-            identity.as_ref().map(|i| ClientCertificateInfo { subject: i.subject.clone(), expires_at: i.not_after });
+        endpoint.client_certificate = identity.as_ref().map(ClientIdentity::info);
     }
     endpoint.updated_at = now;
     conn.execute(

@@ -3,6 +3,8 @@
 //! for what the API shows: the subject and when the certificate expires.
 
 use chrono::{DateTime, Utc};
+
+use super::ClientCertificateInfo;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -38,6 +40,8 @@ pub struct ClientIdentity {
     key_pem: String,
     pub subject: String,
     pub not_after: DateTime<Utc>,
+    /// SHA-256 of the certificate and key: which client presents this identity.
+    pub fingerprint: [u8; 32],
 }
 
 impl std::fmt::Debug for ClientIdentity {
@@ -65,7 +69,19 @@ impl ClientIdentity {
         let signing = rustls::crypto::ring::sign::any_supported_type(&key)
             .map_err(|e| IdentityError::UnusableKey(e.to_string()))?;
         rustls::sign::CertifiedKey::new(certs, signing).keys_match().map_err(|_| IdentityError::Mismatch)?;
-        Ok(Self { cert_pem: cert_pem.to_string(), key_pem: key_pem.to_string(), subject, not_after })
+        let fingerprint = {
+            use sha2::Digest;
+            let mut hasher = sha2::Sha256::new();
+            hasher.update(cert_pem.as_bytes());
+            hasher.update(key_pem.as_bytes());
+            hasher.finalize().into()
+        };
+        Ok(Self { cert_pem: cert_pem.to_string(), key_pem: key_pem.to_string(), subject, not_after, fingerprint })
+    }
+
+    /// What the API shows of it.
+    pub fn info(&self) -> ClientCertificateInfo {
+        ClientCertificateInfo { subject: self.subject.clone(), expires_at: self.not_after }
     }
 
     /// The private key, PEM: only for sealing it and for the TLS client.
