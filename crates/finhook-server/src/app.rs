@@ -241,12 +241,17 @@ impl App {
         let worker = self.worker.clone();
         let worker = self.tasks.spawn(async move { worker.run(stop.cancelled_owned()).await });
         let (store, clock, stop) = (self.state.store.clone(), self.state.clock.clone(), self.stop.clone());
-        let retention =
-            self.tasks.spawn(crate::retention::run(store, clock, self.retention_days, stop.cancelled_owned()));
+        let retention = self.tasks.spawn(crate::retention::run(
+            store.clone(),
+            clock,
+            self.retention_days,
+            stop.clone().cancelled_owned(),
+        ));
+        let ledger = self.tasks.spawn(crate::ledger::run(store.clone(), stop.cancelled_owned()));
         // `serve` stops every task of the tracker before it returns; what is left is to
-        // say whether these two ended by a panic.
+        // say whether these ended by a panic.
         let served = self.serve(shutdown).await;
-        for (name, task) in [("delivery worker", worker), ("retention", retention)] {
+        for (name, task) in [("delivery worker", worker), ("retention", retention), ("ledger", ledger)] {
             if let Err(error) = task.await {
                 tracing::error!(error = %error, task = name, "a background task panicked");
             }
@@ -271,6 +276,8 @@ impl App {
         self.stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+        // The delivery worker's last records are in: chain them before the store closes.
+        crate::ledger::pass(store.as_ref()).await;
         // Last, once nothing of this app writes any more.
         store.close().await;
         served

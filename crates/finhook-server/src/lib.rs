@@ -12,6 +12,7 @@
 //! - [`delivery`]: the worker (claim, sign, send, record) and its TLS client and target policy.
 //! - [`store`]: the storage interface and its one implementation, on SQLite or PostgreSQL.
 //! - [`retention`]: deleting finished messages (personal data) after the retention period.
+//! - [`ledger`]: sealing recorded attempts into each instance's tamper-evident hash chain.
 //! - [`metrics`]: the Prometheus registry of one server.
 //! - [`clock`]: time as an injected dependency.
 
@@ -23,6 +24,7 @@ pub mod dashboard;
 pub mod delivery;
 pub mod http;
 pub mod ingest;
+pub mod ledger;
 pub mod metrics;
 pub mod retention;
 pub mod sandbox;

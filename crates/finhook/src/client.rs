@@ -30,6 +30,14 @@ impl Client {
 
     /// Sends a request and returns the JSON answer, or the server's problem as a sentence.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let response = self.send(method, path, body).await?;
+        let text = response.text().await.unwrap_or_default();
+        Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
+    }
+
+    /// Sends a request and returns the successful response, for a body read as it comes;
+    /// an answer that is not a success becomes the server's problem as a sentence.
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Result<reqwest::Response, String> {
         let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.key);
         if let Some(body) = body {
             request = request.json(&body);
@@ -39,12 +47,11 @@ impl Client {
             .await
             .map_err(|e| format!("could not reach {}: {e}; is `finhook serve` running there?", self.base))?;
         let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        let value: Value =
-            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         if status.is_success() {
-            return Ok(value);
+            return Ok(response);
         }
+        let text = response.text().await.unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let detail = value["detail"].as_str().unwrap_or("no detail given");
         let paths: Vec<&str> =
             value["errors"].as_array().into_iter().flatten().filter_map(|e| e["path"].as_str()).collect();

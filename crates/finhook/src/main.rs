@@ -76,6 +76,8 @@ enum Command {
     Endpoints(commands::admin::EndpointsArgs),
     /// Inspect and redeliver an instance's messages.
     Messages(commands::admin::MessagesArgs),
+    /// Export an instance's tamper-evident delivery ledger, or verify an export offline.
+    Ledger(commands::ledger::LedgerArgs),
     /// Load-test a throwaway server: ingest N callbacks, count them at a receiver, report.
     Bench(commands::bench::BenchArgs),
     /// The relay `finhook bench --floor` measures in place of the server.
@@ -96,6 +98,7 @@ fn main() -> ExitCode {
         Command::Instances(args) => commands::admin::instances(args),
         Command::Endpoints(args) => commands::admin::endpoints(args),
         Command::Messages(args) => commands::admin::messages(args),
+        Command::Ledger(args) => commands::ledger::run(args),
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod endpoints;
 mod instances;
+mod ledger;
 mod messages;
 mod openapi;
 mod signing_keys;
@@ -26,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{instance}/rotate-key"), post(instances::rotate_key))
         .route(&format!("{instance}/.well-known/jwks.json"), get(signing_keys::jwks))
         .route(&format!("{instance}/rotate-signing-key"), post(signing_keys::rotate))
+        .route(&format!("{instance}/ledger"), get(ledger::export))
         .route(&format!("{instance}/endpoints"), post(endpoints::create).get(endpoints::list))
         .route(
             &format!("{instance}/endpoints/{{id}}"),

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{endpoints, instances, messages, signing_keys};
+use super::{endpoints, instances, ledger, messages, signing_keys};
 use crate::sandbox::trigger;
 
 #[derive(OpenApi)]
@@ -27,6 +27,7 @@ use crate::sandbox::trigger;
         endpoints::rotate_secret,
         signing_keys::jwks,
         signing_keys::rotate,
+        ledger::export,
         messages::ingest,
         messages::list,
         messages::show,

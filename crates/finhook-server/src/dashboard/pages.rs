@@ -190,6 +190,8 @@ struct InstancePage {
     name: String,
     mode: &'static str,
     endpoints: Vec<EndpointRow>,
+    /// The ledger's chain head: (seq, hash), or `None` before the first attempt.
+    ledger: Option<(u64, String)>,
     login_id: String,
     status_options: Vec<(&'static str, bool)>,
     messages: Vec<MessageRow>,
@@ -264,8 +266,10 @@ async fn instance_page(
         .into_iter()
         .map(|s| (s, status.map(|x| x.as_str()) == Some(s)))
         .collect();
+    let ledger = state.store.ledger_head(instance.id).await?.map(|head| (head.seq, head.hash));
     Ok(InstancePage {
         signed_in: true,
+        ledger,
         mode: instance.mode.as_str(),
         name: instance.name,
         endpoints,

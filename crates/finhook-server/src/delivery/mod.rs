@@ -37,12 +37,14 @@ use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::store::queue::{HEARTBEAT_EVERY, STOP_STARTING_AFTER};
 use crate::store::{
-    AttemptRecord, AttemptResult, DeliveryStatus, DispatchEndpoint, DueDelivery, ErrorClass, Signing, Store, StoreError,
+    AttemptRecord, AttemptResult, DeliveryStatus, DispatchEndpoint, DueDelivery, ErrorClass, LedgerSource, Signing,
+    Store, StoreError,
 };
 use client::{DeliveryClient, SendOutcome};
 use handoff::{Fresh, Inbox};
 use health::Reach;
 use lanes::{Lanes, Start};
+use sha2::Digest;
 
 /// Tuning of the worker.
 #[derive(Debug, Clone, Copy)]
@@ -383,7 +385,7 @@ async fn deliver(context: Arc<WorkerContext>, start: Start) -> Answered {
     let started_at = context.clock.now();
     let outcome = attempt(&context, &endpoint, &delivery, &ready.payload, started_at).await;
     let jitter = rand::thread_rng().gen::<f64>();
-    let result = decide(&endpoint, &delivery, started_at, outcome, jitter);
+    let result = decide(&endpoint, &delivery, &ready.payload, started_at, outcome, jitter);
     tracing::info!(
         delivery = %delivery.delivery_id,
         message = %delivery.message_id,
@@ -497,6 +499,7 @@ async fn attempt(
 pub fn decide(
     endpoint: &DispatchEndpoint,
     delivery: &DueDelivery,
+    payload: &[u8],
     started_at: DateTime<Utc>,
     outcome: SendOutcome,
     jitter: f64,
@@ -526,6 +529,12 @@ pub fn decide(
     };
     AttemptResult {
         delivery_id: delivery.delivery_id.clone(),
+        ledger: LedgerSource {
+            instance_id: endpoint.instance_id,
+            message_id: delivery.message_id.clone(),
+            body_sha256: finhook_core::secret::hex(&sha2::Sha256::digest(payload)),
+            endpoint_url: endpoint.url.clone(),
+        },
         attempt: AttemptRecord {
             id: AttemptId::generate(),
             attempt_number: delivery.attempt_number,

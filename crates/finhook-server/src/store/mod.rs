@@ -13,9 +13,14 @@
 //! - On a shared store a claim is a lease that expires; an unrecorded attempt (a crash
 //!   mid-send) is simply made again.
 //! - Every query that takes an `InstanceId` only sees that instance's rows.
+//! - Every recorded attempt enters the ledger in the same transaction (chained, or queued
+//!   for chaining while another PostgreSQL node holds the chains); a ledger entry is never
+//!   changed or deleted (retention does not touch them).
 
 pub mod db;
+mod error;
 pub mod identity;
+pub mod ledger;
 pub mod queue;
 mod rows;
 pub mod sandbox;
@@ -33,89 +38,9 @@ use finhook_core::secret::{EndpointSecret, KeyHash};
 use finhook_core::signing::asymmetric::SigningKey;
 pub use signing::{ClientCertificateInfo, InstanceKey, Signing};
 
+pub(crate) use error::classify_sqlx;
+pub use error::{FailureKind, StoreError, StoreResult};
 pub use identity::ClientIdentity;
-
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{0} already exists")]
-    Conflict(&'static str),
-    #[error("the database failed")]
-    Database(#[from] sqlx::Error),
-    #[error("the database schema could not be migrated")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("a stored row is corrupt: {0}")]
-    Corrupt(String),
-    /// A group commit failed: this write and every other write of its batch were rolled
-    /// back. The cause is shared by every caller of the batch.
-    #[error("the write was not committed; nothing of it was stored")]
-    Commit(#[source] Arc<sqlx::Error>),
-    #[error("the store's writer stopped before committing the write; nothing was stored")]
-    WriterStopped,
-    #[error("the database's file system has {free_bytes} bytes free, less than the {needed_bytes} a callback may need; free some space")]
-    LowOnSpace { free_bytes: u64, needed_bytes: u64 },
-    #[error("an endpoint secret could not be unsealed; is this the secrets key the store was written with?")]
-    Seal(#[from] finhook_core::seal::SealError),
-}
-
-/// What a store failure means to the one who asked, so the API can say what to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    /// The disk (or the database's quota) is full: nothing was stored; retry once space is freed.
-    DiskFull,
-    /// The database is busy, unreachable or failing I/O: nothing was stored; retry later.
-    Unavailable,
-    /// A bug or corrupt data: retrying will not help.
-    Internal,
-}
-
-impl StoreError {
-    pub fn kind(&self) -> FailureKind {
-        match self {
-            Self::Database(error) => classify_sqlx(error),
-            Self::Commit(error) => classify_sqlx(error),
-            Self::WriterStopped => FailureKind::Unavailable,
-            Self::LowOnSpace { .. } => FailureKind::DiskFull,
-            Self::Conflict(_) | Self::Migrate(_) | Self::Corrupt(_) | Self::Seal(_) => FailureKind::Internal,
-        }
-    }
-}
-
-/// Sorts a database error by what the caller should do. SQLite's primary result codes
-/// (the low byte of the extended code) and PostgreSQL's SQLSTATE classes.
-pub(crate) fn classify_sqlx(error: &sqlx::Error) -> FailureKind {
-    match error {
-        sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            if let Ok(sqlite) = code.parse::<i32>() {
-                match sqlite & 0xff {
-                    13 => FailureKind::DiskFull,                              // SQLITE_FULL
-                    5 | 6 | 7 | 8 | 10 | 14 | 15 => FailureKind::Unavailable, // BUSY LOCKED NOMEM READONLY IOERR CANTOPEN PROTOCOL
-                    _ => FailureKind::Internal,
-                }
-            } else if code == "53100" {
-                FailureKind::DiskFull // disk_full
-            } else if ["08", "53", "57", "58"].iter().any(|class| code.starts_with(class))
-                || code == "40001"
-                || code == "40P01"
-            {
-                // connection, resources, operator intervention, system error; serialization, deadlock
-                FailureKind::Unavailable
-            } else {
-                FailureKind::Internal
-            }
-        }
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => FailureKind::Unavailable,
-        _ => FailureKind::Internal,
-    }
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The internal key of an instance; never shown outside the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -425,6 +350,7 @@ pub struct MessageDetail {
 #[derive(Debug, Clone)]
 pub struct DispatchEndpoint {
     pub id: EndpointId,
+    pub instance_id: InstanceId,
     pub url: String,
     pub retry: RetryPolicy,
     pub success: SuccessRule,
@@ -484,10 +410,24 @@ pub struct TakenDue {
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
     pub delivery_id: DeliveryId,
+    /// What the attempt's ledger entry needs besides the attempt itself.
+    pub ledger: LedgerSource,
     pub attempt: AttemptRecord,
     /// `None` when the delivery is finished (delivered, or failed for good).
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub new_status: DeliveryStatus,
+}
+
+/// What an attempt's ledger entry needs besides the attempt record, from the worker's own
+/// memory, so that chaining it reads nothing of the message from the store.
+#[derive(Debug, Clone)]
+pub struct LedgerSource {
+    pub instance_id: InstanceId,
+    pub message_id: MessageId,
+    /// SHA-256 of the callback's body as received (the stored payload), in lowercase hex.
+    pub body_sha256: String,
+    /// The endpoint's URL as attempted (an endpoint's URL may change later).
+    pub endpoint_url: String,
 }
 
 /// Counts for the metrics endpoint.
@@ -497,11 +437,17 @@ pub struct StoreStats {
     pub deliveries_by_status: Vec<(DeliveryStatus, i64)>,
     /// The due time of the most overdue pending delivery of an enabled endpoint.
     pub oldest_due_at: Option<DateTime<Utc>>,
+    /// Every instance's ledger chain head.
+    pub ledger_heads: Vec<ledger::LedgerHead>,
+    /// Recorded attempts not yet chained into the ledger.
+    pub ledger_queued: u64,
 }
 
 /// The store interface. Implementations are cheap to clone handles around a pool.
 #[async_trait]
-pub trait Store: queue::DeliveryQueue + sandbox::SandboxStore + Send + Sync + std::fmt::Debug + 'static {
+pub trait Store:
+    queue::DeliveryQueue + sandbox::SandboxStore + ledger::LedgerStore + Send + Sync + std::fmt::Debug + 'static
+{
     /// Answers when the database does.
     async fn ping(&self) -> StoreResult<()>;
     /// Shuts the store down in order: stops taking writes, commits and answers those

@@ -13,6 +13,7 @@
 mod batch;
 mod endpoints;
 mod instance_cache;
+mod ledger;
 mod messages;
 mod migrations;
 pub mod open;
@@ -33,6 +34,7 @@ use finhook_core::secret::{EndpointSecret, KeyHash};
 use finhook_core::signing::asymmetric::SigningKey;
 
 use super::db::{placeholders, sql, Backend, Pools, Sql};
+use super::ledger::LedgerStore;
 use super::rows::*;
 use super::*;
 
@@ -204,7 +206,9 @@ impl Store for SqlStore {
         let oldest = conn.fetch_one(oldest_pending_sql()).await?.opt_int("due")?.map(time_of).transpose()?;
         // Only a delivery whose time has come is waiting.
         let oldest_due_at = oldest.filter(|due| *due <= now);
-        Ok(StoreStats { messages, deliveries_by_status, oldest_due_at })
+        drop(reader);
+        let (ledger_heads, ledger_queued) = (self.ledger_heads().await?, self.ledger_queued().await?);
+        Ok(StoreStats { messages, deliveries_by_status, oldest_due_at, ledger_heads, ledger_queued })
     }
 
     async fn setting(&self, key: &str) -> StoreResult<Option<String>> {

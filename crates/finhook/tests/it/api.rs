@@ -182,6 +182,8 @@ async fn metrics_count_ingests_attempts_and_what_the_store_holds() {
     app.deliver_due().await;
     // The failed attempt is due again in 30 minutes; 45 minutes later it is 15 minutes overdue.
     app.clock.advance(chrono::Duration::minutes(45));
+    // Each attempt entered the ledger with its record.
+    let head = app.state.store.ledger_heads().await.expect("heads").pop().expect("acme's head");
 
     let response = app.http.get(app.url("/metrics")).send().await.expect("metrics");
     assert_eq!(response.status(), 200);
@@ -202,6 +204,9 @@ async fn metrics_count_ingests_attempts_and_what_the_store_holds() {
     assert_eq!(value("finhook_deliveries{status=\"pending\"}"), 1.0);
     assert_eq!(value("finhook_deliveries{status=\"delivered\"}"), 1.0);
     assert_eq!(value("finhook_delivery_lag_seconds"), 900.0);
+    assert_eq!(value("finhook_ledger_queued"), 0.0);
+    assert_eq!(value("finhook_ledger_entries{instance=\"acme\"}"), 2.0);
+    assert_eq!(value(&format!("finhook_ledger_head{{instance=\"acme\",hash=\"{}\"}}", head.hash)), 2.0);
     assert!(!text.contains("whsec_") && !text.contains("c91cd0cf"), "no secrets or LoginIds in metrics");
 }
 
@@ -333,6 +338,7 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/instances/{name}/endpoints/{id}/rotate-secret", "post"),
         ("/v1/instances/{name}/.well-known/jwks.json", "get"),
         ("/v1/instances/{name}/rotate-signing-key", "post"),
+        ("/v1/instances/{name}/ledger", "get"),
         ("/v1/instances/{name}/callbacks", "post"),
         ("/v1/instances/{name}/messages", "get"),
         ("/v1/instances/{name}/messages/{msg}", "get"),

@@ -154,6 +154,7 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     kyc["Tag"] = json!("<img src=x onerror=alert(1)>");
     let id = app.ingest("acme", serde_json::to_vec(&kyc).expect("bytes")).await;
     assert_eq!(app.deliver_due().await, 1);
+    let head = app.state.store.ledger_heads().await.expect("heads").pop().expect("acme's head");
 
     let browser = Browser::start().await;
     browser.goto(&app.url("/dashboard")).await;
@@ -173,6 +174,8 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     browser.click("#instances a[href='/dashboard/instances/acme']").await;
     let endpoints = browser.text("#endpoints").await;
     assert!(endpoints.contains("Signing") && endpoints.contains("hmac") && endpoints.contains("none"), "{endpoints}");
+    let ledger = browser.text("#ledger").await;
+    assert!(ledger.starts_with(&format!("Chain head at entry 1: {}.", head.hash)), "{ledger}");
     let messages = browser.text("#messages").await;
     assert!(messages.contains(&id) && messages.contains("pending") && messages.contains("KYC"), "{messages}");
     let source = browser.source().await;

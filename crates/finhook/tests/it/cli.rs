@@ -103,3 +103,80 @@ async fn the_admin_client_manages_instances_endpoints_and_messages() {
     assert_eq!(unknown.code, Some(1));
     assert!(unknown.stderr.contains("404"), "{}", unknown.stderr);
 }
+
+/// `finhook ledger export` downloads the chain; `finhook ledger verify` accepts it whole,
+/// checks the head written down, and names the first broken link of a tampered copy.
+#[tokio::test]
+async fn the_ledger_is_exported_and_verified_from_the_command_line() {
+    let app = spawn_app().await;
+    let receiver = TestReceiver::start(&[Reply::Status(500)], Reply::Status(200)).await;
+    app.create_instance("acme").await;
+    app.create_endpoint("acme", serde_json::json!({ "url": receiver.url("/") })).await;
+    for _ in 0..3 {
+        app.ingest("acme", fixture("kyc.json")).await;
+    }
+    app.deliver_due().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("acme.jsonl");
+    let file = file.to_str().expect("utf-8 path");
+
+    let exported = finhook(&app, &["ledger", "export", "--instance", "acme", "--output", file]).await;
+    assert_eq!(exported.code, Some(0), "{}", exported.stderr);
+    assert!(exported.stderr.contains("ends at seq 3, head "), "{}", exported.stderr);
+    let head = exported.stderr.trim().rsplit(' ').next().expect("head").to_string();
+    let verified = finhook(&app, &["ledger", "verify", file, "--head", &head]).await;
+    assert_eq!(verified.code, Some(0), "{}", verified.stderr);
+    assert!(
+        verified.stdout.starts_with("ok: 3 entries of instance acme, seq 1 to 3, from the genesis; head "),
+        "{}",
+        verified.stdout
+    );
+    let json = finhook(&app, &["ledger", "verify", file, "--json"]).await;
+    let json: Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(
+        (json["ok"].as_bool(), json["entries"].as_u64(), json["head"].as_str()),
+        (Some(true), Some(3), Some(head.as_str()))
+    );
+
+    let other_head = finhook(&app, &["ledger", "verify", file, "--head", &"0".repeat(64)]).await;
+    assert_eq!(other_head.code, Some(1));
+    assert!(other_head.stderr.contains("not at the expected head"), "{}", other_head.stderr);
+
+    let lines: Vec<String> = std::fs::read_to_string(file).expect("read").lines().map(str::to_string).collect();
+    let tampered = dir.path().join("tampered.jsonl");
+    let first_failed = lines[0].replace("\"status\":500", "\"status\":200");
+    assert_ne!(first_failed, lines[0], "the first attempt was answered 500");
+    std::fs::write(&tampered, format!("{first_failed}\n{}\n{}\n", lines[1], lines[2])).expect("write");
+    let caught = finhook(&app, &["ledger", "verify", tampered.to_str().expect("path")]).await;
+    assert_eq!(caught.code, Some(1));
+    assert!(
+        caught.stderr.contains("is broken at line 1 (seq 1): the hash does not match the entry's contents"),
+        "{}",
+        caught.stderr
+    );
+    let reordered = dir.path().join("reordered.jsonl");
+    std::fs::write(&reordered, format!("{}\n{}\n{}\n", lines[0], lines[2], lines[1])).expect("write");
+    let caught = finhook(&app, &["ledger", "verify", reordered.to_str().expect("path"), "--json"]).await;
+    assert_eq!(caught.code, Some(1));
+    let caught: Value = serde_json::from_str(&caught.stdout).expect("json");
+    assert_eq!(
+        (caught["ok"].as_bool(), caught["line"].as_u64(), caught["seq"].as_u64()),
+        (Some(false), Some(2), Some(3))
+    );
+
+    // A second implementation of the definition, in Python's standard library, agrees.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples/verify_ledger.py");
+    let python = |file: &str| {
+        std::process::Command::new("python3").args([script, file, "--head", &head]).output().expect("python3")
+    };
+    let whole = python(file);
+    assert!(whole.status.success(), "{}", String::from_utf8_lossy(&whole.stderr));
+    assert!(String::from_utf8_lossy(&whole.stdout).starts_with("ok: 3 entries, seq 1 to 3"));
+    let broken = python(tampered.to_str().expect("path"));
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("line 1: the hash does not match"));
+
+    let missing = finhook(&app, &["ledger", "verify", "/nonexistent/ledger.jsonl"]).await;
+    assert_eq!(missing.code, Some(2));
+    assert!(missing.stderr.contains("cannot read /nonexistent/ledger.jsonl"), "{}", missing.stderr);
+}

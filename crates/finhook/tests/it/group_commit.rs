@@ -7,6 +7,7 @@ use finhook_core::flinks::ResponseType;
 use finhook_core::ids::{AttemptId, DeliveryId, MessageId};
 use finhook_core::retry::RetryPolicy;
 use finhook_core::secret::{EndpointSecret, KeyHash};
+use finhook_server::store::ledger::LedgerStore;
 use finhook_server::store::queue::DeliveryQueue;
 use finhook_server::store::sql::SqlStore;
 use finhook_server::store::*;
@@ -40,9 +41,21 @@ fn message(instance_id: InstanceId, body: &str, key: Option<&str>) -> NewMessage
     }
 }
 
-fn attempt(delivery: &DeliveryId, number: u32, delivered: bool) -> AttemptResult {
+fn attempt(
+    instance: InstanceId,
+    message: &MessageId,
+    delivery: &DeliveryId,
+    number: u32,
+    delivered: bool,
+) -> AttemptResult {
     AttemptResult {
         delivery_id: delivery.clone(),
+        ledger: LedgerSource {
+            instance_id: instance,
+            message_id: message.clone(),
+            body_sha256: "ab".repeat(32),
+            endpoint_url: "https://hooks.example.com/flinks".into(),
+        },
         attempt: AttemptRecord {
             id: AttemptId::generate(),
             attempt_number: number,
@@ -91,7 +104,7 @@ async fn a_failing_write_does_not_take_its_batch_down_on_the_shared_store() {
     let store = SqlStore::open_postgres(&postgres_database().await, sealing).await.expect("open");
     let instance = acme(&store).await;
     // An attempt for a delivery that does not exist breaks a foreign key.
-    let orphan = attempt(&DeliveryId::generate(), 1, true);
+    let orphan = attempt(instance, &MessageId::generate(), &DeliveryId::generate(), 1, true);
     // All three are queued before the writer runs, so they share one transaction.
     let (first, broken, second) = tokio::join!(
         store.ingest(message(instance, "1", None)),
@@ -153,14 +166,29 @@ async fn mixed_batch(store: SqlStore) {
     // One delivery recorded twice in one batch (refused, then delivered), one delivered,
     // one refused: applied in the order they were queued.
     let (first, second, other, refused) = tokio::join!(
-        store.record_attempt(attempt(&a_deliveries[0], 1, false)),
-        store.record_attempt(attempt(&a_deliveries[0], 2, true)),
-        store.record_attempt(attempt(&a_deliveries[1], 1, true)),
-        store.record_attempt(attempt(&b_deliveries[0], 1, false)),
+        store.record_attempt(attempt(instance, &a, &a_deliveries[0], 1, false)),
+        store.record_attempt(attempt(instance, &a, &a_deliveries[0], 2, true)),
+        store.record_attempt(attempt(instance, &a, &a_deliveries[1], 1, true)),
+        store.record_attempt(attempt(instance, &b, &b_deliveries[0], 1, false)),
     );
     for result in [first, second, other, refused] {
         result.expect("recorded");
     }
+    // Each record entered the ledger with it, in the order they were queued.
+    let entries = store.ledger_entries(instance, 0, 100).await.expect("ledger");
+    let chained: Vec<(String, u32, Option<u16>)> =
+        entries.iter().map(|e| (e.facts.message_id.clone(), e.facts.attempt, e.facts.status)).collect();
+    assert_eq!(
+        chained,
+        vec![
+            (a.to_string(), 1, Some(503)),
+            (a.to_string(), 2, Some(200)),
+            (a.to_string(), 1, Some(200)),
+            (b.to_string(), 1, Some(503))
+        ]
+    );
+    let lines: Vec<String> = entries.iter().map(|e| serde_json::to_string(e).expect("json")).collect();
+    finhook_core::ledger::verify_lines(&lines, None).expect("the chain verifies");
     let stored = store.message(instance, &a).await.expect("read").expect("stored");
     let twice = stored.deliveries.iter().find(|d| d.id == a_deliveries[0]).expect("delivery");
     assert_eq!((twice.status, twice.attempts_made, twice.next_attempt_at), (DeliveryStatus::Delivered, 2, None));

@@ -21,6 +21,8 @@ mod delivery;
 mod fairness;
 #[path = "ingest.rs"]
 mod ingest;
+#[path = "ledger.rs"]
+pub(crate) mod ledger;
 #[path = "restart.rs"]
 mod restart;
 #[path = "sandbox.rs"]

@@ -379,3 +379,72 @@ async fn a_node_stopping_gracefully_releases_the_claims_it_did_not_start() {
         .expect("count");
     assert_eq!(pending, 5, "nothing lost");
 }
+
+/// Two nodes record attempts and seal the ledger at the same time: one chain, every
+/// attempt in it once, no gap, whichever node sealed what (the sealer's advisory lock lets
+/// one node at a time chain the queue).
+#[tokio::test]
+async fn two_nodes_recording_and_sealing_at_once_make_one_chain_without_gaps() {
+    let TwoNodes { one, two, receiver, .. } = two_nodes().await;
+    const CALLBACKS: usize = 120;
+    for n in 0..CALLBACKS {
+        let node = if n % 2 == 0 { &one } else { &two };
+        node.ingest("acme", fixture("kyc.json")).await;
+    }
+    let seal_while_delivering = |app: &TestApp| {
+        let store = app.state.store.clone();
+        async move {
+            for _ in 0..50 {
+                finhook_server::ledger::seal_queued(store.as_ref()).await.expect("seal");
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    let (by_one, by_two, (), ()) =
+        tokio::join!(one.deliver_due(), two.deliver_due(), seal_while_delivering(&one), seal_while_delivering(&two));
+    assert_eq!(by_one + by_two, CALLBACKS);
+    receiver.wait_for(CALLBACKS).await;
+
+    let exported = crate::on_postgres::ledger::export(&two, "acme", ADMIN_KEY, "").await;
+    let summary = finhook_core::ledger::verify_lines(exported.lines.iter().map(String::as_str), None)
+        .expect("one chain that verifies");
+    assert_eq!((summary.first_seq, summary.last_seq), (1, CALLBACKS as u64));
+    let attempts: HashSet<String> = exported.entries().into_iter().map(|entry| entry.facts.attempt_id).collect();
+    assert_eq!(attempts.len(), CALLBACKS, "every attempt once");
+    let from_one = crate::on_postgres::ledger::export(&one, "acme", ADMIN_KEY, "").await;
+    assert_eq!(from_one.lines, exported.lines, "both nodes export the same chain");
+}
+
+/// While another session holds the chain (the ledger's advisory lock), the group commit
+/// does not wait for it: its attempts are queued with their facts, and chained once the
+/// chain is free, in one chain that verifies.
+#[tokio::test]
+async fn attempts_recorded_while_another_node_holds_the_chain_are_queued_then_chained() {
+    use sqlx::Connection;
+    // The second node stays up: a node that stops seals what is queued on its way out.
+    let TwoNodes { one, two: _two, receiver, .. } = two_nodes().await;
+    let mut holder = sqlx::PgConnection::connect(&one.database_url()).await.expect("another session");
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(0x6669_6e68_6f6f_6b4c_i64)
+        .fetch_one(&mut holder)
+        .await
+        .expect("lock");
+    assert!(locked);
+    for _ in 0..5 {
+        one.ingest("acme", fixture("kyc.json")).await;
+    }
+    assert_eq!(one.deliver_due().await, 5, "delivery does not wait for the chain");
+    receiver.wait_for(5).await;
+    assert_eq!(one.state.store.ledger_queued().await.expect("queued"), 5, "queued, not chained");
+    assert_eq!(finhook_server::ledger::seal_queued(one.state.store.as_ref()).await.expect("seal"), 0, "held");
+
+    let _: bool = sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
+        .bind(0x6669_6e68_6f6f_6b4c_i64)
+        .fetch_one(&mut holder)
+        .await
+        .expect("unlock");
+    let exported = crate::on_postgres::ledger::export(&one, "acme", ADMIN_KEY, "").await;
+    let summary = finhook_core::ledger::verify_lines(&exported.lines, None).expect("verifies");
+    assert_eq!((summary.first_seq, summary.last_seq), (1, 5));
+    assert_eq!(one.state.store.ledger_queued().await.expect("queued"), 0);
+}

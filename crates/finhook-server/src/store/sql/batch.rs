@@ -7,7 +7,8 @@
 //! and commits once, then answers every caller ([`apply`]: without savepoints first, and
 //! only after a failed write again with a savepoint per write, so one write's error rolls
 //! back only that write). A caller still hears back only after its write is durable; under
-//! load, one fsync covers many callbacks.
+//! load, one fsync covers many callbacks. The batch's attempt records enter the delivery
+//! ledger in the same transaction (`ledger::chain_recorded`).
 
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::messages::{ingest_on, ingest_statements, Subscriptions};
 use super::queue::{record_on, record_statements};
-use super::sets;
+use super::{ledger, sets};
 use crate::store::db::{Backend, Pooled, Pools, Sql};
 use crate::store::{AttemptResult, IngestOutcome, NewMessage, StoreError, StoreResult};
 
@@ -40,6 +41,15 @@ enum Job {
     Record(AttemptResult),
     /// A write that changes nothing of substance: proves the store can commit right now.
     Probe(i64),
+}
+
+impl Job {
+    fn record(&self) -> Option<&AttemptResult> {
+        match self {
+            Job::Record(result) => Some(result),
+            _ => None,
+        }
+    }
 }
 
 /// The queue into the group-commit task. The task ends at [`BatchWriter::close`], or when
@@ -289,10 +299,17 @@ async fn apply_in_turn(connection: &mut Pooled, jobs: Vec<Job>) -> StoreResult<V
     let mut subscriptions = Subscriptions::default();
     let mut results = Vec::with_capacity(jobs.len());
     let (mut ingests, mut records) = (Chunk::default(), Chunk::default());
+    // Each record's ledger entry goes in the same hop as the record.
+    let recorded: Vec<&AttemptResult> = jobs.iter().filter_map(Job::record).collect();
+    let mut chaining = ledger::Chaining::start(&mut connection.conn(), &recorded).await?;
+    drop(recorded);
     for job in jobs {
         match job {
             Job::Record(result) => {
-                records.add(record_statements(result));
+                let entry = chaining.as_mut().map(|chaining| chaining.entry(&result)).transpose()?;
+                let mut statements = record_statements(result);
+                statements.extend(entry);
+                records.add(statements);
                 results.push(None);
                 if records.full() {
                     records.run(connection).await?;
@@ -316,6 +333,11 @@ async fn apply_in_turn(connection: &mut Pooled, jobs: Vec<Job>) -> StoreResult<V
     }
     ingests.run(connection).await?;
     records.run(connection).await?;
+    if let Some(chaining) = chaining {
+        for heads in chaining.finish().chunks(WRITES_PER_HOP) {
+            connection.conn().execute_all(heads.to_vec()).await?;
+        }
+    }
     Ok(results)
 }
 
@@ -358,6 +380,10 @@ async fn apply_set(
     lease: Option<(&str, chrono::Duration)>,
 ) -> StoreResult<Vec<Applied>> {
     let mut results: Vec<Applied> = vec![None; jobs.len()];
+    // The records' ledger entries, in the order the records were queued.
+    let recorded: Vec<&AttemptResult> = jobs.iter().filter_map(Job::record).collect();
+    ledger::chain_recorded(&mut connection.conn(), &recorded).await?;
+    drop(recorded);
     let (mut ingests, mut records, mut alone) = (Vec::new(), Vec::new(), Vec::new());
     for (n, job) in jobs.into_iter().enumerate() {
         match job {
@@ -417,12 +443,17 @@ async fn apply_each(
 ) -> Result<(), sqlx::Error> {
     execute(connection, begin(connection)).await?;
     let mut subscriptions = Subscriptions::default();
+    let mut recorded = Vec::new();
     for write in writes.by_ref() {
         if let Err(error) = execute(connection, "SAVEPOINT write").await {
             outcomes.push(Outcome { reply: write.reply, result: Err(StoreError::WriterStopped) });
             return Err(error);
         }
+        let record = write.job.record().cloned();
         let result = apply_job(connection, &mut subscriptions, write.job).await;
+        if let (Ok(_), Some(record)) = (&result, record) {
+            recorded.push(record);
+        }
         if result.is_err() {
             // Undo only this write. If SQLite already rolled the whole transaction back,
             // the savepoint is gone and so is every write before this one: the batch
@@ -439,6 +470,12 @@ async fn apply_each(
         outcomes.push(Outcome { reply: write.reply, result });
         released?;
     }
+    // The records that were written go into the ledger with them, or nothing commits.
+    let records: Vec<&AttemptResult> = recorded.iter().collect();
+    ledger::chain_recorded(&mut connection.conn(), &records).await.map_err(|error| match error {
+        StoreError::Database(cause) => cause,
+        other => sqlx::Error::Protocol(format!("could not chain the batch's attempts into the ledger: {other}")),
+    })?;
     execute(connection, "COMMIT").await
 }
 
@@ -468,99 +505,4 @@ async fn discard(mut connection: Pooled) {
 }
 
 #[cfg(test)]
-mod tests {
-    use chrono::Utc;
-    use finhook_core::flinks::ResponseType;
-    use finhook_core::ids::{AttemptId, DeliveryId};
-    use finhook_core::secret::KeyHash;
-
-    use super::super::SqlStore;
-    use crate::store::queue::DeliveryQueue;
-    use crate::store::{
-        AttemptRecord, AttemptResult, DeliveryStatus, IngestOutcome, InstanceId, Mode, NewInstance, NewMessage, Store,
-        StoreError,
-    };
-
-    /// A new embedded store at `url` with one instance.
-    async fn store_with_instance(url: &str) -> (SqlStore, InstanceId) {
-        let store = SqlStore::open_sqlite(url, None).await.expect("open");
-        let instance = store
-            .create_instance(NewInstance {
-                name: "acme".into(),
-                customer_id: "c".into(),
-                mode: Mode::Live,
-                api_key_hash: KeyHash::of("k"),
-                now: Utc::now(),
-            })
-            .await
-            .expect("instance");
-        (store, instance.id)
-    }
-
-    fn message(instance_id: InstanceId, n: u8) -> NewMessage {
-        NewMessage {
-            instance_id,
-            response_type: ResponseType::Kyc,
-            login_id: Some("L".into()),
-            request_id: None,
-            tag: None,
-            idempotency_key: None,
-            body_sha256: format!("{n}"),
-            payload: bytes::Bytes::from_static(b"{}"),
-            now: Utc::now(),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_failing_write_does_not_take_its_batch_down() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (store, instance) = store_with_instance(&format!("sqlite://{}", dir.path().join("b.db").display())).await;
-        // An attempt for a delivery that does not exist breaks a foreign key.
-        let orphan = AttemptResult {
-            delivery_id: DeliveryId::generate(),
-            attempt: AttemptRecord {
-                id: AttemptId::generate(),
-                attempt_number: 1,
-                started_at: Utc::now(),
-                latency_ms: 1,
-                status_code: Some(200),
-                error_class: None,
-                error_detail: None,
-                response_excerpt: None,
-                response_bytes: None,
-                succeeded: true,
-            },
-            next_attempt_at: None,
-            new_status: DeliveryStatus::Delivered,
-        };
-        // All three are queued before the writer runs, so they share one transaction.
-        let (first, broken, second) = tokio::join!(
-            store.ingest(message(instance, 1)),
-            store.record_attempt(orphan),
-            store.ingest(message(instance, 2))
-        );
-        assert!(matches!(first, Ok(IngestOutcome::Created { .. })), "{first:?}");
-        assert!(broken.is_err());
-        assert!(matches!(second, Ok(IngestOutcome::Created { .. })), "{second:?}");
-        let stats = store.stats(Utc::now()).await.expect("stats");
-        assert_eq!(stats.messages, 2);
-    }
-
-    #[tokio::test]
-    async fn close_commits_what_was_queued_then_refuses_writes_and_unlocks_the_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("c.db").display());
-        let (store, instance) = store_with_instance(&url).await;
-        // The ingests are queued before `close` runs (join polls them first), so they are
-        // committed and answered; the write after it is refused.
-        let (first, second, ()) =
-            tokio::join!(store.ingest(message(instance, 1)), store.ingest(message(instance, 2)), store.close());
-        assert!(matches!(first, Ok(IngestOutcome::Created { .. })), "{first:?}");
-        assert!(matches!(second, Ok(IngestOutcome::Created { .. })), "{second:?}");
-        let late = store.ingest(message(instance, 3)).await;
-        assert!(matches!(late, Err(StoreError::WriterStopped)), "{late:?}");
-        // `store` is still alive, but the file is free for the next process.
-        let reopened = SqlStore::open_sqlite(&url, None).await.expect("reopen after close");
-        assert_eq!(reopened.stats(Utc::now()).await.expect("stats").messages, 2);
-    }
-}
+mod tests;

@@ -39,6 +39,7 @@ pub const SQLITE: Folder = folder!("sqlite":
     "0010_instance_stored_bytes.sql",
     "0011_ed25519_signing.sql",
     "0012_client_certificates.sql",
+    "0013_ledger.sql",
 );
 
 /// `migrations/postgres`.
@@ -53,6 +54,7 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0008_payload_lz4.sql",
     "0009_ed25519_signing.sql",
     "0010_client_certificates.sql",
+    "0011_ledger.sql",
 );
 
 /// The migrator for one folder.

@@ -165,6 +165,7 @@ impl DeliveryQueue for SqlStore {
             signing: endpoint.signing,
             signing_keys,
             id: endpoint.id,
+            instance_id: endpoint.instance_id,
             url: endpoint.url,
             retry: endpoint.retry,
             success: endpoint.success,
@@ -338,7 +339,8 @@ pub(super) async fn record_on(conn: &mut Conn<'_>, result: AttemptResult) -> Sto
     Ok(())
 }
 
-/// The statements that record one attempt and reschedule its delivery.
+/// The statements that record one attempt and reschedule its delivery. (Its ledger entry
+/// is chained for the whole batch, `ledger::chain_recorded`.)
 pub(super) fn record_statements(result: AttemptResult) -> Vec<Sql> {
     let attempt = result.attempt;
     let insert =

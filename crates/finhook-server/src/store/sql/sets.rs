@@ -19,6 +19,7 @@ use std::collections::HashSet;
 
 use finhook_core::ids::{DeliveryId, MessageId};
 
+use super::ledger::{seq_arg, Sealed};
 use super::messages::{stored_bytes_added, Subscriptions};
 use crate::store::db::{sql, Arg, Column, Conn, Sql};
 use crate::store::rows::millis;
@@ -261,4 +262,71 @@ pub(super) type Placed = Vec<(usize, AttemptResult)>;
 pub(super) fn first_of_each(results: Placed) -> (Placed, Placed) {
     let mut seen: HashSet<DeliveryId> = HashSet::with_capacity(results.len());
     results.into_iter().partition(|(_, result)| seen.insert(result.delivery_id.clone()))
+}
+
+/// What chaining writes on PostgreSQL, whatever the number of entries: the entries, the
+/// deletion of the queue rows they were sealed from (if any), the instances' new heads.
+pub(super) fn sealed_set(sealed: &[Sealed], heads: &[(InstanceId, u64, [u8; 32])]) -> Vec<Sql> {
+    let facts = sealed.iter().map(|one| &one.facts);
+    let mut statements = Rows::new()
+        .column("instance_id", Column::Ints(sealed.iter().map(|one| Some(one.instance.0)).collect()))
+        .column("seq", Column::Ints(sealed.iter().map(|one| Some(seq_arg(one.seq))).collect()))
+        .column("attempt_id", texts(facts.clone().map(|f| f.attempt_id.as_str())))
+        .column("message_id", texts(facts.clone().map(|f| f.message_id.as_str())))
+        .column("body_sha256", texts(facts.clone().map(|f| f.body_sha256.as_str())))
+        .column("endpoint_url", texts(facts.clone().map(|f| f.endpoint_url.as_str())))
+        .column("attempt_number", Column::Ints(facts.clone().map(|f| Some(i64::from(f.attempt))).collect()))
+        .column("attempted_at", Column::Ints(sealed.iter().map(|one| Some(one.attempted_at)).collect()))
+        .column("status_code", Column::Ints(facts.clone().map(|f| f.status.map(i64::from)).collect()))
+        .column("error_class", Column::Texts(facts.map(|f| f.error_class.clone()).collect()))
+        .column("hash", Column::Blobs(sealed.iter().map(|one| bytes::Bytes::copy_from_slice(&one.hash)).collect()))
+        .column("pending_id", Column::Ints(sealed.iter().map(|one| one.pending_id).collect()))
+        .statements(
+            ", entered AS (
+                 INSERT INTO ledger_entries (instance_id, seq, attempt_id, message_id, body_sha256, endpoint_url,
+                                             attempt_number, attempted_at, status_code, error_class, hash)
+                 SELECT instance_id, seq, attempt_id, message_id, body_sha256, endpoint_url, attempt_number,
+                        attempted_at, status_code, error_class, hash FROM v)
+             DELETE FROM ledger_pending WHERE id IN (SELECT pending_id FROM v)",
+        );
+    statements.extend(
+        Rows::new()
+            .column("instance_id", Column::Ints(heads.iter().map(|(instance, _, _)| Some(instance.0)).collect()))
+            .column("seq", Column::Ints(heads.iter().map(|(_, seq, _)| Some(seq_arg(*seq))).collect()))
+            .column(
+                "hash",
+                Column::Blobs(heads.iter().map(|(_, _, hash)| bytes::Bytes::copy_from_slice(hash)).collect()),
+            )
+            .statements(
+                "INSERT INTO ledger_heads (instance_id, seq, hash) SELECT instance_id, seq, hash FROM v
+                 ON CONFLICT (instance_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            ),
+    );
+    statements
+}
+
+/// Queues attempts recorded in this transaction for the sealer, with their entries' facts,
+/// when another node holds the chain (PostgreSQL only).
+pub(super) fn pending_set(records: &[&AttemptResult]) -> Vec<Sql> {
+    let attempts = records.iter().map(|r| &r.attempt);
+    let sources = records.iter().map(|r| &r.ledger);
+    Rows::new()
+        .column("attempt_id", texts(attempts.clone().map(|a| a.id.as_str())))
+        .column("instance_id", Column::Ints(sources.clone().map(|s| Some(s.instance_id.0)).collect()))
+        .column("message_id", texts(sources.clone().map(|s| s.message_id.as_str())))
+        .column("body_sha256", texts(sources.clone().map(|s| s.body_sha256.as_str())))
+        .column("endpoint_url", texts(sources.map(|s| s.endpoint_url.as_str())))
+        .column("attempt_number", Column::Ints(attempts.clone().map(|a| Some(i64::from(a.attempt_number))).collect()))
+        .column("attempted_at", Column::Ints(attempts.clone().map(|a| Some(millis(a.started_at))).collect()))
+        .column("status_code", Column::Ints(attempts.clone().map(|a| a.status_code.map(i64::from)).collect()))
+        .column(
+            "error_class",
+            Column::Texts(attempts.map(|a| a.error_class.map(|c| ErrorClass::as_str(c).to_string())).collect()),
+        )
+        .statements(
+            "INSERT INTO ledger_pending (attempt_id, instance_id, message_id, body_sha256, endpoint_url,
+                                         attempt_number, attempted_at, status_code, error_class)
+             SELECT attempt_id, instance_id, message_id, body_sha256, endpoint_url, attempt_number, attempted_at,
+                    status_code, error_class FROM v",
+        )
 }
