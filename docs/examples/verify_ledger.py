@@ -30,6 +30,12 @@ def canonical(entry):
 
 
 def verify(lines, expected_head=None):
+    """None if the chain holds, else the first broken link."""
+    return check(lines, expected_head)[0]
+
+
+def check(lines, expected_head=None):
+    """(problem or None, a one-line summary of the chain when it holds)."""
     previous = None
     count = 0
     for number, line in enumerate(lines, 1):
@@ -39,24 +45,23 @@ def verify(lines, expected_head=None):
         prev = bytes.fromhex(entry["prev_hash"])
         if previous is None:
             if entry["seq"] == 1 and prev != bytes(32):
-                return "line %d: seq 1 does not start from the genesis hash" % number
+                return "line %d: seq 1 does not start from the genesis hash" % number, None
         else:
             if entry["instance"] != previous["instance"]:
-                return "line %d: another instance's entry" % number
+                return "line %d: another instance's entry" % number, None
             if entry["seq"] != previous["seq"] + 1:
-                return "line %d: seq %d follows seq %d" % (number, entry["seq"], previous["seq"])
+                return "line %d: seq %d follows seq %d" % (number, entry["seq"], previous["seq"]), None
             if entry["prev_hash"] != previous["hash"]:
-                return "line %d: prev_hash is not the hash of the entry before it" % number
+                return "line %d: prev_hash is not the hash of the entry before it" % number, None
         if hashlib.sha256(prev + canonical(entry)).hexdigest() != entry["hash"]:
-            return "line %d: the hash does not match the entry's contents" % number
+            return "line %d: the hash does not match the entry's contents" % number, None
         previous = entry
         count += 1
     if previous is None:
-        return "the chain is empty"
+        return "the chain is empty", None
     if expected_head and expected_head.lower() != previous["hash"]:
-        return "the chain ends at %s, not at %s" % (previous["hash"], expected_head)
-    print("ok: %d entries, seq %d to %d, head %s" % (count, previous["seq"] - count + 1, previous["seq"], previous["hash"]))
-    return None
+        return "the chain ends at %s, not at %s" % (previous["hash"], expected_head), None
+    return None, "ok: %d entries, seq %d to %d, head %s" % (count, previous["seq"] - count + 1, previous["seq"], previous["hash"])
 
 
 def main():
@@ -69,10 +74,11 @@ def main():
     if len(args) != 1:
         sys.exit("usage: verify_ledger.py FILE [--head HASH]")
     with open(args[0], encoding="utf-8") as export:
-        problem = verify(export)
+        problem, summary = check(export, head)
     if problem:
         print("broken: " + problem, file=sys.stderr)
         sys.exit(1)
+    print(summary)
 
 
 if __name__ == "__main__":
