@@ -37,6 +37,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub targets: Arc<TargetPolicy>,
+    /// Looks at endpoints' server certificates.
+    pub certificates: Arc<crate::delivery::certificate::CertificateWatch>,
     /// The hash of the admin key; the key itself is never held.
     pub admin_key_hash: KeyHash,
     /// Hands new deliveries to the delivery worker, and asks it to rescan the store.
@@ -80,6 +82,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("could not set up outbound TLS")]
     Client(#[from] ClientError),
+    #[error("could not set up the certificate watch")]
+    Watch(#[from] crate::delivery::certificate::WatchError),
     #[error("could not resume the sandbox connections interrupted by the last stop")]
     Sandbox(#[source] crate::sandbox::flow::SandboxError),
     #[error("could not listen on {addr}")]
@@ -132,6 +136,11 @@ impl App {
         });
         let timeout = Duration::from_secs(settings.delivery_timeout_seconds.max(1));
         let client = DeliveryClient::new(targets.clone(), &settings.extra_root_ca, timeout)?;
+        let certificates = Arc::new(crate::delivery::certificate::CertificateWatch::new(
+            targets.clone(),
+            &settings.extra_root_ca,
+            timeout.min(std::time::Duration::from_secs(10)),
+        )?);
         let (dispatch, inbox) = Dispatch::new();
         let metrics = Arc::new(Metrics::new());
         let worker = Worker::new(
@@ -139,6 +148,7 @@ impl App {
                 store: store.clone(),
                 clock: clock.clone(),
                 client,
+                certificates: certificates.clone(),
                 settings: WorkerSettings {
                     concurrency: settings.delivery_concurrency.max(1),
                     per_endpoint: settings.delivery_per_endpoint_concurrency.max(1),
@@ -166,6 +176,7 @@ impl App {
             store,
             clock,
             targets,
+            certificates,
             admin_key_hash,
             dispatch,
             max_body_bytes: settings.max_body_bytes,
@@ -247,11 +258,16 @@ impl App {
             self.retention_days,
             stop.clone().cancelled_owned(),
         ));
-        let ledger = self.tasks.spawn(crate::ledger::run(store.clone(), stop.cancelled_owned()));
+        let ledger = self.tasks.spawn(crate::ledger::run(store.clone(), stop.clone().cancelled_owned()));
+        let watch = self.state.certificates.clone();
+        let certificates =
+            self.tasks.spawn(crate::delivery::certificate::run(store.clone(), watch, stop.cancelled_owned()));
         // `serve` stops every task of the tracker before it returns; what is left is to
         // say whether these ended by a panic.
         let served = self.serve(shutdown).await;
-        for (name, task) in [("delivery worker", worker), ("retention", retention), ("ledger", ledger)] {
+        let tasks =
+            [("delivery worker", worker), ("retention", retention), ("ledger", ledger), ("certificates", certificates)];
+        for (name, task) in tasks {
             if let Err(error) = task.await {
                 tracing::error!(error = %error, task = name, "a background task panicked");
             }

@@ -37,6 +37,12 @@ pub struct InstanceLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabel {
+    pub instance: String,
+    pub endpoint: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HeadLabel {
     pub instance: String,
     pub hash: String,
@@ -64,6 +70,7 @@ pub struct Metrics {
     ledger_entries: Family<InstanceLabel, Gauge>,
     ledger_head: Family<HeadLabel, Gauge>,
     ledger_queued: Gauge,
+    certificate_expiry: Family<EndpointLabel, Gauge>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -144,6 +151,12 @@ impl Metrics {
             "Recorded attempts queued for the ledger while another node held the chains (chained within about a second; always 0 on SQLite)",
             ledger_queued.clone(),
         );
+        let certificate_expiry = Family::<EndpointLabel, Gauge>::default();
+        registry.register(
+            "endpoint_certificate_expiry_seconds",
+            "Seconds until each enabled HTTPS endpoint's server certificate expires (negative once expired), as the certificate watch last saw it; alert below 14 days (1209600)",
+            certificate_expiry.clone(),
+        );
         Self {
             registry,
             ingested,
@@ -160,6 +173,7 @@ impl Metrics {
             ledger_entries,
             ledger_head,
             ledger_queued,
+            certificate_expiry,
         }
     }
 
@@ -225,6 +239,11 @@ impl Metrics {
                 .set(seq);
         }
         self.ledger_queued.set(i64::try_from(stats.ledger_queued).unwrap_or(i64::MAX));
+        self.certificate_expiry.clear();
+        for (instance, endpoint, expires_at) in &stats.certificate_expiries {
+            let label = EndpointLabel { instance: instance.clone(), endpoint: endpoint.to_string() };
+            self.certificate_expiry.get_or_create(&label).set((*expires_at - now).num_seconds());
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)

@@ -10,9 +10,12 @@ use finhook_core::retry::{Backoff, RetryPolicy};
 use finhook_core::secret::EndpointSecret;
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::app::AppState;
 use crate::http::json::{double_option, ApiJson};
 use crate::http::{ApiError, Caller, Problem};
+use crate::store::certificate::CertificateReport;
 use crate::store::{ClientCertificateInfo, ClientIdentity, Endpoint, EndpointPatch, NewEndpoint, Signing, SuccessRule};
 
 /// How long a replaced secret keeps signing after a rotation.
@@ -40,6 +43,9 @@ pub struct CreateEndpoint {
     signing: Option<Signing>,
     /// A client certificate presented on every attempt (mutual TLS).
     client_certificate: Option<ClientCertificateRequest>,
+    /// `false` stores the endpoint even when its server's certificate is not valid
+    /// (its report still says what is wrong). Default `true`.
+    verify: Option<bool>,
 }
 
 /// A client certificate for mutual TLS, in PEM: the leaf first, then any intermediates,
@@ -80,6 +86,8 @@ pub struct UpdateEndpoint {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<ClientCertificateRequest>)]
     client_certificate: Option<Option<ClientCertificateRequest>>,
+    /// With a new `url`: `false` stores it even when its certificate is not valid.
+    verify: Option<bool>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -96,6 +104,9 @@ pub struct EndpointView {
     signing: Signing,
     /// The client certificate presented on every attempt (its key is never shown).
     client_certificate: Option<ClientCertificateInfo>,
+    /// What the last look at the server's certificate found (HTTPS URLs only): when the
+    /// endpoint was created or its URL changed, then daily.
+    certificate: Option<CertificateReport>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     /// Only in answers to create and rotate-secret.
@@ -115,6 +126,7 @@ impl EndpointView {
             enabled: endpoint.enabled,
             signing: endpoint.signing,
             client_certificate: endpoint.client_certificate,
+            certificate: endpoint.certificate,
             created_at: endpoint.created_at,
             updated_at: endpoint.updated_at,
             secret: secret.map(|s| s.expose().to_string()),
@@ -177,6 +189,28 @@ fn check_url(state: &AppState, url: &str) -> Result<String, ApiError> {
         .map_err(|error| ApiError::validation("$.url", error.to_string()))
 }
 
+/// Looks at the certificate of `url`'s server, presenting `identity`; with `verify`, a
+/// certificate seen and not valid refuses the request (422 at `$.url`) before anything is
+/// stored.
+async fn inspect(
+    state: &AppState,
+    url: &str,
+    identity: Option<&ClientIdentity>,
+    verify: bool,
+) -> Result<Option<CertificateReport>, ApiError> {
+    let report = state.certificates.inspect(url, identity).await;
+    // A server that cannot be reached yet is not refused: nothing is known of its
+    // certificate, and the daily check looks again.
+    let refused = report.as_ref().filter(|report| verify && report.is_refused());
+    if let Some(problem) = refused.and_then(|report| report.problem.as_ref()) {
+        return Err(ApiError::validation(
+            "$.url",
+            format!("{problem}; nothing was stored: fix the certificate, or pass \"verify\": false to store the endpoint anyway"),
+        ));
+    }
+    Ok(report)
+}
+
 fn endpoint_id(raw: &str) -> Result<EndpointId, ApiError> {
     EndpointId::parse(raw).map_err(|_| ApiError::NotFound("endpoint"))
 }
@@ -203,10 +237,15 @@ pub async fn create(
         now: state.clock.now(),
     };
     let secret = new.secret.clone();
+    let certificate = inspect(&state, &new.url, new.client_identity.as_ref(), request.verify.unwrap_or(true)).await?;
     if new.signing == Signing::Ed25519 {
         super::signing_keys::ensure_key(&state, instance.id).await?;
     }
-    let endpoint = state.store.create_endpoint(instance.id, new).await?;
+    let mut endpoint = state.store.create_endpoint(instance.id, new).await?;
+    if certificate.is_some() {
+        state.store.set_endpoint_certificate(&endpoint.id, certificate.as_ref()).await?;
+        endpoint.certificate = certificate;
+    }
     tracing::info!(instance = %instance.name, endpoint = %endpoint.id, "endpoint created");
     Ok((StatusCode::CREATED, Json(EndpointView::of(endpoint, Some(&secret)))))
 }
@@ -255,14 +294,29 @@ pub async fn update(
         signing: request.signing,
         client_identity: request.client_certificate.map(|c| c.map(parse_identity).transpose()).transpose()?,
     };
+    // A new URL (or a new client certificate) is looked at as a new endpoint is.
+    let certificate = if patch.url.is_some() || patch.client_identity.is_some() {
+        let url = patch.url.clone().unwrap_or_else(|| current.url.clone());
+        let identity = match &patch.client_identity {
+            Some(identity) => identity.clone().map(Arc::new),
+            None => state.store.dispatch_endpoint(&id, state.clock.now()).await?.and_then(|e| e.identity),
+        };
+        Some(inspect(&state, &url, identity.as_deref(), request.verify.unwrap_or(true)).await?)
+    } else {
+        None
+    };
     if patch.signing == Some(Signing::Ed25519) {
         super::signing_keys::ensure_key(&state, instance.id).await?;
     }
-    let endpoint = state
+    let mut endpoint = state
         .store
         .update_endpoint(instance.id, &id, patch, state.clock.now())
         .await?
         .ok_or(ApiError::NotFound("endpoint"))?;
+    if let Some(certificate) = certificate {
+        state.store.set_endpoint_certificate(&endpoint.id, certificate.as_ref()).await?;
+        endpoint.certificate = certificate;
+    }
     Ok(Json(EndpointView::of(endpoint, None)))
 }
 

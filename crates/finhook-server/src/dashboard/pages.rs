@@ -172,6 +172,24 @@ struct EndpointRow {
     signing: &'static str,
     /// Subject and expiry, or "none".
     client_certificate: String,
+    /// What the certificate watch last saw at the endpoint's server.
+    certificate: String,
+    /// Not valid, or expiring within 14 days.
+    certificate_flagged: bool,
+}
+
+/// The server certificate of an endpoint, in a few words.
+fn certificate_text(report: Option<&crate::store::certificate::CertificateReport>, now: DateTime<Utc>) -> String {
+    let Some(report) = report else { return "not watched (no TLS)".to_string() };
+    let expiry = report.expires_at.map(|end| {
+        let days = (end - now).num_days();
+        format!("expires {} (in {days} days)", end.format("%Y-%m-%d"))
+    });
+    match (&report.problem, expiry) {
+        (Some(problem), _) => format!("not valid: {problem}"),
+        (None, Some(expiry)) => format!("valid, {expiry}"),
+        (None, None) => "valid".to_string(),
+    }
 }
 
 struct MessageRow {
@@ -241,6 +259,7 @@ async fn instance_page(
             statuses: summary.delivery_statuses.iter().map(|s| s.as_str()).collect(),
         });
     }
+    let now = state.clock.now();
     let endpoints = state
         .store
         .list_endpoints(instance.id)
@@ -260,6 +279,8 @@ async fn instance_page(
             client_certificate: e
                 .client_certificate
                 .map_or("none".to_string(), |c| format!("{}, expires {}", c.subject, c.expires_at.format("%Y-%m-%d"))),
+            certificate_flagged: e.certificate.as_ref().is_some_and(|c| !c.is_valid() || c.expires_soon(now)),
+            certificate: certificate_text(e.certificate.as_ref(), now),
         })
         .collect();
     let status_options = ["pending", "delivered", "failed", "cancelled"]

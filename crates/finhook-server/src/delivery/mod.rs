@@ -13,6 +13,7 @@
 //! delivery pending (on a shared store, behind a lease that runs out), and the same attempt
 //! is made again: delivery is at least once, and receivers deduplicate on `webhook-id`.
 
+pub mod certificate;
 pub mod client;
 pub mod handoff;
 mod health;
@@ -74,6 +75,8 @@ pub struct WorkerContext {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub client: DeliveryClient,
+    /// Told of attempts that failed in TLS, to look at the endpoint's certificate again.
+    pub certificates: Arc<certificate::CertificateWatch>,
     pub settings: WorkerSettings,
     pub metrics: Arc<Metrics>,
 }
@@ -386,6 +389,9 @@ async fn deliver(context: Arc<WorkerContext>, start: Start) -> Answered {
     let outcome = attempt(&context, &endpoint, &delivery, &ready.payload, started_at).await;
     let jitter = rand::thread_rng().gen::<f64>();
     let result = decide(&endpoint, &delivery, &ready.payload, started_at, outcome, jitter);
+    if result.attempt.error_class == Some(ErrorClass::Tls) {
+        context.certificates.recheck(&delivery.endpoint_id);
+    }
     tracing::info!(
         delivery = %delivery.delivery_id,
         message = %delivery.message_id,

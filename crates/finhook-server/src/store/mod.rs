@@ -17,6 +17,7 @@
 //!   for chaining while another PostgreSQL node holds the chains); a ledger entry is never
 //!   changed or deleted (retention does not touch them).
 
+pub mod certificate;
 pub mod db;
 mod error;
 pub mod identity;
@@ -140,6 +141,8 @@ pub struct Endpoint {
     pub enabled: bool,
     pub signing: Signing,
     pub client_certificate: Option<ClientCertificateInfo>,
+    /// What the certificate watch last found at the endpoint's server (HTTPS only).
+    pub certificate: Option<certificate::CertificateReport>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -441,6 +444,8 @@ pub struct StoreStats {
     pub ledger_heads: Vec<ledger::LedgerHead>,
     /// Recorded attempts not yet chained into the ledger.
     pub ledger_queued: u64,
+    /// Each watched endpoint's certificate expiry: instance name, endpoint id, expiry.
+    pub certificate_expiries: Vec<(String, EndpointId, DateTime<Utc>)>,
 }
 
 /// The store interface. Implementations are cheap to clone handles around a pool.
@@ -475,6 +480,15 @@ pub trait Store:
     async fn create_endpoint(&self, instance: InstanceId, new: NewEndpoint) -> StoreResult<Endpoint>;
     async fn endpoint(&self, instance: InstanceId, id: &EndpointId) -> StoreResult<Option<Endpoint>>;
     async fn list_endpoints(&self, instance: InstanceId) -> StoreResult<Vec<Endpoint>>;
+    /// Every enabled endpoint of every instance whose URL is HTTPS: what the certificate
+    /// watch looks at.
+    async fn watched_endpoints(&self) -> StoreResult<Vec<Endpoint>>;
+    /// Records what the certificate watch found at an endpoint (`None`: nothing to watch).
+    async fn set_endpoint_certificate(
+        &self,
+        id: &EndpointId,
+        report: Option<&certificate::CertificateReport>,
+    ) -> StoreResult<()>;
     async fn update_endpoint(
         &self,
         instance: InstanceId,

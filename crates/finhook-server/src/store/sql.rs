@@ -33,6 +33,7 @@ use finhook_core::seal::SealingKey;
 use finhook_core::secret::{EndpointSecret, KeyHash};
 use finhook_core::signing::asymmetric::SigningKey;
 
+use super::certificate::CertificateReport;
 use super::db::{placeholders, sql, Backend, Pools, Sql};
 use super::ledger::LedgerStore;
 use super::rows::*;
@@ -208,7 +209,27 @@ impl Store for SqlStore {
         let oldest_due_at = oldest.filter(|due| *due <= now);
         drop(reader);
         let (ledger_heads, ledger_queued) = (self.ledger_heads().await?, self.ledger_queued().await?);
-        Ok(StoreStats { messages, deliveries_by_status, oldest_due_at, ledger_heads, ledger_queued })
+        let certificate_expiries = self
+            .pools
+            .read_all(sql(
+                "SELECT i.name, e.id, e.certificate_expires_at FROM endpoints e JOIN instances i ON i.id = e.instance_id
+                 WHERE e.enabled AND e.certificate_expires_at IS NOT NULL ORDER BY i.name, e.id",
+            ))
+            .await?
+            .iter()
+            .map(|row| {
+                let id = EndpointId::parse(&row.text("id")?).map_err(corrupt)?;
+                Ok((row.text("name")?, id, time_of(row.int("certificate_expires_at")?)?))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(StoreStats {
+            messages,
+            deliveries_by_status,
+            oldest_due_at,
+            ledger_heads,
+            ledger_queued,
+            certificate_expiries,
+        })
     }
 
     async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
@@ -300,6 +321,26 @@ impl Store for SqlStore {
             .bind(instance.0)
             .bind(id.as_str());
         self.pools.read_optional(query).await?.as_ref().map(endpoint_from).transpose()
+    }
+
+    async fn watched_endpoints(&self) -> StoreResult<Vec<Endpoint>> {
+        let query =
+            sql(format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE enabled AND url LIKE 'https:%' ORDER BY id"));
+        self.pools.read_all(query).await?.iter().map(endpoint_from).collect()
+    }
+
+    async fn set_endpoint_certificate(&self, id: &EndpointId, report: Option<&CertificateReport>) -> StoreResult<()> {
+        let json = report.map(serde_json::to_string).transpose().map_err(|e| corrupt(e.to_string()))?;
+        let expires_at = report.and_then(|report| report.expires_at).map(millis);
+        self.pools
+            .write(
+                sql("UPDATE endpoints SET certificate = $1, certificate_expires_at = $2 WHERE id = $3")
+                    .bind(json)
+                    .bind(expires_at)
+                    .bind(id.as_str()),
+            )
+            .await?;
+        Ok(())
     }
 
     async fn list_endpoints(&self, instance: InstanceId) -> StoreResult<Vec<Endpoint>> {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use crate::pki::{requiring_client_certificates, test_pki};
+pub use crate::pki::{requiring_client_certificates, test_pki, test_pki_expiring_in};
 
 use axum::body::Bytes;
 use axum::extract::State;

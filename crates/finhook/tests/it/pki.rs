@@ -15,6 +15,15 @@ pub struct TestPki {
 }
 
 pub fn test_pki() -> TestPki {
+    pki_with_leaf_validity(None)
+}
+
+/// [`test_pki`] whose `localhost` leaf expires `within` from now.
+pub fn test_pki_expiring_in(within: chrono::Duration) -> TestPki {
+    pki_with_leaf_validity(Some(within))
+}
+
+fn pki_with_leaf_validity(expires_in: Option<chrono::Duration>) -> TestPki {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
     let ca_key = KeyPair::generate().expect("ca key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
@@ -22,7 +31,20 @@ pub fn test_pki() -> TestPki {
     ca_params.distinguished_name.push(DnType::CommonName, "finhook test CA");
     let ca = ca_params.self_signed(&ca_key).expect("ca");
     let leaf_key = KeyPair::generate().expect("leaf key");
-    let leaf_params = CertificateParams::new(vec!["localhost".to_string()]).expect("leaf params");
+    let mut leaf_params = CertificateParams::new(vec!["localhost".to_string()]).expect("leaf params");
+    if let Some(within) = expires_in {
+        use chrono::Datelike;
+        // rcgen takes whole days: the leaf ends at the midnight (UTC) that starts the day `within` from now.
+        let day = |at: chrono::DateTime<chrono::Utc>| {
+            rcgen::date_time_ymd(
+                at.year(),
+                u8::try_from(at.month()).expect("month"),
+                u8::try_from(at.day()).expect("day"),
+            )
+        };
+        leaf_params.not_before = day(chrono::Utc::now() - chrono::Duration::days(1));
+        leaf_params.not_after = day(chrono::Utc::now() + within);
+    }
     let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).expect("leaf");
     let client_key = KeyPair::generate().expect("client key");
     let mut client_params = CertificateParams::new(Vec::<String>::new()).expect("client params");

@@ -1,6 +1,7 @@
 //! TLS as Flinks demands: a certificate chaining to a trusted root is accepted, a
 //! self-signed one is refused with error class `tls`.
 
+use reqwest::Method;
 use serde_json::json;
 
 use super::spawn_app_with;
@@ -38,7 +39,23 @@ async fn a_self_signed_certificate_is_refused_as_tls() {
     )
     .await;
     app.create_instance("acme").await;
-    app.create_endpoint("acme", json!({ "url": format!("https://localhost:{}/hook", receiver.addr.port()) })).await;
+    let url = format!("https://localhost:{}/hook", receiver.addr.port());
+    // The certificate watch sees it first: refused, and nothing stored, unless asked to.
+    let (status, refused) = app.admin(Method::POST, "/v1/instances/acme/endpoints", Some(json!({ "url": url }))).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["errors"][0]["path"], "$.url");
+    let detail = refused["detail"].as_str().expect("detail");
+    assert!(detail.contains("unknown issuer") && detail.contains("\"verify\": false"), "{detail}");
+    let (_, listed) = app.admin(Method::GET, "/v1/instances/acme/endpoints", None).await;
+    assert_eq!(listed, json!([]), "nothing stored");
+    let endpoint = app.create_endpoint("acme", json!({ "url": url, "verify": false })).await;
+    let report = &endpoint["certificate"];
+    assert_eq!((report["reached"].as_bool(), report["chain_valid"].as_bool()), (Some(true), Some(false)), "{report}");
+    assert!(report["problem"].as_str().is_some_and(|p| p.contains("unknown issuer")), "{report}");
+    // The watch forgets it, to see the failed attempt make it look again.
+    let store = app.state.store.clone();
+    let endpoint_id = finhook_core::ids::EndpointId::parse(endpoint["id"].as_str().expect("id")).expect("id");
+    store.set_endpoint_certificate(&endpoint_id, None).await.expect("forget");
     let id = app.ingest("acme", fixture("kyc.json")).await;
     assert_eq!(app.deliver_due().await, 1);
     let message = app.message("acme", &id).await;
@@ -46,6 +63,16 @@ async fn a_self_signed_certificate_is_refused_as_tls() {
     assert_eq!(attempt["error_class"], "tls", "{attempt}");
     assert_eq!(message["deliveries"][0]["status"], "pending", "retried later like any failure");
     assert!(receiver.received().is_empty(), "no request crossed the refused handshake");
+
+    // A failure in TLS asks the certificate watch for a look at once, not a day later.
+    let watch = &app.state.certificates;
+    assert_eq!(finhook_server::delivery::certificate::check_requested(store.as_ref(), watch).await.expect("look"), 1);
+    let (_, shown) = app.admin(Method::GET, &format!("/v1/instances/acme/endpoints/{endpoint_id}"), None).await;
+    assert!(shown["certificate"]["problem"].as_str().is_some_and(|p| p.contains("unknown issuer")), "{shown}");
+    // The retry fails again; the watch looked within the hour and does not look again.
+    app.clock.advance(chrono::Duration::minutes(30));
+    assert_eq!(app.deliver_due().await, 1);
+    assert_eq!(finhook_server::delivery::certificate::check_requested(store.as_ref(), watch).await.expect("look"), 0);
 }
 
 #[tokio::test]
@@ -57,7 +84,17 @@ async fn a_certificate_for_another_host_is_refused_as_tls() {
     let receiver = TestReceiver::start_tls(&pki.leaf_pem, &pki.leaf_key_pem, &[], Reply::Status(200)).await;
     app.create_instance("acme").await;
     // The leaf names only `localhost`; the same server reached as 127.0.0.1 must not verify.
-    app.create_endpoint("acme", json!({ "url": format!("https://127.0.0.1:{}/hook", receiver.addr.port()) })).await;
+    let url = format!("https://127.0.0.1:{}/hook", receiver.addr.port());
+    let (status, refused) = app.admin(Method::POST, "/v1/instances/acme/endpoints", Some(json!({ "url": url }))).await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused["detail"].as_str().is_some_and(|d| d.contains("does not name 127.0.0.1")), "{refused}");
+    let endpoint = app.create_endpoint("acme", json!({ "url": url, "verify": false })).await;
+    let report = &endpoint["certificate"];
+    assert_eq!(
+        (report["chain_valid"].as_bool(), report["hostname_match"].as_bool()),
+        (Some(true), Some(false)),
+        "{report}"
+    );
     let id = app.ingest("acme", fixture("kyc.json")).await;
     assert_eq!(app.deliver_due().await, 1);
     let attempt = app.message("acme", &id).await["deliveries"][0]["attempts"][0].clone();
@@ -134,4 +171,57 @@ async fn a_bad_client_certificate_is_refused_with_the_field_to_fix() {
     }
     let (_, listed) = app.call(reqwest::Method::GET, "/v1/instances/acme/endpoints", &key, None).await;
     assert_eq!(listed, json!([]), "nothing was stored");
+}
+
+/// The certificate watch: a new endpoint's answer says what its server showed (TLS
+/// version, chain, hostname, expiry); `/metrics` has the time left until it expires; a
+/// server that cannot be reached yet is stored (nothing is known of its certificate); the
+/// daily check looks at every watched endpoint again.
+#[tokio::test]
+async fn the_certificate_watch_reports_what_an_endpoint_shows_and_how_long_it_has_left() {
+    let pki = test_pki_expiring_in(chrono::Duration::days(5));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = write_file(dir.path(), "ca.pem", &pki.ca_pem);
+    let app = spawn_app_with(Options { extra_root_ca: vec![ca], ..Options::default() }).await;
+    let receiver = TestReceiver::start_tls(&pki.leaf_pem, &pki.leaf_key_pem, &[], Reply::Status(200)).await;
+    app.create_instance("acme").await;
+    let endpoint =
+        app.create_endpoint("acme", json!({ "url": format!("https://localhost:{}/hook", receiver.addr.port()) })).await;
+    let report = endpoint["certificate"].clone();
+    assert_eq!(report["reached"], true, "{report}");
+    assert_eq!((report["chain_valid"].as_bool(), report["hostname_match"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(report["tls_version"], "TLS 1.3");
+    assert_eq!(report["problem"], serde_json::Value::Null);
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(report["expires_at"].clone()).expect("an expiry");
+    let left = expires_at - chrono::Utc::now();
+    assert!(left > chrono::Duration::days(4) && left <= chrono::Duration::days(5), "{expires_at}");
+
+    let id = endpoint["id"].as_str().expect("id");
+    let metrics = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let series = format!("finhook_endpoint_certificate_expiry_seconds{{instance=\"acme\",endpoint=\"{id}\"}} ");
+    let seconds: i64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{metrics}"));
+    // Counted from the app's clock (a manual one, months before the real now).
+    assert_eq!(seconds, (expires_at - t0()).num_seconds());
+
+    // Not reachable yet: stored, with what could not be done.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("addr").port();
+    let later = app.create_endpoint("acme", json!({ "url": format!("https://localhost:{closed}/hook") })).await;
+    assert_eq!(later["certificate"]["reached"], false, "{later}");
+    assert!(later["certificate"]["problem"].as_str().is_some_and(|p| p.contains("could not check")), "{later}");
+
+    // The daily check looks at both again and records what it found.
+    let store = app.state.store.clone();
+    let endpoint_id = finhook_core::ids::EndpointId::parse(id).expect("id");
+    store.set_endpoint_certificate(&endpoint_id, None).await.expect("forget");
+    let watched =
+        finhook_server::delivery::certificate::check_all(store.as_ref(), &app.state.certificates).await.expect("check");
+    assert_eq!(watched, 2);
+    let (_, shown) = app.admin(Method::GET, &format!("/v1/instances/acme/endpoints/{id}"), None).await;
+    assert_eq!(shown["certificate"]["chain_valid"], true, "{shown}");
+    assert_eq!(shown["certificate"]["expires_at"], report["expires_at"]);
 }

@@ -40,6 +40,7 @@ pub const SQLITE: Folder = folder!("sqlite":
     "0011_ed25519_signing.sql",
     "0012_client_certificates.sql",
     "0013_ledger.sql",
+    "0014_certificate_watch.sql",
 );
 
 /// `migrations/postgres`.
@@ -55,6 +56,7 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0009_ed25519_signing.sql",
     "0010_client_certificates.sql",
     "0011_ledger.sql",
+    "0012_certificate_watch.sql",
 );
 
 /// The migrator for one folder.
