@@ -174,7 +174,7 @@ struct EndpointRow {
     client_certificate: String,
     /// What the certificate watch last saw at the endpoint's server.
     certificate: String,
-    /// Not valid, or expiring within 14 days.
+    /// Not valid, not checked yet, or expiring within 14 days.
     certificate_flagged: bool,
 }
 
@@ -186,6 +186,7 @@ fn certificate_text(report: Option<&crate::store::certificate::CertificateReport
         format!("expires {} (in {days} days)", end.format("%Y-%m-%d"))
     });
     match (&report.problem, expiry) {
+        (Some(problem), _) if !report.reached => format!("not checked yet: {problem}"),
         (Some(problem), _) => format!("not valid: {problem}"),
         (None, Some(expiry)) => format!("valid, {expiry}"),
         (None, None) => "valid".to_string(),

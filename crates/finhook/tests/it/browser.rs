@@ -152,6 +152,9 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     app.create_endpoint("acme", json!({ "url": receiver.url("/hook") })).await;
     let mut kyc: Value = serde_json::from_slice(&fixture("kyc.json")).expect("json");
     kyc["Tag"] = json!("<img src=x onerror=alert(1)>");
+    // An HTTPS endpoint whose server cannot be reached: stored, its certificate flagged.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("addr").port();
+    app.create_endpoint("acme", json!({ "url": format!("https://localhost:{closed}/hook"), "enabled": false })).await;
     let id = app.ingest("acme", serde_json::to_vec(&kyc).expect("bytes")).await;
     assert_eq!(app.deliver_due().await, 1);
     let head = app.state.store.ledger_heads().await.expect("heads").pop().expect("acme's head");
@@ -174,6 +177,8 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     browser.click("#instances a[href='/dashboard/instances/acme']").await;
     let endpoints = browser.text("#endpoints").await;
     assert!(endpoints.contains("Signing") && endpoints.contains("hmac") && endpoints.contains("none"), "{endpoints}");
+    assert!(endpoints.contains("not checked yet: could not check the certificate"), "{endpoints}");
+    assert_eq!(browser.source().await.matches("class=\"certificate flagged\"").count(), 1, "only the unchecked one");
     let ledger = browser.text("#ledger").await;
     assert!(ledger.starts_with(&format!("Chain head at entry 1: {}.", head.hash)), "{ledger}");
     let messages = browser.text("#messages").await;
