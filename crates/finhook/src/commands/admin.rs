@@ -70,6 +70,9 @@ enum EndpointsCommand {
         /// How webhook-signature is made: hmac (v1, the endpoint's secret) or ed25519 (v1a, the instance's keys, published as a JWK set).
         #[arg(long, value_name = "SCHEME", value_parser = ["hmac", "ed25519"])]
         signing: Option<String>,
+        /// Store the endpoint even if its server's TLS certificate is not valid (the answer still says what is wrong).
+        #[arg(long)]
+        no_verify: bool,
     },
     Enable {
         id: String,
@@ -195,7 +198,15 @@ pub fn endpoints(args: EndpointsArgs) -> ExitCode {
                 return Ok(());
             }
             EndpointsCommand::Show { id } => client.call(Method::GET, &format!("{base}/{id}"), None).await?,
-            EndpointsCommand::Create { url, event_types, max_attempts, interval_seconds, any_2xx, signing } => {
+            EndpointsCommand::Create {
+                url,
+                event_types,
+                max_attempts,
+                interval_seconds,
+                any_2xx,
+                signing,
+                no_verify,
+            } => {
                 let mut body = json!({ "url": url, "retry": { "max_attempts": max_attempts, "interval_seconds": interval_seconds } });
                 if let Some(retry) = body["retry"].as_object_mut() {
                     retry.retain(|_, v| !v.is_null());
@@ -205,6 +216,9 @@ pub fn endpoints(args: EndpointsArgs) -> ExitCode {
                 }
                 if any_2xx {
                     body["success"] = json!("any_2xx");
+                }
+                if no_verify {
+                    body["verify"] = json!(false);
                 }
                 if let Some(signing) = signing {
                     body["signing"] = json!(signing);

@@ -180,3 +180,33 @@ async fn the_ledger_is_exported_and_verified_from_the_command_line() {
     assert_eq!(missing.code, Some(2));
     assert!(missing.stderr.contains("cannot read /nonexistent/ledger.jsonl"), "{}", missing.stderr);
 }
+
+/// `finhook endpoints create` against a server whose certificate is not valid: refused with
+/// the reason and what to do; `--no-verify` stores it, its report saying what is wrong.
+#[tokio::test]
+async fn an_endpoint_with_a_certificate_that_is_not_valid_needs_no_verify() {
+    let app = spawn_app().await;
+    let self_signed = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let receiver = TestReceiver::start_tls(
+        &self_signed.cert.pem(),
+        &self_signed.key_pair.serialize_pem(),
+        &[],
+        Reply::Status(200),
+    )
+    .await;
+    app.create_instance("acme").await;
+    let url = format!("https://localhost:{}/hook", receiver.addr.port());
+    let refused = finhook(&app, &["endpoints", "create", &url, "--instance", "acme"]).await;
+    assert_eq!(refused.code, Some(1), "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("422")
+            && refused.stderr.contains("unknown issuer")
+            && refused.stderr.contains("(at $.url)"),
+        "{}",
+        refused.stderr
+    );
+    let stored = finhook(&app, &["endpoints", "create", &url, "--instance", "acme", "--no-verify", "--json"]).await;
+    assert_eq!(stored.code, Some(0), "{}", stored.stderr);
+    let stored: Value = serde_json::from_str(&stored.stdout).expect("json");
+    assert_eq!(stored["certificate"]["chain_valid"], false, "{stored}");
+}
