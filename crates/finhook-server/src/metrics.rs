@@ -71,6 +71,7 @@ pub struct Metrics {
     ledger_head: Family<HeadLabel, Gauge>,
     ledger_queued: Gauge,
     certificate_expiry: Family<EndpointLabel, Gauge>,
+    client_certificate_expiry: Family<EndpointLabel, Gauge>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -157,6 +158,12 @@ impl Metrics {
             "Seconds until each enabled HTTPS endpoint's server certificate expires (negative once expired), as the certificate watch last saw it; alert below 14 days (1209600)",
             certificate_expiry.clone(),
         );
+        let client_certificate_expiry = Family::<EndpointLabel, Gauge>::default();
+        registry.register(
+            "endpoint_client_certificate_expiry_seconds",
+            "Seconds until each enabled endpoint's own client certificate (mutual TLS) expires (negative once expired); alert below 14 days (1209600)",
+            client_certificate_expiry.clone(),
+        );
         Self {
             registry,
             ingested,
@@ -174,6 +181,7 @@ impl Metrics {
             ledger_head,
             ledger_queued,
             certificate_expiry,
+            client_certificate_expiry,
         }
     }
 
@@ -239,10 +247,15 @@ impl Metrics {
                 .set(seq);
         }
         self.ledger_queued.set(i64::try_from(stats.ledger_queued).unwrap_or(i64::MAX));
-        self.certificate_expiry.clear();
-        for (instance, endpoint, expires_at) in &stats.certificate_expiries {
-            let label = EndpointLabel { instance: instance.clone(), endpoint: endpoint.to_string() };
-            self.certificate_expiry.get_or_create(&label).set((*expires_at - now).num_seconds());
+        for (family, expiries) in [
+            (&self.certificate_expiry, &stats.certificate_expiries),
+            (&self.client_certificate_expiry, &stats.client_certificate_expiries),
+        ] {
+            family.clear();
+            for (instance, endpoint, expires_at) in expiries {
+                let label = EndpointLabel { instance: instance.clone(), endpoint: endpoint.to_string() };
+                family.get_or_create(&label).set((*expires_at - now).num_seconds());
+            }
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;

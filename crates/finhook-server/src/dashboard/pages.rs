@@ -172,6 +172,8 @@ struct EndpointRow {
     signing: &'static str,
     /// Subject and expiry, or "none".
     client_certificate: String,
+    /// Expiring within 14 days (or expired).
+    client_certificate_flagged: bool,
     /// What the certificate watch last saw at the endpoint's server.
     certificate: String,
     /// Not valid, not checked yet, or expiring within 14 days.
@@ -277,6 +279,10 @@ async fn instance_page(
                 .to_lowercase(),
             success: e.success.as_str(),
             signing: e.signing.as_str(),
+            client_certificate_flagged: e
+                .client_certificate
+                .as_ref()
+                .is_some_and(|c| c.expires_at - now < crate::store::certificate::EXPIRING_WITHIN),
             client_certificate: e
                 .client_certificate
                 .map_or("none".to_string(), |c| format!("{}, expires {}", c.subject, c.expires_at.format("%Y-%m-%d"))),

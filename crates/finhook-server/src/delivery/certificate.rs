@@ -24,7 +24,7 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 use url::Url;
 
 use super::target::TargetPolicy;
-use crate::store::certificate::CertificateReport;
+use crate::store::certificate::{CertificateReport, EXPIRING_WITHIN};
 use crate::store::{ClientIdentity, Store, StoreResult};
 
 /// Why the watch could not be set up (at start-up).
@@ -288,10 +288,16 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Looks at the certificate of every enabled HTTPS endpoint, one at a time, and records
 /// what it found; how many it looked at. A certificate that is not valid, or expires within
-/// [`crate::store::certificate::EXPIRING_WITHIN`], is logged as a warning.
+/// [`EXPIRING_WITHIN`], is logged as a warning, and so is an endpoint's own client
+/// certificate that expires within it.
 pub async fn check_all(store: &dyn Store, watch: &CertificateWatch) -> StoreResult<usize> {
     let endpoints = store.watched_endpoints().await?;
     for endpoint in &endpoints {
+        if let Some(own) =
+            endpoint.client_certificate.as_ref().filter(|own| own.expires_at - Utc::now() < EXPIRING_WITHIN)
+        {
+            tracing::warn!(endpoint = %endpoint.id, subject = %own.subject, expires_at = %own.expires_at, "an endpoint's client certificate expires soon");
+        }
         let identity = match endpoint.client_certificate {
             Some(_) => store.dispatch_endpoint(&endpoint.id, Utc::now()).await?.and_then(|e| e.identity),
             None => None,

@@ -444,8 +444,11 @@ pub struct StoreStats {
     pub ledger_heads: Vec<ledger::LedgerHead>,
     /// Recorded attempts not yet chained into the ledger.
     pub ledger_queued: u64,
-    /// Each watched endpoint's certificate expiry: instance name, endpoint id, expiry.
+    /// Each enabled endpoint's server certificate expiry (as last seen): instance name,
+    /// endpoint id, expiry.
     pub certificate_expiries: Vec<(String, EndpointId, DateTime<Utc>)>,
+    /// The same for each enabled endpoint's own client certificate (mutual TLS).
+    pub client_certificate_expiries: Vec<(String, EndpointId, DateTime<Utc>)>,
 }
 
 /// The store interface. Implementations are cheap to clone handles around a pool.

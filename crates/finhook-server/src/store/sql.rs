@@ -209,19 +209,23 @@ impl Store for SqlStore {
         let oldest_due_at = oldest.filter(|due| *due <= now);
         drop(reader);
         let (ledger_heads, ledger_queued) = (self.ledger_heads().await?, self.ledger_queued().await?);
-        let certificate_expiries = self
+        let (mut certificate_expiries, mut client_certificate_expiries) = (Vec::new(), Vec::new());
+        let expiries = self
             .pools
-            .read_all(sql(
-                "SELECT i.name, e.id, e.certificate_expires_at FROM endpoints e JOIN instances i ON i.id = e.instance_id
-                 WHERE e.enabled AND e.certificate_expires_at IS NOT NULL ORDER BY i.name, e.id",
-            ))
-            .await?
-            .iter()
-            .map(|row| {
-                let id = EndpointId::parse(&row.text("id")?).map_err(corrupt)?;
-                Ok((row.text("name")?, id, time_of(row.int("certificate_expires_at")?)?))
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
+            .read_all(sql("SELECT i.name, e.id, e.certificate_expires_at, e.client_cert_expires_at
+                 FROM endpoints e JOIN instances i ON i.id = e.instance_id
+                 WHERE e.enabled AND (e.certificate_expires_at IS NOT NULL OR e.client_cert_expires_at IS NOT NULL)
+                 ORDER BY i.name, e.id"))
+            .await?;
+        for row in &expiries {
+            let (instance, id) = (row.text("name")?, EndpointId::parse(&row.text("id")?).map_err(corrupt)?);
+            if let Some(at) = row.opt_int("certificate_expires_at")? {
+                certificate_expiries.push((instance.clone(), id.clone(), time_of(at)?));
+            }
+            if let Some(at) = row.opt_int("client_cert_expires_at")? {
+                client_certificate_expiries.push((instance, id, time_of(at)?));
+            }
+        }
         Ok(StoreStats {
             messages,
             deliveries_by_status,
@@ -229,6 +233,7 @@ impl Store for SqlStore {
             ledger_heads,
             ledger_queued,
             certificate_expiries,
+            client_certificate_expiries,
         })
     }
 

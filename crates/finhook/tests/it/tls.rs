@@ -122,7 +122,20 @@ async fn an_endpoint_presents_its_client_certificate_and_one_without_is_refused(
         )
         .await;
     assert_eq!(with["client_certificate"]["subject"], "CN=finhook.lender.example", "{with}");
-    assert!(with["client_certificate"]["expires_at"].is_string(), "{with}");
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(with["client_certificate"]["expires_at"].clone()).expect("an expiry");
+    // Watched like the server's: the time left, counted from the app's clock.
+    let metrics = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let series = format!(
+        "finhook_endpoint_client_certificate_expiry_seconds{{instance=\"acme\",endpoint=\"{}\"}} ",
+        with["id"].as_str().expect("id")
+    );
+    let seconds: i64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{metrics}"));
+    assert_eq!(seconds, (expires_at - t0()).num_seconds());
     assert!(!with.to_string().contains("PRIVATE KEY"), "the key is never shown: {with}");
     let without = app.create_endpoint("acme", json!({ "url": url })).await;
     assert!(without["client_certificate"].is_null());
