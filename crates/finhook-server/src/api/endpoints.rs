@@ -1,5 +1,7 @@
 //! `/v1/instances/{name}/endpoints`: webhook endpoints and their secrets.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -9,8 +11,6 @@ use finhook_core::ids::EndpointId;
 use finhook_core::retry::{Backoff, RetryPolicy};
 use finhook_core::secret::EndpointSecret;
 use serde::{Deserialize, Serialize};
-
-use std::sync::Arc;
 
 use crate::app::AppState;
 use crate::http::json::{double_option, ApiJson};
