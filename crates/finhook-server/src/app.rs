@@ -135,10 +135,11 @@ impl App {
             allowed_networks: settings.allow_private_network.clone(),
         });
         let timeout = Duration::from_secs(settings.delivery_timeout_seconds.max(1));
-        let client = DeliveryClient::new(targets.clone(), &settings.extra_root_ca, timeout)?;
+        let extra_roots = crate::delivery::client::read_root_cas(&settings.extra_root_ca)?;
+        let client = DeliveryClient::new(targets.clone(), &extra_roots, timeout)?;
         let certificates = Arc::new(crate::delivery::certificate::CertificateWatch::new(
             targets.clone(),
-            &settings.extra_root_ca,
+            &extra_roots,
             timeout.min(std::time::Duration::from_secs(10)),
         )?);
         let (dispatch, inbox) = Dispatch::new();

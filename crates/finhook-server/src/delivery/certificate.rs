@@ -10,7 +10,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,10 +29,8 @@ use crate::store::{ClientIdentity, Store, StoreResult};
 /// Why the watch could not be set up (at start-up).
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    #[error("could not read the extra root CA {path}")]
-    ReadCa { path: String, source: std::io::Error },
-    #[error("{path} holds no usable PEM certificate: {reason}")]
-    BadCa { path: String, reason: String },
+    #[error("an extra root CA cannot be trusted: {0}")]
+    BadCa(String),
     #[error("the certificate verifier could not be built")]
     Verifier(#[source] rustls::client::VerifierBuilderError),
 }
@@ -60,20 +57,16 @@ struct Requested {
 pub const RECHECK_AFTER: Duration = Duration::from_secs(60 * 60);
 
 impl CertificateWatch {
-    /// The web's roots plus `extra_root_cas`, as the delivery client trusts.
+    /// The web's roots plus `extra_roots` (from `client::read_root_cas`), as the delivery
+    /// client trusts.
     pub fn new(
         policy: Arc<TargetPolicy>,
-        extra_root_cas: &[impl AsRef<Path>],
+        extra_roots: &[CertificateDer<'static>],
         timeout: Duration,
     ) -> Result<Self, WatchError> {
         let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-        for path in extra_root_cas {
-            let path = path.as_ref().display().to_string();
-            let pem = std::fs::read(&path).map_err(|source| WatchError::ReadCa { path: path.clone(), source })?;
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| WatchError::BadCa { path: path.clone(), reason: e.to_string() })?;
-                roots.add(cert).map_err(|e| WatchError::BadCa { path: path.clone(), reason: e.to_string() })?;
-            }
+        for cert in extra_roots {
+            roots.add(cert.clone()).map_err(|e| WatchError::BadCa(e.to_string()))?;
         }
         let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()

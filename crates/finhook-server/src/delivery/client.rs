@@ -11,6 +11,9 @@ use finhook_core::signing::{
     SignatureHeaders, FLINKS_HEADER, SIGNATURE_KID, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
 };
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+
 use super::target::{literal_ip, GuardedResolver, ResolveError, TargetPolicy};
 use crate::store::{ClientIdentity, ErrorClass};
 
@@ -40,8 +43,8 @@ pub enum SendOutcome {
 pub enum ClientError {
     #[error("could not read the extra root CA {path}")]
     ReadCa { path: String, source: std::io::Error },
-    #[error("{path} holds no usable PEM certificate")]
-    BadCa { path: String, source: reqwest::Error },
+    #[error("{path} holds no usable PEM certificate: {reason}")]
+    BadCa { path: String, reason: String },
     #[error("the HTTP client could not be built")]
     Build(#[source] reqwest::Error),
 }
@@ -62,22 +65,31 @@ pub struct DeliveryClient {
 /// connections close) and each is rebuilt when next used.
 const IDENTITY_CLIENTS: usize = 1024;
 
+/// Reads the extra root CAs (PEM bundles) once, for the delivery client and the
+/// certificate watch, which must trust exactly the same roots.
+pub fn read_root_cas(paths: &[impl AsRef<Path>]) -> Result<Vec<CertificateDer<'static>>, ClientError> {
+    let mut roots = Vec::new();
+    for path in paths {
+        let display = path.as_ref().display().to_string();
+        let pem = std::fs::read(path).map_err(|source| ClientError::ReadCa { path: display.clone(), source })?;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            roots.push(cert.map_err(|e| ClientError::BadCa { path: display.clone(), reason: e.to_string() })?);
+        }
+    }
+    Ok(roots)
+}
+
 impl DeliveryClient {
+    /// A client trusting the web's roots and `extra_roots` (from [`read_root_cas`]).
     pub fn new(
         policy: Arc<TargetPolicy>,
-        extra_root_cas: &[impl AsRef<Path>],
+        extra_roots: &[CertificateDer<'static>],
         timeout: Duration,
     ) -> Result<Self, ClientError> {
-        let mut roots = Vec::new();
-        for path in extra_root_cas {
-            let path = path.as_ref();
-            let display = path.display().to_string();
-            let pem = std::fs::read(path).map_err(|source| ClientError::ReadCa { path: display.clone(), source })?;
-            roots.extend(
-                reqwest::Certificate::from_pem_bundle(&pem)
-                    .map_err(|source| ClientError::BadCa { path: display.clone(), source })?,
-            );
-        }
+        let roots = extra_roots
+            .iter()
+            .map(|der| reqwest::Certificate::from_der(der).map_err(ClientError::Build))
+            .collect::<Result<Vec<_>, _>>()?;
         let http = Self::builder(&policy, &roots, timeout).build().map_err(ClientError::Build)?;
         Ok(Self { http, policy, roots: Arc::new(roots), timeout, with_identity: Arc::default() })
     }

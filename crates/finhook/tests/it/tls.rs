@@ -7,12 +7,26 @@ use serde_json::json;
 use super::spawn_app_with;
 use crate::helpers::*;
 
+/// An app that trusts `ca_pem` as an extra root (read at start-up).
+async fn app_trusting(ca_pem: &str) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = write_file(dir.path(), "ca.pem", ca_pem);
+    spawn_app_with(Options { extra_root_ca: vec![ca], ..Options::default() }).await
+}
+
+/// The value of `series` (name and labels) in the app's `/metrics`.
+async fn gauge(app: &TestApp, series: &str) -> i64 {
+    let metrics = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+}
+
 #[tokio::test]
 async fn a_certificate_from_a_trusted_private_ca_is_accepted() {
     let pki = test_pki();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = write_file(dir.path(), "ca.pem", &pki.ca_pem);
-    let app = spawn_app_with(Options { extra_root_ca: vec![ca], ..Options::default() }).await;
+    let app = app_trusting(&pki.ca_pem).await;
     let receiver = TestReceiver::start_tls(&pki.leaf_pem, &pki.leaf_key_pem, &[], Reply::Status(200)).await;
     app.create_instance("acme").await;
     app.create_endpoint("acme", json!({ "url": format!("https://localhost:{}/hook", receiver.addr.port()) })).await;
@@ -27,10 +41,8 @@ async fn a_certificate_from_a_trusted_private_ca_is_accepted() {
 async fn a_self_signed_certificate_is_refused_as_tls() {
     let self_signed = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
     let pki = test_pki();
-    let dir = tempfile::tempdir().expect("tempdir");
     // Trusting an unrelated private CA must not make a self-signed leaf acceptable.
-    let ca = write_file(dir.path(), "ca.pem", &pki.ca_pem);
-    let app = spawn_app_with(Options { extra_root_ca: vec![ca], ..Options::default() }).await;
+    let app = app_trusting(&pki.ca_pem).await;
     let receiver = TestReceiver::start_tls(
         &self_signed.cert.pem(),
         &self_signed.key_pair.serialize_pem(),
@@ -78,9 +90,7 @@ async fn a_self_signed_certificate_is_refused_as_tls() {
 #[tokio::test]
 async fn a_certificate_for_another_host_is_refused_as_tls() {
     let pki = test_pki();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = write_file(dir.path(), "ca.pem", &pki.ca_pem);
-    let app = spawn_app_with(Options { extra_root_ca: vec![ca], ..Options::default() }).await;
+    let app = app_trusting(&pki.ca_pem).await;
     let receiver = TestReceiver::start_tls(&pki.leaf_pem, &pki.leaf_key_pem, &[], Reply::Status(200)).await;
     app.create_instance("acme").await;
     // The leaf names only `localhost`; the same server reached as 127.0.0.1 must not verify.
@@ -109,9 +119,7 @@ async fn a_certificate_for_another_host_is_refused_as_tls() {
 #[tokio::test]
 async fn an_endpoint_presents_its_client_certificate_and_one_without_is_refused() {
     let pki = test_pki();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = write_file(dir.path(), "ca.pem", &pki.ca_pem);
-    let app = spawn_app_with(Options { extra_root_ca: vec![ca], ..Options::default() }).await;
+    let app = app_trusting(&pki.ca_pem).await;
     let receiver = TestReceiver::start_with_tls(requiring_client_certificates(&pki), &[], Reply::Status(200)).await;
     let url = format!("https://localhost:{}/hook", receiver.addr.port());
     app.create_instance("acme").await;
@@ -125,16 +133,11 @@ async fn an_endpoint_presents_its_client_certificate_and_one_without_is_refused(
     let expires_at: chrono::DateTime<chrono::Utc> =
         serde_json::from_value(with["client_certificate"]["expires_at"].clone()).expect("an expiry");
     // Watched like the server's: the time left, counted from the app's clock.
-    let metrics = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
     let series = format!(
-        "finhook_endpoint_client_certificate_expiry_seconds{{instance=\"acme\",endpoint=\"{}\"}} ",
+        "finhook_endpoint_client_certificate_expiry_seconds{{instance=\"acme\",endpoint=\"{}\"}}",
         with["id"].as_str().expect("id")
     );
-    let seconds: i64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series.as_str()))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in\n{metrics}"));
+    let seconds = gauge(&app, &series).await;
     assert_eq!(seconds, (expires_at - t0()).num_seconds());
     assert!(!with.to_string().contains("PRIVATE KEY"), "the key is never shown: {with}");
     let without = app.create_endpoint("acme", json!({ "url": url })).await;
@@ -193,9 +196,7 @@ async fn a_bad_client_certificate_is_refused_with_the_field_to_fix() {
 #[tokio::test]
 async fn the_certificate_watch_reports_what_an_endpoint_shows_and_how_long_it_has_left() {
     let pki = test_pki_expiring_in(chrono::Duration::days(5));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = write_file(dir.path(), "ca.pem", &pki.ca_pem);
-    let app = spawn_app_with(Options { extra_root_ca: vec![ca], ..Options::default() }).await;
+    let app = app_trusting(&pki.ca_pem).await;
     let receiver = TestReceiver::start_tls(&pki.leaf_pem, &pki.leaf_key_pem, &[], Reply::Status(200)).await;
     app.create_instance("acme").await;
     let endpoint =
@@ -211,13 +212,8 @@ async fn the_certificate_watch_reports_what_an_endpoint_shows_and_how_long_it_ha
     assert!(left > chrono::Duration::days(4) && left <= chrono::Duration::days(5), "{expires_at}");
 
     let id = endpoint["id"].as_str().expect("id");
-    let metrics = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
-    let series = format!("finhook_endpoint_certificate_expiry_seconds{{instance=\"acme\",endpoint=\"{id}\"}} ");
-    let seconds: i64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series.as_str()))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in\n{metrics}"));
+    let series = format!("finhook_endpoint_certificate_expiry_seconds{{instance=\"acme\",endpoint=\"{id}\"}}");
+    let seconds = gauge(&app, &series).await;
     // Counted from the app's clock (a manual one, months before the real now).
     assert_eq!(seconds, (expires_at - t0()).num_seconds());
 
