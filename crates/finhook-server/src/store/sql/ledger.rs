@@ -57,7 +57,8 @@ impl LedgerStore for SqlStore {
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;
-        let heads = heads_of(&mut conn, &links.iter().map(|link| link.instance).collect::<Vec<_>>()).await?;
+        let instances: Vec<InstanceId> = links.iter().map(|link| link.instance).collect();
+        let heads = Chaining::read(&mut conn, &instances).await?.heads;
         append(&mut conn, links, heads).await?;
         tx.commit().await?;
         Ok(queued.len())
@@ -158,11 +159,17 @@ impl Chaining {
         if records.is_empty() || !holds_the_chain(conn).await? {
             return Ok(None);
         }
-        let mut instances: Vec<i64> = records.iter().map(|record| record.ledger.instance_id.0).collect();
-        instances.sort_unstable();
-        instances.dedup();
+        let instances: Vec<InstanceId> = records.iter().map(|record| record.ledger.instance_id).collect();
+        Ok(Some(Self::read(conn, &instances).await?))
+    }
+
+    /// The names and chain heads of `instances`, in one read per [`IDS_PER_READ`] of them.
+    async fn read(conn: &mut Conn<'_>, instances: &[InstanceId]) -> StoreResult<Self> {
+        let mut ids: Vec<i64> = instances.iter().map(|instance| instance.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
         let mut chaining = Chaining { heads: Heads::new(), names: HashMap::new() };
-        for chunk in instances.chunks(IDS_PER_READ) {
+        for chunk in ids.chunks(IDS_PER_READ) {
             let query = sql(format!(
                 "SELECT i.id, i.name, h.seq, h.hash FROM instances i LEFT JOIN ledger_heads h ON h.instance_id = i.id
                  WHERE i.id IN ({})",
@@ -177,7 +184,7 @@ impl Chaining {
                 chaining.names.insert(instance, row.text("name")?);
             }
         }
-        Ok(Some(chaining))
+        Ok(chaining)
     }
 
     /// `record` as a link to chain, not yet numbered.
@@ -240,28 +247,6 @@ struct Link {
 
 /// The last link of each instance's chain: seq and hash.
 type Heads = HashMap<InstanceId, (u64, [u8; 32])>;
-
-/// The current heads of `instances`' chains.
-async fn heads_of(conn: &mut Conn<'_>, instances: &[InstanceId]) -> StoreResult<Heads> {
-    let mut ids: Vec<i64> = instances.iter().map(|instance| instance.0).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let mut heads = Heads::new();
-    for chunk in ids.chunks(IDS_PER_READ) {
-        let query = sql(format!(
-            "SELECT instance_id, seq, hash FROM ledger_heads WHERE instance_id IN ({})",
-            placeholders(1, IDS_PER_READ)
-        ))
-        .bind_each(padded(chunk, IDS_PER_READ));
-        for row in conn.fetch_all(query).await? {
-            heads.insert(
-                InstanceId(row.int("instance_id")?),
-                (row.int("seq")?.max(0).unsigned_abs(), hash_of(row.bytes("hash")?)?),
-            );
-        }
-    }
-    Ok(heads)
-}
 
 /// Appends `links`, in their order, to their instances' chains, whose heads are `heads`
 /// (read in the open transaction, which holds the chains): numbers and hashes the entries,
