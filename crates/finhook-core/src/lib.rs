@@ -14,10 +14,12 @@
 //! - [`secret`]: endpoint secrets and API keys, redacted in `Debug`.
 //! - [`seal`]: AES-256-GCM sealing of endpoint secrets at rest.
 //! - [`ids`]: prefixed ULID identifiers (`msg_`, `ep_`, ...).
+//! - [`events`]: finhook's operational events, and what a message is (callback or event).
 //! - [`ledger`]: the delivery ledger's hash chain and its offline verification.
 //! - [`retry`]: the per-endpoint retry policy and the schedule it implies.
 //! - [`text`]: the identifier rules both stores share, and storable text from outside.
 
+pub mod events;
 pub mod flinks;
 pub mod ids;
 pub mod ledger;

@@ -81,7 +81,7 @@ async fn store_with_endpoint(dir: &std::path::Path) -> (Arc<SqlStore>, InstanceI
 fn message(instance: InstanceId) -> NewMessage {
     NewMessage {
         instance_id: instance,
-        response_type: ResponseType::GetAccountsDetail,
+        response_type: ResponseType::GetAccountsDetail.into(),
         login_id: Some("bench-login".into()),
         request_id: None,
         tag: None,

@@ -54,6 +54,9 @@ pub struct AppState {
     pub ingest_limit: Arc<crate::http::limit::IngestLimiter>,
     /// Callback bodies' memory budget and timeout.
     pub bodies: Arc<crate::http::bodies::Bodies>,
+    /// Raises and publishes operational events (run every second by [`App::run`]; tests
+    /// call its `pass`).
+    pub events: Arc<crate::events::Events>,
 }
 
 /// Where the areas' routes meet: the API, the sandbox's Flinks-compatible routes and the
@@ -173,7 +176,20 @@ impl App {
             stop: stop.clone(),
         };
         let resumed_connections = sandbox.resume_owed_callbacks().await.map_err(StartError::Sandbox)?;
+        let events = Arc::new(crate::events::Events {
+            store: store.clone(),
+            clock: clock.clone(),
+            dispatch: dispatch.clone(),
+            metrics: metrics.clone(),
+            settings: crate::events::EventSettings {
+                failing_after: settings.failing_after_attempts.max(1),
+                disable_after: (settings.disable_after_hours > 0)
+                    .then(|| chrono::Duration::hours(i64::from(settings.disable_after_hours))),
+                operators: settings.operator_events_instance.clone(),
+            },
+        });
         let state = AppState {
+            events,
             store,
             clock,
             targets,
@@ -262,12 +278,18 @@ impl App {
         let ledger = self.tasks.spawn(crate::ledger::run(store.clone(), stop.clone().cancelled_owned()));
         let watch = self.state.certificates.clone();
         let certificates =
-            self.tasks.spawn(crate::delivery::certificate::run(store.clone(), watch, stop.cancelled_owned()));
+            self.tasks.spawn(crate::delivery::certificate::run(store.clone(), watch, stop.clone().cancelled_owned()));
+        let events = self.tasks.spawn(self.state.events.clone().run(stop.cancelled_owned()));
         // `serve` stops every task of the tracker before it returns; what is left is to
         // say whether these ended by a panic.
         let served = self.serve(shutdown).await;
-        let tasks =
-            [("delivery worker", worker), ("retention", retention), ("ledger", ledger), ("certificates", certificates)];
+        let tasks = [
+            ("delivery worker", worker),
+            ("retention", retention),
+            ("ledger", ledger),
+            ("certificates", certificates),
+            ("events", events),
+        ];
         for (name, task) in tasks {
             if let Err(error) = task.await {
                 tracing::error!(error = %error, task = name, "a background task panicked");

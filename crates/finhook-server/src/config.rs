@@ -58,6 +58,14 @@ pub struct Settings {
     pub ingest_rate_per_second: u32,
     /// How many callbacks an instance may send at once above its rate.
     pub ingest_burst: u32,
+    /// Failed attempts in a row after which an endpoint is reported `endpoint.failing`.
+    pub failing_after_attempts: u32,
+    /// Hours during which every attempt to an endpoint failed after which finhook disables
+    /// it (`endpoint.disabled`; its deliveries wait until it is enabled again); 0: never.
+    pub disable_after_hours: u32,
+    /// The instance whose endpoints also get every instance's operational events (the
+    /// operators'); unset: each instance gets only its own.
+    pub operator_events_instance: Option<String>,
     /// The admin key (`FINHOOK_ADMIN_KEY`). When unset, the first start generates one.
     #[serde(skip_serializing)]
     pub admin_key: Option<Redacted>,
@@ -93,6 +101,9 @@ impl Default for Settings {
             retention_days: 90,
             ingest_rate_per_second: 5_000,
             ingest_burst: 10_000,
+            failing_after_attempts: 5,
+            disable_after_hours: 5 * 24,
+            operator_events_instance: None,
             admin_key: None,
             secrets_key: None,
         }
@@ -100,7 +111,7 @@ impl Default for Settings {
 }
 
 /// The settings' keys; other `FINHOOK_*` variables (such as `FINHOOK_LOG`) belong to others.
-const KEYS: [&str; 22] = [
+const KEYS: [&str; 25] = [
     "listen",
     "database",
     "allow_insecure_loopback",
@@ -121,6 +132,9 @@ const KEYS: [&str; 22] = [
     "retention_days",
     "ingest_rate_per_second",
     "ingest_burst",
+    "failing_after_attempts",
+    "disable_after_hours",
+    "operator_events_instance",
     "admin_key",
     "secrets_key",
 ];

@@ -57,7 +57,7 @@ pub fn new_message(
 ) -> NewMessage {
     NewMessage {
         instance_id: instance,
-        response_type: keys.response_type,
+        response_type: keys.response_type.into(),
         login_id: keys.login_id,
         request_id: keys.request_id,
         tag: keys.tag,

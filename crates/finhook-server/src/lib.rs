@@ -12,6 +12,8 @@
 //! - [`delivery`]: the worker (claim, sign, send, record) and its TLS client and target policy.
 //! - [`store`]: the storage interface and its one implementation, on SQLite or PostgreSQL.
 //! - [`retention`]: deleting finished messages (personal data) after the retention period.
+//! - [`events`]: operational events (endpoint failing, disabled, recovered; attempts
+//!   exhausted; certificate expiring) raised and published as messages.
 //! - [`ledger`]: sealing recorded attempts into each instance's tamper-evident hash chain.
 //! - [`metrics`]: the Prometheus registry of one server.
 //! - [`clock`]: time as an injected dependency.
@@ -22,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub mod dashboard;
 pub mod delivery;
+pub mod events;
 pub mod http;
 pub mod ingest;
 pub mod ledger;

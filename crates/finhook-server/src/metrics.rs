@@ -49,6 +49,11 @@ pub struct HeadLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabel {
+    pub r#type: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
     pub kind: String,
 }
@@ -72,6 +77,9 @@ pub struct Metrics {
     ledger_queued: Gauge,
     certificate_expiry: Family<EndpointLabel, Gauge>,
     client_certificate_expiry: Family<EndpointLabel, Gauge>,
+    failed_in_row: Family<EndpointLabel, Gauge>,
+    events_published: Family<EventLabel, Counter>,
+    events_queued: Gauge,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -164,8 +172,29 @@ impl Metrics {
             "Seconds until each enabled endpoint's own client certificate (mutual TLS) expires (negative once expired); alert below 14 days (1209600)",
             client_certificate_expiry.clone(),
         );
+        let failed_in_row = Family::<EndpointLabel, Gauge>::default();
+        registry.register(
+            "endpoint_failed_attempts_in_row",
+            "Attempts to each endpoint that failed since its last success (only endpoints failing now); `endpoint.failing` is sent at `failing_after_attempts`",
+            failed_in_row.clone(),
+        );
+        let events_published = Family::<EventLabel, Counter>::default();
+        registry.register(
+            "events_published",
+            "Operational events stored as messages for the endpoints that take them, by type (one per instance told)",
+            events_published.clone(),
+        );
+        let events_queued = Gauge::default();
+        registry.register(
+            "events_queued",
+            "Operational events waiting in the outbox to be published",
+            events_queued.clone(),
+        );
         Self {
             registry,
+            failed_in_row,
+            events_published,
+            events_queued,
             ingested,
             rejected,
             attempts,
@@ -229,6 +258,11 @@ impl Metrics {
         self.attempt_seconds.observe(attempt.latency_ms as f64 / 1000.0);
     }
 
+    /// An operational event was stored as a message.
+    pub fn event_published(&self, event_type: &str) {
+        self.events_published.get_or_create(&EventLabel { r#type: event_type.to_string() }).inc();
+    }
+
     /// The text exposition, with the store's gauges as of `now`.
     pub fn render(&self, stats: &StoreStats, now: DateTime<Utc>) -> Result<String, std::fmt::Error> {
         for (status, count) in &stats.deliveries_by_status {
@@ -257,6 +291,12 @@ impl Metrics {
                 family.get_or_create(&label).set((*expires_at - now).num_seconds());
             }
         }
+        self.failed_in_row.clear();
+        for (instance, endpoint, count) in &stats.failing_endpoints {
+            let label = EndpointLabel { instance: instance.clone(), endpoint: endpoint.to_string() };
+            self.failed_in_row.get_or_create(&label).set(i64::try_from(*count).unwrap_or(i64::MAX));
+        }
+        self.events_queued.set(i64::try_from(stats.events_queued).unwrap_or(i64::MAX));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)

@@ -1,12 +1,13 @@
 //! `/v1/instances/{name}/endpoints`: webhook endpoints and their secrets.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
-use finhook_core::flinks::ResponseType;
+use finhook_core::events::MessageType;
 use finhook_core::ids::EndpointId;
 use finhook_core::retry::{Backoff, RetryPolicy};
 use finhook_core::secret::EndpointSecret;
@@ -16,6 +17,7 @@ use crate::app::AppState;
 use crate::http::json::{double_option, ApiJson};
 use crate::http::{ApiError, Caller, Problem};
 use crate::store::certificate::CertificateReport;
+use crate::store::events::Failing;
 use crate::store::{ClientCertificateInfo, ClientIdentity, Endpoint, EndpointPatch, NewEndpoint, Signing, SuccessRule};
 
 /// How long a replaced secret keeps signing after a rotation.
@@ -101,6 +103,11 @@ pub struct EndpointView {
     retry: RetryPolicy,
     success: SuccessRule,
     enabled: bool,
+    /// When finhook disabled the endpoint because every attempt failed for
+    /// `disable_after_hours` (`endpoint.disabled`); `null` once it is enabled again.
+    auto_disabled_at: Option<DateTime<Utc>>,
+    /// The run of failed attempts since the last success; `null` while attempts succeed.
+    failing: Option<Failing>,
     signing: Signing,
     /// The client certificate presented on every attempt (its key is never shown).
     client_certificate: Option<ClientCertificateInfo>,
@@ -115,8 +122,10 @@ pub struct EndpointView {
 }
 
 impl EndpointView {
-    fn of(endpoint: Endpoint, secret: Option<&EndpointSecret>) -> Self {
+    fn of(endpoint: Endpoint, secret: Option<&EndpointSecret>, failing: Option<Failing>) -> Self {
         Self {
+            auto_disabled_at: endpoint.auto_disabled_at,
+            failing,
             id: endpoint.id,
             url: endpoint.url,
             description: endpoint.description,
@@ -134,7 +143,13 @@ impl EndpointView {
     }
 }
 
-fn parse_event_types(types: Vec<String>) -> Result<Vec<ResponseType>, ApiError> {
+/// The endpoint's run of failed attempts, if it is failing.
+async fn failing_of(state: &AppState, endpoint: &Endpoint) -> Result<Option<Failing>, ApiError> {
+    let failing = state.store.failing_endpoints(Some(endpoint.instance_id)).await?;
+    Ok(failing.into_iter().find(|(id, _)| *id == endpoint.id).map(|(_, run)| run))
+}
+
+fn parse_event_types(types: Vec<String>) -> Result<Vec<MessageType>, ApiError> {
     if types.is_empty() {
         return Err(ApiError::validation("$.event_types", "must name at least one type, or be omitted for all"));
     }
@@ -142,10 +157,10 @@ fn parse_event_types(types: Vec<String>) -> Result<Vec<ResponseType>, ApiError> 
         .iter()
         .enumerate()
         .map(|(index, name)| {
-            ResponseType::parse(name).ok_or_else(|| {
+            MessageType::parse(name).ok_or_else(|| {
                 ApiError::validation(
                     &format!("$.event_types[{index}]"),
-                    format!("unknown type {name:?}; expected KYC, GetAccountsDetail or Investments"),
+                    format!("unknown type {name:?}; expected {}", MessageType::names()),
                 )
             })
         })
@@ -247,7 +262,7 @@ pub async fn create(
         endpoint.certificate = certificate;
     }
     tracing::info!(instance = %instance.name, endpoint = %endpoint.id, "endpoint created");
-    Ok((StatusCode::CREATED, Json(EndpointView::of(endpoint, Some(&secret)))))
+    Ok((StatusCode::CREATED, Json(EndpointView::of(endpoint, Some(&secret), None))))
 }
 
 #[utoipa::path(get, path = "/v1/instances/{name}/endpoints", tag = "endpoints", params(("name" = String, Path, description = "the instance name")), responses((status = 200, body = Vec<EndpointView>), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
@@ -258,7 +273,17 @@ pub async fn list(
 ) -> Result<Json<Vec<EndpointView>>, ApiError> {
     let instance = caller.instance(&state, &name).await?;
     let endpoints = state.store.list_endpoints(instance.id).await?;
-    Ok(Json(endpoints.into_iter().map(|e| EndpointView::of(e, None)).collect()))
+    let mut failing: HashMap<EndpointId, Failing> =
+        state.store.failing_endpoints(Some(instance.id)).await?.into_iter().collect();
+    Ok(Json(
+        endpoints
+            .into_iter()
+            .map(|e| {
+                let run = failing.remove(&e.id);
+                EndpointView::of(e, None, run)
+            })
+            .collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/instances/{name}/endpoints/{id}", tag = "endpoints", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")), responses((status = 200, body = EndpointView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
@@ -270,7 +295,8 @@ pub async fn show(
     let instance = caller.instance(&state, &name).await?;
     let endpoint =
         state.store.endpoint(instance.id, &endpoint_id(&id)?).await?.ok_or(ApiError::NotFound("endpoint"))?;
-    Ok(Json(EndpointView::of(endpoint, None)))
+    let failing = failing_of(&state, &endpoint).await?;
+    Ok(Json(EndpointView::of(endpoint, None, failing)))
 }
 
 #[utoipa::path(patch, path = "/v1/instances/{name}/endpoints/{id}", tag = "endpoints", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")), request_body = UpdateEndpoint,
@@ -317,7 +343,8 @@ pub async fn update(
         state.store.set_endpoint_certificate(&endpoint.id, certificate.as_ref()).await?;
         endpoint.certificate = certificate;
     }
-    Ok(Json(EndpointView::of(endpoint, None)))
+    let failing = failing_of(&state, &endpoint).await?;
+    Ok(Json(EndpointView::of(endpoint, None, failing)))
 }
 
 #[utoipa::path(delete, path = "/v1/instances/{name}/endpoints/{id}", tag = "endpoints", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")),
@@ -350,5 +377,6 @@ pub async fn rotate_secret(
         return Err(ApiError::NotFound("endpoint"));
     }
     let endpoint = state.store.endpoint(instance.id, &id).await?.ok_or(ApiError::NotFound("endpoint"))?;
-    Ok(Json(EndpointView::of(endpoint, Some(&secret))))
+    let failing = failing_of(&state, &endpoint).await?;
+    Ok(Json(EndpointView::of(endpoint, Some(&secret), failing)))
 }

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use finhook_core::flinks::ResponseType;
+use finhook_core::events::MessageType;
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -170,9 +170,8 @@ pub async fn list(
         response_type: query
             .response_type
             .map(|t| {
-                ResponseType::parse(&t).ok_or_else(|| {
-                    ApiError::validation("response_type", "must be KYC, GetAccountsDetail or Investments")
-                })
+                MessageType::parse(&t)
+                    .ok_or_else(|| ApiError::validation("response_type", format!("must be {}", MessageType::names())))
             })
             .transpose()?,
         status: query

@@ -24,6 +24,7 @@ use url::Url;
 
 use super::target::TargetPolicy;
 use crate::store::certificate::{CertificateReport, EXPIRING_WITHIN};
+use crate::store::events::NewEvent;
 use crate::store::{ClientIdentity, Store, StoreResult};
 
 /// Why the watch could not be set up (at start-up).
@@ -280,16 +281,19 @@ impl ServerCertVerifier for Recording {
 pub const CHECK_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Looks at the certificate of every enabled HTTPS endpoint, one at a time, and records
-/// what it found; how many it looked at. A certificate that is not valid, or expires within
-/// [`EXPIRING_WITHIN`], is logged as a warning, and so is an endpoint's own client
-/// certificate that expires within it.
+/// what it found; how many it looked at. A certificate that is not valid is logged as a
+/// warning; one that expires within [`EXPIRING_WITHIN`], and an endpoint's own client
+/// certificate that does, is logged and raises `certificate.expiring` (once per
+/// certificate: the event is named after its expiry).
 pub async fn check_all(store: &dyn Store, watch: &CertificateWatch) -> StoreResult<usize> {
     let endpoints = store.watched_endpoints().await?;
     for endpoint in &endpoints {
-        if let Some(own) =
-            endpoint.client_certificate.as_ref().filter(|own| own.expires_at - Utc::now() < EXPIRING_WITHIN)
-        {
+        let now = Utc::now();
+        if let Some(own) = endpoint.client_certificate.as_ref().filter(|own| own.expires_at - now < EXPIRING_WITHIN) {
             tracing::warn!(endpoint = %endpoint.id, subject = %own.subject, expires_at = %own.expires_at, "an endpoint's client certificate expires soon");
+            let event =
+                NewEvent::certificate_expiring(endpoint.instance_id, &endpoint.id, "client", own.expires_at, now);
+            store.queue_event(event).await?;
         }
         let identity = match endpoint.client_certificate {
             Some(_) => store.dispatch_endpoint(&endpoint.id, Utc::now()).await?.and_then(|e| e.identity),
@@ -300,8 +304,10 @@ pub async fn check_all(store: &dyn Store, watch: &CertificateWatch) -> StoreResu
         let Some(report) = report else { continue };
         if let Some(problem) = &report.problem {
             tracing::warn!(endpoint = %endpoint.id, url = %endpoint.url, problem = %problem, "an endpoint's certificate is not valid");
-        } else if report.expires_soon(report.checked_at) {
-            tracing::warn!(endpoint = %endpoint.id, url = %endpoint.url, expires_at = ?report.expires_at, "an endpoint's certificate expires soon");
+        } else if let Some(expires_at) = report.expires_at.filter(|_| report.expires_soon(report.checked_at)) {
+            tracing::warn!(endpoint = %endpoint.id, url = %endpoint.url, expires_at = %expires_at, "an endpoint's certificate expires soon");
+            let (instance, at) = (endpoint.instance_id, report.checked_at);
+            store.queue_event(NewEvent::certificate_expiring(instance, &endpoint.id, "server", expires_at, at)).await?;
         }
     }
     Ok(endpoints.len())

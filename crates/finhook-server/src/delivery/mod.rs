@@ -535,6 +535,7 @@ pub fn decide(
     };
     AttemptResult {
         delivery_id: delivery.delivery_id.clone(),
+        endpoint_id: delivery.endpoint_id.clone(),
         ledger: LedgerSource {
             instance_id: endpoint.instance_id,
             message_id: delivery.message_id.clone(),

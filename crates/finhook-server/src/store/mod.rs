@@ -20,6 +20,7 @@
 pub mod certificate;
 pub mod db;
 mod error;
+pub mod events;
 pub mod identity;
 pub mod ledger;
 pub mod queue;
@@ -32,7 +33,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use finhook_core::flinks::ResponseType;
+use finhook_core::events::MessageType;
 use finhook_core::ids::{AttemptId, DeliveryId, EndpointId, MessageId};
 use finhook_core::retry::RetryPolicy;
 use finhook_core::secret::{EndpointSecret, KeyHash};
@@ -134,11 +135,14 @@ pub struct Endpoint {
     pub instance_id: InstanceId,
     pub url: String,
     pub description: Option<String>,
-    /// `None` means every type.
-    pub event_types: Option<Vec<ResponseType>>,
+    /// `None` means every callback type (and no event).
+    pub event_types: Option<Vec<MessageType>>,
     pub retry: RetryPolicy,
     pub success: SuccessRule,
     pub enabled: bool,
+    /// When finhook disabled the endpoint because every attempt failed for too long; `None`
+    /// once it is enabled again.
+    pub auto_disabled_at: Option<DateTime<Utc>>,
     pub signing: Signing,
     pub client_certificate: Option<ClientCertificateInfo>,
     /// What the certificate watch last found at the endpoint's server (HTTPS only).
@@ -148,8 +152,8 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn subscribes_to(&self, response_type: ResponseType) -> bool {
-        self.event_types.as_ref().is_none_or(|types| types.contains(&response_type))
+    pub fn subscribes_to(&self, message_type: MessageType) -> bool {
+        message_type.taken_by(self.event_types.as_deref())
     }
 }
 
@@ -158,7 +162,7 @@ impl Endpoint {
 pub struct NewEndpoint {
     pub url: String,
     pub description: Option<String>,
-    pub event_types: Option<Vec<ResponseType>>,
+    pub event_types: Option<Vec<MessageType>>,
     pub retry: RetryPolicy,
     pub success: SuccessRule,
     pub enabled: bool,
@@ -173,7 +177,7 @@ pub struct NewEndpoint {
 pub struct EndpointPatch {
     pub url: Option<String>,
     pub description: Option<Option<String>>,
-    pub event_types: Option<Option<Vec<ResponseType>>>,
+    pub event_types: Option<Option<Vec<MessageType>>>,
     pub retry: Option<RetryPolicy>,
     pub success: Option<SuccessRule>,
     pub enabled: Option<bool>,
@@ -186,7 +190,7 @@ pub struct EndpointPatch {
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub instance_id: InstanceId,
-    pub response_type: ResponseType,
+    pub response_type: MessageType,
     pub login_id: Option<String>,
     pub request_id: Option<String>,
     pub tag: Option<String>,
@@ -244,7 +248,7 @@ impl DeliveryStatus {
 #[derive(Debug, Clone)]
 pub struct MessageSummary {
     pub id: MessageId,
-    pub response_type: ResponseType,
+    pub response_type: MessageType,
     pub login_id: Option<String>,
     pub request_id: Option<String>,
     pub tag: Option<String>,
@@ -257,7 +261,7 @@ pub struct MessageSummary {
 #[derive(Debug, Clone)]
 pub struct MessageFilter {
     pub login_id: Option<String>,
-    pub response_type: Option<ResponseType>,
+    pub response_type: Option<MessageType>,
     /// Messages with at least one delivery in this status.
     pub status: Option<DeliveryStatus>,
     /// Only messages older than this one (the previous page's last id).
@@ -413,6 +417,7 @@ pub struct TakenDue {
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
     pub delivery_id: DeliveryId,
+    pub endpoint_id: EndpointId,
     /// What the attempt's ledger entry needs besides the attempt itself.
     pub ledger: LedgerSource,
     pub attempt: AttemptRecord,
@@ -442,6 +447,11 @@ pub struct StoreStats {
     pub oldest_due_at: Option<DateTime<Utc>>,
     /// Every instance's ledger chain head.
     pub ledger_heads: Vec<ledger::LedgerHead>,
+    /// Endpoints whose attempts failed since their last success: instance, endpoint, how
+    /// many in a row.
+    pub failing_endpoints: Vec<(String, EndpointId, u64)>,
+    /// Operational events waiting in the outbox.
+    pub events_queued: u64,
     /// Recorded attempts not yet chained into the ledger.
     pub ledger_queued: u64,
     /// Each enabled endpoint's server certificate expiry (as last seen): instance name,
@@ -454,7 +464,14 @@ pub struct StoreStats {
 /// The store interface. Implementations are cheap to clone handles around a pool.
 #[async_trait]
 pub trait Store:
-    queue::DeliveryQueue + sandbox::SandboxStore + ledger::LedgerStore + Send + Sync + std::fmt::Debug + 'static
+    queue::DeliveryQueue
+    + sandbox::SandboxStore
+    + ledger::LedgerStore
+    + events::EventStore
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + 'static
 {
     /// Answers when the database does.
     async fn ping(&self) -> StoreResult<()>;

@@ -2,7 +2,7 @@
 //! Unix milliseconds, enums as text, event types as a JSON array) in SQLite and PostgreSQL.
 
 use chrono::{DateTime, Utc};
-use finhook_core::flinks::ResponseType;
+use finhook_core::events::MessageType;
 use finhook_core::ids::{AttemptId, DeliveryId, EndpointId, MessageId};
 use finhook_core::retry::{Backoff, RetryPolicy};
 use sqlx::Row;
@@ -77,7 +77,7 @@ pub(crate) const INSTANCE_COLUMNS: &str =
 
 pub(crate) const ENDPOINT_COLUMNS: &str =
     "id, instance_id, url, description, event_types, max_attempts, interval_seconds, \
-     backoff, success, enabled, signing, client_cert_subject, client_cert_expires_at, certificate, created_at, updated_at";
+     backoff, success, enabled, auto_disabled_at, signing, client_cert_subject, client_cert_expires_at, certificate, created_at, updated_at";
 
 pub(crate) fn instance_from(row: &impl Cols) -> StoreResult<Instance> {
     let mode = row.text("mode")?;
@@ -95,19 +95,19 @@ pub(crate) fn instance_from(row: &impl Cols) -> StoreResult<Instance> {
     })
 }
 
-pub(crate) fn event_types_to_json(types: &Option<Vec<ResponseType>>) -> Option<String> {
+pub(crate) fn event_types_to_json(types: &Option<Vec<MessageType>>) -> Option<String> {
     types.as_ref().map(|types| {
         let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
         serde_json::Value::from(names).to_string()
     })
 }
 
-pub(crate) fn event_types_from_json(text: Option<String>) -> StoreResult<Option<Vec<ResponseType>>> {
+pub(crate) fn event_types_from_json(text: Option<String>) -> StoreResult<Option<Vec<MessageType>>> {
     let Some(text) = text else { return Ok(None) };
     let names: Vec<String> = serde_json::from_str(&text).map_err(corrupt)?;
     names
         .iter()
-        .map(|name| ResponseType::parse(name).ok_or_else(|| corrupt(format!("event type {name}"))))
+        .map(|name| MessageType::parse(name).ok_or_else(|| corrupt(format!("event type {name}"))))
         .collect::<StoreResult<Vec<_>>>()
         .map(Some)
 }
@@ -149,6 +149,7 @@ pub(crate) fn endpoint_from(row: &impl Cols) -> StoreResult<Endpoint> {
         retry,
         success,
         enabled: row.flag("enabled")?,
+        auto_disabled_at: row.opt_int("auto_disabled_at")?.map(time_of).transpose()?,
         signing: {
             let text = row.text("signing")?;
             Signing::parse(&text).ok_or_else(|| corrupt(format!("unknown signing {text:?}")))?
@@ -172,7 +173,7 @@ pub(crate) fn summary_from(row: &impl Cols) -> StoreResult<MessageSummary> {
     let response_type = row.text("response_type")?;
     Ok(MessageSummary {
         id: MessageId::parse(&row.text("id")?).map_err(corrupt)?,
-        response_type: ResponseType::parse(&response_type).ok_or_else(|| corrupt(&response_type))?,
+        response_type: MessageType::parse(&response_type).ok_or_else(|| corrupt(&response_type))?,
         login_id: row.opt_text("login_id")?,
         request_id: row.opt_text("request_id")?,
         tag: row.opt_text("tag")?,

@@ -12,6 +12,7 @@
 
 mod batch;
 mod endpoints;
+mod events;
 mod instance_cache;
 mod ledger;
 mod messages;
@@ -35,6 +36,7 @@ use finhook_core::signing::asymmetric::SigningKey;
 
 use super::certificate::CertificateReport;
 use super::db::{placeholders, sql, Backend, Pools, Sql};
+use super::events::EventStore;
 use super::ledger::LedgerStore;
 use super::rows::*;
 use super::*;
@@ -226,7 +228,22 @@ impl Store for SqlStore {
                 client_certificate_expiries.push((instance, id, time_of(at)?));
             }
         }
+        let failing = self
+            .pools
+            .read_all(sql("SELECT i.name, f.endpoint_id, f.failures_in_row
+                 FROM endpoint_failures f JOIN instances i ON i.id = f.instance_id
+                 ORDER BY i.name, f.endpoint_id"))
+            .await?;
+        let failing_endpoints = failing
+            .iter()
+            .map(|row| {
+                let id = EndpointId::parse(&row.text("endpoint_id")?).map_err(corrupt)?;
+                Ok((row.text("name")?, id, row.int("failures_in_row")?.max(0).unsigned_abs()))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(StoreStats {
+            failing_endpoints,
+            events_queued: self.events_queued().await?,
             messages,
             deliveries_by_status,
             oldest_due_at,

@@ -429,7 +429,7 @@ async fn a_sweep_deletes_everything_past_retention_in_bounded_batches() {
         writes.spawn(async move {
             let message = NewMessage {
                 instance_id: instance,
-                response_type: ResponseType::Kyc,
+                response_type: ResponseType::Kyc.into(),
                 login_id: Some(format!("login-{n}")),
                 request_id: None,
                 tag: None,

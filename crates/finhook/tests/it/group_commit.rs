@@ -30,7 +30,7 @@ async fn a_mixed_batch_applies_each_write_as_if_alone_on_the_shared_store() {
 fn message(instance_id: InstanceId, body: &str, key: Option<&str>) -> NewMessage {
     NewMessage {
         instance_id,
-        response_type: ResponseType::Kyc,
+        response_type: ResponseType::Kyc.into(),
         login_id: Some(format!("login-{body}")),
         request_id: None,
         tag: Some("t".into()),
@@ -50,6 +50,7 @@ fn attempt(
 ) -> AttemptResult {
     AttemptResult {
         delivery_id: delivery.clone(),
+        endpoint_id: finhook_core::ids::EndpointId::generate(),
         ledger: LedgerSource {
             instance_id: instance,
             message_id: message.clone(),

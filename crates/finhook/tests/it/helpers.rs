@@ -67,6 +67,8 @@ pub struct Options {
     pub ingest_rate: Option<(u32, u32)>,
     /// Bytes of callbacks one instance may store (the server's default unless set).
     pub instance_quota_bytes: Option<u64>,
+    /// The instance that also hears every instance's operational events.
+    pub operator_events_instance: Option<String>,
 }
 
 impl Default for Options {
@@ -84,6 +86,7 @@ impl Default for Options {
             database: None,
             ingest_rate: None,
             instance_quota_bytes: None,
+            operator_events_instance: None,
         }
     }
 }
@@ -146,6 +149,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             .map_or(Settings::default().ingest_rate_per_second, |(rate, _)| rate),
         ingest_burst: options.ingest_rate.map_or(Settings::default().ingest_burst, |(_, burst)| burst),
         instance_quota_bytes: options.instance_quota_bytes.unwrap_or(Settings::default().instance_quota_bytes),
+        operator_events_instance: options.operator_events_instance.clone(),
         ..Settings::default()
     };
     let manual = options.clock.clone().unwrap_or_else(|| ManualClock::starting_at(t0()));

@@ -17,6 +17,8 @@ pub(crate) async fn spawn_app_with(options: Options) -> TestApp {
 mod api;
 #[path = "delivery.rs"]
 mod delivery;
+#[path = "events.rs"]
+mod events;
 #[path = "fairness.rs"]
 mod fairness;
 #[path = "ingest.rs"]

@@ -1,6 +1,7 @@
 //! TLS as Flinks demands: a certificate chaining to a trusted root is accepted, a
 //! self-signed one is refused with error class `tls`.
 
+use chrono::Timelike;
 use reqwest::Method;
 use serde_json::json;
 
@@ -223,7 +224,10 @@ async fn the_certificate_watch_reports_what_an_endpoint_shows_and_how_long_it_ha
     assert_eq!(later["certificate"]["reached"], false, "{later}");
     assert!(later["certificate"]["problem"].as_str().is_some_and(|p| p.contains("could not check")), "{later}");
 
-    // The daily check looks at both again and records what it found.
+    // The daily check looks at both again, records what it found, and tells whoever takes
+    // `certificate.expiring` (once per certificate, however many days it sees it).
+    let pager = TestReceiver::start(&[], Reply::Status(200)).await;
+    app.create_endpoint("acme", json!({ "url": pager.url("/"), "event_types": ["certificate.expiring"] })).await;
     let store = app.state.store.clone();
     let endpoint_id = finhook_core::ids::EndpointId::parse(id).expect("id");
     store.set_endpoint_certificate(&endpoint_id, None).await.expect("forget");
@@ -233,4 +237,16 @@ async fn the_certificate_watch_reports_what_an_endpoint_shows_and_how_long_it_ha
     let (_, shown) = app.admin(Method::GET, &format!("/v1/instances/acme/endpoints/{id}"), None).await;
     assert_eq!(shown["certificate"]["chain_valid"], true, "{shown}");
     assert_eq!(shown["certificate"]["expires_at"], report["expires_at"]);
+    assert_eq!(app.state.events.pass().await.expect("events").published, 1);
+    assert_eq!(app.deliver_due().await, 1);
+    let event: serde_json::Value = serde_json::from_slice(&pager.received()[0].body).expect("json");
+    assert_eq!((event["type"].as_str(), event["endpoint_id"].as_str()), (Some("certificate.expiring"), Some(id)));
+    assert_eq!(event["data"]["certificate"], "server");
+    assert_eq!(event["data"]["days_left"], 4, "{event}");
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(event["data"]["expires_at"].as_str().expect("expiry")).expect("time"),
+        expires_at.with_nanosecond(0).expect("whole seconds")
+    );
+    finhook_server::delivery::certificate::check_all(store.as_ref(), &app.state.certificates).await.expect("check");
+    assert_eq!(app.state.events.pass().await.expect("events").published, 0, "the same certificate is told once");
 }

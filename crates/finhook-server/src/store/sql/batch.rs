@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::events::Tracking;
 use super::messages::{ingest_on, ingest_statements, Subscriptions};
 use super::queue::{record_on, record_statements};
 use super::{ledger, sets};
@@ -302,6 +303,7 @@ async fn apply_in_turn(connection: &mut Pooled, jobs: Vec<Job>) -> StoreResult<V
     // Each record's ledger entry goes in the same hop as the record.
     let recorded: Vec<&AttemptResult> = jobs.iter().filter_map(Job::record).collect();
     let mut chaining = ledger::Chaining::start(&mut connection.conn(), &recorded).await?;
+    let tracking = Tracking::of(&recorded);
     drop(recorded);
     for job in jobs {
         match job {
@@ -338,6 +340,7 @@ async fn apply_in_turn(connection: &mut Pooled, jobs: Vec<Job>) -> StoreResult<V
             connection.conn().execute_all(heads.to_vec()).await?;
         }
     }
+    tracking.apply(&mut connection.conn()).await?;
     Ok(results)
 }
 
@@ -383,6 +386,7 @@ async fn apply_set(
     // The records' ledger entries, in the order the records were queued.
     let recorded: Vec<&AttemptResult> = jobs.iter().filter_map(Job::record).collect();
     ledger::chain_recorded(&mut connection.conn(), &recorded).await?;
+    let tracking = Tracking::of(&recorded);
     drop(recorded);
     let (mut ingests, mut records, mut alone) = (Vec::new(), Vec::new(), Vec::new());
     for (n, job) in jobs.into_iter().enumerate() {
@@ -405,6 +409,7 @@ async fn apply_set(
     for (n, job) in alone {
         results[n] = apply_job(connection, &mut subscriptions, job).await?;
     }
+    tracking.apply(&mut connection.conn()).await?;
     Ok(results)
 }
 
@@ -470,11 +475,17 @@ async fn apply_each(
         outcomes.push(Outcome { reply: write.reply, result });
         released?;
     }
-    // The records that were written go into the ledger with them, or nothing commits.
+    // The records that were written go into the ledger and the endpoints' runs of
+    // failures with them, or nothing commits.
     let records: Vec<&AttemptResult> = recorded.iter().collect();
+    let tracking = Tracking::of(&records);
     ledger::chain_recorded(&mut connection.conn(), &records).await.map_err(|error| match error {
         StoreError::Database(cause) => cause,
         other => sqlx::Error::Protocol(format!("could not chain the batch's attempts into the ledger: {other}")),
+    })?;
+    tracking.apply(&mut connection.conn()).await.map_err(|error| match error {
+        StoreError::Database(cause) => cause,
+        other => sqlx::Error::Protocol(format!("could not track the batch's failed attempts: {other}")),
     })?;
     execute(connection, "COMMIT").await
 }

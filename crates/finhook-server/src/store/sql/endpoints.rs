@@ -122,12 +122,18 @@ pub(super) async fn update(
         .await?;
     let Some(row) = found else { return Ok(None) };
     let mut endpoint = endpoint_from(&row)?;
+    // A new URL, or enabling again, starts the endpoint's record of failures afresh.
+    let fresh_start = patch.url.as_ref().is_some_and(|url| *url != endpoint.url)
+        || (patch.enabled == Some(true) && !endpoint.enabled);
     endpoint.url = patch.url.unwrap_or(endpoint.url);
     endpoint.description = patch.description.unwrap_or(endpoint.description);
     endpoint.event_types = patch.event_types.unwrap_or(endpoint.event_types);
     endpoint.retry = patch.retry.unwrap_or(endpoint.retry);
     endpoint.success = patch.success.unwrap_or(endpoint.success);
     endpoint.enabled = patch.enabled.unwrap_or(endpoint.enabled);
+    if endpoint.enabled {
+        endpoint.auto_disabled_at = None;
+    }
     endpoint.signing = patch.signing.unwrap_or(endpoint.signing);
     if let Some(identity) = &patch.client_identity {
         conn.execute(set_identity(store, id, identity.as_ref())).await?;
@@ -137,7 +143,7 @@ pub(super) async fn update(
     conn.execute(
         sql("UPDATE endpoints SET url = $1, description = $2, event_types = $3, max_attempts = $4,
                     interval_seconds = $5, backoff = $6, success = $7, enabled = $8, signing = $9,
-                    updated_at = $10
+                    updated_at = $10, auto_disabled_at = $12
              WHERE id = $11")
         .bind(&endpoint.url)
         .bind(&endpoint.description)
@@ -149,9 +155,13 @@ pub(super) async fn update(
         .bind(endpoint.enabled)
         .bind(endpoint.signing.as_str())
         .bind(millis(now))
-        .bind(id.as_str()),
+        .bind(id.as_str())
+        .bind(endpoint.auto_disabled_at.map(millis)),
     )
     .await?;
+    if fresh_start {
+        conn.execute(forget_failures(id)).await?;
+    }
     tx.commit().await?;
     Ok(Some(endpoint))
 }
@@ -170,6 +180,7 @@ pub(super) async fn delete(
     if deleted == 0 {
         return Ok(false);
     }
+    conn.execute(forget_failures(id)).await?;
     conn.execute(
         sql("UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = $1
              WHERE endpoint_id = $2 AND status = 'pending'")
@@ -179,6 +190,11 @@ pub(super) async fn delete(
     .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// Deletes the endpoint's run of failed attempts, if it has one.
+fn forget_failures(id: &EndpointId) -> crate::store::db::Sql {
+    sql("DELETE FROM endpoint_failures WHERE endpoint_id = $1").bind(id.as_str())
 }
 
 pub(super) async fn rotate_secret(

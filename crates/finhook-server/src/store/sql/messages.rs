@@ -4,7 +4,7 @@
 use std::collections::hash_map::{Entry, HashMap};
 
 use chrono::{DateTime, Utc};
-use finhook_core::flinks::ResponseType;
+use finhook_core::events::MessageType;
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 
 use super::SqlStore;
@@ -138,7 +138,7 @@ pub(super) async fn redeliver(
         .await?;
     let Some(row) = found else { return Ok(None) };
     let response_type = row.text("response_type")?;
-    let response_type = ResponseType::parse(&response_type).ok_or_else(|| corrupt(&response_type))?;
+    let response_type = MessageType::parse(&response_type).ok_or_else(|| corrupt(&response_type))?;
     let targets = match endpoint {
         Some(endpoint) => {
             let exists = conn
@@ -223,7 +223,7 @@ impl Subscriptions {
         &mut self,
         conn: &mut Conn<'_>,
         instance: InstanceId,
-        response_type: ResponseType,
+        response_type: MessageType,
     ) -> StoreResult<Vec<EndpointId>> {
         let endpoints = match self.memo.entry(instance) {
             Entry::Occupied(known) => known.into_mut(),

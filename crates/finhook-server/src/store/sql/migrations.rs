@@ -41,6 +41,7 @@ pub const SQLITE: Folder = folder!("sqlite":
     "0012_client_certificates.sql",
     "0013_ledger.sql",
     "0014_certificate_watch.sql",
+    "0015_operational_events.sql",
 );
 
 /// `migrations/postgres`.
@@ -57,6 +58,7 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0010_client_certificates.sql",
     "0011_ledger.sql",
     "0012_certificate_watch.sql",
+    "0013_operational_events.sql",
 );
 
 /// The migrator for one folder.

@@ -32,7 +32,7 @@ async fn store_with_instance(url: &str) -> (SqlStore, InstanceId) {
 fn message(instance_id: InstanceId, n: u8) -> NewMessage {
     NewMessage {
         instance_id,
-        response_type: ResponseType::Kyc,
+        response_type: ResponseType::Kyc.into(),
         login_id: Some("L".into()),
         request_id: None,
         tag: None,
@@ -50,6 +50,7 @@ async fn a_failing_write_does_not_take_its_batch_down() {
     // An attempt for a delivery that does not exist breaks a foreign key.
     let orphan = AttemptResult {
         delivery_id: DeliveryId::generate(),
+        endpoint_id: finhook_core::ids::EndpointId::generate(),
         ledger: crate::store::LedgerSource {
             instance_id: instance,
             message_id: finhook_core::ids::MessageId::generate(),
