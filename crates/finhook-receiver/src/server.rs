@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
+use finhook_core::events::{EventBody, EventType};
 use finhook_core::flinks::{parse_callback, CallbackError, CallbackKeys, ParseLimits, ResponseType};
 use finhook_core::signing::{VerifyError, WEBHOOK_ID};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -18,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::forward::{ForwardError, Forwarder};
 use crate::html;
-use crate::store::{NewCallback, ReceiverStore, StoreError};
+use crate::store::{NewCallback, NewEvent, ReceiverStore, StoreError};
 use crate::verify::Verifier;
 
 /// The default largest webhook body: the same 32 MiB the finhook server accepts.
@@ -29,6 +30,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 pub struct Receipt {
     pub at: DateTime<Utc>,
     pub response_type: Option<ResponseType>,
+    /// Set instead of `response_type` for one of finhook's operational events.
+    pub event: Option<EventType>,
     pub login_id: Option<String>,
     pub tag: Option<String>,
     pub verdict: Verdict,
@@ -52,7 +55,7 @@ impl fmt::Display for Receipt {
             f,
             "{}  {:<17}  LoginId {:<36}  Tag {:<20}  {}",
             self.at.to_rfc3339_opts(SecondsFormat::Secs, true),
-            self.response_type.map(|t| t.as_str()).unwrap_or("-"),
+            self.response_type.map(|t| t.as_str()).or(self.event.map(EventType::as_str)).unwrap_or("-"),
             self.login_id.as_deref().map_or_else(|| "-".to_string(), inert),
             self.tag.as_deref().map_or_else(|| "-".to_string(), inert),
             verdict
@@ -196,6 +199,7 @@ impl IntoResponse for ReceiveError {
 pub fn router(receiver: Receiver) -> Router {
     Router::new()
         .route("/logins", get(list_logins))
+        .route("/events", get(list_events))
         .route("/logins/{login_id}", get(show_login))
         .route("/", get(html::index).post(receive))
         .route("/view/{login_id}", get(html::login))
@@ -218,21 +222,28 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bod
     let at = (receiver.now)();
     let result = accept(&receiver, &headers, body, at).await;
     let (receipt, response) = match result {
-        Ok((keys, duplicate)) => {
+        Ok((Received::Callback(keys), duplicate)) => {
             let verdict = if duplicate { Verdict::Duplicate } else { Verdict::Accepted };
             let receipt = Receipt {
                 at,
                 response_type: Some(keys.response_type),
+                event: None,
                 login_id: keys.login_id,
                 tag: keys.tag,
                 verdict,
             };
             (receipt, (StatusCode::OK, "ok").into_response())
         }
+        Ok((Received::Event(event), duplicate)) => {
+            let verdict = if duplicate { Verdict::Duplicate } else { Verdict::Accepted };
+            let receipt = Receipt { at, response_type: None, event: Some(event), login_id: None, tag: None, verdict };
+            (receipt, (StatusCode::OK, "ok").into_response())
+        }
         Err((keys, error)) => {
             let receipt = Receipt {
                 at,
                 response_type: keys.as_ref().map(|k| k.response_type),
+                event: None,
                 login_id: keys.as_ref().and_then(|k| k.login_id.clone()),
                 tag: keys.and_then(|k| k.tag),
                 verdict: Verdict::Rejected { status: error.status().as_u16(), reason: error.detail() },
@@ -248,6 +259,13 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bod
 
 type Rejected = (Option<CallbackKeys>, ReceiveError);
 
+/// What a webhook turned out to be.
+enum Received {
+    Callback(CallbackKeys),
+    /// One of finhook's operational events (sent to endpoints that subscribe to them).
+    Event(EventType),
+}
+
 /// Read, verify, parse, store, forward: a 200 follows only a durable write (and, with
 /// `--forward-to`, the app's acceptance).
 async fn accept(
@@ -255,7 +273,7 @@ async fn accept(
     headers: &HeaderMap,
     body: Body,
     at: DateTime<Utc>,
-) -> Result<(CallbackKeys, bool), Rejected> {
+) -> Result<(Received, bool), Rejected> {
     let limit = receiver.max_body_bytes;
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -266,8 +284,11 @@ async fn accept(
     };
     receiver.verifier.prepare(headers).await.map_err(|e| (None, ReceiveError::Keys(e)))?;
     receiver.verifier.verify(headers, &bytes, at.timestamp()).map_err(|e| (None, e.into()))?;
-    let keys = parse_callback(&bytes, receiver.limits).map_err(|e| (None, e.into()))?.keys();
     let webhook_id = headers.get(WEBHOOK_ID).and_then(|v| v.to_str().ok()).map(str::to_string);
+    if let Some(event) = EventBody::parse(&bytes) {
+        return accept_event(receiver, headers, bytes, webhook_id, event, at).await.map_err(|e| (None, e));
+    }
+    let keys = parse_callback(&bytes, receiver.limits).map_err(|e| (None, e.into()))?.keys();
     let new = NewCallback {
         dedup_key: dedup_key(webhook_id.as_deref(), &keys, &bytes),
         webhook_id,
@@ -284,7 +305,45 @@ async fn accept(
         forwarder.forward(headers, bytes).await.map_err(|e| (Some(keys.clone()), e.into()))?;
         receiver.store.mark_forwarded(stored.seq).await.map_err(|e| (Some(keys.clone()), e.into()))?;
     }
-    Ok((keys, stored.duplicate))
+    Ok((Received::Callback(keys), stored.duplicate))
+}
+
+/// Stores (and forwards) a verified operational event, deduplicated on `webhook-id`.
+async fn accept_event(
+    receiver: &Receiver,
+    headers: &HeaderMap,
+    bytes: bytes::Bytes,
+    webhook_id: Option<String>,
+    event: EventBody,
+    at: DateTime<Utc>,
+) -> Result<(Received, bool), ReceiveError> {
+    let event_type = event.event_type().ok_or(ReceiveError::BodyRead)?;
+    let dedup_key = match &webhook_id {
+        Some(id) => format!("wh:{id}"),
+        None => format!("ev:{}", finhook_core::secret::hex(&Sha256::digest(&bytes))),
+    };
+    let new = NewEvent {
+        dedup_key,
+        webhook_id,
+        event,
+        received_at: at,
+        body: bytes.to_vec(),
+        forwarded: receiver.forwarder.is_none(),
+    };
+    let stored = receiver.store.insert_event(&new).await?;
+    if let (Some(forwarder), false) = (&receiver.forwarder, stored.forwarded) {
+        forwarder.forward(headers, bytes).await?;
+        receiver.store.mark_event_forwarded(stored.seq).await?;
+    }
+    Ok((Received::Event(event_type), stored.duplicate))
+}
+
+/// `GET /events`: the last 100 operational events received, newest first.
+async fn list_events(State(receiver): State<Receiver>) -> Response {
+    match receiver.store.events(100).await {
+        Ok(events) => Json(events).into_response(),
+        Err(error) => ReceiveError::Store(error).into_response(),
+    }
 }
 
 /// `wh:<webhook-id>` when the sender gives one; else Flinks' natural key
@@ -325,6 +384,7 @@ mod tests {
         let receipt = Receipt {
             at: DateTime::from_timestamp(1_773_511_200, 0).unwrap_or_default(),
             response_type: Some(ResponseType::Kyc),
+            event: None,
             login_id: Some("c91cd0cf-7b4c-490b-8fd5-45e1c4cd451e".into()),
             tag: Some("applicant=APP-20931".into()),
             verdict: Verdict::Rejected { status: 401, reason: "bad signature".into() },
@@ -342,6 +402,7 @@ mod tests {
         let receipt = Receipt {
             at: DateTime::from_timestamp(1_773_511_200, 0).unwrap_or_default(),
             response_type: None,
+            event: None,
             login_id: Some(forged.into()),
             tag: Some(forged.into()),
             verdict: Verdict::Rejected { status: 400, reason: forged.into() },

@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use finhook_core::events::EventBody;
 use finhook_core::flinks::ResponseType;
 use serde_json::value::RawValue;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
@@ -41,7 +42,28 @@ pub struct NewCallback {
     pub forwarded: bool,
 }
 
-/// What storing a callback came to.
+/// A verified operational event of finhook's about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub dedup_key: String,
+    pub webhook_id: Option<String>,
+    pub event: EventBody,
+    pub received_at: DateTime<Utc>,
+    pub body: Vec<u8>,
+    pub forwarded: bool,
+}
+
+/// A stored event, as `GET /events` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub webhook_id: Option<String>,
+    pub received_at: DateTime<Utc>,
+    /// The event as sent: `type`, `instance`, `endpoint_id`, `message_id`, `at`, `data`.
+    pub event: Box<RawValue>,
+}
+
+/// What storing a callback (or an event) came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stored {
     pub seq: i64,
@@ -50,7 +72,7 @@ pub struct Stored {
     pub forwarded: bool,
 }
 
-/// The receiver's schema, embedded in the binary: `migrations/0001_init.sql` as the
+/// The receiver's schema, embedded in the binary: each of `migrations/*.sql` as the
 /// `sqlx::migrate!` macro would embed it (same version, description and checksum), written
 /// out so that sqlx's `macros` feature, a second build of sqlx for the host, is not needed.
 #[derive(Debug)]
@@ -62,7 +84,13 @@ impl MigrationSource<'static> for Schema {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send>>
     {
         let init = include_str!("../migrations/0001_init.sql");
-        Box::pin(async move { Ok(vec![Migration::new(1, "init".into(), MigrationType::Simple, init.into(), false)]) })
+        let events = include_str!("../migrations/0002_events.sql");
+        Box::pin(async move {
+            Ok(vec![
+                Migration::new(1, "init".into(), MigrationType::Simple, init.into(), false),
+                Migration::new(2, "events".into(), MigrationType::Simple, events.into(), false),
+            ])
+        })
     }
 }
 
@@ -117,6 +145,64 @@ impl ReceiverStore {
             .fetch_one(&self.writer)
             .await?;
         Ok(Stored { seq: row.try_get("seq")?, duplicate: true, forwarded: row.try_get("forwarded")? })
+    }
+
+    /// Stores an event unless its dedup key is known; either way, returns its row.
+    pub async fn insert_event(&self, event: &NewEvent) -> Result<Stored, StoreError> {
+        // An explicit transaction for the reason `insert` gives.
+        let mut tx = self.writer.begin().await?;
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO events (dedup_key, webhook_id, event_type, instance, endpoint_id, message_id, at, received_at,
+                                 body, forwarded)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (dedup_key) DO NOTHING RETURNING seq",
+        )
+        .bind(&event.dedup_key)
+        .bind(&event.webhook_id)
+        .bind(&event.event.event_type)
+        .bind(&event.event.instance)
+        .bind(&event.event.endpoint_id)
+        .bind(&event.event.message_id)
+        .bind(event.event.at.timestamp_millis())
+        .bind(event.received_at.timestamp_millis())
+        .bind(&event.body)
+        .bind(event.forwarded)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if let Some(seq) = inserted {
+            return Ok(Stored { seq, duplicate: false, forwarded: event.forwarded });
+        }
+        let row = sqlx::query("SELECT seq, forwarded FROM events WHERE dedup_key = ?")
+            .bind(&event.dedup_key)
+            .fetch_one(&self.writer)
+            .await?;
+        Ok(Stored { seq: row.try_get("seq")?, duplicate: true, forwarded: row.try_get("forwarded")? })
+    }
+
+    pub async fn mark_event_forwarded(&self, seq: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE events SET forwarded = 1 WHERE seq = ?").bind(seq).execute(&self.writer).await?;
+        Ok(())
+    }
+
+    /// The last `limit` events received, newest first.
+    pub async fn events(&self, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query("SELECT seq, webhook_id, received_at, body FROM events ORDER BY seq DESC LIMIT ?")
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let body: Vec<u8> = row.try_get("body")?;
+                let text = String::from_utf8(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok(StoredEvent {
+                    seq: row.try_get("seq")?,
+                    webhook_id: row.try_get("webhook_id")?,
+                    received_at: time_of(row.try_get("received_at")?)?,
+                    event: RawValue::from_string(text).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                })
+            })
+            .collect()
     }
 
     pub async fn mark_forwarded(&self, seq: i64) -> Result<(), StoreError> {
@@ -203,6 +289,8 @@ mod tests {
             .expect("migrations folder")
             .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(files, ["0001_init.sql"], "embed every new migration in `Schema`");
+        let mut files = files;
+        files.sort();
+        assert_eq!(files, ["0001_init.sql", "0002_events.sql"], "embed every new migration in `Schema`");
     }
 }

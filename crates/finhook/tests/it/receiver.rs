@@ -368,3 +368,49 @@ async fn finhook_listen_serves_tls_and_finhook_serve_verifies_it() {
     assert_eq!(message["deliveries"][0]["status"], "delivered", "{message}");
     listen.kill().await;
 }
+
+#[tokio::test]
+async fn finhooks_operational_events_are_verified_stored_once_and_kept_apart_from_the_logins() {
+    // The receiver checks `webhook-timestamp` against its own clock: the app's starts now.
+    let clock = finhook_server::clock::ManualClock::starting_at(Utc::now());
+    let app = spawn_app_with(Options { clock: Some(clock), ..Options::default() }).await;
+    app.create_instance("acme").await;
+    let down = TestReceiver::start(&[], Reply::Status(500)).await;
+    app.create_endpoint("acme", json!({ "url": down.url("/") })).await;
+    let watcher =
+        app.create_endpoint("acme", json!({ "url": "http://127.0.0.1:9/", "event_types": ["endpoint.failing"] })).await;
+    let secret = EndpointSecret::parse(watcher["secret"].as_str().expect("secret")).expect("secret");
+    let listener = spawn_listener(&secret, None).await;
+    let path = format!("/v1/instances/acme/endpoints/{}", watcher["id"].as_str().expect("id"));
+    let (status, _) = app.admin(reqwest::Method::PATCH, &path, Some(json!({ "url": listener.base }))).await;
+    assert_eq!(status, 200);
+    for _ in 0..5 {
+        app.ingest("acme", fixture("kyc.json")).await;
+    }
+    assert_eq!(app.deliver_due().await, 5);
+    assert_eq!(app.state.events.pass().await.expect("events").published, 1);
+    assert_eq!(app.deliver_due().await, 1);
+
+    let (status, events) = get_json(&format!("{}/events", listener.base)).await;
+    assert_eq!(status, 200, "{events}");
+    let events = events.as_array().expect("events").clone();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event"]["type"], "endpoint.failing");
+    assert_eq!(events[0]["event"]["data"]["failed_attempts_in_row"], 5);
+    let message_id = events[0]["webhook_id"].as_str().expect("webhook-id").to_string();
+    let (_, logins) = get_json(&format!("{}/logins", listener.base)).await;
+    assert_eq!(logins, json!([]), "events are not callbacks of a login");
+
+    // Sent again (a retry, a redelivery): stored once.
+    let redeliver = format!("/v1/instances/acme/messages/{message_id}/redeliver");
+    let (status, _) = app.admin(reqwest::Method::POST, &redeliver, None).await;
+    assert_eq!(status, 202);
+    assert_eq!(app.deliver_due().await, 1);
+    let (_, again) = get_json(&format!("{}/events", listener.base)).await;
+    assert_eq!(again.as_array().expect("events").len(), 1);
+    let receipts = listener.receipts.lock().expect("r").clone();
+    let seen: Vec<(Option<&str>, Verdict)> =
+        receipts.iter().map(|r| (r.event.map(|e| e.as_str()), r.verdict.clone())).collect();
+    assert_eq!(seen, [(Some("endpoint.failing"), Verdict::Accepted), (Some("endpoint.failing"), Verdict::Duplicate)]);
+    assert!(receipts[0].to_string().contains("endpoint.failing"), "{}", receipts[0]);
+}
