@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::session::{SessionOwner, COOKIE};
 use crate::app::AppState;
 use crate::http::{ApiError, Caller};
+use crate::store::events::Failing;
 use crate::store::{DeliveryStatus, MessageFilter};
 
 const PAGE_SIZE: u32 = 50;
@@ -165,7 +166,10 @@ pub async fn overview(State(state): State<AppState>, jar: CookieJar) -> Response
 struct EndpointRow {
     id: String,
     url: String,
-    enabled: bool,
+    /// Enabled, failing (and how), or disabled (and by whom).
+    state: String,
+    /// Failing, or disabled by finhook.
+    state_flagged: bool,
     types: String,
     retry: String,
     success: &'static str,
@@ -178,6 +182,28 @@ struct EndpointRow {
     certificate: String,
     /// Not valid, not checked yet, or expiring within 14 days.
     certificate_flagged: bool,
+}
+
+/// Whether an endpoint takes deliveries, and how they go, in a few words.
+fn state_text(endpoint: &crate::store::Endpoint, failing: Option<&Failing>) -> String {
+    if let Some(at) = endpoint.auto_disabled_at {
+        return format!("disabled by finhook at {} (every attempt failed too long)", time(at));
+    }
+    if !endpoint.enabled {
+        return "disabled".to_string();
+    }
+    match failing {
+        Some(run) => {
+            let last = match (run.last_status_code, run.last_error_class) {
+                (Some(status), _) => status.to_string(),
+                (None, Some(class)) => class.as_str().to_string(),
+                (None, None) => "unknown".to_string(),
+            };
+            let (count, plural) = (run.failed_attempts_in_row, if run.failed_attempts_in_row == 1 { "" } else { "s" });
+            format!("failing: {count} attempt{plural} in a row since {} (last: {last})", time(run.since))
+        }
+        None => "enabled".to_string(),
+    }
 }
 
 /// The server certificate of an endpoint, in a few words.
@@ -263,15 +289,18 @@ async fn instance_page(
         });
     }
     let now = state.clock.now();
+    let failing: std::collections::HashMap<_, _> =
+        state.store.failing_endpoints(Some(instance.id)).await?.into_iter().collect();
     let endpoints = state
         .store
         .list_endpoints(instance.id)
         .await?
         .into_iter()
         .map(|e| EndpointRow {
+            state: state_text(&e, failing.get(&e.id)),
+            state_flagged: e.auto_disabled_at.is_some() || (e.enabled && failing.contains_key(&e.id)),
             id: e.id.to_string(),
             url: e.url,
-            enabled: e.enabled,
             types: e
                 .event_types
                 .map_or("all".to_string(), |t| t.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")),

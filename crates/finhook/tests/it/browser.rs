@@ -179,6 +179,10 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     assert!(endpoints.contains("Signing") && endpoints.contains("hmac") && endpoints.contains("none"), "{endpoints}");
     assert!(endpoints.contains("not checked yet: could not check the certificate"), "{endpoints}");
     assert_eq!(browser.source().await.matches("class=\"certificate flagged\"").count(), 1, "only the unchecked one");
+    // The first endpoint's one attempt failed (500); the second is disabled by its owner.
+    assert!(endpoints.contains("failing: 1 attempt in a row since 2026-03-14T18:00:00Z (last: 500)"), "{endpoints}");
+    assert!(endpoints.contains("disabled"), "{endpoints}");
+    assert_eq!(browser.source().await.matches("class=\"state flagged\"").count(), 1, "only the failing one");
     let ledger = browser.text("#ledger").await;
     assert!(ledger.starts_with(&format!("Chain head at entry 1: {}.", head.hash)), "{ledger}");
     let messages = browser.text("#messages").await;
