@@ -57,7 +57,7 @@ enum EndpointsCommand {
     /// Create an endpoint; prints its signing secret once.
     Create {
         url: String,
-        /// Only these ResponseTypes (repeatable); default all.
+        /// Only these types (repeatable): KYC, GetAccountsDetail, Investments, or finhook's events (endpoint.failing, endpoint.recovered, endpoint.disabled, message.attempts_exhausted, certificate.expiring); default every callback and no event.
         #[arg(long = "event-type", value_name = "TYPE")]
         event_types: Vec<String>,
         #[arg(long)]
@@ -132,6 +132,7 @@ const ENDPOINT_COLUMNS: &[output::Column] = &[
     ("ID", "/id"),
     ("URL", "/url"),
     ("ENABLED", "/enabled"),
+    ("FAILED IN ROW", "/failing/failed_attempts_in_row"),
     ("SIGNING", "/signing"),
     ("TYPES", "/event_types"),
     ("ATTEMPTS", "/retry/max_attempts"),
