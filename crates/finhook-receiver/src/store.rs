@@ -137,11 +137,22 @@ impl ReceiverStore {
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.stored("callbacks", inserted, &callback.dedup_key, callback.forwarded).await
+    }
+
+    /// The row just inserted into `table` (`inserted`), or the one its dedup key found.
+    async fn stored(
+        &self,
+        table: &'static str,
+        inserted: Option<i64>,
+        dedup_key: &str,
+        forwarded: bool,
+    ) -> Result<Stored, StoreError> {
         if let Some(seq) = inserted {
-            return Ok(Stored { seq, duplicate: false, forwarded: callback.forwarded });
+            return Ok(Stored { seq, duplicate: false, forwarded });
         }
-        let row = sqlx::query("SELECT seq, forwarded FROM callbacks WHERE dedup_key = ?")
-            .bind(&callback.dedup_key)
+        let row = sqlx::query(&format!("SELECT seq, forwarded FROM {table} WHERE dedup_key = ?"))
+            .bind(dedup_key)
             .fetch_one(&self.writer)
             .await?;
         Ok(Stored { seq: row.try_get("seq")?, duplicate: true, forwarded: row.try_get("forwarded")? })
@@ -170,14 +181,7 @@ impl ReceiverStore {
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        if let Some(seq) = inserted {
-            return Ok(Stored { seq, duplicate: false, forwarded: event.forwarded });
-        }
-        let row = sqlx::query("SELECT seq, forwarded FROM events WHERE dedup_key = ?")
-            .bind(&event.dedup_key)
-            .fetch_one(&self.writer)
-            .await?;
-        Ok(Stored { seq: row.try_get("seq")?, duplicate: true, forwarded: row.try_get("forwarded")? })
+        self.stored("events", inserted, &event.dedup_key, event.forwarded).await
     }
 
     pub async fn mark_event_forwarded(&self, seq: i64) -> Result<(), StoreError> {

@@ -88,42 +88,30 @@ pub trait EventStore: Send + Sync {
 }
 
 impl NewEvent {
-    /// `endpoint.failing`: the endpoint's run of failed attempts reached the threshold.
-    pub fn failing(instance_id: InstanceId, endpoint: &EndpointId, failing: &Failing) -> Self {
+    /// An event about an endpoint's run of failed attempts: `endpoint.failing` (the run
+    /// reached the threshold), `endpoint.recovered` (an attempt succeeded after it was
+    /// reported) or `endpoint.disabled` (it lasted too long). Named after the run, so each
+    /// is told once per run.
+    pub fn of_run(
+        event_type: EventType,
+        instance_id: InstanceId,
+        endpoint: &EndpointId,
+        failing: &Failing,
+        at: DateTime<Utc>,
+    ) -> Self {
         Self {
             instance_id,
-            event_type: EventType::EndpointFailing,
-            key: format!("endpoint.failing/{endpoint}/{}", failing.since.timestamp_millis()),
-            endpoint_id: Some(endpoint.clone()),
-            message_id: None,
-            at: failing.last_failed_at,
-            data: failing_data(failing),
-        }
-    }
-
-    /// `endpoint.recovered`: an attempt succeeded after the run was reported failing.
-    pub fn recovered(instance_id: InstanceId, endpoint: &EndpointId, failing: &Failing, at: DateTime<Utc>) -> Self {
-        Self {
-            instance_id,
-            event_type: EventType::EndpointRecovered,
-            key: format!("endpoint.recovered/{endpoint}/{}", failing.since.timestamp_millis()),
+            event_type,
+            key: format!("{event_type}/{endpoint}/{}", failing.since.timestamp_millis()),
             endpoint_id: Some(endpoint.clone()),
             message_id: None,
             at,
-            data: failing_data(failing),
-        }
-    }
-
-    /// `endpoint.disabled`: every attempt failed for too long; the endpoint was disabled.
-    pub fn disabled(instance_id: InstanceId, endpoint: &EndpointId, failing: &Failing, at: DateTime<Utc>) -> Self {
-        Self {
-            instance_id,
-            event_type: EventType::EndpointDisabled,
-            key: format!("endpoint.disabled/{endpoint}/{}", failing.since.timestamp_millis()),
-            endpoint_id: Some(endpoint.clone()),
-            message_id: None,
-            at,
-            data: failing_data(failing),
+            data: serde_json::json!({
+                "failing_since": failing.since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "failed_attempts_in_row": failing.failed_attempts_in_row,
+                "last_status_code": failing.last_status_code,
+                "last_error_class": failing.last_error_class.map(ErrorClass::as_str),
+            }),
         }
     }
 
@@ -169,13 +157,4 @@ impl NewEvent {
             }),
         }
     }
-}
-
-fn failing_data(failing: &Failing) -> serde_json::Value {
-    serde_json::json!({
-        "failing_since": failing.since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "failed_attempts_in_row": failing.failed_attempts_in_row,
-        "last_status_code": failing.last_status_code,
-        "last_error_class": failing.last_error_class.map(ErrorClass::as_str),
-    })
 }

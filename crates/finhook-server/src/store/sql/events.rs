@@ -51,7 +51,13 @@ impl EventStore for SqlStore {
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
             let (endpoint, instance, failing) = failing_from(row)?;
-            events.push(NewEvent::failing(instance, &endpoint, &failing));
+            events.push(NewEvent::of_run(
+                EventType::EndpointFailing,
+                instance,
+                &endpoint,
+                &failing,
+                failing.last_failed_at,
+            ));
         }
         conn.execute_all(events.iter().map(queued).collect()).await?;
         tx.commit().await?;
@@ -84,7 +90,14 @@ impl EventStore for SqlStore {
                 .await?;
             conn.execute(sql("DELETE FROM endpoint_failures WHERE endpoint_id = $1").bind(endpoint.as_str())).await?;
             if changed == 1 {
-                conn.execute(queued(&NewEvent::disabled(instance, &endpoint, &failing, now))).await?;
+                conn.execute(queued(&NewEvent::of_run(
+                    EventType::EndpointDisabled,
+                    instance,
+                    &endpoint,
+                    &failing,
+                    now,
+                )))
+                .await?;
                 disabled.push(endpoint);
             }
         }
@@ -306,7 +319,7 @@ impl Tracking {
                 let (endpoint, instance, failing) = failing_from(row)?;
                 let at =
                     self.endpoints.get(&endpoint).and_then(|run| run.succeeded_at).unwrap_or(failing.last_failed_at);
-                writes.push(queued(&NewEvent::recovered(instance, &endpoint, &failing, at)));
+                writes.push(queued(&NewEvent::of_run(EventType::EndpointRecovered, instance, &endpoint, &failing, at)));
             }
         }
         for (endpoint, run) in &self.endpoints {
