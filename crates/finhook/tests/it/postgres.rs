@@ -448,3 +448,37 @@ async fn attempts_recorded_while_another_node_holds_the_chain_are_queued_then_ch
     assert_eq!((summary.first_seq, summary.last_seq), (1, 5));
     assert_eq!(one.state.store.ledger_queued().await.expect("queued"), 0);
 }
+
+/// Two nodes failing attempts to one endpoint at once count one run (every attempt, from
+/// either node), and both running the events pass at once tell it once.
+#[tokio::test]
+async fn two_nodes_count_one_run_of_failures_and_tell_it_once() {
+    let database = postgres_database().await;
+    let clock = ManualClock::starting_at(t0());
+    let (one, two) = (pg_app(&database, &clock).await, pg_app(&database, &clock).await);
+    let down = TestReceiver::start(&[], Reply::Status(500)).await;
+    let pager = TestReceiver::start(&[], Reply::Status(200)).await;
+    one.create_instance("acme").await;
+    let failing = one.create_endpoint("acme", json!({ "url": down.url("/") })).await;
+    two.create_endpoint("acme", json!({ "url": pager.url("/"), "event_types": ["endpoint.failing"] })).await;
+    const CALLBACKS: usize = 40;
+    for n in 0..CALLBACKS {
+        let node = if n % 2 == 0 { &one } else { &two };
+        node.ingest("acme", fixture("kyc.json")).await;
+    }
+    let (by_one, by_two) = tokio::join!(one.deliver_due(), two.deliver_due());
+    assert_eq!(by_one + by_two, CALLBACKS, "{by_one} + {by_two}");
+    let path = format!("/v1/instances/acme/endpoints/{}", failing["id"].as_str().expect("id"));
+    let (_, shown) = two.admin(Method::GET, &path, None).await;
+    assert_eq!(shown["failing"]["failed_attempts_in_row"], CALLBACKS, "{shown}");
+
+    let (a, b) = tokio::join!(one.state.events.pass(), two.state.events.pass());
+    let (a, b) = (a.expect("pass"), b.expect("pass"));
+    assert_eq!((a.reported_failing + b.reported_failing, a.published + b.published), (1, 1), "{a:?} {b:?}");
+    let (by_one, by_two) = tokio::join!(one.deliver_due(), two.deliver_due());
+    assert_eq!(by_one + by_two, 1);
+    let told = pager.wait_for(1).await;
+    let event: Value = serde_json::from_slice(&told[0].body).expect("json");
+    assert_eq!(event["data"]["failed_attempts_in_row"], CALLBACKS);
+    assert_eq!(pager.received().len(), 1, "told once");
+}

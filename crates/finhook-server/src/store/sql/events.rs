@@ -247,7 +247,10 @@ fn failing_from(row: &impl Cols) -> StoreResult<(EndpointId, InstanceId, Failing
 /// the same transaction after them (see [`crate::store::events`]).
 #[derive(Debug, Default)]
 pub(super) struct Tracking {
-    /// Per endpoint, in id order (so that two PostgreSQL nodes lock rows in one order).
+    /// Per endpoint, in id order, so that two PostgreSQL nodes' batches lock the rows of
+    /// the endpoints they share in one order. (A success's delete comes before the
+    /// failures' upserts, so two batches can still meet crosswise; PostgreSQL then aborts
+    /// one, and the group commit applies that batch again write by write.)
     endpoints: BTreeMap<EndpointId, Run>,
     /// Deliveries that failed their last attempt.
     exhausted: Vec<NewEvent>,
