@@ -240,6 +240,8 @@ pub struct DeliveryView {
     attempts_made: u32,
     next_attempt_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
+    /// A later delivery to the same endpoint (a redelivery) took its place; kept as history.
+    superseded: bool,
     attempts: Vec<AttemptView>,
 }
 
@@ -252,6 +254,7 @@ impl From<DeliveryRecord> for DeliveryView {
             attempts_made: d.attempts_made,
             next_attempt_at: d.next_attempt_at,
             created_at: d.created_at,
+            superseded: d.superseded,
             attempts: d.attempts.into_iter().map(AttemptView::from).collect(),
         }
     }

@@ -351,6 +351,8 @@ struct DeliveryRow {
     status: &'static str,
     attempts_made: u32,
     next_attempt_at: Option<String>,
+    /// A later round to the same endpoint took its place.
+    superseded: bool,
     attempts: Vec<AttemptRow>,
 }
 
@@ -411,6 +413,7 @@ async fn message_page(state: &AppState, caller: Caller, name: String, msg: Strin
                 status: d.status.as_str(),
                 attempts_made: d.attempts_made,
                 next_attempt_at: d.next_attempt_at.map(time),
+                superseded: d.superseded,
                 attempts: d
                     .attempts
                     .into_iter()

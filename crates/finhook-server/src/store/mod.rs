@@ -342,6 +342,9 @@ pub struct DeliveryRecord {
     pub attempts_made: u32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// A later delivery of the same message to the same endpoint (a redelivery) took its
+    /// place: kept as history, it no longer says the message's state there.
+    pub superseded: bool,
     pub attempts: Vec<AttemptRecord>,
 }
 

@@ -224,6 +224,7 @@ pub(crate) fn delivery_from(row: &impl Cols) -> StoreResult<DeliveryRecord> {
         attempts_made: small(row.int("attempts_made")?, "attempts_made")?,
         next_attempt_at: row.opt_int("next_attempt_at")?.map(time_of).transpose()?,
         created_at: time_of(row.int("created_at")?)?,
+        superseded: row.flag("superseded")?,
         attempts: Vec::new(),
     })
 }

@@ -202,7 +202,10 @@ impl Store for SqlStore {
             [DeliveryStatus::Pending, DeliveryStatus::Delivered, DeliveryStatus::Failed, DeliveryStatus::Cancelled]
         {
             let row = conn
-                .fetch_one(sql("SELECT count(*) AS n FROM deliveries WHERE status = $1").bind(status.as_str()))
+                .fetch_one(
+                    sql("SELECT count(*) AS n FROM deliveries WHERE status = $1 AND NOT superseded")
+                        .bind(status.as_str()),
+                )
                 .await?;
             deliveries_by_status.push((status, row.int("n")?));
         }

@@ -201,7 +201,8 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     browser.goto(&app.url(&format!("/dashboard/instances/acme/messages/{id}"))).await;
     let page = browser.source().await;
     assert_eq!(page.matches("class=\"status delivered\"").count(), 1, "the new round was delivered");
-    assert_eq!(page.matches("class=\"status pending\"").count(), 1, "the first round still awaits its retry");
+    assert_eq!(page.matches("class=\"status cancelled\"").count(), 1, "the first round's pending retry was cancelled");
+    assert_eq!(page.matches("superseded by a later round").count(), 1, "and it says why");
 
     // An instance key sees its own instance and nothing else.
     browser.click("header button").await;

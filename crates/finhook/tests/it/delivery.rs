@@ -424,3 +424,59 @@ async fn a_clock_jump_either_way_loses_nothing_and_sends_nothing_twice() {
     assert_eq!(attempts_of(&message).len(), 2);
     assert_eq!(receiver.received().len(), 2);
 }
+
+/// A message's state at an endpoint is its latest delivery's: once a redelivery succeeds,
+/// nothing counts it as failed any more (the status filter, the gauges); the failed round
+/// stays as history, marked superseded. Redelivering while a round waits for its retry
+/// cancels that round, so the receiver does not get it twice.
+#[tokio::test]
+async fn a_message_is_in_the_state_of_its_latest_delivery_everywhere() {
+    let app = spawn_app().await;
+    let receiver = TestReceiver::start(&[Reply::Status(500), Reply::Status(500)], Reply::Status(200)).await;
+    app.create_instance("acme").await;
+    let endpoint =
+        app.create_endpoint("acme", json!({ "url": receiver.url("/"), "retry": { "max_attempts": 1 } })).await;
+    let id = app.ingest("acme", fixture("kyc.json")).await;
+    assert_eq!(app.deliver_due().await, 1);
+    let count = |page: Value| page["data"].as_array().expect("data").len();
+    assert_eq!(count(app.messages("acme", "?status=failed").await), 1);
+    let gauge = |metrics: &str, status: &str| {
+        let series = format!("finhook_deliveries{{status=\"{status}\"}} ");
+        metrics.lines().find_map(|l| l.strip_prefix(series.as_str())?.trim().parse::<i64>().ok()).expect("gauge")
+    };
+    let metrics = app.http.get(app.url("/metrics")).send().await.expect("m").text().await.expect("text");
+    assert_eq!(gauge(&metrics, "failed"), 1);
+
+    let (status, _) = app.admin(Method::POST, &format!("/v1/instances/acme/messages/{id}/redeliver"), None).await;
+    assert_eq!(status, 202);
+    assert_eq!(app.deliver_due().await, 1, "the second round fails too (500)");
+    let (status, _) = app.admin(Method::POST, &format!("/v1/instances/acme/messages/{id}/redeliver"), None).await;
+    assert_eq!(status, 202);
+    assert_eq!(app.deliver_due().await, 1);
+    assert_eq!(count(app.messages("acme", "?status=failed").await), 0, "delivered now");
+    assert_eq!(count(app.messages("acme", "?status=delivered").await), 1);
+    let metrics = app.http.get(app.url("/metrics")).send().await.expect("m").text().await.expect("text");
+    assert_eq!((gauge(&metrics, "failed"), gauge(&metrics, "delivered")), (0, 1));
+    let deliveries = app.message("acme", &id).await["deliveries"].as_array().expect("d").clone();
+    let rounds: Vec<(&str, bool)> =
+        deliveries.iter().map(|d| (d["status"].as_str().expect("s"), d["superseded"].as_bool().expect("b"))).collect();
+    assert_eq!(rounds, [("failed", true), ("failed", true), ("delivered", false)], "history kept");
+
+    // A round waiting for its retry is cancelled by a redelivery: one copy, not two.
+    let path = format!("/v1/instances/acme/endpoints/{}", endpoint["id"].as_str().expect("id"));
+    app.admin(Method::PATCH, &path, Some(json!({ "retry": { "max_attempts": 3 } }))).await;
+    let slow = TestReceiver::start(&[Reply::Status(503)], Reply::Status(200)).await;
+    app.admin(Method::PATCH, &path, Some(json!({ "url": slow.url("/") }))).await;
+    let second = app.ingest("acme", fixture("kyc.json")).await;
+    assert_eq!(app.deliver_due().await, 1, "503: a retry in 30 minutes");
+    let (status, _) = app.admin(Method::POST, &format!("/v1/instances/acme/messages/{second}/redeliver"), None).await;
+    assert_eq!(status, 202);
+    assert_eq!(app.deliver_due().await, 1);
+    app.clock.advance(chrono::Duration::minutes(31));
+    assert_eq!(app.deliver_due().await, 0, "the cancelled round's retry is not made");
+    assert_eq!(slow.received().len(), 2);
+    let rounds = app.message("acme", &second).await["deliveries"].clone();
+    assert_eq!((rounds[0]["status"].as_str(), rounds[0]["superseded"].as_bool()), (Some("cancelled"), Some(true)));
+    assert_eq!(rounds[0]["next_attempt_at"], Value::Null);
+    assert_eq!(count(app.messages("acme", "?status=cancelled").await), 0, "a superseded round says nothing");
+}

@@ -8,7 +8,7 @@ use finhook_core::events::MessageType;
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 
 use super::SqlStore;
-use crate::store::db::{sql, Conn, Row, Sql};
+use crate::store::db::{placeholders, sql, Conn, Row, Sql};
 use crate::store::rows::*;
 use crate::store::{
     DeliveryRecord, Endpoint, IngestOutcome, InstanceId, MessageDetail, MessageFilter, MessageSummary, NewMessage,
@@ -27,13 +27,15 @@ pub(super) async fn list(
         .pools
         .read_all(
             sql("SELECT id, response_type, login_id, request_id, tag, created_at,
-                        (SELECT string_agg(status, ',' ORDER BY d.id) FROM deliveries d WHERE d.message_id = m.id) AS statuses
+                        (SELECT string_agg(status, ',' ORDER BY d.id) FROM deliveries d
+                         WHERE d.message_id = m.id AND NOT d.superseded) AS statuses
                  FROM messages m
                  WHERE instance_id = $1
                    AND ($2 IS NULL OR login_id = $2)
                    AND ($3 IS NULL OR response_type = $3)
                    AND ($4 IS NULL OR id < $4)
-                   AND ($5 IS NULL OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status = $5))
+                   AND ($5 IS NULL OR EXISTS (SELECT 1 FROM deliveries d
+                                              WHERE d.message_id = m.id AND d.status = $5 AND NOT d.superseded))
                  ORDER BY id DESC LIMIT $6")
             .bind(instance.0)
             .bind(&filter.login_id)
@@ -96,7 +98,7 @@ async fn detail_of(conn: &mut Conn<'_>, row: &Row) -> StoreResult<MessageDetail>
 async fn deliveries_of(conn: &mut Conn<'_>, message: &MessageId) -> StoreResult<Vec<DeliveryRecord>> {
     let rows = conn
         .fetch_all(
-            sql("SELECT id, endpoint_id, status, attempts_made, next_attempt_at, created_at
+            sql("SELECT id, endpoint_id, status, attempts_made, next_attempt_at, created_at, superseded
                  FROM deliveries WHERE message_id = $1 ORDER BY id")
             .bind(message.as_str()),
         )
@@ -156,9 +158,31 @@ pub(super) async fn redeliver(
         }
         None => Subscriptions::default().of(&mut conn, instance, response_type).await?,
     };
+    if !targets.is_empty() {
+        conn.execute(supersede(id, &targets, now)).await?;
+    }
     let ids = schedule_deliveries(&mut conn, id, &targets, now).await?;
     tx.commit().await?;
     Ok(Some(ids))
+}
+
+/// Marks the deliveries of `message` to `endpoints` superseded by the new round about to be
+/// scheduled: a message's state at an endpoint is its latest delivery's. One still pending
+/// is cancelled (the new round sends the message now; no second copy later); an attempt
+/// of it in flight is recorded and changes nothing (`record_set` leaves a cancelled
+/// delivery cancelled).
+fn supersede(message: &MessageId, endpoints: &[EndpointId], now: DateTime<Utc>) -> Sql {
+    sql(format!(
+        "UPDATE deliveries
+         SET superseded = TRUE, updated_at = $2,
+             status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END,
+             next_attempt_at = CASE WHEN status = 'pending' THEN NULL ELSE next_attempt_at END
+         WHERE message_id = $1 AND NOT superseded AND endpoint_id IN ({})",
+        placeholders(3, endpoints.len())
+    ))
+    .bind(message.as_str())
+    .bind(millis(now))
+    .bind_each(endpoints.iter().map(EndpointId::as_str))
 }
 
 /// Inserts pending deliveries of `message` to each endpoint, due at `now`.

@@ -42,6 +42,7 @@ pub const SQLITE: Folder = folder!("sqlite":
     "0013_ledger.sql",
     "0014_certificate_watch.sql",
     "0015_operational_events.sql",
+    "0016_superseded_deliveries.sql",
 );
 
 /// `migrations/postgres`.
@@ -59,6 +60,7 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0011_ledger.sql",
     "0012_certificate_watch.sql",
     "0013_operational_events.sql",
+    "0014_superseded_deliveries.sql",
 );
 
 /// The migrator for one folder.
