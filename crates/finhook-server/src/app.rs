@@ -57,6 +57,9 @@ pub struct AppState {
     /// Raises and publishes operational events (run every second by [`App::run`]; tests
     /// call its `pass`).
     pub events: Arc<crate::events::Events>,
+    /// Counts attempts for endpoint health (flushed every 10 s by [`App::run`]; tests call
+    /// its `flush`).
+    pub health: Arc<crate::health::HealthRecorder>,
 }
 
 /// Where the areas' routes meet: the API, the sandbox's Flinks-compatible routes and the
@@ -147,6 +150,7 @@ impl App {
         )?);
         let (dispatch, inbox) = Dispatch::new();
         let metrics = Arc::new(Metrics::new());
+        let health = Arc::new(crate::health::HealthRecorder::default());
         let worker = Worker::new(
             WorkerContext {
                 store: store.clone(),
@@ -161,6 +165,7 @@ impl App {
                     poll_interval: Duration::from_millis(settings.poll_interval_ms.max(10)),
                 },
                 metrics: metrics.clone(),
+                health: health.clone(),
             },
             inbox,
         );
@@ -189,6 +194,7 @@ impl App {
             },
         });
         let state = AppState {
+            health,
             events,
             store,
             clock,
@@ -279,7 +285,9 @@ impl App {
         let watch = self.state.certificates.clone();
         let certificates =
             self.tasks.spawn(crate::delivery::certificate::run(store.clone(), watch, stop.clone().cancelled_owned()));
-        let events = self.tasks.spawn(self.state.events.clone().run(stop.cancelled_owned()));
+        let events = self.tasks.spawn(self.state.events.clone().run(stop.clone().cancelled_owned()));
+        let health = self.state.health.clone().run(store.clone(), self.state.clock.clone(), stop.cancelled_owned());
+        let health = self.tasks.spawn(health);
         // `serve` stops every task of the tracker before it returns; what is left is to
         // say whether these ended by a panic.
         let served = self.serve(shutdown).await;
@@ -289,6 +297,7 @@ impl App {
             ("ledger", ledger),
             ("certificates", certificates),
             ("events", events),
+            ("endpoint health", health),
         ];
         for (name, task) in tasks {
             if let Err(error) = task.await {
@@ -304,6 +313,7 @@ impl App {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let stop = self.stop.clone();
         let store = self.state.store.clone();
+        let health = self.state.health.clone();
         let metrics = self.state.metrics.clone();
         let served = serve::serve(self.listener, router(self.state), self.limits, metrics, async move {
             tokio::select! {
@@ -315,8 +325,12 @@ impl App {
         self.stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;
-        // The delivery worker's last records are in: chain them before the store closes.
+        // The delivery worker's last records are in: chain them before the store closes,
+        // and store the last health counts.
         crate::ledger::pass(store.as_ref()).await;
+        if let Err(error) = health.flush(store.as_ref()).await {
+            tracing::warn!(error = %crate::http::ErrorChain(&error), "could not store the last endpoint health counts");
+        }
         // Last, once nothing of this app writes any more.
         store.close().await;
         served

@@ -14,6 +14,7 @@
 //! - [`retention`]: deleting finished messages (personal data) after the retention period.
 //! - [`events`]: operational events (endpoint failing, disabled, recovered; attempts
 //!   exhausted; certificate expiring) raised and published as messages.
+//! - [`health`]: counting each endpoint's attempts per minute for its health.
 //! - [`ledger`]: sealing recorded attempts into each instance's tamper-evident hash chain.
 //! - [`metrics`]: the Prometheus registry of one server.
 //! - [`clock`]: time as an injected dependency.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod dashboard;
 pub mod delivery;
 pub mod events;
+pub mod health;
 pub mod http;
 pub mod ingest;
 pub mod ledger;

@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
 use crate::store::{AttemptRecord, FailureKind, StoreStats};
+use finhook_core::ids::EndpointId;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TypeLabel {
@@ -40,6 +41,13 @@ pub struct InstanceLabel {
 pub struct EndpointLabel {
     pub instance: String,
     pub endpoint: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointOutcomeLabel {
+    pub instance: String,
+    pub endpoint: String,
+    pub outcome: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -78,6 +86,10 @@ pub struct Metrics {
     certificate_expiry: Family<EndpointLabel, Gauge>,
     client_certificate_expiry: Family<EndpointLabel, Gauge>,
     failed_in_row: Family<EndpointLabel, Gauge>,
+    endpoint_attempts: Family<EndpointOutcomeLabel, Counter>,
+    endpoint_attempt_seconds: Family<EndpointLabel, Histogram, fn() -> Histogram>,
+    endpoint_backlog: Family<EndpointLabel, Gauge>,
+    endpoint_oldest_due: Family<EndpointLabel, Gauge<f64, AtomicU64>>,
     events_published: Family<EventLabel, Counter>,
     events_queued: Gauge,
 }
@@ -190,8 +202,37 @@ impl Metrics {
             "Operational events waiting in the outbox to be published",
             events_queued.clone(),
         );
+        let endpoint_attempts = Family::<EndpointOutcomeLabel, Counter>::default();
+        registry.register(
+            "endpoint_attempts",
+            "Delivery attempts this node made, by instance, endpoint and outcome (success or failure)",
+            endpoint_attempts.clone(),
+        );
+        let endpoint_attempt_seconds: Family<EndpointLabel, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 4.0, 8)));
+        registry.register(
+            "endpoint_attempt_duration_seconds",
+            "Time from request to answer of this node's attempts, by instance and endpoint",
+            endpoint_attempt_seconds.clone(),
+        );
+        let endpoint_backlog = Family::<EndpointLabel, Gauge>::default();
+        registry.register(
+            "endpoint_backlog",
+            "Deliveries pending per endpoint (every node's), by instance and endpoint",
+            endpoint_backlog.clone(),
+        );
+        let endpoint_oldest_due = Family::<EndpointLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "endpoint_oldest_due_seconds",
+            "How long each endpoint's most overdue pending delivery has been due (0 when none is)",
+            endpoint_oldest_due.clone(),
+        );
         Self {
             registry,
+            endpoint_attempts,
+            endpoint_attempt_seconds,
+            endpoint_backlog,
+            endpoint_oldest_due,
             failed_in_row,
             events_published,
             events_queued,
@@ -249,13 +290,23 @@ impl Metrics {
         self.rejected.get_or_create(&StatusLabel { status: status.to_string() }).inc();
     }
 
-    pub fn attempt_made(&self, attempt: &AttemptRecord) {
+    pub fn attempt_made(&self, instance: &str, endpoint: &EndpointId, attempt: &AttemptRecord) {
+        let outcome = if attempt.succeeded { "success" } else { "failure" };
         let label = AttemptLabel {
-            outcome: if attempt.succeeded { "success" } else { "failure" }.to_string(),
+            outcome: outcome.to_string(),
             error_class: attempt.error_class.map(|c| c.as_str()).unwrap_or_default().to_string(),
         };
         self.attempts.get_or_create(&label).inc();
-        self.attempt_seconds.observe(attempt.latency_ms as f64 / 1000.0);
+        let seconds = attempt.latency_ms as f64 / 1000.0;
+        self.attempt_seconds.observe(seconds);
+        let (instance, endpoint) = (instance.to_string(), endpoint.to_string());
+        let by_endpoint = EndpointOutcomeLabel {
+            instance: instance.clone(),
+            endpoint: endpoint.clone(),
+            outcome: outcome.to_string(),
+        };
+        self.endpoint_attempts.get_or_create(&by_endpoint).inc();
+        self.endpoint_attempt_seconds.get_or_create(&EndpointLabel { instance, endpoint }).observe(seconds);
     }
 
     /// An operational event was stored as a message.
@@ -297,6 +348,14 @@ impl Metrics {
             self.failed_in_row.get_or_create(&label).set(i64::try_from(*count).unwrap_or(i64::MAX));
         }
         self.events_queued.set(i64::try_from(stats.events_queued).unwrap_or(i64::MAX));
+        self.endpoint_backlog.clear();
+        self.endpoint_oldest_due.clear();
+        for (instance, endpoint, backlog, oldest_due_at) in &stats.endpoint_backlogs {
+            let label = EndpointLabel { instance: instance.clone(), endpoint: endpoint.to_string() };
+            self.endpoint_backlog.get_or_create(&label).set(i64::try_from(*backlog).unwrap_or(i64::MAX));
+            let due = oldest_due_at.map_or(0.0, |due| (now - due).num_milliseconds().max(0) as f64 / 1000.0);
+            self.endpoint_oldest_due.get_or_create(&label).set(due);
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)

@@ -18,6 +18,8 @@ use crate::http::json::{double_option, ApiJson};
 use crate::http::{ApiError, Caller, Problem};
 use crate::store::certificate::CertificateReport;
 use crate::store::events::Failing;
+use crate::store::health::EndpointHealth;
+use crate::store::InstanceId;
 use crate::store::{ClientCertificateInfo, ClientIdentity, Endpoint, EndpointPatch, NewEndpoint, Signing, SuccessRule};
 
 /// How long a replaced secret keeps signing after a rotation.
@@ -108,6 +110,9 @@ pub struct EndpointView {
     auto_disabled_at: Option<DateTime<Utc>>,
     /// The run of failed attempts since the last success; `null` while attempts succeed.
     failing: Option<Failing>,
+    /// Success rate and latency over the last hour and day, the last outcome, the run of
+    /// failures and the backlog (counts reach the store within about 10 s).
+    health: EndpointHealth,
     signing: Signing,
     /// The client certificate presented on every attempt (its key is never shown).
     client_certificate: Option<ClientCertificateInfo>,
@@ -122,10 +127,11 @@ pub struct EndpointView {
 }
 
 impl EndpointView {
-    fn of(endpoint: Endpoint, secret: Option<&EndpointSecret>, failing: Option<Failing>) -> Self {
+    fn of(endpoint: Endpoint, secret: Option<&EndpointSecret>, (failing, health): Known) -> Self {
         Self {
             auto_disabled_at: endpoint.auto_disabled_at,
             failing,
+            health,
             id: endpoint.id,
             url: endpoint.url,
             description: endpoint.description,
@@ -143,10 +149,20 @@ impl EndpointView {
     }
 }
 
-/// The endpoint's run of failed attempts, if it is failing.
-async fn failing_of(state: &AppState, endpoint: &Endpoint) -> Result<Option<Failing>, ApiError> {
-    let failing = state.store.failing_endpoints(Some(endpoint.instance_id)).await?;
-    Ok(failing.into_iter().find(|(id, _)| *id == endpoint.id).map(|(_, run)| run))
+/// What is known of an endpoint's deliveries: its run of failures, and its health.
+type Known = (Option<Failing>, EndpointHealth);
+
+/// What is known of each endpoint of `instance`.
+async fn known_of(state: &AppState, instance: InstanceId) -> Result<HashMap<EndpointId, Known>, ApiError> {
+    let mut failing: HashMap<EndpointId, Failing> =
+        state.store.failing_endpoints(Some(instance)).await?.into_iter().collect();
+    let health = state.store.endpoint_health(Some(instance), state.clock.now()).await?;
+    Ok(health.into_iter().map(|(id, health)| (id.clone(), (failing.remove(&id), health))).collect())
+}
+
+/// What is known of one endpoint.
+async fn known_of_one(state: &AppState, endpoint: &Endpoint) -> Result<Known, ApiError> {
+    Ok(known_of(state, endpoint.instance_id).await?.remove(&endpoint.id).unwrap_or_default())
 }
 
 fn parse_event_types(types: Vec<String>) -> Result<Vec<MessageType>, ApiError> {
@@ -262,7 +278,7 @@ pub async fn create(
         endpoint.certificate = certificate;
     }
     tracing::info!(instance = %instance.name, endpoint = %endpoint.id, "endpoint created");
-    Ok((StatusCode::CREATED, Json(EndpointView::of(endpoint, Some(&secret), None))))
+    Ok((StatusCode::CREATED, Json(EndpointView::of(endpoint, Some(&secret), Known::default()))))
 }
 
 #[utoipa::path(get, path = "/v1/instances/{name}/endpoints", tag = "endpoints", params(("name" = String, Path, description = "the instance name")), responses((status = 200, body = Vec<EndpointView>), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
@@ -273,14 +289,13 @@ pub async fn list(
 ) -> Result<Json<Vec<EndpointView>>, ApiError> {
     let instance = caller.instance(&state, &name).await?;
     let endpoints = state.store.list_endpoints(instance.id).await?;
-    let mut failing: HashMap<EndpointId, Failing> =
-        state.store.failing_endpoints(Some(instance.id)).await?.into_iter().collect();
+    let mut known = known_of(&state, instance.id).await?;
     Ok(Json(
         endpoints
             .into_iter()
             .map(|e| {
-                let run = failing.remove(&e.id);
-                EndpointView::of(e, None, run)
+                let known = known.remove(&e.id).unwrap_or_default();
+                EndpointView::of(e, None, known)
             })
             .collect(),
     ))
@@ -295,7 +310,7 @@ pub async fn show(
     let instance = caller.instance(&state, &name).await?;
     let endpoint =
         state.store.endpoint(instance.id, &endpoint_id(&id)?).await?.ok_or(ApiError::NotFound("endpoint"))?;
-    let failing = failing_of(&state, &endpoint).await?;
+    let failing = known_of_one(&state, &endpoint).await?;
     Ok(Json(EndpointView::of(endpoint, None, failing)))
 }
 
@@ -343,7 +358,7 @@ pub async fn update(
         state.store.set_endpoint_certificate(&endpoint.id, certificate.as_ref()).await?;
         endpoint.certificate = certificate;
     }
-    let failing = failing_of(&state, &endpoint).await?;
+    let failing = known_of_one(&state, &endpoint).await?;
     Ok(Json(EndpointView::of(endpoint, None, failing)))
 }
 
@@ -377,6 +392,6 @@ pub async fn rotate_secret(
         return Err(ApiError::NotFound("endpoint"));
     }
     let endpoint = state.store.endpoint(instance.id, &id).await?.ok_or(ApiError::NotFound("endpoint"))?;
-    let failing = failing_of(&state, &endpoint).await?;
+    let failing = known_of_one(&state, &endpoint).await?;
     Ok(Json(EndpointView::of(endpoint, Some(&secret), failing)))
 }

@@ -79,6 +79,8 @@ pub struct WorkerContext {
     pub certificates: Arc<certificate::CertificateWatch>,
     pub settings: WorkerSettings,
     pub metrics: Arc<Metrics>,
+    /// Counts each attempt for its endpoint's health.
+    pub health: Arc<crate::health::HealthRecorder>,
 }
 
 /// Why a [`Worker::run_due`] round stopped.
@@ -402,7 +404,8 @@ async fn deliver(context: Arc<WorkerContext>, start: Start) -> Answered {
         outcome = result.new_status.as_str(),
         "attempt made"
     );
-    context.metrics.attempt_made(&result.attempt);
+    context.metrics.attempt_made(&endpoint.instance_name, &delivery.endpoint_id, &result.attempt);
+    context.health.record(&delivery.endpoint_id, &result.attempt);
     let reach = match (result.attempt.status_code, result.attempt.error_class) {
         (Some(_), _) => Reach::Answered,
         (None, Some(ErrorClass::Timeout | ErrorClass::Connect)) => Reach::Unreachable,

@@ -21,6 +21,7 @@ pub mod certificate;
 pub mod db;
 mod error;
 pub mod events;
+pub mod health;
 pub mod identity;
 pub mod ledger;
 pub mod queue;
@@ -361,6 +362,8 @@ pub struct MessageDetail {
 pub struct DispatchEndpoint {
     pub id: EndpointId,
     pub instance_id: InstanceId,
+    /// The instance's name, for the metrics' labels.
+    pub instance_name: String,
     pub url: String,
     pub retry: RetryPolicy,
     pub success: SuccessRule,
@@ -455,6 +458,9 @@ pub struct StoreStats {
     pub failing_endpoints: Vec<(String, EndpointId, u64)>,
     /// Operational events waiting in the outbox.
     pub events_queued: u64,
+    /// Per endpoint with deliveries pending: instance, endpoint, how many, and when the
+    /// most overdue fell due (`None` when none is due yet).
+    pub endpoint_backlogs: Vec<(String, EndpointId, u64, Option<DateTime<Utc>>)>,
     /// Recorded attempts not yet chained into the ledger.
     pub ledger_queued: u64,
     /// Each enabled endpoint's server certificate expiry (as last seen): instance name,
@@ -471,6 +477,7 @@ pub trait Store:
     + sandbox::SandboxStore
     + ledger::LedgerStore
     + events::EventStore
+    + health::HealthStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -13,6 +13,7 @@
 mod batch;
 mod endpoints;
 mod events;
+mod health;
 mod instance_cache;
 mod ledger;
 mod messages;
@@ -244,7 +245,24 @@ impl Store for SqlStore {
                 Ok((row.text("name")?, id, row.int("failures_in_row")?.max(0).unsigned_abs()))
             })
             .collect::<StoreResult<Vec<_>>>()?;
+        let backlogs = self
+            .pools
+            .read_all(sql("SELECT i.name, d.endpoint_id, count(*) AS n, min(d.next_attempt_at) AS due
+                 FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id JOIN instances i ON i.id = e.instance_id
+                 WHERE d.status = 'pending'
+                 GROUP BY i.name, d.endpoint_id
+                 ORDER BY i.name, d.endpoint_id"))
+            .await?;
+        let endpoint_backlogs = backlogs
+            .iter()
+            .map(|row| {
+                let id = EndpointId::parse(&row.text("endpoint_id")?).map_err(corrupt)?;
+                let due = row.opt_int("due")?.map(time_of).transpose()?.filter(|due| *due <= now);
+                Ok((row.text("name")?, id, row.int("n")?.max(0).unsigned_abs(), due))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(StoreStats {
+            endpoint_backlogs,
             failing_endpoints,
             events_queued: self.events_queued().await?,
             messages,

@@ -21,6 +21,8 @@ mod delivery;
 mod events;
 #[path = "fairness.rs"]
 mod fairness;
+#[path = "health.rs"]
+mod health;
 #[path = "ingest.rs"]
 mod ingest;
 #[path = "ledger.rs"]

@@ -43,6 +43,7 @@ pub const SQLITE: Folder = folder!("sqlite":
     "0014_certificate_watch.sql",
     "0015_operational_events.sql",
     "0016_superseded_deliveries.sql",
+    "0017_endpoint_minutes.sql",
 );
 
 /// `migrations/postgres`.
@@ -61,6 +62,7 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0012_certificate_watch.sql",
     "0013_operational_events.sql",
     "0014_superseded_deliveries.sql",
+    "0015_endpoint_minutes.sql",
 );
 
 /// The migrator for one folder.

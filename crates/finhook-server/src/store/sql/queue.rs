@@ -128,12 +128,19 @@ impl DeliveryQueue for SqlStore {
     async fn dispatch_endpoint(&self, id: &EndpointId, now: DateTime<Utc>) -> StoreResult<Option<DispatchEndpoint>> {
         let Some(row) = self
             .pools
-            .read_optional(sql(format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = $1")).bind(id.as_str()))
+            .read_optional(
+                sql(format!(
+                    "SELECT {ENDPOINT_COLUMNS}, (SELECT name FROM instances i WHERE i.id = endpoints.instance_id) AS instance_name
+                     FROM endpoints WHERE id = $1"
+                ))
+                .bind(id.as_str()),
+            )
             .await?
         else {
             return Ok(None);
         };
         let endpoint = endpoint_from(&row)?;
+        let instance_name = row.text("instance_name")?;
         // The current secret first: it is the one without an end.
         let secrets = self
             .pools
@@ -166,6 +173,7 @@ impl DeliveryQueue for SqlStore {
             signing_keys,
             id: endpoint.id,
             instance_id: endpoint.instance_id,
+            instance_name,
             url: endpoint.url,
             retry: endpoint.retry,
             success: endpoint.success,
