@@ -16,6 +16,8 @@ fn cell(value: &Value) -> String {
         Value::Null => "-".to_string(),
         Value::String(s) => inert(s).into_owned(),
         Value::Array(items) => items.iter().map(cell).collect::<Vec<_>>().join(", "),
+        // A rate: three decimals are plenty.
+        Value::Number(n) if n.is_f64() => format!("{:.3}", n.as_f64().unwrap_or_default()),
         other => other.to_string(),
     }
 }

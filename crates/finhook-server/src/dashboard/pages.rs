@@ -170,6 +170,8 @@ struct EndpointRow {
     state: String,
     /// Failing, or disabled by finhook.
     state_flagged: bool,
+    /// The last hour's success rate and latency, and the backlog.
+    health: String,
     types: String,
     retry: String,
     success: &'static str,
@@ -204,6 +206,18 @@ fn state_text(endpoint: &crate::store::Endpoint, failing: Option<&Failing>) -> S
         }
         None => "enabled".to_string(),
     }
+}
+
+/// The last hour of an endpoint's attempts and its backlog, in a few words.
+fn health_text(health: &crate::store::health::EndpointHealth) -> String {
+    let hour = &health.last_hour;
+    let attempts = match (hour.success_rate, hour.latency_p99_ms) {
+        (Some(rate), Some(p99)) => {
+            format!("{:.1} % of {} attempts succeeded, p99 ≤ {p99} ms", rate * 100.0, hour.attempts)
+        }
+        _ => "no attempts".to_string(),
+    };
+    format!("{attempts}; backlog {}", health.backlog)
 }
 
 /// The server certificate of an endpoint, in a few words.
@@ -291,6 +305,8 @@ async fn instance_page(
     let now = state.clock.now();
     let failing: std::collections::HashMap<_, _> =
         state.store.failing_endpoints(Some(instance.id)).await?.into_iter().collect();
+    let health: std::collections::HashMap<_, _> =
+        state.store.endpoint_health(Some(instance.id), now).await?.into_iter().collect();
     let endpoints = state
         .store
         .list_endpoints(instance.id)
@@ -299,6 +315,7 @@ async fn instance_page(
         .map(|e| EndpointRow {
             state: state_text(&e, failing.get(&e.id)),
             state_flagged: e.auto_disabled_at.is_some() || (e.enabled && failing.contains_key(&e.id)),
+            health: health.get(&e.id).map(health_text).unwrap_or_default(),
             id: e.id.to_string(),
             url: e.url,
             types: e

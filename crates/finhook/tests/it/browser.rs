@@ -157,6 +157,7 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     app.create_endpoint("acme", json!({ "url": format!("https://localhost:{closed}/hook"), "enabled": false })).await;
     let id = app.ingest("acme", serde_json::to_vec(&kyc).expect("bytes")).await;
     assert_eq!(app.deliver_due().await, 1);
+    app.state.health.flush(app.state.store.as_ref()).await.expect("health counts");
     let head = app.state.store.ledger_heads().await.expect("heads").pop().expect("acme's head");
 
     let browser = Browser::start().await;
@@ -183,6 +184,9 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     assert!(endpoints.contains("failing: 1 attempt in a row since 2026-03-14T18:00:00Z (last: 500)"), "{endpoints}");
     assert!(endpoints.contains("disabled"), "{endpoints}");
     assert_eq!(browser.source().await.matches("class=\"state flagged\"").count(), 1, "only the failing one");
+    // The last hour: the one attempt failed, and its delivery waits for the retry.
+    assert!(endpoints.contains("0.0 % of 1 attempts succeeded, p99 ≤ "), "{endpoints}");
+    assert!(endpoints.contains("; backlog 1"), "{endpoints}");
     let ledger = browser.text("#ledger").await;
     assert!(ledger.starts_with(&format!("Chain head at entry 1: {}.", head.hash)), "{ledger}");
     let messages = browser.text("#messages").await;

@@ -89,6 +89,9 @@ async fn the_admin_client_manages_instances_endpoints_and_messages() {
     assert_eq!(serde_json::from_str::<Value>(&ed.stdout).expect("json")["signing"], "ed25519", "{}", ed.stderr);
     let table = finhook(&app, &["endpoints", "list", "--instance", "acme"]).await;
     assert!(table.stdout.contains("SIGNING") && table.stdout.contains("ed25519"), "{}", table.stdout);
+    for heading in ["OK 1H", "P99 MS 1H", "LAST", "FAILED IN ROW", "BACKLOG"] {
+        assert!(table.stdout.contains(heading), "{heading}: {}", table.stdout);
+    }
     let bad =
         finhook(&app, &["endpoints", "create", &receiver.url("/x"), "--instance", "acme", "--signing", "rsa"]).await;
     assert_eq!(bad.code, Some(2), "{}", bad.stderr);

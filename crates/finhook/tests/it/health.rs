@@ -81,3 +81,35 @@ async fn an_endpoints_health_says_how_its_attempts_went_and_what_waits() {
     app.clock.advance(Duration::hours(24));
     assert_eq!(health(&app, &id).await["last_day"]["attempts"], 0);
 }
+
+/// The example rules (`docs/alerts/finhook.rules.yml`) name only metric families the server
+/// registers (empty families print nothing, so the registrations are read, and the ones
+/// every server prints are checked in a scrape too).
+#[tokio::test]
+async fn the_example_alert_rules_name_only_metrics_finhook_exports() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let rules = std::fs::read_to_string(format!("{root}/docs/alerts/finhook.rules.yml")).expect("the rules file");
+    let source = std::fs::read_to_string(format!("{root}/crates/finhook-server/src/metrics.rs")).expect("metrics.rs");
+    let mut named = std::collections::BTreeSet::new();
+    for (start, _) in rules.match_indices("finhook_") {
+        let name: String =
+            rules[start..].chars().take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_').collect();
+        let family = ["_total", "_bucket", "_count", "_sum"].iter().find_map(|suffix| name.strip_suffix(suffix));
+        named.insert(family.unwrap_or(&name).to_string());
+    }
+    assert!(named.len() >= 8, "{named:?}");
+    let unregistered: Vec<&String> = named
+        .iter()
+        .filter(|name| {
+            let registered = format!("register(\n            \"{}\"", &name["finhook_".len()..]);
+            let inline = format!("register(\"{}\"", &name["finhook_".len()..]);
+            !source.contains(&registered) && !source.contains(&inline)
+        })
+        .collect();
+    assert!(unregistered.is_empty(), "the rules name metrics finhook does not register: {unregistered:?}");
+    let app = spawn_app_with(Options::default()).await;
+    let metrics = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    for always in ["finhook_delivery_lag_seconds", "finhook_events_queued", "finhook_ledger_queued"] {
+        assert!(named.contains(always) && metrics.contains(&format!("# TYPE {always} gauge")), "{always}");
+    }
+}
