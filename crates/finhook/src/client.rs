@@ -15,6 +15,16 @@ pub struct ServerArgs {
     pub key: Option<String>,
 }
 
+/// What went wrong at the bottom of an error's chain ("Connection refused (os error 111)"),
+/// rather than reqwest's "error sending request for url".
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
 #[derive(Debug)]
 pub struct Client {
     http: reqwest::Client,
@@ -25,6 +35,13 @@ pub struct Client {
 impl Client {
     pub fn new(args: &ServerArgs) -> Result<Self, String> {
         let key = args.key.clone().ok_or("give the API key with --key or FINHOOK_ADMIN_KEY")?;
+        let url = reqwest::Url::parse(&args.server).ok().filter(|url| matches!(url.scheme(), "http" | "https"));
+        if url.is_none_or(|url| url.host_str().is_none()) {
+            return Err(format!(
+                "--server must be the server's URL with its scheme, such as http://127.0.0.1:7700 (got {:?})",
+                args.server
+            ));
+        }
         Ok(Self { http: reqwest::Client::new(), base: args.server.trim_end_matches('/').to_string(), key })
     }
 
@@ -42,10 +59,9 @@ impl Client {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("could not reach {}: {e}; is `finhook serve` running there?", self.base))?;
+        let response = request.send().await.map_err(|e| {
+            format!("could not reach {}: {}; is `finhook serve` running there?", self.base, root_cause(&e))
+        })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);

@@ -27,6 +27,13 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 pub struct Ingested {
     #[schema(value_type = String, example = "msg_01JD0000000000000000000000")]
     message_id: MessageId,
+    /// Deliveries scheduled: one per enabled endpoint that takes the callback's type (0 for
+    /// an idempotent replay).
+    deliveries: usize,
+    /// Set when the callback is stored but no endpoint takes it: nothing will be sent
+    /// unless an endpoint is added and the message redelivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
 }
 
 #[utoipa::path(post, path = "/v1/instances/{name}/callbacks", tag = "messages", params(("name" = String, Path, description = "the instance name"),
@@ -88,7 +95,14 @@ async fn accept(
     if !accepted.replayed {
         state.metrics.callback_ingested(accepted.response_type.as_str());
     }
-    let mut response = (StatusCode::ACCEPTED, Json(Ingested { message_id: accepted.message_id })).into_response();
+    let warning = (!accepted.replayed && accepted.deliveries == 0).then(|| {
+        format!(
+            "stored, but no enabled endpoint of this instance takes {}: nothing will be sent until one does and the message is redelivered",
+            accepted.response_type
+        )
+    });
+    let ingested = Ingested { message_id: accepted.message_id, deliveries: accepted.deliveries, warning };
+    let mut response = (StatusCode::ACCEPTED, Json(ingested)).into_response();
     if accepted.replayed {
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }

@@ -399,7 +399,7 @@ async fn deliver(context: Arc<WorkerContext>, start: Start) -> Answered {
         message = %delivery.message_id,
         endpoint = %delivery.endpoint_id,
         attempt = delivery.attempt_number,
-        status = ?result.attempt.status_code,
+        status = result.attempt.status_code,
         error_class = result.attempt.error_class.map(ErrorClass::as_str),
         outcome = result.new_status.as_str(),
         "attempt made"

@@ -213,3 +213,28 @@ async fn an_endpoint_with_a_certificate_that_is_not_valid_needs_no_verify() {
     let stored: Value = serde_json::from_str(&stored.stdout).expect("json");
     assert_eq!(stored["certificate"]["chain_valid"], false, "{stored}");
 }
+
+/// A `--server` without its scheme, and a server that is not there, are said plainly.
+#[tokio::test]
+async fn a_bad_server_url_and_a_server_not_there_are_said_plainly() {
+    let run = |server: String| async move {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_finhook"))
+            .args(["instances", "list", "--server", &server])
+            .env("FINHOOK_ADMIN_KEY", ADMIN_KEY)
+            .output()
+            .await
+            .expect("run finhook");
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let (code, stderr) = run("127.0.0.1:7790".into()).await;
+    assert_eq!(code, Some(2), "a usage error");
+    assert!(
+        stderr.contains("--server must be the server's URL with its scheme, such as http://127.0.0.1:7700"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("builder error"), "{stderr}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("addr").port();
+    let (code, stderr) = run(format!("http://127.0.0.1:{closed}")).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.to_lowercase().contains("connection refused"), "{stderr}");
+}

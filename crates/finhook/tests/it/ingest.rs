@@ -275,3 +275,23 @@ async fn an_instance_over_its_storage_quota_gets_507_and_the_others_do_not_notic
     assert_eq!(app.ingest_raw("acme", small, None).await.status().as_u16(), 202);
     assert_eq!(app.ingest_raw("quiet", kyc, None).await.status().as_u16(), 202);
 }
+
+#[tokio::test]
+async fn a_callback_no_endpoint_takes_is_stored_and_the_answer_says_so() {
+    let app = spawn_app().await;
+    app.create_instance("acme").await;
+    let response = app.ingest_raw("acme", fixture("kyc.json"), None).await;
+    assert_eq!(response.status().as_u16(), 202);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["deliveries"], 0);
+    let warning = body["warning"].as_str().expect("a warning");
+    assert!(warning.contains("no enabled endpoint of this instance takes KYC"), "{warning}");
+
+    let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
+    app.create_endpoint("acme", json!({ "url": receiver.url("/"), "event_types": ["GetAccountsDetail"] })).await;
+    let kyc: Value = app.ingest_raw("acme", fixture("kyc.json"), None).await.json().await.expect("json");
+    assert!(kyc["warning"].as_str().is_some(), "an endpoint that takes other types does not count: {kyc}");
+    let taken: Value =
+        app.ingest_raw("acme", fixture("get_accounts_detail.json"), None).await.json().await.expect("json");
+    assert_eq!((taken["deliveries"].as_u64(), taken.get("warning")), (Some(1), None), "{taken}");
+}
