@@ -29,7 +29,7 @@ use crate::store::sql::SqlStore;
 use crate::store::{Store, StoreError};
 use finhook_core::seal::SealingKey;
 
-const ADMIN_KEY_SETTING: &str = "admin_key_hash";
+const ADMIN_KEY_SETTING: &str = crate::http::admin_key::SETTING;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -39,8 +39,8 @@ pub struct AppState {
     pub targets: Arc<TargetPolicy>,
     /// Looks at endpoints' server certificates.
     pub certificates: Arc<crate::delivery::certificate::CertificateWatch>,
-    /// The hash of the admin key; the key itself is never held.
-    pub admin_key_hash: KeyHash,
+    /// The hash of the admin key (the key itself is never held), as this node last read it.
+    pub admin_key: Arc<crate::http::admin_key::AdminKeyHash>,
     /// Hands new deliveries to the delivery worker, and asks it to rescan the store.
     pub dispatch: Dispatch,
     pub max_body_bytes: usize,
@@ -200,7 +200,10 @@ impl App {
             clock,
             targets,
             certificates,
-            admin_key_hash,
+            admin_key: Arc::new(crate::http::admin_key::AdminKeyHash::new(
+                admin_key_hash,
+                matches!(admin_key, AdminKey::FromSettings),
+            )),
             dispatch,
             max_body_bytes: settings.max_body_bytes,
             instance_quota_bytes: settings.instance_quota_bytes,
@@ -350,11 +353,18 @@ pub async fn open_store(url: &str, sealing: Option<SealingKey>) -> Result<Arc<dy
     }
 }
 
+/// The admin key: the one the settings give (its hash stored, so that a start without it
+/// keeps it), else the one stored, else a new one (stored, and shown once).
 async fn settle_admin_key(store: &dyn Store, settings: &Settings) -> Result<(KeyHash, AdminKey), StoreError> {
+    let stored = store.setting(ADMIN_KEY_SETTING).await?;
     if let Some(key) = &settings.admin_key {
-        return Ok((KeyHash::of(&key.0), AdminKey::FromSettings));
+        let hash = KeyHash::of(&key.0);
+        if stored.as_deref() != Some(hash.as_str()) {
+            store.put_setting(ADMIN_KEY_SETTING, hash.as_str()).await?;
+        }
+        return Ok((hash, AdminKey::FromSettings));
     }
-    if let Some(hash) = store.setting(ADMIN_KEY_SETTING).await? {
+    if let Some(hash) = stored {
         return Ok((KeyHash::from_stored(hash), AdminKey::Stored));
     }
     let key = ApiKey::generate();

@@ -72,6 +72,8 @@ enum Command {
     Trigger(commands::trigger::TriggerArgs),
     /// Manage instances through the HTTP API.
     Instances(commands::admin::InstancesArgs),
+    /// Rotate the admin key.
+    AdminKey(commands::admin::AdminKeyArgs),
     /// Manage an instance's webhook endpoints.
     Endpoints(commands::admin::EndpointsArgs),
     /// Inspect and redeliver an instance's messages.
@@ -96,6 +98,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::run(args),
         Command::BenchFloorServer(args) => commands::bench::floor::serve(args),
         Command::Instances(args) => commands::admin::instances(args),
+        Command::AdminKey(args) => commands::admin::admin_key(args),
         Command::Endpoints(args) => commands::admin::endpoints(args),
         Command::Messages(args) => commands::admin::messages(args),
         Command::Ledger(args) => commands::ledger::run(args),

@@ -2,6 +2,7 @@
 //! one module per resource. Handlers stay thin: extract, authorize, call one store or
 //! service function, map. The routes meet the other areas' in [`crate::app`].
 
+mod admin_key;
 mod endpoints;
 mod instances;
 mod ledger;
@@ -22,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi::document))
+        .route("/v1/admin-key/rotate", post(admin_key::rotate))
         .route("/v1/instances", post(instances::create).get(instances::list))
         .route(instance, get(instances::show).patch(instances::update))
         .route(&format!("{instance}/rotate-key"), post(instances::rotate_key))

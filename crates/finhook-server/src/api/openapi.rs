@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{endpoints, instances, ledger, messages, signing_keys};
+use super::{admin_key, endpoints, instances, ledger, messages, signing_keys};
 use crate::sandbox::trigger;
 
 #[derive(OpenApi)]
@@ -14,6 +14,7 @@ use crate::sandbox::trigger;
     paths(
         super::healthz,
         super::metrics,
+        admin_key::rotate,
         instances::create,
         instances::list,
         instances::show,

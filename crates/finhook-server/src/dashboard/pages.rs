@@ -89,7 +89,11 @@ pub struct LoginForm {
 
 pub async fn login(State(state): State<AppState>, jar: CookieJar, Form(form): Form<LoginForm>) -> Response {
     let hash = KeyHash::of(form.key.trim());
-    let owner = if hash == state.admin_key_hash {
+    let admin = match state.admin_key.matches(state.store.as_ref(), &hash).await {
+        Ok(admin) => admin,
+        Err(error) => return failure(error.into()),
+    };
+    let owner = if admin {
         Some(SessionOwner::Admin)
     } else {
         match state.store.instance_by_key_hash(&hash).await {

@@ -40,6 +40,11 @@ impl Sessions {
         live.get(token).filter(|(_, expires)| *expires > now).map(|(owner, _)| owner.clone())
     }
 
+    /// Ends every admin session (the admin key changed).
+    pub fn close_admin(&self) {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (owner, _)| *owner != SessionOwner::Admin);
+    }
+
     pub fn close(&self, token: &str) {
         self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(token);
     }

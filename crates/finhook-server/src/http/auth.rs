@@ -29,7 +29,7 @@ impl FromRequestParts<AppState> for Caller {
             .filter(|key| !key.is_empty())
             .ok_or(ApiError::Unauthorized)?;
         let hash = KeyHash::of(key);
-        if hash == state.admin_key_hash {
+        if state.admin_key.matches(state.store.as_ref(), &hash).await? {
             return Ok(Caller::Admin);
         }
         match state.store.instance_by_key_hash(&hash).await? {

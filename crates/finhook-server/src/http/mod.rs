@@ -5,6 +5,7 @@
 //! loop with its timeouts and connection limit. The areas depend on this module, never on
 //! each other.
 
+pub mod admin_key;
 mod auth;
 pub mod bodies;
 pub(crate) mod json;

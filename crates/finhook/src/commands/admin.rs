@@ -36,6 +36,25 @@ enum InstancesCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct AdminKeyArgs {
+    #[command(subcommand)]
+    command: AdminKeyCommand,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminKeyCommand {
+    /// Make a new admin key (with the current one in --key or FINHOOK_ADMIN_KEY); prints it
+    /// once, and the old one stops working. Not when the server takes its key from
+    /// FINHOOK_ADMIN_KEY: change it there.
+    Rotate,
+}
+
+#[derive(Debug, Args)]
 pub struct EndpointsArgs {
     #[command(subcommand)]
     command: EndpointsCommand,
@@ -184,6 +203,26 @@ pub fn instances(args: InstancesArgs) -> ExitCode {
                 let created =
                     client.call(Method::POST, "/v1/instances", Some(json!({ "name": name, "mode": mode }))).await?;
                 output::object(&created, json);
+            }
+        }
+        Ok(())
+    })
+}
+
+#[allow(clippy::print_stdout)]
+pub fn admin_key(args: AdminKeyArgs) -> ExitCode {
+    let json = args.json;
+    run_with(&args.server, async move |client| {
+        match args.command {
+            AdminKeyCommand::Rotate => {
+                let rotated = client.call(Method::POST, "/v1/admin-key/rotate", None).await?;
+                if json {
+                    println!("{rotated}");
+                } else {
+                    let key = rotated["admin_key"].as_str().unwrap_or_default();
+                    println!("The new admin key (shown only this once; the old one no longer works):");
+                    println!("  FINHOOK_ADMIN_KEY={key}");
+                }
             }
         }
         Ok(())

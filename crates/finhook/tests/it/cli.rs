@@ -102,6 +102,9 @@ async fn the_admin_client_manages_instances_endpoints_and_messages() {
     let usage = finhook(&app, &["messages", "list"]).await;
     assert_eq!(usage.code, Some(2));
     assert!(usage.stderr.contains("--instance"), "{}", usage.stderr);
+    let rotate = finhook(&app, &["admin-key", "rotate"]).await;
+    assert_eq!(rotate.code, Some(1), "{}", rotate.stderr);
+    assert!(rotate.stderr.contains("409") && rotate.stderr.contains("FINHOOK_ADMIN_KEY"), "{}", rotate.stderr);
     let unknown = finhook(&app, &["instances", "show", "nobody"]).await;
     assert_eq!(unknown.code, Some(1));
     assert!(unknown.stderr.contains("404"), "{}", unknown.stderr);

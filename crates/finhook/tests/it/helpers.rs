@@ -69,6 +69,8 @@ pub struct Options {
     pub instance_quota_bytes: Option<u64>,
     /// The instance that also hears every instance's operational events.
     pub operator_events_instance: Option<String>,
+    /// Start without `FINHOOK_ADMIN_KEY` (the stored key, or a new one).
+    pub no_admin_key: bool,
 }
 
 impl Default for Options {
@@ -87,6 +89,7 @@ impl Default for Options {
             ingest_rate: None,
             instance_quota_bytes: None,
             operator_events_instance: None,
+            no_admin_key: false,
         }
     }
 }
@@ -142,7 +145,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         delivery_concurrency: options.concurrency,
         delivery_per_endpoint_concurrency: options.per_endpoint,
         delivery_slow_after_ms: options.slow_after_ms,
-        admin_key: Some(Redacted(ADMIN_KEY.to_string())),
+        admin_key: (!options.no_admin_key).then(|| Redacted(ADMIN_KEY.to_string())),
         secrets_key: options.database.as_ref().map(|_| Redacted(SECRETS_KEY.to_string())),
         ingest_rate_per_second: options
             .ingest_rate

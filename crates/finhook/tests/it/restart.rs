@@ -32,3 +32,37 @@ async fn a_restart_resumes_pending_deliveries_on_schedule() {
     }
     assert_eq!(receiver.received().len(), 4);
 }
+
+/// The admin key given at a start (`FINHOOK_ADMIN_KEY`) is kept, as a hash, for starts
+/// without it; one the server keeps itself can be rotated, once, and the old one stops.
+#[tokio::test]
+async fn the_admin_key_survives_a_restart_without_it_and_can_then_be_rotated() {
+    let app = spawn_app().await;
+    let (status, problem) = app.admin(reqwest::Method::POST, "/v1/admin-key/rotate", None).await;
+    assert_eq!(status, 409, "given by the settings: rotated there");
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("FINHOOK_ADMIN_KEY")), "{problem}");
+    let acme_key = app.create_instance("acme").await;
+    let (status, _) = app.call(reqwest::Method::POST, "/v1/admin-key/rotate", &acme_key, None).await;
+    assert_eq!(status, 403, "an instance key may not");
+    let options = Options { no_admin_key: true, ..app.restart_options() };
+    app.stop().await;
+
+    let app = spawn_app_with(options.clone()).await;
+    let (status, _) = app.admin(reqwest::Method::GET, "/v1/instances", None).await;
+    assert_eq!(status, 200, "the key given at the first start still works");
+    let (status, rotated) = app.admin(reqwest::Method::POST, "/v1/admin-key/rotate", None).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_key = rotated["admin_key"].as_str().expect("the new key").to_string();
+    assert_ne!(new_key, ADMIN_KEY);
+    let (status, _) = app.admin(reqwest::Method::GET, "/v1/instances", None).await;
+    assert_eq!(status, 401, "the old key stops at once");
+    let (status, _) = app.call(reqwest::Method::GET, "/v1/instances", &new_key, None).await;
+    assert_eq!(status, 200);
+    app.stop().await;
+
+    let app = spawn_app_with(options).await;
+    let (status, _) = app.call(reqwest::Method::GET, "/v1/instances", &new_key, None).await;
+    assert_eq!(status, 200, "the rotated key survives a restart");
+    let (status, _) = app.admin(reqwest::Method::GET, "/v1/instances", None).await;
+    assert_eq!(status, 401);
+}
