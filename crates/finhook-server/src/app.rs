@@ -70,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::sandbox::api::routes())
         .merge(crate::dashboard::routes())
         .fallback(|| async { ApiError::NotFound("route") })
+        .layer(axum::middleware::from_fn(crate::http::request_id::with_request_id))
         .with_state(state)
 }
 

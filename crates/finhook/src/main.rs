@@ -60,6 +60,10 @@ fn purge_jemalloc() {
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written to standard error: `text` for people, `json` (one object
+    /// per line, with the request's id and fields) for a log pipeline.
+    #[arg(long, global = true, env = "FINHOOK_LOG_FORMAT", value_parser = ["text", "json"], default_value = "text")]
+    log_format: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,7 +94,7 @@ enum Command {
 fn main() -> ExitCode {
     finhook_server::http::bodies::after_large_bodies(release_free_memory);
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format == "json");
     match cli.command {
         Command::Serve(args) => commands::serve::run(args),
         Command::Listen(args) => commands::listen::run(args),
@@ -105,12 +109,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(json: bool) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("FINHOOK_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().with_current_span(true).with_span_list(false).init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 }

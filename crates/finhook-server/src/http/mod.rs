@@ -11,6 +11,7 @@ pub mod bodies;
 pub(crate) mod json;
 pub mod limit;
 mod problem;
+pub mod request_id;
 pub mod serve;
 
 pub use auth::Caller;

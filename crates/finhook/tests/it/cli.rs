@@ -241,3 +241,64 @@ async fn a_bad_server_url_and_a_server_not_there_are_said_plainly() {
     assert_eq!(code, Some(1));
     assert!(stderr.to_lowercase().contains("connection refused"), "{stderr}");
 }
+
+/// `--log-format json` writes one JSON object per line, and a line written while a
+/// request is handled carries that request's id (the caller's `x-request-id`, echoed).
+#[tokio::test]
+async fn json_logs_carry_the_request_id() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_finhook"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--database"])
+        .arg(format!("sqlite://{}", dir.path().join("finhook.db").display()))
+        .env("FINHOOK_ADMIN_KEY", ADMIN_KEY)
+        .env("FINHOOK_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn finhook");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let line = stdout.next_line().await.expect("stdout").expect("a ready line");
+            if let Some(addr) = line.strip_prefix("finhook listening on http://") {
+                return addr.to_string();
+            }
+        }
+    })
+    .await
+    .expect("finhook started");
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("http://{addr}/v1/instances"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&serde_json::json!({ "name": "acme" }))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status().as_u16(), 201);
+    let rotated = http
+        .post(format!("http://{addr}/v1/instances/acme/rotate-key"))
+        .bearer_auth(ADMIN_KEY)
+        .header("x-request-id", "req-7f3a")
+        .send()
+        .await
+        .expect("rotate");
+    assert_eq!(rotated.headers().get("x-request-id").and_then(|v| v.to_str().ok()), Some("req-7f3a"));
+    let logged = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let line = stderr.next_line().await.expect("stderr").expect("a log line");
+            let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            if value["fields"]["message"] == "instance API key rotated" {
+                return value;
+            }
+        }
+    })
+    .await
+    .expect("the rotation was logged");
+    assert_eq!(logged["span"]["id"], "req-7f3a", "{logged}");
+    assert_eq!((logged["span"]["method"].as_str(), logged["level"].as_str()), (Some("POST"), Some("INFO")), "{logged}");
+    child.kill().await.expect("stop finhook");
+}
