@@ -93,6 +93,10 @@ prefixed_id!(
     AttemptId, "att_", "attempt"
 );
 prefixed_id!(
+    /// A bulk recovery: the re-sending of failed deliveries, run as a job.
+    RecoveryId, "rcv_", "recovery"
+);
+prefixed_id!(
     /// One running `finhook serve` on a shared store, for as long as it runs: the owner of
     /// its leases, alive while it keeps saying so.
     NodeId, "node_", "node"

@@ -60,6 +60,8 @@ pub struct AppState {
     /// Counts attempts for endpoint health (flushed every 10 s by [`App::run`]; tests call
     /// its `flush`).
     pub health: Arc<crate::health::HealthRecorder>,
+    /// Runs bulk recovery jobs in the background.
+    pub recoveries: crate::recovery::Recoveries,
 }
 
 /// Where the areas' routes meet: the API, the sandbox's Flinks-compatible routes and the
@@ -182,6 +184,14 @@ impl App {
             stop: stop.clone(),
         };
         let resumed_connections = sandbox.resume_owed_callbacks().await.map_err(StartError::Sandbox)?;
+        let recoveries = crate::recovery::Recoveries {
+            store: store.clone(),
+            clock: clock.clone(),
+            dispatch: dispatch.clone(),
+            tasks: tasks.clone(),
+            stop: stop.clone(),
+        };
+        recoveries.resume().await?;
         let events = Arc::new(crate::events::Events {
             store: store.clone(),
             clock: clock.clone(),
@@ -195,6 +205,7 @@ impl App {
             },
         });
         let state = AppState {
+            recoveries,
             health,
             events,
             store,

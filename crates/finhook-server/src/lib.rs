@@ -11,6 +11,7 @@
 //! - [`sandbox`]: the Flinks-compatible sandbox (synthetic data, banking API, connections).
 //! - [`delivery`]: the worker (claim, sign, send, record) and its TLS client and target policy.
 //! - [`store`]: the storage interface and its one implementation, on SQLite or PostgreSQL.
+//! - [`recovery`]: bulk recovery jobs, re-sending failed deliveries in the background.
 //! - [`retention`]: deleting finished messages (personal data) after the retention period.
 //! - [`events`]: operational events (endpoint failing, disabled, recovered; attempts
 //!   exhausted; certificate expiring) raised and published as messages.
@@ -31,6 +32,7 @@ pub mod http;
 pub mod ingest;
 pub mod ledger;
 pub mod metrics;
+pub mod recovery;
 pub mod retention;
 pub mod sandbox;
 pub mod store;

@@ -8,6 +8,7 @@ mod instances;
 mod ledger;
 mod messages;
 mod openapi;
+mod recover;
 mod signing_keys;
 
 use axum::routing::{get, post};
@@ -41,6 +42,8 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{instance}/messages/{{msg}}"), get(messages::show))
         .route(&format!("{instance}/messages/{{msg}}/redeliver"), post(messages::redeliver))
         .route(&format!("{instance}/logins/{{login_id}}"), get(messages::login))
+        .route(&format!("{instance}/recover"), post(recover::start))
+        .route(&format!("{instance}/recover/{{id}}"), get(recover::show))
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the store answers", body = String), (status = 503, description = "the store cannot commit a write", body = crate::http::Problem), (status = 507, description = "the store's disk is full", body = crate::http::Problem)))]

@@ -25,6 +25,7 @@ pub mod health;
 pub mod identity;
 pub mod ledger;
 pub mod queue;
+pub mod recovery;
 mod rows;
 pub mod sandbox;
 pub mod signing;
@@ -478,6 +479,7 @@ pub trait Store:
     + ledger::LedgerStore
     + events::EventStore
     + health::HealthStore
+    + recovery::RecoveryStore
     + Send
     + Sync
     + std::fmt::Debug

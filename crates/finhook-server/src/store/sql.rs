@@ -20,6 +20,7 @@ mod messages;
 mod migrations;
 pub mod open;
 mod queue;
+mod recovery;
 mod sandbox;
 mod sets;
 mod signing_keys;

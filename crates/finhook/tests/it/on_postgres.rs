@@ -27,6 +27,8 @@ mod health;
 mod ingest;
 #[path = "ledger.rs"]
 pub(crate) mod ledger;
+#[path = "recover.rs"]
+mod recover;
 #[path = "restart.rs"]
 mod restart;
 #[path = "sandbox.rs"]

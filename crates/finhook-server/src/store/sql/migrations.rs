@@ -44,6 +44,7 @@ pub const SQLITE: Folder = folder!("sqlite":
     "0015_operational_events.sql",
     "0016_superseded_deliveries.sql",
     "0017_endpoint_minutes.sql",
+    "0018_recoveries.sql",
 );
 
 /// `migrations/postgres`.
@@ -63,6 +64,7 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0013_operational_events.sql",
     "0014_superseded_deliveries.sql",
     "0015_endpoint_minutes.sql",
+    "0016_recoveries.sql",
 );
 
 /// The migrator for one folder.
