@@ -143,6 +143,38 @@ enum MessagesCommand {
         #[arg(long = "endpoint")]
         endpoint_id: Option<String>,
     },
+    /// Re-send every delivery that failed in a time range (of one endpoint, or of all) as
+    /// a job, and follow it to its end.
+    Recover {
+        /// From: an RFC 3339 time, or how long ago (`90s`, `30m`, `1h`, `2d`).
+        #[arg(long)]
+        since: String,
+        /// Until, in the same forms; now when absent.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only this endpoint's deliveries.
+        #[arg(long = "endpoint")]
+        endpoint_id: Option<String>,
+    },
+}
+
+/// A time given as RFC 3339, or as how long ago (`90s`, `30m`, `1h`, `2d`), in RFC 3339.
+fn time_arg(flag: &str, text: &str) -> Result<String, String> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&chrono::Utc).to_rfc3339());
+    }
+    let unit_at = text.char_indices().last().map_or(0, |(at, _)| at);
+    let seconds = match (text[..unit_at].parse::<i64>(), &text[unit_at..]) {
+        (Ok(n), "s") => Some(n),
+        (Ok(n), "m") => n.checked_mul(60),
+        (Ok(n), "h") => n.checked_mul(3_600),
+        (Ok(n), "d") => n.checked_mul(86_400),
+        _ => None,
+    };
+    let ago = seconds.filter(|s| *s >= 0).and_then(chrono::Duration::try_seconds).ok_or_else(|| {
+        format!("{flag} must be an RFC 3339 time or how long ago, such as 30m, 1h or 2d (got {text:?})")
+    })?;
+    Ok((chrono::Utc::now() - ago).to_rfc3339())
 }
 
 const INSTANCE_COLUMNS: &[output::Column] =
@@ -336,7 +368,50 @@ pub fn messages(args: MessagesArgs) -> ExitCode {
                     .await?;
                 output::object(&answer, json);
             }
+            MessagesCommand::Recover { since, until, endpoint_id } => {
+                let since = time_arg("--since", &since)?;
+                let until = until.map(|until| time_arg("--until", &until)).transpose()?;
+                let body = json!({ "since": since, "until": until, "endpoint_id": endpoint_id });
+                let job = client.call(Method::POST, &format!("/v1/instances/{instance}/recover"), Some(body)).await?;
+                let done = follow(&client, &instance, &job, json).await?;
+                output::object(&done, json);
+                if done["status"] != "done" {
+                    return Err(format!("the recovery {}: {}", done["status"], done["error"]));
+                }
+            }
         }
         Ok(())
     })
+}
+
+/// Follows a recovery job to its end, with a progress bar for people.
+async fn follow(
+    client: &Client,
+    instance: &str,
+    job: &serde_json::Value,
+    json: bool,
+) -> Result<serde_json::Value, String> {
+    let id = job["id"].as_str().ok_or("the server answered no job id")?;
+    let path = format!("/v1/instances/{instance}/recover/{id}");
+    let progress = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(job["total"].as_u64().unwrap_or(0))
+    };
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} re-sent {pos}/{len} [{bar:40}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    // Bounded: a job of a million deliveries ends well within this many looks.
+    for _ in 0..36_000 {
+        let now = client.call(Method::GET, &path, None).await?;
+        progress.set_position(now["resent"].as_u64().unwrap_or(0));
+        if now["status"] != "running" {
+            progress.finish_and_clear();
+            return Ok(now);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    progress.abandon();
+    Err(format!("the recovery {id} is still running; follow it with GET {path}"))
 }

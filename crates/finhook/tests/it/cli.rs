@@ -302,3 +302,32 @@ async fn json_logs_carry_the_request_id() {
     assert_eq!((logged["span"]["method"].as_str(), logged["level"].as_str()), (Some("POST"), Some("INFO")), "{logged}");
     child.kill().await.expect("stop finhook");
 }
+
+/// `finhook messages recover --since 1h` starts a recovery job and follows it to its end.
+#[tokio::test]
+async fn messages_recover_resends_the_failed_deliveries_of_a_range() {
+    // The app's clock starts at the real now, so that `--since 1h` (counted from the CLI's
+    // clock) covers what just failed.
+    let options = Options {
+        clock: Some(finhook_server::clock::ManualClock::starting_at(chrono::Utc::now())),
+        ..Options::default()
+    };
+    let app = spawn_app_with(options).await;
+    let receiver = TestReceiver::start(&[Reply::Status(500)], Reply::Status(200)).await;
+    app.create_instance("acme").await;
+    app.create_endpoint("acme", serde_json::json!({ "url": receiver.url("/"), "retry": { "max_attempts": 1 } })).await;
+    app.ingest("acme", fixture("kyc.json")).await;
+    assert_eq!(app.deliver_due().await, 1);
+    let run = finhook(&app, &["messages", "recover", "--instance", "acme", "--since", "1h", "--json"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let job: Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(
+        (job["status"].as_str(), job["total"].as_u64(), job["resent"].as_u64()),
+        (Some("done"), Some(1), Some(1)),
+        "{job}"
+    );
+    assert_eq!(app.deliver_due().await, 1);
+    let bad = finhook(&app, &["messages", "recover", "--instance", "acme", "--since", "an hour"]).await;
+    assert_eq!(bad.code, Some(1), "{}", bad.stderr);
+    assert!(bad.stderr.contains("--since must be an RFC 3339 time or how long ago"), "{}", bad.stderr);
+}
