@@ -4,6 +4,7 @@
 //! random token, never the key.
 
 mod pages;
+mod recovery;
 mod session;
 
 use axum::routing::{get, post};
@@ -20,4 +21,6 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/instances/{name}", get(pages::instance))
         .route("/dashboard/instances/{name}/messages/{msg}", get(pages::message))
         .route("/dashboard/instances/{name}/messages/{msg}/redeliver", post(pages::redeliver))
+        .route("/dashboard/instances/{name}/recover", post(recovery::start))
+        .route("/dashboard/instances/{name}/recover/{id}", get(recovery::show))
 }

@@ -20,7 +20,7 @@ const PAGE_SIZE: u32 = 50;
 
 /// Renders a template with headers that keep the page (personal data) out of caches and
 /// frames and allow no script at all.
-fn render(template: &impl Template) -> Response {
+pub(super) fn render(template: &impl Template) -> Response {
     match template.render() {
         Ok(html) => {
             let mut response = Html(html).into_response();
@@ -43,11 +43,11 @@ fn render(template: &impl Template) -> Response {
     }
 }
 
-fn time(at: DateTime<Utc>) -> String {
+pub(super) fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn failure(error: ApiError) -> Response {
+pub(super) fn failure(error: ApiError) -> Response {
     let status = error.status();
     let text = match &error {
         ApiError::Store(_) => "the store failed; try again".to_string(),
@@ -57,7 +57,7 @@ fn failure(error: ApiError) -> Response {
 }
 
 /// The signed-in caller, or a redirect to the sign-in page.
-async fn caller(state: &AppState, jar: &CookieJar) -> Result<Caller, Response> {
+pub(super) async fn caller(state: &AppState, jar: &CookieJar) -> Result<Caller, Response> {
     let sign_in = || Redirect::to("/dashboard/login").into_response();
     let token = jar.get(COOKIE).map(|c| c.value().to_string()).ok_or_else(sign_in)?;
     match state.sessions.owner(&token, state.clock.now()) {

@@ -344,7 +344,10 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/instances/{name}/messages/{msg}", "get"),
         ("/v1/instances/{name}/messages/{msg}/redeliver", "post"),
         ("/v1/instances/{name}/logins/{login_id}", "get"),
+        ("/v1/instances/{name}/recover", "post"),
+        ("/v1/instances/{name}/recover/{id}", "get"),
         ("/v1/instances/{name}/sandbox/trigger", "post"),
+        ("/v1/admin-key/rotate", "post"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     let documented: usize = paths.values().map(|p| p.as_object().map_or(0, |ops| ops.len())).sum();

@@ -208,6 +208,30 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     assert_eq!(page.matches("class=\"status cancelled\"").count(), 1, "the first round's pending retry was cancelled");
     assert_eq!(page.matches("superseded by a later round").count(), 1, "and it says why");
 
+    // Bulk recovery: a delivery that failed for good, re-sent from the instance page.
+    let once = TestReceiver::start(&[Reply::Status(503)], Reply::Status(200)).await;
+    app.create_endpoint(
+        "acme",
+        json!({ "url": once.url("/once"), "retry": { "max_attempts": 1 }, "event_types": ["Investments"] }),
+    )
+    .await;
+    app.ingest("acme", fixture("investments.json")).await;
+    assert_eq!(app.deliver_due().await, 2, "to the first endpoint (200) and to the new one (503, failed for good)");
+    browser.goto(&app.url("/dashboard/instances/acme")).await;
+    browser.click("#recover-button").await;
+    let mut status = String::new();
+    for _ in 0..50 {
+        status = browser.text("#recovery-status").await;
+        if status.starts_with("done") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        browser.goto(&browser.url().await).await;
+    }
+    assert!(status.starts_with("done re-sent 1 of 1 failed deliveries"), "{status}");
+    assert_eq!(app.deliver_due().await, 1, "the re-sent delivery");
+    assert_eq!(once.received().len(), 2);
+
     // An instance key sees its own instance and nothing else.
     browser.click("header button").await;
     browser.type_into("#key", &acme_key).await;

@@ -1,0 +1,103 @@
+//! The dashboard's bulk recovery: a form on the instance page starts a job; its page shows
+//! the progress, refreshing itself (no script) while it runs.
+
+use askama::Template;
+use axum::extract::{Form, Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+use finhook_core::ids::{EndpointId, RecoveryId};
+use serde::Deserialize;
+
+use super::pages::{caller, failure, render, time};
+use crate::app::AppState;
+use crate::http::ApiError;
+use crate::store::recovery::RecoveryStatus;
+
+#[derive(Deserialize)]
+pub struct RecoverForm {
+    hours: u32,
+    endpoint_id: String,
+}
+
+pub async fn start(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Path(name): Path<String>,
+    Form(form): Form<RecoverForm>,
+) -> Response {
+    let caller = match caller(&state, &jar).await {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect,
+    };
+    let result: Result<RecoveryId, ApiError> = async {
+        let instance = caller.instance(&state, &name).await?;
+        let endpoint = match form.endpoint_id.trim() {
+            "" => None,
+            id => {
+                let id = EndpointId::parse(id).map_err(|_| ApiError::NotFound("endpoint"))?;
+                state.store.endpoint(instance.id, &id).await?.ok_or(ApiError::NotFound("endpoint"))?;
+                Some(id)
+            }
+        };
+        let now = state.clock.now();
+        let since = now - chrono::Duration::hours(i64::from(form.hours.clamp(1, 24 * 90)));
+        let recovery = state.store.start_recovery(instance.id, endpoint.as_ref(), since, now, now).await?;
+        state.recoveries.spawn(recovery.id.clone());
+        Ok(recovery.id)
+    }
+    .await;
+    match result {
+        Ok(id) => Redirect::to(&format!("/dashboard/instances/{name}/recover/{id}")).into_response(),
+        Err(error) => failure(error),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "recovery.html")]
+struct RecoveryPage {
+    signed_in: bool,
+    name: String,
+    id: String,
+    status: &'static str,
+    running: bool,
+    total: u64,
+    resent: u64,
+    since: String,
+    until: String,
+    endpoint: String,
+    created_at: String,
+    finished_at: String,
+    error: String,
+}
+
+pub async fn show(State(state): State<AppState>, jar: CookieJar, Path((name, id)): Path<(String, String)>) -> Response {
+    let caller = match caller(&state, &jar).await {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect,
+    };
+    let result: Result<RecoveryPage, ApiError> = async {
+        let instance = caller.instance(&state, &name).await?;
+        let id = RecoveryId::parse(&id).map_err(|_| ApiError::NotFound("recovery"))?;
+        let job = state.store.recovery(instance.id, &id).await?.ok_or(ApiError::NotFound("recovery"))?;
+        Ok(RecoveryPage {
+            signed_in: true,
+            name: instance.name,
+            id: job.id.to_string(),
+            status: job.status.as_str(),
+            running: job.status == RecoveryStatus::Running,
+            total: job.total,
+            resent: job.resent,
+            since: time(job.since),
+            until: time(job.until),
+            endpoint: job.endpoint_id.map_or("every endpoint".to_string(), |id| id.to_string()),
+            created_at: time(job.created_at),
+            finished_at: job.finished_at.map(time).unwrap_or_default(),
+            error: job.error.unwrap_or_default(),
+        })
+    }
+    .await;
+    match result {
+        Ok(page) => render(&page),
+        Err(error) => failure(error),
+    }
+}
