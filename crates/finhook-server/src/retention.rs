@@ -1,6 +1,6 @@
 //! Retention: callbacks carry personal data, so finished messages are deleted after
 //! `retention_days` (90 by default; 0 keeps them forever). Messages with a delivery still
-//! pending are kept until it finishes.
+//! pending are kept until it finishes. The audit log is kept as long.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,10 @@ pub async fn sweep(store: &dyn Store, clock: &dyn Clock, retention_days: u32) ->
     let purged = store.purge_before(cutoff).await?;
     if purged > 0 {
         tracing::info!(purged, retention_days, "deleted finished messages past retention");
+    }
+    let audited = store.purge_audit_before(cutoff).await?;
+    if audited > 0 {
+        tracing::info!(audited, retention_days, "deleted audit log entries past retention");
     }
     Ok(purged)
 }

@@ -78,6 +78,8 @@ enum Command {
     Instances(commands::admin::InstancesArgs),
     /// Rotate the admin key.
     AdminKey(commands::admin::AdminKeyArgs),
+    /// Read the audit log: who did what, when, from where.
+    Audit(commands::admin::AuditArgs),
     /// Manage an instance's webhook endpoints.
     Endpoints(commands::admin::EndpointsArgs),
     /// Inspect and redeliver an instance's messages.
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
         Command::BenchFloorServer(args) => commands::bench::floor::serve(args),
         Command::Instances(args) => commands::admin::instances(args),
         Command::AdminKey(args) => commands::admin::admin_key(args),
+        Command::Audit(args) => commands::admin::audit(args),
         Command::Endpoints(args) => commands::admin::endpoints(args),
         Command::Messages(args) => commands::admin::messages(args),
         Command::Ledger(args) => commands::ledger::run(args),

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::app::AppState;
 use crate::http::admin_key::RotateError;
+use crate::http::audit::{self, Origin, Via};
 use crate::http::{ApiError, Caller, Problem};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -18,7 +19,11 @@ pub struct NewAdminKey {
     responses((status = 200, description = "the new admin key; the old one stops working (on other nodes within a second), and its dashboard sessions end", body = NewAdminKey),
         (status = 401, description = "no or bad key", body = Problem), (status = 403, description = "not the admin key", body = Problem),
         (status = 409, description = "the key is given by FINHOOK_ADMIN_KEY: change it there", body = Problem)))]
-pub async fn rotate(State(state): State<AppState>, caller: Caller) -> Result<Json<NewAdminKey>, ApiError> {
+pub async fn rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: Origin,
+) -> Result<Json<NewAdminKey>, ApiError> {
     caller.require_admin()?;
     let key = state.admin_key.rotate(state.store.as_ref()).await.map_err(|error| match error {
         RotateError::FromSettings => ApiError::Conflict(error.to_string()),
@@ -26,5 +31,6 @@ pub async fn rotate(State(state): State<AppState>, caller: Caller) -> Result<Jso
     })?;
     state.sessions.close_admin();
     tracing::warn!("the admin key was rotated; the old one no longer works");
+    audit::record(&state, audit::actor(&caller, Via::Api), &origin, "admin_key.rotate", None, None).await;
     Ok(Json(NewAdminKey { admin_key: key.expose().to_string() }))
 }

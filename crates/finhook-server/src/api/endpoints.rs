@@ -14,6 +14,7 @@ use finhook_core::secret::EndpointSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
+use crate::http::audit::{self, Origin, Via};
 use crate::http::json::{double_option, ApiJson};
 use crate::http::{ApiError, Caller, Problem};
 use crate::store::certificate::CertificateReport;
@@ -251,6 +252,7 @@ fn endpoint_id(raw: &str) -> Result<EndpointId, ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(name): Path<String>,
     ApiJson(request): ApiJson<CreateEndpoint>,
 ) -> Result<(StatusCode, Json<EndpointView>), ApiError> {
@@ -278,6 +280,8 @@ pub async fn create(
         endpoint.certificate = certificate;
     }
     tracing::info!(instance = %instance.name, endpoint = %endpoint.id, "endpoint created");
+    let actor = audit::actor(&caller, Via::Api);
+    audit::record(&state, actor, &origin, "endpoint.create", Some(instance.id), Some(endpoint.id.to_string())).await;
     Ok((StatusCode::CREATED, Json(EndpointView::of(endpoint, Some(&secret), Known::default()))))
 }
 
@@ -319,6 +323,7 @@ pub async fn show(
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path((name, id)): Path<(String, String)>,
     ApiJson(request): ApiJson<UpdateEndpoint>,
 ) -> Result<Json<EndpointView>, ApiError> {
@@ -358,6 +363,8 @@ pub async fn update(
         state.store.set_endpoint_certificate(&endpoint.id, certificate.as_ref()).await?;
         endpoint.certificate = certificate;
     }
+    let actor = audit::actor(&caller, Via::Api);
+    audit::record(&state, actor, &origin, "endpoint.update", Some(instance.id), Some(endpoint.id.to_string())).await;
     let failing = known_of_one(&state, &endpoint).await?;
     Ok(Json(EndpointView::of(endpoint, None, failing)))
 }
@@ -367,10 +374,13 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let instance = caller.instance(&state, &name).await?;
     if state.store.delete_endpoint(instance.id, &endpoint_id(&id)?, state.clock.now()).await? {
+        audit::record(&state, audit::actor(&caller, Via::Api), &origin, "endpoint.delete", Some(instance.id), Some(id))
+            .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("endpoint"))
@@ -382,6 +392,7 @@ pub async fn delete(
 pub async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<EndpointView>, ApiError> {
     let instance = caller.instance(&state, &name).await?;
@@ -392,6 +403,9 @@ pub async fn rotate_secret(
         return Err(ApiError::NotFound("endpoint"));
     }
     let endpoint = state.store.endpoint(instance.id, &id).await?.ok_or(ApiError::NotFound("endpoint"))?;
+    let actor = audit::actor(&caller, Via::Api);
+    audit::record(&state, actor, &origin, "endpoint.rotate_secret", Some(instance.id), Some(endpoint.id.to_string()))
+        .await;
     let failing = known_of_one(&state, &endpoint).await?;
     Ok(Json(EndpointView::of(endpoint, Some(&secret), failing)))
 }

@@ -8,6 +8,7 @@ use finhook_core::secret::ApiKey;
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
+use crate::http::audit::{self, Origin, Via};
 use crate::http::ApiJson;
 use crate::http::{ApiError, Caller, Problem};
 use crate::store::{Instance, Mode, NewInstance};
@@ -87,6 +88,7 @@ pub fn valid_name(name: &str) -> bool {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     ApiJson(request): ApiJson<CreateInstance>,
 ) -> Result<(StatusCode, Json<InstanceView>), ApiError> {
     caller.require_admin()?;
@@ -117,6 +119,8 @@ pub async fn create(
         other => other.into(),
     })?;
     tracing::info!(instance = %instance.name, mode = instance.mode.as_str(), "instance created");
+    let actor = audit::actor(&caller, Via::Api);
+    audit::record(&state, actor, &origin, "instance.create", Some(instance.id), Some(instance.name.clone())).await;
     Ok((StatusCode::CREATED, Json(InstanceView::of(instance, Some(&api_key)))))
 }
 
@@ -147,6 +151,7 @@ const MAX_DELAY_MS: u64 = 600_000;
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(name): Path<String>,
     ApiJson(request): ApiJson<UpdateInstance>,
 ) -> Result<Json<InstanceView>, ApiError> {
@@ -166,6 +171,8 @@ pub async fn update(
         state.store.set_sandbox_settings(instance.id, strict, delay).await?;
     }
     let instance = state.store.instance_by_name(&name).await?.ok_or(ApiError::NotFound("instance"))?;
+    let actor = audit::actor(&caller, Via::Api);
+    audit::record(&state, actor, &origin, "instance.update", Some(instance.id), Some(instance.name.clone())).await;
     Ok(Json(InstanceView::of(instance, None)))
 }
 
@@ -175,11 +182,14 @@ pub async fn update(
 pub async fn rotate_key(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(name): Path<String>,
 ) -> Result<Json<InstanceView>, ApiError> {
     let instance = caller.instance(&state, &name).await?;
     let api_key = ApiKey::generate();
     state.store.set_instance_key_hash(instance.id, &api_key.hash()).await?;
     tracing::info!(instance = %instance.name, "instance API key rotated");
+    let actor = audit::actor(&caller, Via::Api);
+    audit::record(&state, actor, &origin, "instance.rotate_key", Some(instance.id), Some(instance.name.clone())).await;
     Ok(Json(InstanceView::of(instance, Some(&api_key))))
 }

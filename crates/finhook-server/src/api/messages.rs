@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::app::AppState;
+use crate::http::audit::{self, Origin, Via};
 use crate::http::ApiJson;
 use crate::http::{ApiError, Caller, Problem};
 use crate::ingest::{ingest_callback, IngestRequest};
@@ -330,6 +331,7 @@ pub struct Redelivered {
 pub async fn redeliver(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path((name, msg)): Path<(String, String)>,
     ApiJson(request): ApiJson<RedeliverRequest>,
 ) -> Result<(StatusCode, Json<Redelivered>), ApiError> {
@@ -344,6 +346,8 @@ pub async fn redeliver(
         .await?
         .ok_or(ApiError::NotFound(if endpoint.is_some() { "message or endpoint" } else { "message" }))?;
     state.dispatch.rescan();
+    let actor = audit::actor(&caller, Via::Api);
+    audit::record(&state, actor, &origin, "message.redeliver", Some(instance.id), Some(msg)).await;
     Ok((StatusCode::ACCEPTED, Json(Redelivered { deliveries })))
 }
 

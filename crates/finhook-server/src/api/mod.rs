@@ -3,6 +3,7 @@
 //! service function, map. The routes meet the other areas' in [`crate::app`].
 
 mod admin_key;
+mod audit;
 mod endpoints;
 mod instances;
 mod ledger;
@@ -25,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi::document))
         .route("/v1/admin-key/rotate", post(admin_key::rotate))
+        .route("/v1/audit", get(audit::list))
         .route("/v1/instances", post(instances::create).get(instances::list))
         .route(instance, get(instances::show).patch(instances::update))
         .route(&format!("{instance}/rotate-key"), post(instances::rotate_key))

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin_key, endpoints, instances, ledger, messages, recover, signing_keys};
+use super::{admin_key, audit, endpoints, instances, ledger, messages, recover, signing_keys};
 use crate::sandbox::trigger;
 
 #[derive(OpenApi)]
@@ -15,6 +15,7 @@ use crate::sandbox::trigger;
         super::healthz,
         super::metrics,
         admin_key::rotate,
+        audit::list,
         recover::start,
         recover::show,
         instances::create,

@@ -9,6 +9,7 @@ use finhook_core::ids::{EndpointId, RecoveryId};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
+use crate::http::audit::{self, Origin, Via};
 use crate::http::{ApiError, ApiJson, Caller, Problem};
 use crate::store::recovery::{Recovery, RecoveryStatus};
 
@@ -70,6 +71,7 @@ fn time(path: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
 pub async fn start(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(name): Path<String>,
     ApiJson(request): ApiJson<RecoverRequest>,
 ) -> Result<(StatusCode, Json<RecoveryView>), ApiError> {
@@ -91,6 +93,8 @@ pub async fn start(
     let recovery = state.store.start_recovery(instance.id, endpoint.as_ref(), since, until, now).await?;
     tracing::info!(recovery = %recovery.id, instance = %instance.name, total = recovery.total, "recovery started");
     state.recoveries.spawn(recovery.id.clone());
+    let actor = audit::actor(&caller, Via::Api);
+    audit::record(&state, actor, &origin, "recovery.start", Some(instance.id), Some(recovery.id.to_string())).await;
     Ok((StatusCode::ACCEPTED, Json(recovery.into())))
 }
 

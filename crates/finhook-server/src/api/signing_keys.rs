@@ -11,6 +11,7 @@ use finhook_core::signing::asymmetric::{Jwks, SigningKey};
 use serde::Serialize;
 
 use crate::app::AppState;
+use crate::http::audit::{self, Origin, Via};
 use crate::http::{ApiError, Caller, Problem};
 use crate::store::InstanceKey;
 
@@ -72,6 +73,7 @@ impl SigningKeyView {
 pub async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<SigningKeyView>>, ApiError> {
     let instance = caller.instance(&state, &name).await?;
@@ -80,6 +82,8 @@ pub async fn rotate(
     let now = state.clock.now();
     state.store.rotate_signing_key(instance.id, &key, now, now + ROTATION_OVERLAP).await?;
     tracing::info!(instance = %instance.name, kid = %key.public_key().kid(), "signing key rotated");
+    let actor = audit::actor(&caller, Via::Api);
+    audit::record(&state, actor, &origin, "signing_key.rotate", Some(instance.id), Some(key.public_key().kid())).await;
     let keys = state.store.signing_keys(instance.id, now).await?;
     Ok(Json(keys.iter().map(SigningKeyView::of).collect()))
 }

@@ -3,8 +3,8 @@
 //! key and opens a session held in memory: an HttpOnly, SameSite=Strict cookie carries a
 //! random token, never the key.
 
+mod operations;
 mod pages;
-mod recovery;
 mod session;
 
 use axum::routing::{get, post};
@@ -21,6 +21,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/instances/{name}", get(pages::instance))
         .route("/dashboard/instances/{name}/messages/{msg}", get(pages::message))
         .route("/dashboard/instances/{name}/messages/{msg}/redeliver", post(pages::redeliver))
-        .route("/dashboard/instances/{name}/recover", post(recovery::start))
-        .route("/dashboard/instances/{name}/recover/{id}", get(recovery::show))
+        .route("/dashboard/instances/{name}/recover", post(operations::start))
+        .route("/dashboard/audit", get(operations::audit))
+        .route("/dashboard/instances/{name}/recover/{id}", get(operations::show))
 }

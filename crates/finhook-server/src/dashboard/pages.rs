@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::session::{SessionOwner, COOKIE};
 use crate::app::AppState;
+use crate::http::audit::{self, Origin, Via};
 use crate::http::{ApiError, Caller};
 use crate::store::events::Failing;
 use crate::store::{DeliveryStatus, MessageFilter};
@@ -87,7 +88,12 @@ pub struct LoginForm {
     key: String,
 }
 
-pub async fn login(State(state): State<AppState>, jar: CookieJar, Form(form): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    origin: Origin,
+    jar: CookieJar,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let hash = KeyHash::of(form.key.trim());
     let admin = match state.admin_key.matches(state.store.as_ref(), &hash).await {
         Ok(admin) => admin,
@@ -102,10 +108,21 @@ pub async fn login(State(state): State<AppState>, jar: CookieJar, Form(form): Fo
         }
     };
     let Some(owner) = owner else {
+        audit::record(&state, "unknown (dashboard)".to_string(), &origin, "dashboard.sign_in_refused", None, None)
+            .await;
         let mut page = render(&LoginPage { signed_in: false, error: Some("That key is not valid.") });
         *page.status_mut() = StatusCode::UNAUTHORIZED;
         return page;
     };
+    let (actor, instance) = match &owner {
+        SessionOwner::Admin => ("admin (dashboard)".to_string(), None),
+        SessionOwner::Instance(name) => (format!("instance:{name} (dashboard)"), Some(name.clone())),
+    };
+    let instance_id = match &instance {
+        Some(name) => state.store.instance_by_name(name).await.ok().flatten().map(|i| i.id),
+        None => None,
+    };
+    audit::record(&state, actor, &origin, "dashboard.sign_in", instance_id, instance).await;
     let token = state.sessions.open(owner, state.clock.now());
     let cookie = Cookie::build((COOKIE, token)).http_only(true).same_site(SameSite::Strict).path("/dashboard").build();
     (jar.add(cookie), Redirect::to("/dashboard")).into_response()
@@ -458,6 +475,7 @@ async fn message_page(state: &AppState, caller: Caller, name: String, msg: Strin
 
 pub async fn redeliver(
     State(state): State<AppState>,
+    origin: Origin,
     jar: CookieJar,
     Path((name, msg)): Path<(String, String)>,
 ) -> Response {
@@ -470,6 +488,8 @@ pub async fn redeliver(
         let id = MessageId::parse(&msg).map_err(|_| ApiError::NotFound("message"))?;
         state.store.redeliver(instance.id, &id, None, state.clock.now()).await?.ok_or(ApiError::NotFound("message"))?;
         state.dispatch.rescan();
+        let actor = audit::actor(&caller, Via::Dashboard);
+        audit::record(&state, actor, &origin, "message.redeliver", Some(instance.id), Some(id.to_string())).await;
         Ok(())
     }
     .await;

@@ -6,6 +6,7 @@
 //! each other.
 
 pub mod admin_key;
+pub mod audit;
 mod auth;
 pub mod bodies;
 pub(crate) mod json;

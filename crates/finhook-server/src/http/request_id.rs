@@ -10,10 +10,14 @@ use tracing::Instrument;
 
 pub const HEADER: &str = "x-request-id";
 
+/// The request's id, in its extensions for the handlers (the audit log).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 /// The longest caller-chosen id kept; a longer or odd one is replaced.
 const MAX_LEN: usize = 128;
 
-pub async fn with_request_id(request: Request, next: Next) -> Response {
+pub async fn with_request_id(mut request: Request, next: Next) -> Response {
     let given = request
         .headers()
         .get(HEADER)
@@ -22,6 +26,7 @@ pub async fn with_request_id(request: Request, next: Next) -> Response {
         .map(str::to_string);
     let id = given.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let span = tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path());
+    request.extensions_mut().insert(RequestId(id.clone()));
     let mut response = next.run(request).instrument(span).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);

@@ -190,8 +190,8 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) if out_of_files(&error) => {
                 // Free a descriptor for the next one; the kernel keeps it queued meanwhile.
                 metrics.connection_shed("out_of_files");
@@ -219,7 +219,8 @@ pub async fn serve(
         }
         let (close, closed) = oneshot::channel();
         let id = connections.open(close);
-        tasks.spawn(connection(stream, id, router.clone(), connections.clone(), limits, closed, closing.clone()));
+        let served = Served { id, peer, router: router.clone(), connections: connections.clone(), limits };
+        tasks.spawn(connection(stream, served, closed, closing.clone()));
     }
     drop(listener);
     closing.cancel();
@@ -234,15 +235,18 @@ fn out_of_files(error: &std::io::Error) -> bool {
 
 /// Serves one connection until the client closes it, it times out, it is evicted, or the
 /// server stops (then the request in flight finishes first).
-async fn connection(
-    stream: TcpStream,
+/// What one connection is served with.
+struct Served {
     id: u64,
+    /// The client, for the handlers (`ConnectInfo`: the audit log).
+    peer: std::net::SocketAddr,
     router: Router,
     connections: Connections,
     limits: ServeLimits,
-    evicted: oneshot::Receiver<()>,
-    closing: CancellationToken,
-) {
+}
+
+async fn connection(stream: TcpStream, served: Served, evicted: oneshot::Receiver<()>, closing: CancellationToken) {
+    let Served { id, peer, router, connections, limits } = served;
     let _ = stream.set_nodelay(true);
     let service = {
         let connections = connections.clone();
@@ -250,8 +254,10 @@ async fn connection(
             connections.request_started(id);
             let in_flight = InFlight { connections: connections.clone(), id };
             let router = router.clone();
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             async move {
-                let response = tower::ServiceExt::oneshot(router, request.map(axum::body::Body::new)).await;
+                let response = tower::ServiceExt::oneshot(router, request).await;
                 drop(in_flight);
                 response
             }

@@ -17,6 +17,7 @@
 //!   for chaining while another PostgreSQL node holds the chains); a ledger entry is never
 //!   changed or deleted (retention does not touch them).
 
+pub mod audit;
 pub mod certificate;
 pub mod db;
 mod error;
@@ -480,6 +481,7 @@ pub trait Store:
     + events::EventStore
     + health::HealthStore
     + recovery::RecoveryStore
+    + audit::AuditStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -36,6 +36,65 @@ enum InstancesCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    command: AuditCommand,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Who did what, newest first (the admin key: every instance; an instance key: its own).
+    List {
+        /// Only this instance's actions.
+        #[arg(long, value_name = "NAME")]
+        instance: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// The previous page's next cursor.
+        #[arg(long)]
+        cursor: Option<i64>,
+    },
+}
+
+const AUDIT_COLUMNS: &[output::Column] = &[
+    ("WHEN", "/at"),
+    ("WHO", "/actor"),
+    ("ACTION", "/action"),
+    ("INSTANCE", "/instance"),
+    ("TARGET", "/target"),
+    ("FROM", "/remote_addr"),
+    ("REQUEST", "/request_id"),
+];
+
+pub fn audit(args: AuditArgs) -> ExitCode {
+    let json = args.json;
+    run_with(&args.server, async move |client| {
+        match args.command {
+            AuditCommand::List { instance, limit, cursor } => {
+                let mut query = vec![format!("limit={limit}")];
+                query.extend(instance.map(|name| format!("instance={name}")));
+                query.extend(cursor.map(|cursor| format!("cursor={cursor}")));
+                let page = client.call(Method::GET, &format!("/v1/audit?{}", query.join("&")), None).await?;
+                if json {
+                    output::object(&page, true);
+                } else {
+                    output::list(&page["data"], AUDIT_COLUMNS, false);
+                    if let Some(cursor) = page["next_cursor"].as_i64() {
+                        output::object(&json!({ "next page": format!("--cursor {cursor}") }), false);
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+#[derive(Debug, Args)]
 pub struct AdminKeyArgs {
     #[command(subcommand)]
     command: AdminKeyCommand,

@@ -232,6 +232,18 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     assert_eq!(app.deliver_due().await, 1, "the re-sent delivery");
     assert_eq!(once.received().len(), 2);
 
+    // The audit log says who did it, and through the dashboard.
+    browser.click("#audit-link").await;
+    let audit = browser.text("#audit").await;
+    for line in [
+        "admin (dashboard) recovery.start",
+        "admin (dashboard) message.redeliver",
+        "admin (dashboard) dashboard.sign_in",
+    ] {
+        assert!(audit.contains(line), "{line}: {audit}");
+    }
+    assert!(audit.contains("unknown (dashboard) dashboard.sign_in_refused"), "the wrong key, too: {audit}");
+
     // An instance key sees its own instance and nothing else.
     browser.click("header button").await;
     browser.type_into("#key", &acme_key).await;

@@ -102,6 +102,9 @@ async fn the_admin_client_manages_instances_endpoints_and_messages() {
     let usage = finhook(&app, &["messages", "list"]).await;
     assert_eq!(usage.code, Some(2));
     assert!(usage.stderr.contains("--instance"), "{}", usage.stderr);
+    let audit = finhook(&app, &["audit", "list"]).await;
+    assert_eq!(audit.code, Some(0), "{}", audit.stderr);
+    assert!(audit.stdout.contains("ACTION") && audit.stdout.contains("endpoint.create"), "{}", audit.stdout);
     let rotate = finhook(&app, &["admin-key", "rotate"]).await;
     assert_eq!(rotate.code, Some(1), "{}", rotate.stderr);
     assert!(rotate.stderr.contains("409") && rotate.stderr.contains("FINHOOK_ADMIN_KEY"), "{}", rotate.stderr);

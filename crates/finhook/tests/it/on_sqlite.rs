@@ -15,6 +15,8 @@ pub(crate) async fn spawn_app_with(options: Options) -> TestApp {
 
 #[path = "api.rs"]
 mod api;
+#[path = "audit.rs"]
+mod audit;
 #[path = "delivery.rs"]
 mod delivery;
 #[path = "events.rs"]

@@ -45,6 +45,7 @@ pub const SQLITE: Folder = folder!("sqlite":
     "0016_superseded_deliveries.sql",
     "0017_endpoint_minutes.sql",
     "0018_recoveries.sql",
+    "0019_audit_log.sql",
 );
 
 /// `migrations/postgres`.
@@ -65,6 +66,7 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0014_superseded_deliveries.sql",
     "0015_endpoint_minutes.sql",
     "0016_recoveries.sql",
+    "0017_audit_log.sql",
 );
 
 /// The migrator for one folder.

@@ -1,5 +1,6 @@
-//! The dashboard's bulk recovery: a form on the instance page starts a job; its page shows
-//! the progress, refreshing itself (no script) while it runs.
+//! The dashboard's operator pages beyond browsing: bulk recovery (a form on the instance
+//! page starts a job; its page shows the progress, refreshing itself, no script, while it
+//! runs) and the audit log.
 
 use askama::Template;
 use axum::extract::{Form, Path, State};
@@ -10,6 +11,7 @@ use serde::Deserialize;
 
 use super::pages::{caller, failure, render, time};
 use crate::app::AppState;
+use crate::http::audit::{self, Origin, Via};
 use crate::http::ApiError;
 use crate::store::recovery::RecoveryStatus;
 
@@ -21,6 +23,7 @@ pub struct RecoverForm {
 
 pub async fn start(
     State(state): State<AppState>,
+    origin: Origin,
     jar: CookieJar,
     Path(name): Path<String>,
     Form(form): Form<RecoverForm>,
@@ -43,6 +46,8 @@ pub async fn start(
         let since = now - chrono::Duration::hours(i64::from(form.hours.clamp(1, 24 * 90)));
         let recovery = state.store.start_recovery(instance.id, endpoint.as_ref(), since, now, now).await?;
         state.recoveries.spawn(recovery.id.clone());
+        let actor = audit::actor(&caller, Via::Dashboard);
+        audit::record(&state, actor, &origin, "recovery.start", Some(instance.id), Some(recovery.id.to_string())).await;
         Ok(recovery.id)
     }
     .await;
@@ -99,5 +104,55 @@ pub async fn show(State(state): State<AppState>, jar: CookieJar, Path((name, id)
     match result {
         Ok(page) => render(&page),
         Err(error) => failure(error),
+    }
+}
+
+struct AuditRow {
+    at: String,
+    actor: String,
+    action: String,
+    instance: String,
+    target: String,
+    remote_addr: String,
+    request_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    signed_in: bool,
+    /// Empty for the admin (every instance), else the instance's name.
+    scope: String,
+    entries: Vec<AuditRow>,
+}
+
+/// The audit log page: the last 100 actions the caller may see.
+pub async fn audit(State(state): State<AppState>, jar: CookieJar) -> Response {
+    let caller = match caller(&state, &jar).await {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect,
+    };
+    let (scope, instance) = match &caller {
+        crate::http::Caller::Admin => (String::new(), None),
+        crate::http::Caller::Instance(own) => (own.name.clone(), Some(own.id)),
+    };
+    match state.store.audit_entries(instance, None, 100).await {
+        Ok(entries) => render(&AuditPage {
+            signed_in: true,
+            scope,
+            entries: entries
+                .into_iter()
+                .map(|e| AuditRow {
+                    at: time(e.at),
+                    actor: e.actor,
+                    action: e.action,
+                    instance: e.instance.unwrap_or_default(),
+                    target: e.target.unwrap_or_default(),
+                    remote_addr: e.remote_addr.unwrap_or_default(),
+                    request_id: e.request_id.unwrap_or_default(),
+                })
+                .collect(),
+        }),
+        Err(error) => failure(error.into()),
     }
 }
