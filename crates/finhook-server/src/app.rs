@@ -62,6 +62,8 @@ pub struct AppState {
     pub health: Arc<crate::health::HealthRecorder>,
     /// Runs bulk recovery jobs in the background.
     pub recoveries: crate::recovery::Recoveries,
+    /// The server speaks HTTPS: the dashboard's cookie is `Secure`.
+    pub tls: bool,
 }
 
 /// Where the areas' routes meet: the API, the sandbox's Flinks-compatible routes and the
@@ -95,6 +97,8 @@ pub enum StartError {
     Watch(#[from] crate::delivery::certificate::WatchError),
     #[error("could not resume the sandbox connections interrupted by the last stop")]
     Sandbox(#[source] crate::sandbox::flow::SandboxError),
+    #[error("could not set up TLS for the server")]
+    Tls(#[from] crate::http::tls::TlsError),
     #[error("could not listen on {addr}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -123,6 +127,7 @@ pub struct App {
     pending_at_start: u64,
     retention_days: u32,
     limits: ServeLimits,
+    tls: Option<crate::http::tls::ServerTls>,
     tasks: TaskTracker,
     stop: CancellationToken,
 }
@@ -136,6 +141,8 @@ impl App {
             .map(|key| SealingKey::from_base64(&key.0))
             .transpose()
             .map_err(|_| StartError::SecretsKey)?;
+        // Before anything is opened: a bad certificate is a start-up error, said at once.
+        let tls = crate::http::tls::acceptor(settings.tls_cert.as_deref(), settings.tls_key.as_deref())?;
         let store = open_store(&settings.database, sealing).await?;
         let pending_at_start = store.pending_deliveries().await?;
         let (admin_key_hash, admin_key) = settle_admin_key(store.as_ref(), settings).await?;
@@ -205,6 +212,7 @@ impl App {
             },
         });
         let state = AppState {
+            tls: tls.is_some(),
             recoveries,
             health,
             events,
@@ -255,6 +263,7 @@ impl App {
             pending_at_start,
             retention_days: settings.retention_days,
             limits,
+            tls,
             tasks,
             stop,
         })
@@ -330,7 +339,7 @@ impl App {
         let store = self.state.store.clone();
         let health = self.state.health.clone();
         let metrics = self.state.metrics.clone();
-        let served = serve::serve(self.listener, router(self.state), self.limits, metrics, async move {
+        let served = serve::serve(self.listener, router(self.state), self.limits, self.tls, metrics, async move {
             tokio::select! {
                 () = shutdown => {}
                 () = stop.cancelled() => {}

@@ -20,6 +20,10 @@ pub struct Settings {
     pub database: String,
     /// Permit loopback endpoints, and plain `http://` to them. Development and tests only.
     pub allow_insecure_loopback: bool,
+    /// PEM certificate chain (the leaf first) to serve HTTPS with, beside `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// Private networks endpoints may use anyway, e.g. `["10.20.0.0/16"]`.
     pub allow_private_network: Vec<IpNet>,
     /// PEM files of extra trusted root CAs (a private CA), on top of the standard web roots.
@@ -82,6 +86,8 @@ impl Default for Settings {
             database: "sqlite://finhook.db".to_string(),
             allow_insecure_loopback: false,
             allow_private_network: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
             extra_root_ca: Vec::new(),
             max_body_bytes: 32 * 1024 * 1024,
             max_bodies_in_memory_bytes: 256 * 1024 * 1024,
@@ -111,11 +117,13 @@ impl Default for Settings {
 }
 
 /// The settings' keys; other `FINHOOK_*` variables (such as `FINHOOK_LOG`) belong to others.
-const KEYS: [&str; 25] = [
+const KEYS: [&str; 27] = [
     "listen",
     "database",
     "allow_insecure_loopback",
     "allow_private_network",
+    "tls_cert",
+    "tls_key",
     "extra_root_ca",
     "max_body_bytes",
     "max_bodies_in_memory_bytes",

@@ -124,7 +124,12 @@ pub async fn login(
     };
     audit::record(&state, actor, &origin, "dashboard.sign_in", instance_id, instance).await;
     let token = state.sessions.open(owner, state.clock.now());
-    let cookie = Cookie::build((COOKIE, token)).http_only(true).same_site(SameSite::Strict).path("/dashboard").build();
+    let cookie = Cookie::build((COOKIE, token))
+        .http_only(true)
+        .secure(state.tls)
+        .same_site(SameSite::Strict)
+        .path("/dashboard")
+        .build();
     (jar.add(cookie), Redirect::to("/dashboard")).into_response()
 }
 

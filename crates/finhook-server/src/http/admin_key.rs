@@ -41,13 +41,21 @@ impl AdminKeyHash {
         Self { current: RwLock::new((hash, Instant::now())), from_settings }
     }
 
-    /// Whether `presented` is the admin key's hash.
+    /// Whether `presented` is the admin key's hash. When the store cannot be read, the
+    /// copy this node has decides (a rotation elsewhere reaches it once the store is back):
+    /// an outage of the database must not lock the operators out of a node.
     pub async fn matches(&self, store: &dyn Store, presented: &KeyHash) -> StoreResult<bool> {
         let (hash, read_at) = self.current.read().unwrap_or_else(|p| p.into_inner()).clone();
         if self.from_settings || read_at.elapsed() < REFRESH_EVERY {
             return Ok(hash == *presented);
         }
-        let stored = store.setting(SETTING).await?.map(KeyHash::from_stored).unwrap_or(hash);
+        let stored = match store.setting(SETTING).await {
+            Ok(stored) => stored.map(KeyHash::from_stored).unwrap_or(hash),
+            Err(error) => {
+                tracing::warn!(error = %super::ErrorChain(&error), "could not re-read the admin key; this node's copy decides");
+                return Ok(hash == *presented);
+            }
+        };
         let matches = stored == *presented;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = (stored, Instant::now());
         Ok(matches)

@@ -14,6 +14,7 @@ pub mod limit;
 mod problem;
 pub mod request_id;
 pub mod serve;
+pub mod tls;
 
 pub use auth::Caller;
 pub(crate) use json::ApiJson;

@@ -178,6 +178,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ServeLimits,
+    tls: Option<super::tls::ServerTls>,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
@@ -219,7 +220,8 @@ pub async fn serve(
         }
         let (close, closed) = oneshot::channel();
         let id = connections.open(close);
-        let served = Served { id, peer, router: router.clone(), connections: connections.clone(), limits };
+        let served =
+            Served { id, peer, router: router.clone(), connections: connections.clone(), limits, tls: tls.clone() };
         tasks.spawn(connection(stream, served, closed, closing.clone()));
     }
     drop(listener);
@@ -243,11 +245,34 @@ struct Served {
     router: Router,
     connections: Connections,
     limits: ServeLimits,
+    /// With `--tls-cert`: the handshake first, within the header timeout.
+    tls: Option<super::tls::ServerTls>,
 }
 
 async fn connection(stream: TcpStream, served: Served, evicted: oneshot::Receiver<()>, closing: CancellationToken) {
-    let Served { id, peer, router, connections, limits } = served;
     let _ = stream.set_nodelay(true);
+    let Some(super::tls::ServerTls(tls)) = served.tls.clone() else {
+        return serve_connection(stream, served, evicted, closing).await;
+    };
+    let (connections, id) = (served.connections.clone(), served.id);
+    match tokio::time::timeout(served.limits.header_timeout, tls.accept(stream)).await {
+        Ok(Ok(stream)) => serve_connection(stream, served, evicted, closing).await,
+        Ok(Err(error)) => {
+            tracing::debug!(error = %error, "a TLS handshake failed");
+            connections.closed(id);
+        }
+        Err(_) => {
+            tracing::debug!("a TLS handshake did not finish within the header timeout");
+            connections.closed(id);
+        }
+    }
+}
+
+async fn serve_connection<S>(stream: S, served: Served, evicted: oneshot::Receiver<()>, closing: CancellationToken)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Served { id, peer, router, connections, limits, .. } = served;
     let service = {
         let connections = connections.clone();
         hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {

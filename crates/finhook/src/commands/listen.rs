@@ -100,33 +100,19 @@ pub fn run(args: ListenArgs) -> ExitCode {
             Err(error) => return fail(1, format!("could not listen on {}: {error}", args.listen)),
         };
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        let served = match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => {
-                let _ = rustls::crypto::ring::default_provider().install_default();
-                let config = match axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await {
-                    Ok(config) => config,
-                    Err(error) => return fail(1, format!("could not load --tls-cert/--tls-key: {error}")),
-                };
-                println!("finhook listen on https://{addr}");
-                let handle = axum_server::Handle::new();
-                let stopper = handle.clone();
-                tokio::spawn(async move {
-                    shutdown_signal().await;
-                    stopper.graceful_shutdown(Some(Duration::from_secs(10)));
-                });
-                axum_server::from_tcp_rustls(listener, config).handle(handle).serve(app.into_make_service()).await
-            }
-            _ => {
-                println!("finhook listen on http://{addr}");
-                // The same accept loop as `finhook serve`: header and idle timeout, and a
-                // connection limit under the file limit, so idle clients cannot lock it up.
-                let (limits, _) = ServeLimits::default().fitted(0);
-                let metrics = Arc::new(finhook_server::metrics::Metrics::new());
-                match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => serve(listener, app, limits, metrics, shutdown_signal()).await,
-                    Err(error) => Err(error),
-                }
-            }
+        let tls = match finhook_server::http::tls::acceptor(args.tls_cert.as_deref(), args.tls_key.as_deref()) {
+            Ok(tls) => tls,
+            Err(error) => return fail(1, format!("could not load --tls-cert/--tls-key: {error}")),
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("finhook listen on {scheme}://{addr}");
+        // The same accept loop (and TLS) as `finhook serve`: header and idle timeout, and a
+        // connection limit under the file limit, so idle clients cannot lock it up.
+        let (limits, _) = ServeLimits::default().fitted(0);
+        let metrics = Arc::new(finhook_server::metrics::Metrics::new());
+        let served = match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => serve(listener, app, limits, tls, metrics, shutdown_signal()).await,
+            Err(error) => Err(error),
         };
         match served {
             Ok(()) => ExitCode::SUCCESS,

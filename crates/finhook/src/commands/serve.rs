@@ -40,6 +40,14 @@ pub struct ServeArgs {
     #[arg(long = "allow-private-network", value_name = "CIDR")]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     allow_private_network: Vec<String>,
+    /// Serve HTTPS with this PEM certificate chain (the leaf first); with --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_key: Option<PathBuf>,
     /// Timeout of one delivery attempt, in seconds [default: 15].
     #[arg(long = "delivery-timeout", value_name = "SECONDS")]
     #[serde(rename = "delivery_timeout_seconds", skip_serializing_if = "Option::is_none")]
@@ -69,7 +77,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
         let addr = app.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let database = finhook_server::store::sql::open::redact_password(&settings.database);
         tracing::info!(%addr, %database, pending_deliveries = app.pending_at_start(), "finhook serving");
-        println!("finhook listening on http://{addr}");
+        let scheme = if settings.tls_cert.is_some() { "https" } else { "http" };
+        println!("finhook listening on {scheme}://{addr}");
         match app.run(shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(1, format!("the server stopped: {error}")),

@@ -334,3 +334,44 @@ async fn messages_recover_resends_the_failed_deliveries_of_a_range() {
     assert_eq!(bad.code, Some(1), "{}", bad.stderr);
     assert!(bad.stderr.contains("--since must be an RFC 3339 time or how long ago"), "{}", bad.stderr);
 }
+
+/// `finhook serve --tls-cert --tls-key` speaks HTTPS (and only HTTPS) with its own
+/// certificate, and the dashboard's session cookie is then `Secure`.
+#[tokio::test]
+async fn finhook_serve_speaks_https_and_its_session_cookie_is_secure() {
+    install_crypto_provider();
+    let pki = crate::pki::test_pki();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = write_file(dir.path(), "server.pem", &pki.leaf_pem);
+    let key = write_file(dir.path(), "server.key", &pki.leaf_key_pem);
+    let args: Vec<String> = vec![
+        "serve".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--tls-cert".into(),
+        cert.display().to_string(),
+        "--tls-key".into(),
+        key.display().to_string(),
+        "--database".into(),
+        format!("sqlite://{}", dir.path().join("finhook.db").display()),
+    ];
+    let server = FinhookProcess::start(dir.path(), &args, "finhook listening on https://").await;
+    let ca = reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).expect("ca");
+    let https = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let base = format!("https://localhost:{}", server.addr.port());
+    let health = https.get(format!("{base}/healthz")).send().await.expect("https");
+    assert_eq!(health.status().as_u16(), 200);
+    assert!(reqwest::get(format!("http://{}/healthz", server.addr)).await.is_err(), "no plain HTTP on that port");
+    let signed_in =
+        https.post(format!("{base}/dashboard/login")).form(&[("key", ADMIN_KEY)]).send().await.expect("sign in");
+    let cookie = signed_in.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert!(
+        cookie.contains("finhook_session=") && cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    server.kill().await;
+}
