@@ -15,7 +15,7 @@ pub struct NewAdminKey {
     admin_key: String,
 }
 
-#[utoipa::path(post, path = "/v1/admin-key/rotate", tag = "instances",
+#[utoipa::path(operation_id = "rotateAdminKey", summary = "Make a new admin key (shown once)", post, path = "/v1/admin-key/rotate", tag = "instances",
     responses((status = 200, description = "the new admin key; the old one stops working (on other nodes within a second), and its dashboard sessions end", body = NewAdminKey),
         (status = 401, description = "no or bad key", body = Problem), (status = 403, description = "not the admin key", body = Problem),
         (status = 409, description = "the key is given by FINHOOK_ADMIN_KEY: change it there", body = Problem)))]

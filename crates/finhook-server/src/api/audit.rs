@@ -27,7 +27,7 @@ pub struct AuditPage {
     next_cursor: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/v1/audit", tag = "instances",
+#[utoipa::path(operation_id = "listAudit", summary = "Read the audit log, newest first", get, path = "/v1/audit", tag = "instances",
     params(("instance" = Option<String>, Query, description = "only this instance's actions (an instance key sees only its own anyway)"),
         ("cursor" = Option<i64>, Query, description = "the previous page's next_cursor"), ("limit" = Option<u32>, Query, description = "1 to 500, 50 by default")),
     responses((status = 200, body = AuditPage), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown instance, or another instance's", body = Problem), (status = 422, description = "bad limit", body = Problem)))]

@@ -247,7 +247,7 @@ fn endpoint_id(raw: &str) -> Result<EndpointId, ApiError> {
     EndpointId::parse(raw).map_err(|_| ApiError::NotFound("endpoint"))
 }
 
-#[utoipa::path(post, path = "/v1/instances/{name}/endpoints", tag = "endpoints", params(("name" = String, Path, description = "the instance name")), request_body = CreateEndpoint,
+#[utoipa::path(operation_id = "createEndpoint", summary = "Create an endpoint (its secret is shown once)", post, path = "/v1/instances/{name}/endpoints", tag = "endpoints", params(("name" = String, Path, description = "the instance name")), request_body = CreateEndpoint,
     responses((status = 201, description = "created; `secret` is shown only now", body = EndpointView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem), (status = 422, description = "invalid; `errors` names the paths", body = Problem)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -285,7 +285,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(EndpointView::of(endpoint, Some(&secret), Known::default()))))
 }
 
-#[utoipa::path(get, path = "/v1/instances/{name}/endpoints", tag = "endpoints", params(("name" = String, Path, description = "the instance name")), responses((status = 200, body = Vec<EndpointView>), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
+#[utoipa::path(operation_id = "listEndpoints", summary = "List an instance's endpoints with their health", get, path = "/v1/instances/{name}/endpoints", tag = "endpoints", params(("name" = String, Path, description = "the instance name")), responses((status = 200, body = Vec<EndpointView>), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -305,7 +305,7 @@ pub async fn list(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/instances/{name}/endpoints/{id}", tag = "endpoints", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")), responses((status = 200, body = EndpointView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
+#[utoipa::path(operation_id = "getEndpoint", summary = "Show an endpoint with its health", get, path = "/v1/instances/{name}/endpoints/{id}", tag = "endpoints", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")), responses((status = 200, body = EndpointView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -318,7 +318,7 @@ pub async fn show(
     Ok(Json(EndpointView::of(endpoint, None, failing)))
 }
 
-#[utoipa::path(patch, path = "/v1/instances/{name}/endpoints/{id}", tag = "endpoints", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")), request_body = UpdateEndpoint,
+#[utoipa::path(operation_id = "updateEndpoint", summary = "Change an endpoint", patch, path = "/v1/instances/{name}/endpoints/{id}", tag = "endpoints", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")), request_body = UpdateEndpoint,
     responses((status = 200, body = EndpointView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem), (status = 422, description = "invalid; `errors` names the paths", body = Problem)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -369,7 +369,7 @@ pub async fn update(
     Ok(Json(EndpointView::of(endpoint, None, failing)))
 }
 
-#[utoipa::path(delete, path = "/v1/instances/{name}/endpoints/{id}", tag = "endpoints", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")),
+#[utoipa::path(operation_id = "deleteEndpoint", summary = "Delete an endpoint (its pending deliveries are cancelled)", delete, path = "/v1/instances/{name}/endpoints/{id}", tag = "endpoints", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")),
     responses((status = 204, description = "deleted; its pending deliveries are cancelled"), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -387,7 +387,7 @@ pub async fn delete(
     }
 }
 
-#[utoipa::path(post, path = "/v1/instances/{name}/endpoints/{id}/rotate-secret", tag = "endpoints", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")),
+#[utoipa::path(operation_id = "rotateEndpointSecret", summary = "Give an endpoint a new secret (the old one signs for 24 h)", post, path = "/v1/instances/{name}/endpoints/{id}/rotate-secret", tag = "endpoints", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")),
     responses((status = 200, description = "the new `secret`; the old one keeps signing for 24 h", body = EndpointView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
 pub async fn rotate_secret(
     State(state): State<AppState>,

@@ -82,7 +82,7 @@ pub fn valid_name(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
-#[utoipa::path(post, path = "/v1/instances", tag = "instances", request_body = CreateInstance,
+#[utoipa::path(operation_id = "createInstance", summary = "Create an instance (admin; its API key is shown once)", post, path = "/v1/instances", tag = "instances", request_body = CreateInstance,
     responses((status = 201, description = "created; `api_key` is shown only now", body = InstanceView), (status = 401, description = "no or bad key", body = Problem),
         (status = 403, description = "needs the admin key", body = Problem), (status = 409, description = "the name is taken", body = Problem), (status = 422, description = "invalid; `errors` names the paths", body = Problem)))]
 pub async fn create(
@@ -124,7 +124,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(InstanceView::of(instance, Some(&api_key)))))
 }
 
-#[utoipa::path(get, path = "/v1/instances", tag = "instances", responses((status = 200, body = Vec<InstanceView>), (status = 401, description = "no or bad key", body = Problem)))]
+#[utoipa::path(operation_id = "listInstances", summary = "List the instances the key may see", get, path = "/v1/instances", tag = "instances", responses((status = 200, body = Vec<InstanceView>), (status = 401, description = "no or bad key", body = Problem)))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<InstanceView>>, ApiError> {
     let instances = match caller {
         Caller::Admin => state.store.list_instances().await?,
@@ -133,7 +133,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
     Ok(Json(instances.into_iter().map(|i| InstanceView::of(i, None)).collect()))
 }
 
-#[utoipa::path(get, path = "/v1/instances/{name}", tag = "instances", params(("name" = String, Path, description = "the instance name")), responses((status = 200, body = InstanceView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
+#[utoipa::path(operation_id = "getInstance", summary = "Show an instance", get, path = "/v1/instances/{name}", tag = "instances", params(("name" = String, Path, description = "the instance name")), responses((status = 200, body = InstanceView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -146,7 +146,7 @@ pub async fn show(
 /// The longest simulated aggregation: ten minutes.
 const MAX_DELAY_MS: u64 = 600_000;
 
-#[utoipa::path(patch, path = "/v1/instances/{name}", tag = "instances", params(("name" = String, Path, description = "the instance name")), request_body = UpdateInstance,
+#[utoipa::path(operation_id = "updateInstance", summary = "Change a sandbox instance's settings", patch, path = "/v1/instances/{name}", tag = "instances", params(("name" = String, Path, description = "the instance name")), request_body = UpdateInstance,
     responses((status = 200, body = InstanceView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem), (status = 422, description = "invalid; `errors` names the paths", body = Problem)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -176,7 +176,7 @@ pub async fn update(
     Ok(Json(InstanceView::of(instance, None)))
 }
 
-#[utoipa::path(post, path = "/v1/instances/{name}/rotate-key", tag = "instances", params(("name" = String, Path, description = "the instance name")),
+#[utoipa::path(operation_id = "rotateInstanceKey", summary = "Give an instance a new API key", post, path = "/v1/instances/{name}/rotate-key", tag = "instances", params(("name" = String, Path, description = "the instance name")),
     responses((status = 200, description = "the new `api_key`, shown only now; the old key stops working at once", body = InstanceView),
         (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
 pub async fn rotate_key(

@@ -27,7 +27,7 @@ pub struct LedgerQuery {
     after_seq: Option<u64>,
 }
 
-#[utoipa::path(get, path = "/v1/instances/{name}/ledger", tag = "ledger", params(("name" = String, Path, description = "the instance name"),
+#[utoipa::path(operation_id = "exportLedger", summary = "Export an instance's delivery ledger as JSON lines", get, path = "/v1/instances/{name}/ledger", tag = "ledger", params(("name" = String, Path, description = "the instance name"),
         ("since" = Option<String>, Query, description = "RFC 3339; from the first entry of an attempt made at or after it, then every later entry of the chain"),
         ("after_seq" = Option<u64>, Query, description = "from the entry after this seq (not with `since`)")),
     responses((status = 200, description = "one `LedgerEntry` per line, oldest first, up to the head named by the `finhook-ledger-seq` and `finhook-ledger-head` headers (absent while the chain is empty)", content_type = "application/x-ndjson", body = finhook_core::ledger::LedgerEntry),

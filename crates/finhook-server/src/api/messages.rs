@@ -37,7 +37,7 @@ pub struct Ingested {
     warning: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/instances/{name}/callbacks", tag = "messages", params(("name" = String, Path, description = "the instance name"),
+#[utoipa::path(operation_id = "ingestCallback", summary = "Ingest one Flinks callback (202 once durably stored)", post, path = "/v1/instances/{name}/callbacks", tag = "messages", params(("name" = String, Path, description = "the instance name"),
         ("Idempotency-Key" = Option<String>, Header, description = "the same key and body give the same message_id")),
     request_body(content = Object, description = "the Flinks callback itself (KYC, GetAccountsDetail or Investments), stored and sent byte for byte", content_type = "application/json"),
     responses((status = 202, description = "durably stored", body = Ingested), (status = 400, description = "not JSON, not an object, or too deep", body = Problem),
@@ -165,7 +165,7 @@ pub struct Page {
     next_cursor: Option<MessageId>,
 }
 
-#[utoipa::path(get, path = "/v1/instances/{name}/messages", tag = "messages", params(("name" = String, Path, description = "the instance name"),
+#[utoipa::path(operation_id = "listMessages", summary = "List an instance's messages, newest first", get, path = "/v1/instances/{name}/messages", tag = "messages", params(("name" = String, Path, description = "the instance name"),
         ("login_id" = Option<String>, Query), ("response_type" = Option<String>, Query), ("status" = Option<String>, Query, description = "messages with a delivery in this status"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<u32>, Query, description = "1 to 250, default 50")),
     responses((status = 200, description = "newest first", body = Page), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem), (status = 422, description = "invalid; `errors` names the paths", body = Problem)))]
@@ -302,7 +302,7 @@ fn message_id(raw: &str) -> Result<MessageId, ApiError> {
     MessageId::parse(raw).map_err(|_| ApiError::NotFound("message"))
 }
 
-#[utoipa::path(get, path = "/v1/instances/{name}/messages/{msg}", tag = "messages", params(("name" = String, Path, description = "the instance name"), ("msg" = String, Path, description = "the message id (msg_...)")),
+#[utoipa::path(operation_id = "getMessage", summary = "Show a message with its deliveries and attempts", get, path = "/v1/instances/{name}/messages/{msg}", tag = "messages", params(("name" = String, Path, description = "the instance name"), ("msg" = String, Path, description = "the message id (msg_...)")),
     responses((status = 200, body = MessageDetailView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
 pub async fn show(
     State(state): State<AppState>,
@@ -326,7 +326,7 @@ pub struct Redelivered {
     deliveries: Vec<DeliveryId>,
 }
 
-#[utoipa::path(post, path = "/v1/instances/{name}/messages/{msg}/redeliver", tag = "messages", params(("name" = String, Path, description = "the instance name"), ("msg" = String, Path, description = "the message id (msg_...)")), request_body = RedeliverRequest,
+#[utoipa::path(operation_id = "redeliverMessage", summary = "Redeliver a message to every endpoint or one", post, path = "/v1/instances/{name}/messages/{msg}/redeliver", tag = "messages", params(("name" = String, Path, description = "the instance name"), ("msg" = String, Path, description = "the message id (msg_...)")), request_body = RedeliverRequest,
     responses((status = 202, body = Redelivered), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem), (status = 422, description = "invalid; `errors` names the paths", body = Problem)))]
 pub async fn redeliver(
     State(state): State<AppState>,
@@ -359,7 +359,7 @@ pub struct LoginView {
     callbacks: Vec<MessageDetailView>,
 }
 
-#[utoipa::path(get, path = "/v1/instances/{name}/logins/{login_id}", tag = "messages", params(("name" = String, Path, description = "the instance name"), ("login_id" = String, Path)),
+#[utoipa::path(operation_id = "getLogin", summary = "Every callback of one LoginId, with its delivery state", get, path = "/v1/instances/{name}/logins/{login_id}", tag = "messages", params(("name" = String, Path, description = "the instance name"), ("login_id" = String, Path)),
     responses((status = 200, description = "every callback of the LoginId, oldest first, with its deliveries", body = LoginView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
 pub async fn login(
     State(state): State<AppState>,

@@ -48,7 +48,7 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{instance}/recover/{{id}}"), get(recover::show))
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the store answers", body = String), (status = 503, description = "the store cannot commit a write", body = crate::http::Problem), (status = 507, description = "the store's disk is full", body = crate::http::Problem)))]
+#[utoipa::path(get, path = "/healthz", operation_id = "getHealth", summary = "Whether this node can take callbacks now", tag = "operations", responses((status = 200, description = "the store answers", body = String), (status = 503, description = "the store cannot commit a write", body = crate::http::Problem), (status = 507, description = "the store's disk is full", body = crate::http::Problem)))]
 pub(crate) async fn healthz(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<&'static str, ApiError> {
@@ -56,7 +56,7 @@ pub(crate) async fn healthz(
     Ok("ok")
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)))]
+#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", summary = "Prometheus metrics", tag = "operations", responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)))]
 pub(crate) async fn metrics(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<axum::response::Response, ApiError> {

@@ -65,7 +65,7 @@ fn time(path: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
         .map_err(|_| ApiError::validation(path, "must be an RFC 3339 time, e.g. 2026-11-29T14:00:00Z"))
 }
 
-#[utoipa::path(post, path = "/v1/instances/{name}/recover", tag = "messages", params(("name" = String, Path, description = "the instance name")), request_body = RecoverRequest,
+#[utoipa::path(operation_id = "startRecovery", summary = "Re-send every failed delivery of a time range, as a job", post, path = "/v1/instances/{name}/recover", tag = "messages", params(("name" = String, Path, description = "the instance name")), request_body = RecoverRequest,
     responses((status = 202, description = "the job, started", body = RecoveryView), (status = 401, description = "no or bad key", body = Problem),
         (status = 404, description = "unknown instance or endpoint", body = Problem), (status = 422, description = "bad times; `errors` names the paths", body = Problem)))]
 pub async fn start(
@@ -98,7 +98,7 @@ pub async fn start(
     Ok((StatusCode::ACCEPTED, Json(recovery.into())))
 }
 
-#[utoipa::path(get, path = "/v1/instances/{name}/recover/{id}", tag = "messages", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the job id (rcv_...)")),
+#[utoipa::path(operation_id = "getRecovery", summary = "Show a recovery job's progress", get, path = "/v1/instances/{name}/recover/{id}", tag = "messages", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the job id (rcv_...)")),
     responses((status = 200, body = RecoveryView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
 pub async fn show(
     State(state): State<AppState>,

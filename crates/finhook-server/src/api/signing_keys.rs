@@ -31,7 +31,7 @@ pub(crate) async fn ensure_key(state: &AppState, instance: crate::store::Instanc
     Ok(())
 }
 
-#[utoipa::path(get, path = "/v1/instances/{name}/.well-known/jwks.json", tag = "signing", security(()), params(("name" = String, Path, description = "the instance name")),
+#[utoipa::path(operation_id = "getJwks", summary = "The instance's public signing keys as a JWK set (no auth)", get, path = "/v1/instances/{name}/.well-known/jwks.json", tag = "signing", security(()), params(("name" = String, Path, description = "the instance name")),
     responses((status = 200, description = "the public keys of the instance's `v1a` signatures (RFC 7517; `kid` is the RFC 7638 thumbprint); empty until an endpoint signs with ed25519", content_type = "application/jwk-set+json", body = Object), (status = 404, description = "no such instance", body = Problem)))]
 pub async fn jwks(State(state): State<AppState>, Path(name): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let instance = state.store.instance_by_name(&name).await?.ok_or(ApiError::NotFound("instance"))?;
@@ -68,7 +68,7 @@ impl SigningKeyView {
     }
 }
 
-#[utoipa::path(post, path = "/v1/instances/{name}/rotate-signing-key", tag = "signing", params(("name" = String, Path, description = "the instance name")),
+#[utoipa::path(operation_id = "rotateSigningKey", summary = "Make a new Ed25519 signing key (the old one signs for 24 h)", post, path = "/v1/instances/{name}/rotate-signing-key", tag = "signing", params(("name" = String, Path, description = "the instance name")),
     responses((status = 200, description = "the instance's signing keys after the rotation, newest first; the replaced one keeps signing for 24 h", body = Vec<SigningKeyView>), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
 pub async fn rotate(
     State(state): State<AppState>,

@@ -141,7 +141,7 @@ async fn send(
     Ok(vec![sandbox.send(login.instance_id, request, response_type, &body).await?])
 }
 
-#[utoipa::path(post, path = "/v1/instances/{name}/sandbox/trigger", tag = "sandbox", params(("name" = String, Path, description = "the instance name")), request_body = TriggerRequest,
+#[utoipa::path(operation_id = "triggerSandbox", summary = "Fire sandbox callbacks at a sandbox instance's endpoints", post, path = "/v1/instances/{name}/sandbox/trigger", tag = "sandbox", params(("name" = String, Path, description = "the instance name")), request_body = TriggerRequest,
     responses((status = 202, body = Triggered), (status = 401, description = "no or bad key", body = crate::http::Problem), (status = 404, description = "unknown, or another instance's", body = crate::http::Problem), (status = 409, description = "not a sandbox instance", body = crate::http::Problem), (status = 422, description = "invalid; `errors` names the paths", body = crate::http::Problem)))]
 pub async fn trigger(
     State(state): State<AppState>,

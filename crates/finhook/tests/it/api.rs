@@ -356,6 +356,15 @@ async fn the_openapi_document_describes_every_route() {
     for (path, method) in expected {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is missing");
     }
+    // Client generators need an operation id per operation, each unique, and a summary.
+    let mut ids = std::collections::HashSet::new();
+    for (path, operations) in paths {
+        for (method, operation) in operations.as_object().expect("operations") {
+            let id = operation["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path}: no operationId"));
+            assert!(ids.insert(id.to_string()), "{method} {path}: operationId {id} is used twice");
+            assert!(operation["summary"].as_str().is_some_and(|s| !s.is_empty()), "{method} {path}: no summary");
+        }
+    }
     // Public keys are public: the JWK set is the one operation without the bearer key.
     let jwks = &doc["paths"]["/v1/instances/{name}/.well-known/jwks.json"]["get"];
     assert_eq!(jwks["security"], serde_json::json!([{}]), "{jwks}");
