@@ -29,6 +29,10 @@ pub fn list(rows: &Value, columns: &[Column], json: bool) {
         println!("{rows}");
         return;
     }
+    if rows.as_array().is_none_or(Vec::is_empty) {
+        println!("(none)");
+        return;
+    }
     let mut table = Table::new();
     table.load_style(UTF8_BORDERS_ONLY).set_header(columns.iter().map(|(heading, _)| *heading));
     for row in rows.as_array().into_iter().flatten() {

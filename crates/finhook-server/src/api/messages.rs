@@ -142,6 +142,10 @@ pub struct MessageView {
     request_id: Option<String>,
     tag: Option<String>,
     created_at: DateTime<Utc>,
+    /// In listings: the message's state at each endpoint it went to (its latest delivery
+    /// there), oldest delivery first; empty when it went to none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    statuses: Option<Vec<&'static str>>,
 }
 
 impl From<MessageSummary> for MessageView {
@@ -153,7 +157,16 @@ impl From<MessageSummary> for MessageView {
             request_id: summary.request_id,
             tag: summary.tag,
             created_at: summary.created_at,
+            statuses: None,
         }
+    }
+}
+
+impl MessageView {
+    /// A listing's row, with the message's state at each endpoint.
+    fn listed(summary: MessageSummary) -> Self {
+        let statuses = summary.delivery_statuses.iter().map(|status| status.as_str()).collect();
+        Self { statuses: Some(statuses), ..Self::from(summary) }
     }
 }
 
@@ -210,7 +223,7 @@ pub async fn list(
         messages.truncate(limit as usize);
         messages.last().map(|m| m.id.clone())
     });
-    Ok(Json(Page { data: messages.into_iter().map(MessageView::from).collect(), next_cursor: next_cursor.flatten() }))
+    Ok(Json(Page { data: messages.into_iter().map(MessageView::listed).collect(), next_cursor: next_cursor.flatten() }))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

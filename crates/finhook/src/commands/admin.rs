@@ -258,6 +258,7 @@ const MESSAGE_COLUMNS: &[output::Column] = &[
     ("LOGIN ID", "/login_id"),
     ("TAG", "/tag"),
     ("CREATED", "/created_at"),
+    ("STATUS", "/statuses"),
 ];
 const DELIVERY_COLUMNS: &[output::Column] = &[
     ("DELIVERY", "/id"),
@@ -265,6 +266,10 @@ const DELIVERY_COLUMNS: &[output::Column] = &[
     ("STATUS", "/status"),
     ("ATTEMPTS", "/attempts_made"),
     ("NEXT", "/next_attempt_at"),
+    ("LAST ANSWER", "/last/status_code"),
+    ("ERROR", "/last/error_class"),
+    ("EXCERPT", "/last/response_excerpt"),
+    ("SUPERSEDED", "/superseded"),
 ];
 
 fn run_with(server: &ServerArgs, work: impl AsyncFnOnce(Client) -> Result<(), String>) -> ExitCode {
@@ -418,7 +423,13 @@ pub fn messages(args: MessagesArgs) -> ExitCode {
                         fields.remove("deliveries");
                     }
                     output::object(&summary, false);
-                    output::list(&message["deliveries"], DELIVERY_COLUMNS, false);
+                    // Each delivery's last attempt beside it: what the endpoint answered.
+                    let mut deliveries = message["deliveries"].clone();
+                    for delivery in deliveries.as_array_mut().into_iter().flatten() {
+                        let last = delivery["attempts"].as_array().and_then(|a| a.last()).cloned();
+                        delivery["last"] = last.unwrap_or_default();
+                    }
+                    output::list(&deliveries, DELIVERY_COLUMNS, false);
                 }
             }
             MessagesCommand::Redeliver { id, endpoint_id } => {

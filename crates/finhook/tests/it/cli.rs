@@ -73,8 +73,15 @@ async fn the_admin_client_manages_instances_endpoints_and_messages() {
         "{}",
         listed.stdout
     );
+    assert!(listed.stdout.contains("STATUS") && listed.stdout.contains("pending"), "{}", listed.stdout);
     let shown = finhook(&app, &["messages", "show", &message, "--instance", "acme"]).await;
     assert!(shown.stdout.contains("pending") && shown.stdout.contains(id), "{}", shown.stdout);
+    // What the endpoint answered, without --json: the status, the class and the excerpt.
+    for said in ["LAST ANSWER", "500", "http", "reply 500"] {
+        assert!(shown.stdout.contains(said), "{said}: {}", shown.stdout);
+    }
+    let none = finhook(&app, &["messages", "list", "--instance", "acme", "--status", "failed"]).await;
+    assert_eq!(none.stdout.trim(), "(none)", "an empty result says so");
     assert!(!shown.stdout.contains("Okonkwo"), "the table view leaves the payload (PII) out");
     let redelivered = finhook(&app, &["messages", "redeliver", &message, "--instance", "acme", "--json"]).await;
     assert_eq!(redelivered.code, Some(0), "{}", redelivered.stderr);
