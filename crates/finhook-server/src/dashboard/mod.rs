@@ -4,6 +4,7 @@
 //! random token, never the key.
 
 mod operations;
+mod overview;
 mod pages;
 mod session;
 
@@ -15,7 +16,7 @@ pub use session::Sessions;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/dashboard", get(pages::overview))
+        .route("/dashboard", get(overview::overview))
         .route("/dashboard/login", get(pages::login_form).post(pages::login))
         .route("/dashboard/logout", post(pages::logout))
         .route("/dashboard/instances/{name}", get(pages::instance))

@@ -141,54 +141,6 @@ pub async fn logout(State(state): State<AppState>, jar: CookieJar) -> Response {
     (jar.remove(expired), Redirect::to("/dashboard/login")).into_response()
 }
 
-struct InstanceRow {
-    name: String,
-    mode: &'static str,
-    customer_id: String,
-    created_at: String,
-}
-
-#[derive(Template)]
-#[template(path = "overview.html")]
-struct OverviewPage {
-    signed_in: bool,
-    messages: i64,
-    deliveries: Vec<(&'static str, i64)>,
-    lag: String,
-    instances: Vec<InstanceRow>,
-}
-
-pub async fn overview(State(state): State<AppState>, jar: CookieJar) -> Response {
-    let caller = match caller(&state, &jar).await {
-        Ok(caller) => caller,
-        Err(redirect) => return redirect,
-    };
-    if let Caller::Instance(own) = caller {
-        return Redirect::to(&format!("/dashboard/instances/{}", own.name)).into_response();
-    }
-    let now = state.clock.now();
-    let (stats, instances) = match (state.store.stats(now).await, state.store.list_instances().await) {
-        (Ok(stats), Ok(instances)) => (stats, instances),
-        (Err(error), _) | (_, Err(error)) => return failure(error.into()),
-    };
-    let lag = stats.oldest_due_at.map_or("none".to_string(), |due| format!("{} s", (now - due).num_seconds().max(0)));
-    render(&OverviewPage {
-        signed_in: true,
-        messages: stats.messages,
-        deliveries: stats.deliveries_by_status.iter().map(|(status, count)| (status.as_str(), *count)).collect(),
-        lag,
-        instances: instances
-            .into_iter()
-            .map(|i| InstanceRow {
-                mode: i.mode.as_str(),
-                created_at: time(i.created_at),
-                name: i.name,
-                customer_id: i.customer_id,
-            })
-            .collect(),
-    })
-}
-
 struct EndpointRow {
     id: String,
     url: String,

@@ -123,6 +123,13 @@ pub trait HealthStore: Send + Sync {
     async fn add_endpoint_minutes(&self, minutes: &[EndpointMinute]) -> StoreResult<()>;
     /// Deletes the minutes before `before`; how many rows.
     async fn forget_endpoint_minutes(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    /// Every endpoint's attempts per hour since `since` (hour start, attempts, succeeded),
+    /// oldest first; hours without attempts are left out.
+    async fn attempts_by_hour(&self, since: DateTime<Utc>) -> StoreResult<Vec<(DateTime<Utc>, u64, u64)>>;
+    /// Callbacks (and events) received since `since`.
+    async fn messages_since(&self, since: DateTime<Utc>) -> StoreResult<u64>;
+    /// Per instance with any: how many messages' latest delivery somewhere has failed.
+    async fn failed_by_instance(&self) -> StoreResult<Vec<(String, u64)>>;
     /// The health of `instance`'s endpoints (or of every instance's), as of `now`.
     async fn endpoint_health(
         &self,

@@ -172,6 +172,14 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     assert_eq!(browser.text("#messages-total").await, "1");
     assert!(browser.url().await.ends_with("/dashboard"));
     assert_eq!(browser.text("#deliveries-pending").await, "1");
+    // Failing endpoints first, the last hour and day, the chart, and who is in trouble.
+    let failing = browser.text("#failing").await;
+    assert!(failing.contains("acme") && failing.contains("2026-03-14T18:00:00Z"), "{failing}");
+    let windows = browser.text(".cards").await;
+    assert!(windows.contains("1 attempts, 0.0 % succeeded, 1 failed"), "{windows}");
+    let overview = browser.source().await;
+    assert!(overview.contains("<title>18:00: 1 attempts, 1 failed</title>"), "the chart's current hour");
+    assert_eq!(overview.matches("<title>").count(), 1 + 24, "the page's own title and 24 bars");
     let instances = browser.text("#instances").await;
     assert!(instances.contains("acme") && instances.contains("other"), "{instances}");
 

@@ -44,6 +44,44 @@ impl HealthStore for SqlStore {
         Ok(self.pools.write(sql("DELETE FROM endpoint_minutes WHERE minute < $1").bind(minute_of(before))).await?)
     }
 
+    async fn attempts_by_hour(&self, since: DateTime<Utc>) -> StoreResult<Vec<(DateTime<Utc>, u64, u64)>> {
+        let rows = self
+            .pools
+            .read_all(
+                sql("SELECT m.minute / 60 AS hour, CAST(sum(m.attempts) AS BIGINT) AS attempts,
+                            CAST(sum(m.succeeded) AS BIGINT) AS succeeded
+                     FROM endpoint_minutes m WHERE m.minute >= $1 GROUP BY m.minute / 60 ORDER BY hour")
+                .bind(minute_of(since)),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let hour = row.int("hour")?;
+                let start = DateTime::from_timestamp(hour.saturating_mul(3600), 0).ok_or_else(|| corrupt(hour))?;
+                Ok((start, row.int("attempts")?.max(0).unsigned_abs(), row.int("succeeded")?.max(0).unsigned_abs()))
+            })
+            .collect()
+    }
+
+    async fn messages_since(&self, since: DateTime<Utc>) -> StoreResult<u64> {
+        let row = self
+            .pools
+            .read_optional(sql("SELECT count(*) AS n FROM messages WHERE created_at >= $1").bind(millis(since)))
+            .await?;
+        Ok(row.map(|row| row.int("n")).transpose()?.unwrap_or(0).max(0).unsigned_abs())
+    }
+
+    async fn failed_by_instance(&self) -> StoreResult<Vec<(String, u64)>> {
+        let rows = self
+            .pools
+            .read_all(sql("SELECT i.name, count(DISTINCT d.message_id) AS n
+                 FROM deliveries d JOIN messages m ON m.id = d.message_id JOIN instances i ON i.id = m.instance_id
+                 WHERE d.status = 'failed' AND NOT d.superseded
+                 GROUP BY i.name ORDER BY i.name"))
+            .await?;
+        rows.iter().map(|row| Ok((row.text("name")?, row.int("n")?.max(0).unsigned_abs()))).collect()
+    }
+
     async fn endpoint_health(
         &self,
         instance: Option<InstanceId>,
