@@ -21,7 +21,10 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/logout", post(pages::logout))
         .route("/dashboard/instances/{name}", get(pages::instance))
         .route("/dashboard/instances/{name}/messages/{msg}", get(pages::message))
-        .route("/dashboard/instances/{name}/messages/{msg}/redeliver", post(pages::redeliver))
+        .route(
+            "/dashboard/instances/{name}/messages/{msg}/redeliver",
+            get(operations::confirm_redeliver).post(operations::redeliver),
+        )
         .route("/dashboard/instances/{name}/recover", post(operations::start))
         .route("/dashboard/audit", get(operations::audit))
         .route("/dashboard/instances/{name}/recover/{id}", get(operations::show))

@@ -6,7 +6,7 @@ use askama::Template;
 use axum::extract::{Form, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
-use finhook_core::ids::{EndpointId, RecoveryId};
+use finhook_core::ids::{EndpointId, MessageId, RecoveryId};
 use serde::Deserialize;
 
 use super::pages::{caller, failure, render, time};
@@ -154,5 +154,99 @@ pub async fn audit(State(state): State<AppState>, jar: CookieJar) -> Response {
                 .collect(),
         }),
         Err(error) => failure(error.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RedeliverTo {
+    #[serde(default)]
+    endpoint_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "redeliver.html")]
+struct RedeliverPage {
+    signed_in: bool,
+    name: String,
+    id: String,
+    response_type: &'static str,
+    /// Empty: every endpoint.
+    endpoint_id: String,
+    endpoint_url: String,
+}
+
+/// The confirmation before a redelivery, to every endpoint or one.
+pub async fn confirm_redeliver(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Path((name, msg)): Path<(String, String)>,
+    axum::extract::Query(to): axum::extract::Query<RedeliverTo>,
+) -> Response {
+    let caller = match caller(&state, &jar).await {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect,
+    };
+    let result: Result<RedeliverPage, ApiError> = async {
+        let instance = caller.instance(&state, &name).await?;
+        let id = MessageId::parse(&msg).map_err(|_| ApiError::NotFound("message"))?;
+        let message = state.store.message(instance.id, &id).await?.ok_or(ApiError::NotFound("message"))?;
+        let endpoint_url = match to.endpoint_id.trim() {
+            "" => String::new(),
+            endpoint => {
+                let endpoint = EndpointId::parse(endpoint).map_err(|_| ApiError::NotFound("endpoint"))?;
+                state.store.endpoint(instance.id, &endpoint).await?.ok_or(ApiError::NotFound("endpoint"))?.url
+            }
+        };
+        Ok(RedeliverPage {
+            signed_in: true,
+            name: instance.name,
+            id: id.to_string(),
+            response_type: message.summary.response_type.as_str(),
+            endpoint_id: to.endpoint_id.trim().to_string(),
+            endpoint_url,
+        })
+    }
+    .await;
+    match result {
+        Ok(page) => render(&page),
+        Err(error) => failure(error),
+    }
+}
+
+/// A confirmed redelivery; back to the message, which says how many deliveries it made.
+pub async fn redeliver(
+    State(state): State<AppState>,
+    origin: Origin,
+    jar: CookieJar,
+    Path((name, msg)): Path<(String, String)>,
+    Form(to): Form<RedeliverTo>,
+) -> Response {
+    let caller = match caller(&state, &jar).await {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect,
+    };
+    let result: Result<usize, ApiError> = async {
+        let instance = caller.instance(&state, &name).await?;
+        let id = MessageId::parse(&msg).map_err(|_| ApiError::NotFound("message"))?;
+        let endpoint = match to.endpoint_id.trim() {
+            "" => None,
+            endpoint => Some(EndpointId::parse(endpoint).map_err(|_| ApiError::NotFound("endpoint"))?),
+        };
+        let made = state
+            .store
+            .redeliver(instance.id, &id, endpoint.as_ref(), state.clock.now())
+            .await?
+            .ok_or(ApiError::NotFound("message or endpoint"))?;
+        state.dispatch.rescan();
+        let actor = audit::actor(&caller, Via::Dashboard);
+        audit::record(&state, actor, &origin, "message.redeliver", Some(instance.id), Some(id.to_string())).await;
+        Ok(made.len())
+    }
+    .await;
+    match result {
+        Ok(count) => {
+            Redirect::to(&format!("/dashboard/instances/{name}/messages/{msg}?redelivered={count}")).into_response()
+        }
+        Err(error) => failure(error),
     }
 }

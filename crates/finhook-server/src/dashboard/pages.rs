@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::session::{SessionOwner, COOKIE};
 use crate::app::AppState;
-use crate::http::audit::{self, Origin, Via};
+use crate::http::audit::{self, Origin};
 use crate::http::{ApiError, Caller};
 use crate::store::events::Failing;
 use crate::store::{DeliveryStatus, MessageFilter};
@@ -364,19 +364,27 @@ struct MessagePage {
     created_at: String,
     deliveries: Vec<DeliveryRow>,
     payload: String,
+    /// After a redelivery: how many new deliveries it made.
+    redelivered: Option<usize>,
+}
+
+#[derive(Deserialize)]
+pub struct MessagePageQuery {
+    redelivered: Option<usize>,
 }
 
 pub async fn message(
     State(state): State<AppState>,
     jar: CookieJar,
     Path((name, msg)): Path<(String, String)>,
+    Query(query): Query<MessagePageQuery>,
 ) -> Response {
     let caller = match caller(&state, &jar).await {
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
     match message_page(&state, caller, name, msg).await {
-        Ok(page) => render(&page),
+        Ok(page) => render(&MessagePage { redelivered: query.redelivered, ..page }),
         Err(error) => failure(error),
     }
 }
@@ -427,31 +435,6 @@ async fn message_page(state: &AppState, caller: Caller, name: String, msg: Strin
             })
             .collect(),
         payload,
+        redelivered: None,
     })
-}
-
-pub async fn redeliver(
-    State(state): State<AppState>,
-    origin: Origin,
-    jar: CookieJar,
-    Path((name, msg)): Path<(String, String)>,
-) -> Response {
-    let caller = match caller(&state, &jar).await {
-        Ok(caller) => caller,
-        Err(redirect) => return redirect,
-    };
-    let result: Result<(), ApiError> = async {
-        let instance = caller.instance(&state, &name).await?;
-        let id = MessageId::parse(&msg).map_err(|_| ApiError::NotFound("message"))?;
-        state.store.redeliver(instance.id, &id, None, state.clock.now()).await?.ok_or(ApiError::NotFound("message"))?;
-        state.dispatch.rescan();
-        let actor = audit::actor(&caller, Via::Dashboard);
-        audit::record(&state, actor, &origin, "message.redeliver", Some(instance.id), Some(id.to_string())).await;
-        Ok(())
-    }
-    .await;
-    match result {
-        Ok(()) => Redirect::to(&format!("/dashboard/instances/{name}/messages/{msg}")).into_response(),
-        Err(error) => failure(error),
-    }
 }

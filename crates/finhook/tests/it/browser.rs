@@ -207,6 +207,13 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     let attempts = browser.text(".attempts").await;
     assert!(attempts.contains("500") && attempts.contains("http") && attempts.contains("reply 500"), "{attempts}");
     browser.click("#redeliver").await;
+    let asked = browser.text("#redeliver-what").await;
+    assert!(
+        asked.starts_with("A new delivery to every enabled endpoint that takes KYC"),
+        "confirmation first: {asked}"
+    );
+    browser.click("#confirm-redeliver").await;
+    assert_eq!(browser.text("#redelivered").await, "Redelivered: 1 new delivery, due now.");
     // The page comes back with a second delivery once the new round is stored.
     browser.find("main h3:nth-of-type(2)").await;
     assert_eq!(app.deliver_due().await, 1, "the redelivery from the dashboard is due at once");
@@ -215,6 +222,13 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     assert_eq!(page.matches("class=\"status delivered\"").count(), 1, "the new round was delivered");
     assert_eq!(page.matches("class=\"status cancelled\"").count(), 1, "the first round's pending retry was cancelled");
     assert_eq!(page.matches("superseded by a later round").count(), 1, "and it says why");
+    assert_eq!(page.matches("redeliver to this endpoint").count(), 1, "to one endpoint: from its latest round only");
+    browser.click(".redeliver-one").await;
+    let asked = browser.text("#redeliver-what").await;
+    assert!(asked.contains(&receiver.url("/hook")), "names the endpoint: {asked}");
+    browser.click("#confirm-redeliver").await;
+    assert_eq!(browser.text("#redelivered").await, "Redelivered: 1 new delivery, due now.");
+    assert_eq!(app.deliver_due().await, 1);
 
     // Bulk recovery: a delivery that failed for good, re-sent from the instance page.
     let once = TestReceiver::start(&[Reply::Status(503)], Reply::Status(200)).await;
