@@ -9,7 +9,7 @@ use axum_extra::extract::cookie::CookieJar;
 use finhook_core::ids::{EndpointId, MessageId, RecoveryId};
 use serde::Deserialize;
 
-use super::pages::{caller, failure, render, time};
+use super::pages::{caller, caller_at, failure, render, time};
 use crate::app::AppState;
 use crate::http::audit::{self, Origin, Via};
 use crate::http::ApiError;
@@ -75,8 +75,13 @@ struct RecoveryPage {
     error: String,
 }
 
-pub async fn show(State(state): State<AppState>, jar: CookieJar, Path((name, id)): Path<(String, String)>) -> Response {
-    let caller = match caller(&state, &jar).await {
+pub async fn show(
+    State(state): State<AppState>,
+    uri: axum::extract::OriginalUri,
+    jar: CookieJar,
+    Path((name, id)): Path<(String, String)>,
+) -> Response {
+    let caller = match caller_at(&state, &jar, Some(&uri.0)).await {
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
@@ -127,8 +132,8 @@ struct AuditPage {
 }
 
 /// The audit log page: the last 100 actions the caller may see.
-pub async fn audit(State(state): State<AppState>, jar: CookieJar) -> Response {
-    let caller = match caller(&state, &jar).await {
+pub async fn audit(State(state): State<AppState>, uri: axum::extract::OriginalUri, jar: CookieJar) -> Response {
+    let caller = match caller_at(&state, &jar, Some(&uri.0)).await {
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
@@ -178,11 +183,12 @@ struct RedeliverPage {
 /// The confirmation before a redelivery, to every endpoint or one.
 pub async fn confirm_redeliver(
     State(state): State<AppState>,
+    uri: axum::extract::OriginalUri,
     jar: CookieJar,
     Path((name, msg)): Path<(String, String)>,
     axum::extract::Query(to): axum::extract::Query<RedeliverTo>,
 ) -> Response {
-    let caller = match caller(&state, &jar).await {
+    let caller = match caller_at(&state, &jar, Some(&uri.0)).await {
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 use chrono::{DateTime, Duration, Timelike, Utc};
 
-use super::pages::{caller, failure, render, time};
+use super::pages::{caller_at, failure, render, time};
 use crate::app::AppState;
 use crate::http::{ApiError, Caller};
 
@@ -57,8 +57,8 @@ struct OverviewPage {
     instances: Vec<InstanceRow>,
 }
 
-pub async fn overview(State(state): State<AppState>, jar: CookieJar) -> Response {
-    let caller = match caller(&state, &jar).await {
+pub async fn overview(State(state): State<AppState>, uri: axum::extract::OriginalUri, jar: CookieJar) -> Response {
+    let caller = match caller_at(&state, &jar, Some(&uri.0)).await {
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };

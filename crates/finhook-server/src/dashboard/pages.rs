@@ -59,7 +59,20 @@ pub(super) fn failure(error: ApiError) -> Response {
 
 /// The signed-in caller, or a redirect to the sign-in page.
 pub(super) async fn caller(state: &AppState, jar: &CookieJar) -> Result<Caller, Response> {
-    let sign_in = || Redirect::to("/dashboard/login").into_response();
+    caller_at(state, jar, None).await
+}
+
+/// [`caller`] for a page someone may have been sent to: signing in brings them back to it.
+pub(super) async fn caller_at(
+    state: &AppState,
+    jar: &CookieJar,
+    page: Option<&axum::http::Uri>,
+) -> Result<Caller, Response> {
+    let sign_in = || {
+        let next = page.map(|uri| url::form_urlencoded::byte_serialize(uri.to_string().as_bytes()).collect::<String>());
+        Redirect::to(&next.map_or("/dashboard/login".to_string(), |next| format!("/dashboard/login?next={next}")))
+            .into_response()
+    };
     let token = jar.get(COOKIE).map(|c| c.value().to_string()).ok_or_else(sign_in)?;
     match state.sessions.owner(&token, state.clock.now()) {
         Some(SessionOwner::Admin) => Ok(Caller::Admin),
@@ -77,14 +90,31 @@ pub(super) async fn caller(state: &AppState, jar: &CookieJar) -> Result<Caller, 
 struct LoginPage {
     signed_in: bool,
     error: Option<&'static str>,
+    /// Where to go once signed in (a dashboard page), or empty.
+    next: String,
 }
 
-pub async fn login_form() -> Response {
-    render(&LoginPage { signed_in: false, error: None })
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+/// A page of the dashboard to return to after signing in; anything else (another site, a
+/// scheme-relative `//host`) is dropped.
+fn dashboard_page(next: Option<&str>) -> Option<String> {
+    next.filter(|next| next.starts_with("/dashboard") && !next.starts_with("//") && !next.contains('\\'))
+        .map(str::to_string)
+}
+
+pub async fn login_form(Query(query): Query<LoginQuery>) -> Response {
+    let next = dashboard_page(query.next.as_deref()).unwrap_or_default();
+    render(&LoginPage { signed_in: false, error: None, next })
 }
 
 #[derive(Deserialize)]
 pub struct LoginForm {
+    #[serde(default)]
+    next: String,
     key: String,
 }
 
@@ -110,7 +140,8 @@ pub async fn login(
     let Some(owner) = owner else {
         audit::record(&state, "unknown (dashboard)".to_string(), &origin, "dashboard.sign_in_refused", None, None)
             .await;
-        let mut page = render(&LoginPage { signed_in: false, error: Some("That key is not valid.") });
+        let mut page =
+            render(&LoginPage { signed_in: false, error: Some("That key is not valid."), next: form.next.clone() });
         *page.status_mut() = StatusCode::UNAUTHORIZED;
         return page;
     };
@@ -130,7 +161,8 @@ pub async fn login(
         .same_site(SameSite::Strict)
         .path("/dashboard")
         .build();
-    (jar.add(cookie), Redirect::to("/dashboard")).into_response()
+    let next = dashboard_page(Some(&form.next)).unwrap_or_else(|| "/dashboard".to_string());
+    (jar.add(cookie), Redirect::to(&next)).into_response()
 }
 
 pub async fn logout(State(state): State<AppState>, jar: CookieJar) -> Response {
@@ -244,11 +276,12 @@ pub struct MessageQuery {
 
 pub async fn instance(
     State(state): State<AppState>,
+    uri: axum::extract::OriginalUri,
     jar: CookieJar,
     Path(name): Path<String>,
     Query(query): Query<MessageQuery>,
 ) -> Response {
-    let caller = match caller(&state, &jar).await {
+    let caller = match caller_at(&state, &jar, Some(&uri.0)).await {
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
@@ -375,11 +408,12 @@ pub struct MessagePageQuery {
 
 pub async fn message(
     State(state): State<AppState>,
+    uri: axum::extract::OriginalUri,
     jar: CookieJar,
     Path((name, msg)): Path<(String, String)>,
     Query(query): Query<MessagePageQuery>,
 ) -> Response {
-    let caller = match caller(&state, &jar).await {
+    let caller = match caller_at(&state, &jar, Some(&uri.0)).await {
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };

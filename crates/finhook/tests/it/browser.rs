@@ -162,7 +162,10 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
 
     let browser = Browser::start().await;
     browser.goto(&app.url("/dashboard")).await;
-    assert!(browser.url().await.ends_with("/dashboard/login"), "signed-out visitors are sent to sign in");
+    assert!(
+        browser.url().await.ends_with("/dashboard/login?next=%2Fdashboard"),
+        "signed-out visitors are sent to sign in"
+    );
     browser.type_into("#key", "fhk_not_a_key").await;
     browser.click("#sign-in").await;
     assert_eq!(browser.text("#login-error").await, "That key is not valid.");
@@ -274,5 +277,20 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     assert!(browser.url().await.ends_with("/dashboard/instances/acme"));
     browser.goto(&app.url("/dashboard/instances/other")).await;
     assert!(browser.source().await.contains("instance not found"));
+
+    // Signing in brings you back where you were going, and only ever into the dashboard.
+    browser.goto(&app.url("/dashboard/instances/acme")).await;
+    browser.click("header button").await;
+    browser.goto(&app.url("/dashboard/audit")).await;
+    browser.type_into("#key", ADMIN_KEY).await;
+    browser.click("#sign-in").await;
+    browser.find("#audit").await;
+    assert!(browser.url().await.ends_with("/dashboard/audit"), "{}", browser.url().await);
+    browser.click("header button").await;
+    browser.goto(&app.url("/dashboard/login?next=//evil.example/")).await;
+    browser.type_into("#key", ADMIN_KEY).await;
+    browser.click("#sign-in").await;
+    browser.find("#messages-total").await;
+    assert!(browser.url().await.ends_with("/dashboard"), "{}", browser.url().await);
     browser.quit().await;
 }
