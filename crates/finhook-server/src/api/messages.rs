@@ -127,6 +127,10 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     login_id: Option<String>,
+    tag: Option<String>,
+    request_id: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
     response_type: Option<String>,
     status: Option<String>,
     cursor: Option<String>,
@@ -193,8 +197,20 @@ pub async fn list(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::validation("limit", format!("must be between 1 and {MAX_PAGE}")));
     }
+    let time = |name: &str, text: Option<String>| {
+        text.map(|text| {
+            DateTime::parse_from_rfc3339(&text)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| ApiError::validation(name, "must be an RFC 3339 time, e.g. 2026-11-29T14:00:00Z"))
+        })
+        .transpose()
+    };
     let filter = MessageFilter {
         login_id: query.login_id,
+        tag: query.tag,
+        request_id: query.request_id,
+        since: time("since", query.since)?,
+        until: time("until", query.until)?,
         response_type: query
             .response_type
             .map(|t| {

@@ -16,6 +16,7 @@ use crate::http::audit::{self, Origin};
 use crate::http::{ApiError, Caller};
 use crate::store::events::Failing;
 use crate::store::{DeliveryStatus, MessageFilter};
+use finhook_core::events::MessageType;
 
 const PAGE_SIZE: u32 = 50;
 
@@ -264,14 +265,27 @@ struct InstancePage {
     /// The ledger's chain head: (seq, hash), or `None` before the first attempt.
     ledger: Option<(u64, String)>,
     login_id: String,
+    tag: String,
+    request_id: String,
+    since: String,
+    type_options: Vec<(&'static str, bool)>,
     status_options: Vec<(&'static str, bool)>,
     messages: Vec<MessageRow>,
+    /// The query of the next (older) page, if there is one.
+    older: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub struct MessageQuery {
     login_id: Option<String>,
+    tag: Option<String>,
+    request_id: Option<String>,
+    response_type: Option<String>,
     status: Option<String>,
+    /// Received at or after this (RFC 3339).
+    since: Option<String>,
+    /// Only messages older than this one (the previous page's last).
+    before: Option<String>,
 }
 
 pub async fn instance(
@@ -299,11 +313,54 @@ async fn instance_page(
 ) -> Result<InstancePage, ApiError> {
     let instance = caller.instance(state, &name).await?;
     let status = query.status.as_deref().and_then(DeliveryStatus::parse);
-    let login_id = query.login_id.filter(|l| !l.trim().is_empty());
-    let filter =
-        MessageFilter { login_id: login_id.clone(), response_type: None, status, before: None, limit: PAGE_SIZE };
+    let given = |text: Option<String>| text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    let (login_id, tag, request_id) = (given(query.login_id), given(query.tag), given(query.request_id));
+    let response_type = given(query.response_type).and_then(|t| MessageType::parse(&t));
+    let since_text = given(query.since);
+    let since = match &since_text {
+        Some(text) => Some(
+            DateTime::parse_from_rfc3339(text)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| ApiError::validation("since", "must be an RFC 3339 time, e.g. 2026-11-29T14:00:00Z"))?,
+        ),
+        None => None,
+    };
+    let filter = MessageFilter {
+        login_id: login_id.clone(),
+        tag: tag.clone(),
+        request_id: request_id.clone(),
+        since,
+        until: None,
+        response_type,
+        status,
+        before: given(query.before).and_then(|id| MessageId::parse(&id).ok()),
+        limit: PAGE_SIZE + 1,
+    };
+    let mut found = state.store.list_messages(instance.id, &filter).await?;
+    let older = (found.len() > PAGE_SIZE as usize).then(|| {
+        found.truncate(PAGE_SIZE as usize);
+        found.last().map(|m| m.id.to_string())
+    });
+    // The next page keeps the same search.
+    let search: Vec<(&str, String)> = [
+        ("login_id", login_id.clone()),
+        ("tag", tag.clone()),
+        ("request_id", request_id.clone()),
+        ("response_type", response_type.map(|t| t.as_str().to_string())),
+        ("status", status.map(|s| s.as_str().to_string())),
+        ("since", since_text.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| value.map(|value| (key, value)))
+    .collect();
+    let older = older.flatten().map(|before| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.extend_pairs(search.iter().map(|(k, v)| (*k, v.as_str())));
+        query.append_pair("before", &before);
+        format!("?{}", query.finish())
+    });
     let mut messages = Vec::new();
-    for summary in state.store.list_messages(instance.id, &filter).await? {
+    for summary in found {
         messages.push(MessageRow {
             id: summary.id.to_string(),
             response_type: summary.response_type.as_str(),
@@ -359,8 +416,13 @@ async fn instance_page(
         name: instance.name,
         endpoints,
         login_id: login_id.unwrap_or_default(),
+        tag: tag.unwrap_or_default(),
+        request_id: request_id.unwrap_or_default(),
+        since: since_text.unwrap_or_default(),
+        type_options: MessageType::all().map(|t| (t.as_str(), Some(t) == response_type)).collect(),
         status_options,
         messages,
+        older,
     })
 }
 

@@ -264,6 +264,12 @@ pub struct MessageSummary {
 #[derive(Debug, Clone)]
 pub struct MessageFilter {
     pub login_id: Option<String>,
+    pub tag: Option<String>,
+    pub request_id: Option<String>,
+    /// Received at or after this.
+    pub since: Option<DateTime<Utc>>,
+    /// Received at or before this.
+    pub until: Option<DateTime<Utc>>,
     pub response_type: Option<MessageType>,
     /// Messages with at least one delivery in this status.
     pub status: Option<DeliveryStatus>,

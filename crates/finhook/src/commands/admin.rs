@@ -181,14 +181,26 @@ pub struct MessagesArgs {
 
 #[derive(Debug, Subcommand)]
 enum MessagesCommand {
-    /// Newest first.
+    /// Newest first; the filters combine.
     List {
         #[arg(long)]
         login_id: Option<String>,
         #[arg(long)]
+        tag: Option<String>,
+        #[arg(long)]
+        request_id: Option<String>,
+        /// A callback type (KYC, GetAccountsDetail, Investments) or an event's name.
+        #[arg(long)]
         response_type: Option<String>,
+        /// Messages whose latest delivery somewhere is pending, delivered, failed or cancelled.
         #[arg(long)]
         status: Option<String>,
+        /// Received since: an RFC 3339 time, or how long ago (`30m`, `1h`, `2d`).
+        #[arg(long)]
+        since: Option<String>,
+        /// Received until, in the same forms.
+        #[arg(long)]
+        until: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
         #[arg(long)]
@@ -390,11 +402,20 @@ pub fn messages(args: MessagesArgs) -> ExitCode {
     run_with(&args.server, async move |client| {
         let base = format!("/v1/instances/{instance}/messages");
         match args.command {
-            MessagesCommand::List { login_id, response_type, status, limit, cursor } => {
+            MessagesCommand::List { login_id, tag, request_id, response_type, status, since, until, limit, cursor } => {
                 let mut query = vec![format!("limit={limit}")];
-                for (key, value) in
-                    [("login_id", login_id), ("response_type", response_type), ("status", status), ("cursor", cursor)]
-                {
+                let since = since.map(|since| time_arg("--since", &since)).transpose()?;
+                let until = until.map(|until| time_arg("--until", &until)).transpose()?;
+                for (key, value) in [
+                    ("login_id", login_id),
+                    ("tag", tag),
+                    ("request_id", request_id),
+                    ("response_type", response_type),
+                    ("status", status),
+                    ("since", since),
+                    ("until", until),
+                    ("cursor", cursor),
+                ] {
                     if let Some(value) = value {
                         query.push(format!(
                             "{key}={}",

@@ -506,3 +506,39 @@ async fn endpoint_secrets_are_sealed_at_rest_with_a_key_kept_apart() {
         assert_eq!(std::fs::metadata(&key_file).expect("key file").permissions().mode() & 0o777, 0o600);
     }
 }
+
+/// Messages are found by Tag, RequestId, type and the time they came, each filter on its
+/// own and together; a bad time is a 422 naming the parameter.
+#[tokio::test]
+async fn messages_are_found_by_tag_request_id_type_and_time() {
+    let app = spawn_app().await;
+    app.create_instance("acme").await;
+    let kyc = app.ingest("acme", fixture("kyc.json")).await;
+    let accounts = app.ingest("acme", fixture("get_accounts_detail.json")).await;
+    app.clock.advance(chrono::Duration::hours(1));
+    let mut other: Value = serde_json::from_slice(&fixture("investments.json")).expect("json");
+    other["Tag"] = serde_json::json!("applicant=APP-777");
+    let investments = app.ingest("acme", serde_json::to_vec(&other).expect("bytes")).await;
+    let found = |query: &'static str| {
+        let app = &app;
+        async move {
+            let page = app.messages("acme", query).await;
+            let ids: Vec<String> = page["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .map(|m| m["id"].as_str().expect("id").to_string())
+                .collect();
+            ids
+        }
+    };
+    assert_eq!(found("?tag=applicant%3DAPP-20931").await, [accounts.clone(), kyc.clone()]);
+    assert_eq!(found("?tag=applicant%3DAPP-777").await, [investments.clone()]);
+    assert_eq!(found("?request_id=56cd11e7-1deb-4307-af37-ab9622058021&response_type=KYC").await, [kyc.clone()]);
+    assert_eq!(found("?since=2026-03-14T18:30:00Z").await, [investments.clone()]);
+    assert_eq!(found("?until=2026-03-14T18:30:00Z").await, [accounts.clone(), kyc.clone()]);
+    assert!(found("?tag=applicant%3DAPP-777&until=2026-03-14T18:30:00Z").await.is_empty(), "filters combine");
+    let (status, problem) = app.admin(Method::GET, "/v1/instances/acme/messages?since=an-hour-ago", None).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["path"], "since");
+}

@@ -269,6 +269,20 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     }
     assert!(audit.contains("unknown (dashboard) dashboard.sign_in_refused"), "the wrong key, too: {audit}");
 
+    // Search, and pages of 50: older messages are a click away.
+    for _ in 0..50 {
+        app.ingest("acme", fixture("get_accounts_detail.json")).await;
+    }
+    browser.goto(&app.url("/dashboard/instances/acme")).await;
+    assert!(!browser.text("#messages").await.contains(&id), "the first message is not on the newest page");
+    browser.click("#older").await;
+    assert!(browser.text("#messages").await.contains(&id), "it is on the older one");
+    browser.goto(&app.url("/dashboard/instances/acme?response_type=Investments")).await;
+    let investments = browser.text("#messages").await;
+    assert!(investments.contains("Investments") && !investments.contains("GetAccountsDetail"), "{investments}");
+    browser.goto(&app.url("/dashboard/instances/acme?request_id=no-such-request")).await;
+    assert!(browser.text("#no-messages").await.starts_with("No message matches."));
+
     // An instance key sees its own instance and nothing else.
     browser.click("header button").await;
     browser.type_into("#key", &acme_key).await;

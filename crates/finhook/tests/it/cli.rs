@@ -74,6 +74,18 @@ async fn the_admin_client_manages_instances_endpoints_and_messages() {
         listed.stdout
     );
     assert!(listed.stdout.contains("STATUS") && listed.stdout.contains("pending"), "{}", listed.stdout);
+    let by_request = [
+        "messages",
+        "list",
+        "--instance",
+        "acme",
+        "--request-id",
+        "56cd11e7-1deb-4307-af37-ab9622058021",
+        "--since",
+        "2026-03-14T17:00:00Z",
+    ];
+    let searched = finhook(&app, &by_request).await;
+    assert!(searched.stdout.contains(&message), "{}{}", searched.stdout, searched.stderr);
     let shown = finhook(&app, &["messages", "show", &message, "--instance", "acme"]).await;
     assert!(shown.stdout.contains("pending") && shown.stdout.contains(id), "{}", shown.stdout);
     // What the endpoint answered, without --json: the status, the class and the excerpt.

@@ -36,13 +36,21 @@ pub(super) async fn list(
                    AND ($4 IS NULL OR id < $4)
                    AND ($5 IS NULL OR EXISTS (SELECT 1 FROM deliveries d
                                               WHERE d.message_id = m.id AND d.status = $5 AND NOT d.superseded))
+                   AND ($7 IS NULL OR tag = $7)
+                   AND ($8 IS NULL OR request_id = $8)
+                   AND ($9 IS NULL OR created_at >= $9)
+                   AND ($10 IS NULL OR created_at <= $10)
                  ORDER BY id DESC LIMIT $6")
             .bind(instance.0)
             .bind(&filter.login_id)
             .bind(filter.response_type.map(|t| t.as_str()))
             .bind(filter.before.as_ref().map(|id| id.as_str()))
             .bind(filter.status.map(|s| s.as_str()))
-            .bind(i64::from(filter.limit)),
+            .bind(i64::from(filter.limit))
+            .bind(&filter.tag)
+            .bind(&filter.request_id)
+            .bind(filter.since.map(millis))
+            .bind(filter.until.map(millis)),
         )
         .await?;
     rows.iter().map(listed_from).collect()
