@@ -276,6 +276,13 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     browser.goto(&app.url("/dashboard/instances/acme")).await;
     assert!(!browser.text("#messages").await.contains(&id), "the first message is not on the newest page");
     browser.click("#older").await;
+    // Both pages have #messages: wait for the older page itself.
+    for _ in 0..200 {
+        if browser.url().await.contains("before=") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     assert!(browser.text("#messages").await.contains(&id), "it is on the older one");
     browser.goto(&app.url("/dashboard/instances/acme?response_type=Investments")).await;
     let investments = browser.text("#messages").await;
@@ -295,12 +302,15 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     // Signing in brings you back where you were going, and only ever into the dashboard.
     browser.goto(&app.url("/dashboard/instances/acme")).await;
     browser.click("header button").await;
+    // Signed out once the sign-in page is there (before that, the next page would race it).
+    browser.find("#sign-in").await;
     browser.goto(&app.url("/dashboard/audit")).await;
     browser.type_into("#key", ADMIN_KEY).await;
     browser.click("#sign-in").await;
     browser.find("#audit").await;
     assert!(browser.url().await.ends_with("/dashboard/audit"), "{}", browser.url().await);
     browser.click("header button").await;
+    browser.find("#sign-in").await;
     browser.goto(&app.url("/dashboard/login?next=//evil.example/")).await;
     browser.type_into("#key", ADMIN_KEY).await;
     browser.click("#sign-in").await;
