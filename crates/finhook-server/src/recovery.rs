@@ -5,14 +5,15 @@
 
 use std::sync::Arc;
 
-use finhook_core::ids::RecoveryId;
+use chrono::{DateTime, Utc};
+use finhook_core::ids::{EndpointId, RecoveryId};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::delivery::handoff::Dispatch;
-use crate::store::recovery::RECOVER_BATCH;
-use crate::store::{Store, StoreResult};
+use crate::store::recovery::{Recovery, RECOVER_BATCH};
+use crate::store::{InstanceId, Store, StoreResult};
 
 /// The most batches one job makes: a bound on any loop (a million deliveries).
 const MAX_BATCHES: usize = 5_000;
@@ -28,6 +29,20 @@ pub struct Recoveries {
 }
 
 impl Recoveries {
+    /// Records a new job (see [`crate::store::recovery::RecoveryStore::start_recovery`]) and runs it.
+    pub async fn start(
+        &self,
+        instance: InstanceId,
+        endpoint: Option<&EndpointId>,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Recovery> {
+        let recovery = self.store.start_recovery(instance, endpoint, since, until, self.clock.now()).await?;
+        tracing::info!(recovery = %recovery.id, total = recovery.total, "recovery started");
+        self.spawn(recovery.id.clone());
+        Ok(recovery)
+    }
+
     /// Runs the job in the background until it is done, fails, or the server stops.
     pub fn spawn(&self, id: RecoveryId) {
         let this = self.clone();

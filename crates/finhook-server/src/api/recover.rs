@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::http::audit::{self, Origin, Via};
-use crate::http::{ApiError, ApiJson, Caller, Problem};
+use crate::http::{instance_endpoint, ApiError, ApiJson, Caller, Problem};
 use crate::store::recovery::{Recovery, RecoveryStatus};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -83,16 +83,10 @@ pub async fn start(
         return Err(ApiError::validation("$.until", "must be after since"));
     }
     let endpoint = match &request.endpoint_id {
-        Some(id) => {
-            let id = EndpointId::parse(id).map_err(|_| ApiError::NotFound("endpoint"))?;
-            state.store.endpoint(instance.id, &id).await?.ok_or(ApiError::NotFound("endpoint"))?;
-            Some(id)
-        }
+        Some(id) => Some(instance_endpoint(&state, instance.id, id).await?.id),
         None => None,
     };
-    let recovery = state.store.start_recovery(instance.id, endpoint.as_ref(), since, until, now).await?;
-    tracing::info!(recovery = %recovery.id, instance = %instance.name, total = recovery.total, "recovery started");
-    state.recoveries.spawn(recovery.id.clone());
+    let recovery = state.recoveries.start(instance.id, endpoint.as_ref(), since, until).await?;
     let actor = audit::actor(&caller, Via::Api);
     audit::record(&state, actor, &origin, "recovery.start", Some(instance.id), Some(recovery.id.to_string())).await;
     Ok((StatusCode::ACCEPTED, Json(recovery.into())))

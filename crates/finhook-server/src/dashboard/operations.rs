@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::pages::{caller, caller_at, failure, render, time};
 use crate::app::AppState;
 use crate::http::audit::{self, Origin, Via};
-use crate::http::ApiError;
+use crate::http::{instance_endpoint, ApiError};
 use crate::store::recovery::RecoveryStatus;
 
 #[derive(Deserialize)]
@@ -36,16 +36,11 @@ pub async fn start(
         let instance = caller.instance(&state, &name).await?;
         let endpoint = match form.endpoint_id.trim() {
             "" => None,
-            id => {
-                let id = EndpointId::parse(id).map_err(|_| ApiError::NotFound("endpoint"))?;
-                state.store.endpoint(instance.id, &id).await?.ok_or(ApiError::NotFound("endpoint"))?;
-                Some(id)
-            }
+            id => Some(instance_endpoint(&state, instance.id, id).await?.id),
         };
         let now = state.clock.now();
         let since = now - chrono::Duration::hours(i64::from(form.hours.clamp(1, 24 * 90)));
-        let recovery = state.store.start_recovery(instance.id, endpoint.as_ref(), since, now, now).await?;
-        state.recoveries.spawn(recovery.id.clone());
+        let recovery = state.recoveries.start(instance.id, endpoint.as_ref(), since, now).await?;
         let actor = audit::actor(&caller, Via::Dashboard);
         audit::record(&state, actor, &origin, "recovery.start", Some(instance.id), Some(recovery.id.to_string())).await;
         Ok(recovery.id)
@@ -198,10 +193,7 @@ pub async fn confirm_redeliver(
         let message = state.store.message(instance.id, &id).await?.ok_or(ApiError::NotFound("message"))?;
         let endpoint_url = match to.endpoint_id.trim() {
             "" => String::new(),
-            endpoint => {
-                let endpoint = EndpointId::parse(endpoint).map_err(|_| ApiError::NotFound("endpoint"))?;
-                state.store.endpoint(instance.id, &endpoint).await?.ok_or(ApiError::NotFound("endpoint"))?.url
-            }
+            endpoint => instance_endpoint(&state, instance.id, endpoint).await?.url,
         };
         Ok(RedeliverPage {
             signed_in: true,

@@ -7,7 +7,8 @@ use finhook_core::secret::KeyHash;
 
 use super::ApiError;
 use crate::app::AppState;
-use crate::store::Instance;
+use crate::store::{Endpoint, Instance, InstanceId};
+use finhook_core::ids::EndpointId;
 
 /// Who is calling.
 #[derive(Debug, Clone)]
@@ -37,6 +38,13 @@ impl FromRequestParts<AppState> for Caller {
             None => Err(ApiError::Unauthorized),
         }
     }
+}
+
+/// An endpoint of `instance`, by the id a request named: 404 for a malformed id, an unknown
+/// one, or another instance's.
+pub async fn instance_endpoint(state: &AppState, instance: InstanceId, raw: &str) -> Result<Endpoint, ApiError> {
+    let id = EndpointId::parse(raw.trim()).map_err(|_| ApiError::NotFound("endpoint"))?;
+    state.store.endpoint(instance, &id).await?.ok_or(ApiError::NotFound("endpoint"))
 }
 
 impl Caller {

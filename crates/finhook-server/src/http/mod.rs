@@ -16,7 +16,7 @@ pub mod request_id;
 pub mod serve;
 pub mod tls;
 
-pub use auth::Caller;
+pub use auth::{instance_endpoint, Caller};
 pub(crate) use json::ApiJson;
 pub(crate) use problem::ErrorChain;
 pub use problem::{ApiError, Problem};
