@@ -36,3 +36,4 @@ pub mod recovery;
 pub mod retention;
 pub mod sandbox;
 pub mod store;
+pub mod test_callback;

@@ -397,15 +397,26 @@ pub async fn rotate_secret(
 ) -> Result<Json<EndpointView>, ApiError> {
     let instance = caller.instance(&state, &name).await?;
     let id = endpoint_id(&id)?;
-    let secret = EndpointSecret::generate();
-    let now = state.clock.now();
-    if !state.store.rotate_secret(instance.id, &id, &secret, now, now + ROTATION_OVERLAP).await? {
-        return Err(ApiError::NotFound("endpoint"));
-    }
+    let secret = rotate(&state, instance.id, &id).await?;
     let endpoint = state.store.endpoint(instance.id, &id).await?.ok_or(ApiError::NotFound("endpoint"))?;
     let actor = audit::actor(&caller, Via::Api);
     audit::record(&state, actor, &origin, "endpoint.rotate_secret", Some(instance.id), Some(endpoint.id.to_string()))
         .await;
     let failing = known_of_one(&state, &endpoint).await?;
     Ok(Json(EndpointView::of(endpoint, Some(&secret), failing)))
+}
+
+/// Gives the endpoint a new secret; the old one keeps signing for [`ROTATION_OVERLAP`], so
+/// a receiver can take the new one without losing a callback.
+pub(crate) async fn rotate(
+    state: &AppState,
+    instance: InstanceId,
+    id: &EndpointId,
+) -> Result<EndpointSecret, ApiError> {
+    let secret = EndpointSecret::generate();
+    let now = state.clock.now();
+    if !state.store.rotate_secret(instance, id, &secret, now, now + ROTATION_OVERLAP).await? {
+        return Err(ApiError::NotFound("endpoint"));
+    }
+    Ok(secret)
 }

@@ -2,9 +2,10 @@
 //! one module per resource. Handlers stay thin: extract, authorize, call one store or
 //! service function, map. The routes meet the other areas' in [`crate::app`].
 
+pub(crate) mod activity;
 mod admin_key;
 mod audit;
-mod endpoints;
+pub(crate) mod endpoints;
 mod instances;
 mod ledger;
 mod messages;
@@ -39,6 +40,8 @@ pub fn routes() -> Router<AppState> {
             get(endpoints::show).patch(endpoints::update).delete(endpoints::delete),
         )
         .route(&format!("{instance}/endpoints/{{id}}/rotate-secret"), post(endpoints::rotate_secret))
+        .route(&format!("{instance}/endpoints/{{id}}/test"), post(activity::test))
+        .route(&format!("{instance}/endpoints/{{id}}/deliveries"), get(activity::deliveries))
         .route(&format!("{instance}/callbacks"), post(messages::ingest))
         .route(&format!("{instance}/messages"), get(messages::list))
         .route(&format!("{instance}/messages/{{msg}}"), get(messages::show))

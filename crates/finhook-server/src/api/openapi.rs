@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin_key, audit, endpoints, instances, ledger, messages, recover, signing_keys};
+use super::{activity, admin_key, audit, endpoints, instances, ledger, messages, recover, signing_keys};
 use crate::sandbox::trigger;
 
 #[derive(OpenApi)]
@@ -29,6 +29,8 @@ use crate::sandbox::trigger;
         endpoints::update,
         endpoints::delete,
         endpoints::rotate_secret,
+        activity::test,
+        activity::deliveries,
         signing_keys::jwks,
         signing_keys::rotate,
         ledger::export,

@@ -3,6 +3,7 @@
 //! key and opens a session held in memory: an HttpOnly, SameSite=Strict cookie carries a
 //! random token, never the key.
 
+mod endpoints;
 mod operations;
 mod overview;
 mod pages;
@@ -21,6 +22,10 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/logout", post(pages::logout))
         .route("/dashboard/instances/{name}", get(pages::instance))
         .route("/dashboard/instances/{name}/messages/{msg}", get(pages::message))
+        .route("/dashboard/instances/{name}/endpoints/{id}", get(endpoints::show))
+        .route("/dashboard/instances/{name}/endpoints/{id}/enabled", post(endpoints::set_enabled))
+        .route("/dashboard/instances/{name}/endpoints/{id}/rotate-secret", post(endpoints::rotate_secret))
+        .route("/dashboard/instances/{name}/endpoints/{id}/test", post(endpoints::test))
         .route(
             "/dashboard/instances/{name}/messages/{msg}/redeliver",
             get(operations::confirm_redeliver).post(operations::redeliver),

@@ -14,7 +14,6 @@ use super::session::{SessionOwner, COOKIE};
 use crate::app::AppState;
 use crate::http::audit::{self, Origin};
 use crate::http::{ApiError, Caller};
-use crate::store::events::Failing;
 use crate::store::{DeliveryStatus, MessageFilter};
 use finhook_core::events::MessageType;
 
@@ -174,78 +173,6 @@ pub async fn logout(State(state): State<AppState>, jar: CookieJar) -> Response {
     (jar.remove(expired), Redirect::to("/dashboard/login")).into_response()
 }
 
-struct EndpointRow {
-    id: String,
-    url: String,
-    /// Enabled, failing (and how), or disabled (and by whom).
-    state: String,
-    /// Failing, or disabled by finhook.
-    state_flagged: bool,
-    /// The last hour's success rate and latency, and the backlog.
-    health: String,
-    types: String,
-    retry: String,
-    success: &'static str,
-    signing: &'static str,
-    /// Subject and expiry, or "none".
-    client_certificate: String,
-    /// Expiring within 14 days (or expired).
-    client_certificate_flagged: bool,
-    /// What the certificate watch last saw at the endpoint's server.
-    certificate: String,
-    /// Not valid, not checked yet, or expiring within 14 days.
-    certificate_flagged: bool,
-}
-
-/// Whether an endpoint takes deliveries, and how they go, in a few words.
-fn state_text(endpoint: &crate::store::Endpoint, failing: Option<&Failing>) -> String {
-    if let Some(at) = endpoint.auto_disabled_at {
-        return format!("disabled by finhook at {} (every attempt failed too long)", time(at));
-    }
-    if !endpoint.enabled {
-        return "disabled".to_string();
-    }
-    match failing {
-        Some(run) => {
-            let last = match (run.last_status_code, run.last_error_class) {
-                (Some(status), _) => status.to_string(),
-                (None, Some(class)) => class.as_str().to_string(),
-                (None, None) => "unknown".to_string(),
-            };
-            let (count, plural) = (run.failed_attempts_in_row, if run.failed_attempts_in_row == 1 { "" } else { "s" });
-            format!("failing: {count} attempt{plural} in a row since {} (last: {last})", time(run.since))
-        }
-        None => "enabled".to_string(),
-    }
-}
-
-/// The last hour of an endpoint's attempts and its backlog, in a few words.
-fn health_text(health: &crate::store::health::EndpointHealth) -> String {
-    let hour = &health.last_hour;
-    let attempts = match (hour.success_rate, hour.latency_p99_ms) {
-        (Some(rate), Some(p99)) => {
-            format!("{:.1} % of {} attempts succeeded, p99 ≤ {p99} ms", rate * 100.0, hour.attempts)
-        }
-        _ => "no attempts".to_string(),
-    };
-    format!("{attempts}; backlog {}", health.backlog)
-}
-
-/// The server certificate of an endpoint, in a few words.
-fn certificate_text(report: Option<&crate::store::certificate::CertificateReport>, now: DateTime<Utc>) -> String {
-    let Some(report) = report else { return "not watched (no TLS)".to_string() };
-    let expiry = report.expires_at.map(|end| {
-        let days = (end - now).num_days();
-        format!("expires {} (in {days} days)", end.format("%Y-%m-%d"))
-    });
-    match (&report.problem, expiry) {
-        (Some(problem), _) if !report.reached => format!("not checked yet: {problem}"),
-        (Some(problem), _) => format!("not valid: {problem}"),
-        (None, Some(expiry)) => format!("valid, {expiry}"),
-        (None, None) => "valid".to_string(),
-    }
-}
-
 struct MessageRow {
     id: String,
     response_type: &'static str,
@@ -261,7 +188,7 @@ struct InstancePage {
     signed_in: bool,
     name: String,
     mode: &'static str,
-    endpoints: Vec<EndpointRow>,
+    endpoints: Vec<super::endpoints::EndpointRow>,
     /// The ledger's chain head: (seq, hash), or `None` before the first attempt.
     ledger: Option<(u64, String)>,
     login_id: String,
@@ -380,28 +307,9 @@ async fn instance_page(
         .list_endpoints(instance.id)
         .await?
         .into_iter()
-        .map(|e| EndpointRow {
-            state: state_text(&e, failing.get(&e.id)),
-            state_flagged: e.auto_disabled_at.is_some() || (e.enabled && failing.contains_key(&e.id)),
-            health: health.get(&e.id).map(health_text).unwrap_or_default(),
-            id: e.id.to_string(),
-            url: e.url,
-            types: e
-                .event_types
-                .map_or("all".to_string(), |t| t.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")),
-            retry: format!("{} × {} s ({:?})", e.retry.max_attempts, e.retry.interval_seconds, e.retry.backoff)
-                .to_lowercase(),
-            success: e.success.as_str(),
-            signing: e.signing.as_str(),
-            client_certificate_flagged: e
-                .client_certificate
-                .as_ref()
-                .is_some_and(|c| c.expires_at - now < crate::store::certificate::EXPIRING_WITHIN),
-            client_certificate: e
-                .client_certificate
-                .map_or("none".to_string(), |c| format!("{}, expires {}", c.subject, c.expires_at.format("%Y-%m-%d"))),
-            certificate_flagged: e.certificate.as_ref().is_some_and(|c| !c.is_valid() || c.expires_soon(now)),
-            certificate: certificate_text(e.certificate.as_ref(), now),
+        .map(|e| {
+            let (failing, health) = (failing.get(&e.id), health.get(&e.id));
+            super::endpoints::row(e, failing, health, now)
         })
         .collect();
     let status_options = ["pending", "delivered", "failed", "cancelled"]

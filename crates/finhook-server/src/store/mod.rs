@@ -17,6 +17,7 @@
 //!   for chaining while another PostgreSQL node holds the chains); a ledger entry is never
 //!   changed or deleted (retention does not touch them).
 
+pub mod activity;
 pub mod audit;
 pub mod certificate;
 pub mod db;
@@ -488,6 +489,7 @@ pub trait Store:
     + health::HealthStore
     + recovery::RecoveryStore
     + audit::AuditStore
+    + activity::ActivityStore
     + Send
     + Sync
     + std::fmt::Debug

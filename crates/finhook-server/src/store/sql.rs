@@ -10,6 +10,7 @@
 //!   memory, and writes none), a lease with `FOR UPDATE SKIP LOCKED` among PostgreSQL
 //!   nodes, where a dead node's leases expire.
 
+mod activity;
 mod audit;
 mod batch;
 mod endpoints;

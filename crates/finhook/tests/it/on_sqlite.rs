@@ -13,6 +13,8 @@ pub(crate) async fn spawn_app_with(options: Options) -> TestApp {
     spawn_app_on(BACKEND, options).await
 }
 
+#[path = "activity.rs"]
+mod activity;
 #[path = "api.rs"]
 mod api;
 #[path = "audit.rs"]

@@ -319,10 +319,16 @@ pub(super) async fn ingest_statements(
     subscriptions: &mut Subscriptions,
     message: NewMessage,
 ) -> StoreResult<(Vec<Sql>, IngestOutcome)> {
+    let endpoints = subscriptions.of(conn, message.instance_id, message.response_type).await?;
+    Ok(message_statements(message, endpoints))
+}
+
+/// The statements that store a message and schedule a delivery of it to each of
+/// `endpoints`, due at once, and the outcome they make once run.
+pub(super) fn message_statements(message: NewMessage, endpoints: Vec<EndpointId>) -> (Vec<Sql>, IngestOutcome) {
     let message_id = MessageId::generate();
     let (instance, response_type, now) = (message.instance_id, message.response_type, message.now);
     let payload_bytes = message.payload.len();
-    let endpoints = subscriptions.of(conn, instance, response_type).await?;
     let mut writes =
         vec![sql("INSERT INTO messages (id, instance_id, response_type, login_id, request_id, tag, idempotency_key,
                                    body_sha256, payload, created_at)
@@ -345,5 +351,5 @@ pub(super) async fn ingest_statements(
         .zip(endpoints)
         .map(|(id, endpoint_id)| ScheduledDelivery { id, endpoint_id, leased_until: None })
         .collect();
-    Ok((writes, IngestOutcome::Created { message_id, deliveries }))
+    (writes, IngestOutcome::Created { message_id, deliveries })
 }

@@ -1,0 +1,145 @@
+//! `/v1/instances/{name}/endpoints/{id}/deliveries` and `/test`: an endpoint's newest
+//! deliveries, and a test callback sent to it alone.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use finhook_core::ids::{DeliveryId, MessageId};
+use serde::{Deserialize, Serialize};
+
+use super::messages::DeliveryView;
+use crate::app::AppState;
+use crate::http::audit::{self, Origin, Via};
+use crate::http::{instance_endpoint, ApiError, Caller, Problem};
+use crate::store::activity::{RecentDelivery, MAX_RECENT};
+use crate::test_callback::{self, TestCallbackError};
+
+impl From<TestCallbackError> for ApiError {
+    fn from(error: TestCallbackError) -> Self {
+        match error {
+            TestCallbackError::OnlyEvents => ApiError::Conflict(error.to_string()),
+            TestCallbackError::EndpointGone => ApiError::NotFound("endpoint"),
+            TestCallbackError::Store(error) => ApiError::Store(error),
+            TestCallbackError::Build(_) => {
+                ApiError::Internal { what: "build the test callback", source: Box::new(error) }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TestSentView {
+    #[schema(value_type = String)]
+    message_id: MessageId,
+    #[schema(value_type = String)]
+    delivery_id: DeliveryId,
+    /// The callback type sent: KYC, or the first callback type the endpoint takes.
+    response_type: &'static str,
+    /// The callback's `Tag`, the same on every test callback.
+    tag: &'static str,
+}
+
+#[utoipa::path(operation_id = "testEndpoint", summary = "Send a test callback to this endpoint alone", post, path = "/v1/instances/{name}/endpoints/{id}/test", tag = "endpoints",
+    params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")),
+    responses((status = 202, description = "stored and on its way: a synthetic callback (Tag `finhook-test`, a fresh LoginId) of a type the endpoint takes, signed and retried like any other; follow it at `/messages/{message_id}`", body = TestSentView),
+        (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem),
+        (status = 409, description = "the endpoint takes only operational events", body = Problem)))]
+pub async fn test(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: Origin,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<TestSentView>), ApiError> {
+    let instance = caller.instance(&state, &name).await?;
+    let endpoint = instance_endpoint(&state, instance.id, &id).await?;
+    let sent = test_callback::send(state.store.as_ref(), &state.dispatch, &endpoint, state.clock.now()).await?;
+    audit::record(&state, audit::actor(&caller, Via::Api), &origin, "endpoint.test", Some(instance.id), Some(id)).await;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(TestSentView {
+            message_id: sent.message_id,
+            delivery_id: sent.delivery_id,
+            response_type: sent.response_type.as_str(),
+            tag: test_callback::TEST_TAG,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeliveriesQuery {
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// One delivery to the endpoint, with its message and its last attempt.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EndpointDeliveryView {
+    #[schema(value_type = String)]
+    message_id: MessageId,
+    response_type: &'static str,
+    /// `attempts` holds only the last attempt (none before the first).
+    #[serde(flatten)]
+    delivery: DeliveryView,
+}
+
+impl From<RecentDelivery> for EndpointDeliveryView {
+    fn from(recent: RecentDelivery) -> Self {
+        Self {
+            message_id: recent.message_id,
+            response_type: recent.response_type.as_str(),
+            delivery: DeliveryView::from(recent.delivery),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EndpointDeliveriesPage {
+    data: Vec<EndpointDeliveryView>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last page.
+    #[schema(value_type = Option<String>)]
+    next_cursor: Option<DeliveryId>,
+}
+
+#[utoipa::path(operation_id = "listEndpointDeliveries", summary = "An endpoint's deliveries, newest first, each with its last attempt", get, path = "/v1/instances/{name}/endpoints/{id}/deliveries", tag = "endpoints",
+    params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<u32>, Query, description = "1 to 100, default 20")),
+    responses((status = 200, description = "newest first", body = EndpointDeliveriesPage), (status = 401, description = "no or bad key", body = Problem),
+        (status = 404, description = "unknown, or another instance's", body = Problem), (status = 422, description = "invalid; `errors` names the paths", body = Problem)))]
+pub async fn deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, id)): Path<(String, String)>,
+    Query(query): Query<DeliveriesQuery>,
+) -> Result<Json<EndpointDeliveriesPage>, ApiError> {
+    let instance = caller.instance(&state, &name).await?;
+    let endpoint = instance_endpoint(&state, instance.id, &id).await?;
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=MAX_RECENT).contains(&limit) {
+        return Err(ApiError::validation("limit", format!("must be between 1 and {MAX_RECENT}")));
+    }
+    let before = query
+        .cursor
+        .map(|c| {
+            DeliveryId::parse(&c)
+                .map_err(|_| ApiError::validation("cursor", "must be a next_cursor from an earlier page"))
+        })
+        .transpose()?;
+    let (page, next_cursor) = recent_page(&state, &endpoint, before.as_ref(), limit).await?;
+    Ok(Json(EndpointDeliveriesPage { data: page.into_iter().map(EndpointDeliveryView::from).collect(), next_cursor }))
+}
+
+/// A page of the endpoint's newest deliveries older than `before`, and the cursor of the
+/// next one, if there is more.
+pub(crate) async fn recent_page(
+    state: &AppState,
+    endpoint: &crate::store::Endpoint,
+    before: Option<&DeliveryId>,
+    limit: u32,
+) -> Result<(Vec<RecentDelivery>, Option<DeliveryId>), ApiError> {
+    let mut page = state.store.recent_deliveries(endpoint.instance_id, &endpoint.id, before, limit + 1).await?;
+    let next = (page.len() > limit as usize).then(|| {
+        page.truncate(limit as usize);
+        page.last().map(|r| r.delivery.id.clone())
+    });
+    Ok((page, next.flatten()))
+}
