@@ -48,13 +48,25 @@ pub(super) fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    signed_in: bool,
+    title: String,
+    message: String,
+}
+
+/// An error as a page in the dashboard's layout, with its status.
 pub(super) fn failure(error: ApiError) -> Response {
     let status = error.status();
-    let text = match &error {
-        ApiError::Store(_) => "the store failed; try again".to_string(),
+    let message = match &error {
+        ApiError::Store(_) => "the store failed; nothing was changed; try again".to_string(),
         other => other.to_string(),
     };
-    (status, text).into_response()
+    let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));
+    let mut response = render(&ErrorPage { signed_in: true, title, message });
+    *response.status_mut() = status;
+    response
 }
 
 /// The signed-in caller, or a redirect to the sign-in page.

@@ -318,3 +318,100 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     assert!(browser.url().await.ends_with("/dashboard"), "{}", browser.url().await);
     browser.quit().await;
 }
+
+#[tokio::test]
+async fn an_operator_runs_an_endpoint_from_its_page() {
+    let app = spawn_app().await;
+    let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
+    app.create_instance("acme").await;
+    let endpoint =
+        app.create_endpoint("acme", json!({ "url": receiver.url("/hook"), "description": "Acme's ERP" })).await;
+    let bystander = TestReceiver::start(&[], Reply::Status(200)).await;
+    app.create_endpoint("acme", json!({ "url": bystander.url("/other") })).await;
+    let ops =
+        app.create_endpoint("acme", json!({ "url": receiver.url("/ops"), "event_types": ["endpoint.failing"] })).await;
+    let id = endpoint["id"].as_str().expect("id").to_string();
+    let first = app.ingest("acme", fixture("kyc.json")).await;
+    assert_eq!(app.deliver_due().await, 2, "to both endpoints that take callbacks");
+    app.state.health.flush(app.state.store.as_ref()).await.expect("health counts");
+
+    let browser = Browser::start().await;
+    browser.goto(&app.url("/dashboard/login")).await;
+    browser.type_into("#key", ADMIN_KEY).await;
+    browser.click("#sign-in").await;
+    browser.find("#messages-total").await;
+    browser.goto(&app.url("/dashboard/instances/acme")).await;
+    browser.click(&format!("a.endpoint-link[href='/dashboard/instances/acme/endpoints/{id}']")).await;
+
+    // Its health over the last hour and day, and its newest deliveries with their last attempt.
+    assert_eq!(browser.text("#endpoint-url").await, format!("{} · Acme's ERP", receiver.url("/hook")));
+    assert_eq!(browser.text("#endpoint-state").await, "enabled");
+    let hour = browser.text("#last-hour").await;
+    assert!(hour.starts_with("1 attempts, 100.0 % succeeded; latency p50 ≤ "), "{hour}");
+    assert!(browser.text("#last-day").await.starts_with("1 attempts, 100.0 % succeeded"));
+    assert_eq!(browser.text("#last-attempt").await, "2026-03-14T18:00:00Z (200)");
+    assert_eq!(
+        (browser.text("#failing").await, browser.text("#backlog").await),
+        ("no".into(), "0 waiting, none overdue".into())
+    );
+    let deliveries = browser.text("#deliveries").await;
+    assert!(deliveries.contains(&first) && deliveries.contains("delivered"), "{deliveries}");
+    assert!(deliveries.contains("#1 at 2026-03-14T18:00:00Z: 200 in "), "{deliveries}");
+
+    // A test callback: to this endpoint alone, then its message page.
+    browser.click("#send-test").await;
+    browser.find("#redeliver").await;
+    let test_message = browser.url().await.rsplit('/').next().unwrap_or_default().to_string();
+    assert!(test_message.starts_with("msg_"), "{test_message}");
+    assert_eq!(app.deliver_due().await, 1);
+    let got = receiver.wait_for(2).await;
+    let body: Value = serde_json::from_slice(&got[1].body).expect("json");
+    assert_eq!(
+        (body["Tag"].as_str(), got[1].header("webhook-id")),
+        (Some("finhook-test"), Some(test_message.as_str()))
+    );
+    assert_eq!(bystander.received().len(), 1, "the other endpoint got only the real callback");
+
+    // Disable: nothing is sent to it; enable: what waited goes out.
+    browser.goto(&app.url(&format!("/dashboard/instances/acme/endpoints/{id}"))).await;
+    browser.click("#disable").await;
+    assert!(browser.text("#notice").await.starts_with("Disabled"));
+    assert_eq!(browser.text("#endpoint-state").await, "disabled");
+    app.ingest("acme", fixture("kyc.json")).await;
+    assert_eq!(app.deliver_due().await, 1, "only the bystander, while this one is disabled");
+    browser.click("#enable").await;
+    assert!(browser.text("#notice").await.starts_with("Enabled"));
+    assert_eq!(browser.text("#endpoint-state").await, "enabled");
+
+    // A new secret, shown once; the receiver verifies the next callback with it.
+    browser.click("#rotate-secret").await;
+    let secret = browser.text("#new-secret").await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let (status, _) = app.admin(reqwest::Method::POST, &format!("/v1/instances/acme/endpoints/{id}/test"), None).await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED);
+    assert_eq!(app.deliver_due().await, 1);
+    let got = receiver.wait_for(3).await;
+    let new = finhook_core::secret::EndpointSecret::parse(&secret).expect("a secret");
+    let headers = finhook_core::signing::StandardHeaders {
+        id: got[2].header("webhook-id"),
+        timestamp: got[2].header("webhook-timestamp"),
+        signature: got[2].header("webhook-signature"),
+    };
+    assert_eq!(finhook_core::signing::verify_standard(&[new], headers, &got[2].body, t0().timestamp(), 300), Ok(()));
+
+    // An endpoint of events only has no callback to be tested with, and says so.
+    let ops_id = ops["id"].as_str().expect("id");
+    browser.goto(&app.url(&format!("/dashboard/instances/acme/endpoints/{ops_id}"))).await;
+    assert!(browser.source().await.contains("id=\"send-test\" disabled"));
+    assert!(browser.text("#no-deliveries").await.starts_with("Nothing sent to this endpoint yet."));
+    // An endpoint that does not exist is an error in the page's layout, with a way back.
+    browser.goto(&app.url("/dashboard/instances/acme/endpoints/ep_nope")).await;
+    assert_eq!(browser.text("#error").await, "endpoint not found");
+
+    browser.click("#audit-link").await;
+    let audit = browser.text("#audit").await;
+    for line in ["endpoint.test", "endpoint.disable", "endpoint.enable", "endpoint.rotate_secret"] {
+        assert!(audit.contains(&format!("admin (dashboard) {line}")), "{line}: {audit}");
+    }
+    browser.quit().await;
+}
