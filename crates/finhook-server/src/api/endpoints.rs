@@ -285,24 +285,31 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(EndpointView::of(endpoint, Some(&secret), Known::default()))))
 }
 
-#[utoipa::path(operation_id = "listEndpoints", summary = "List an instance's endpoints with their health", get, path = "/v1/instances/{name}/endpoints", tag = "endpoints", params(("name" = String, Path, description = "the instance name")), responses((status = 200, body = Vec<EndpointView>), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
+#[utoipa::path(operation_id = "listEndpoints", summary = "List an instance's endpoints with their health", get, path = "/v1/instances/{name}/endpoints", tag = "endpoints", params(("name" = String, Path, description = "the instance name")), responses((status = 200, description = "every endpoint, oldest first, in one page", body = EndpointPage), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-) -> Result<Json<Vec<EndpointView>>, ApiError> {
+) -> Result<Json<EndpointPage>, ApiError> {
     let instance = caller.instance(&state, &name).await?;
     let endpoints = state.store.list_endpoints(instance.id).await?;
     let mut known = known_of(&state, instance.id).await?;
-    Ok(Json(
-        endpoints
-            .into_iter()
-            .map(|e| {
-                let known = known.remove(&e.id).unwrap_or_default();
-                EndpointView::of(e, None, known)
-            })
-            .collect(),
-    ))
+    let data = endpoints
+        .into_iter()
+        .map(|e| {
+            let known = known.remove(&e.id).unwrap_or_default();
+            EndpointView::of(e, None, known)
+        })
+        .collect();
+    Ok(Json(EndpointPage { data, next_cursor: None }))
+}
+
+/// The list shape of every list in the API. An instance's endpoints come whole, in one
+/// page: `next_cursor` is always `null` here today.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EndpointPage {
+    data: Vec<EndpointView>,
+    next_cursor: Option<String>,
 }
 
 #[utoipa::path(operation_id = "getEndpoint", summary = "Show an endpoint with its health", get, path = "/v1/instances/{name}/endpoints/{id}", tag = "endpoints", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")), responses((status = 200, body = EndpointView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]

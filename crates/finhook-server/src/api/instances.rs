@@ -124,13 +124,24 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(InstanceView::of(instance, Some(&api_key)))))
 }
 
-#[utoipa::path(operation_id = "listInstances", summary = "List the instances the key may see", get, path = "/v1/instances", tag = "instances", responses((status = 200, body = Vec<InstanceView>), (status = 401, description = "no or bad key", body = Problem)))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<InstanceView>>, ApiError> {
+#[utoipa::path(operation_id = "listInstances", summary = "List the instances the key may see", get, path = "/v1/instances", tag = "instances", responses((status = 200, description = "every instance the key may see, by name, in one page", body = InstancePage), (status = 401, description = "no or bad key", body = Problem)))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<InstancePage>, ApiError> {
     let instances = match caller {
         Caller::Admin => state.store.list_instances().await?,
         Caller::Instance(own) => vec![*own],
     };
-    Ok(Json(instances.into_iter().map(|i| InstanceView::of(i, None)).collect()))
+    Ok(Json(InstancePage {
+        data: instances.into_iter().map(|i| InstanceView::of(i, None)).collect(),
+        next_cursor: None,
+    }))
+}
+
+/// The list shape of every list in the API. The instances come whole, in one page:
+/// `next_cursor` is always `null` here today.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InstancePage {
+    data: Vec<InstanceView>,
+    next_cursor: Option<String>,
 }
 
 #[utoipa::path(operation_id = "getInstance", summary = "Show an instance", get, path = "/v1/instances/{name}", tag = "instances", params(("name" = String, Path, description = "the instance name")), responses((status = 200, body = InstanceView), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]

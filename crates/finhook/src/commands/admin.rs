@@ -302,7 +302,7 @@ pub fn instances(args: InstancesArgs) -> ExitCode {
     run_with(&args.server, async move |client| {
         match args.command {
             InstancesCommand::List => {
-                output::list(&client.call(Method::GET, "/v1/instances", None).await?, INSTANCE_COLUMNS, json)
+                output::list(&client.call(Method::GET, "/v1/instances", None).await?["data"], INSTANCE_COLUMNS, json)
             }
             InstancesCommand::Show { name } => {
                 output::object(&client.call(Method::GET, &format!("/v1/instances/{name}"), None).await?, json)
@@ -346,7 +346,7 @@ pub fn endpoints(args: EndpointsArgs) -> ExitCode {
         let base = format!("/v1/instances/{instance}/endpoints");
         let answer = match args.command {
             EndpointsCommand::List => {
-                output::list(&client.call(Method::GET, &base, None).await?, ENDPOINT_COLUMNS, json);
+                output::list(&client.call(Method::GET, &base, None).await?["data"], ENDPOINT_COLUMNS, json);
                 return Ok(());
             }
             EndpointsCommand::Show { id } => client.call(Method::GET, &format!("{base}/{id}"), None).await?,

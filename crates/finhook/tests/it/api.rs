@@ -47,7 +47,8 @@ async fn instances_are_validated_and_unique() {
     let (status, _) = app.admin(Method::POST, "/v1/instances", Some(json!({ "name": "acme-2" }))).await;
     assert_eq!(status, 409);
     let (_, list) = app.admin(Method::GET, "/v1/instances", None).await;
-    assert_eq!(list.as_array().expect("list").len(), 1, "failed creations left nothing");
+    assert_eq!(list["data"].as_array().expect("list").len(), 1, "failed creations left nothing");
+    assert!(list["next_cursor"].is_null(), "one list shape everywhere, whole here: {list}");
 }
 
 #[tokio::test]
@@ -74,7 +75,7 @@ async fn endpoints_are_validated_and_secrets_shown_only_when_made() {
         assert_eq!(problem["errors"][0]["path"], field, "{body}: {problem}");
     }
     let (_, list) = app.admin(Method::GET, path, None).await;
-    assert_eq!(list, json!([]));
+    assert_eq!(list, json!({ "data": [], "next_cursor": null }));
 
     let endpoint = app
         .create_endpoint(
@@ -336,6 +337,8 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/instances/{name}/endpoints/{id}", "patch"),
         ("/v1/instances/{name}/endpoints/{id}", "delete"),
         ("/v1/instances/{name}/endpoints/{id}/rotate-secret", "post"),
+        ("/v1/instances/{name}/endpoints/{id}/test", "post"),
+        ("/v1/instances/{name}/endpoints/{id}/deliveries", "get"),
         ("/v1/instances/{name}/.well-known/jwks.json", "get"),
         ("/v1/instances/{name}/rotate-signing-key", "post"),
         ("/v1/instances/{name}/ledger", "get"),

@@ -76,7 +76,7 @@ async fn an_endpoints_health_says_how_its_attempts_went_and_what_waits() {
     assert_eq!(series(&app, &format!("finhook_endpoint_oldest_due_seconds{{{labels}}}")).await, 3600.0);
     // The listing carries the same.
     let (_, list) = app.admin(Method::GET, "/v1/instances/acme/endpoints", None).await;
-    assert_eq!(list[0]["health"], later);
+    assert_eq!(list["data"][0]["health"], later);
     // Past a day nothing is left of them.
     app.clock.advance(Duration::hours(24));
     assert_eq!(health(&app, &id).await["last_day"]["attempts"], 0);

@@ -150,7 +150,7 @@ async fn keys_are_required_and_scoped_to_their_instance() {
     assert_eq!(status, 403, "only the admin creates instances");
     let (status, listed) = app.call(Method::GET, "/v1/instances", &acme_key, None).await;
     assert_eq!(status, 200);
-    assert_eq!(listed.as_array().expect("list").len(), 1, "an instance key sees only its instance");
+    assert_eq!(listed["data"].as_array().expect("list").len(), 1, "an instance key sees only its instance");
     assert_eq!(app.messages("other", "").await["data"].as_array().expect("data").len(), 0);
 }
 

@@ -60,7 +60,7 @@ async fn a_self_signed_certificate_is_refused_as_tls() {
     let detail = refused["detail"].as_str().expect("detail");
     assert!(detail.contains("unknown issuer") && detail.contains("\"verify\": false"), "{detail}");
     let (_, listed) = app.admin(Method::GET, "/v1/instances/acme/endpoints", None).await;
-    assert_eq!(listed, json!([]), "nothing stored");
+    assert_eq!(listed["data"], json!([]), "nothing stored");
     let endpoint = app.create_endpoint("acme", json!({ "url": url, "verify": false })).await;
     let report = &endpoint["certificate"];
     assert_eq!((report["reached"].as_bool(), report["chain_valid"].as_bool()), (Some(true), Some(false)), "{report}");
@@ -187,7 +187,7 @@ async fn a_bad_client_certificate_is_refused_with_the_field_to_fix() {
         assert!(!problem.to_string().contains("PRIVATE KEY"), "{problem}");
     }
     let (_, listed) = app.call(reqwest::Method::GET, "/v1/instances/acme/endpoints", &key, None).await;
-    assert_eq!(listed, json!([]), "nothing was stored");
+    assert_eq!(listed["data"], json!([]), "nothing was stored");
 }
 
 /// The certificate watch: a new endpoint's answer says what its server showed (TLS
