@@ -22,6 +22,7 @@ mod group_commit;
 mod integrity;
 mod kill;
 mod limits;
+mod openapi;
 mod postgres;
 mod receiver;
 mod schema;
