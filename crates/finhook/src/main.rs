@@ -122,3 +122,40 @@ fn init_tracing(json: bool) {
         builder.with_ansi(std::io::stderr().is_terminal()).init();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command and subcommand says what it does, and every flag and argument what it
+    /// takes: `finhook help …` is the manual nobody has to look elsewhere for.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if command.is_hide_set() {
+                return;
+            }
+            if command.get_about().is_none() {
+                missing.push(format!("{path}: no about"));
+            }
+            for argument in command.get_arguments() {
+                let id = argument.get_id().as_str();
+                if argument.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if argument.get_help().is_none() && argument.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}: no help"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let command = super::Cli::command();
+        walk(&command, "finhook", &mut missing);
+        assert!(missing.is_empty(), "without help text:\n{}", missing.join("\n"));
+        // And it is one valid command line: no clashing flags, every default parses.
+        command.debug_assert();
+    }
+}

@@ -26,10 +26,16 @@ enum InstancesCommand {
     /// List instances.
     List,
     /// Show one instance.
-    Show { name: String },
+    Show {
+        /// The instance's name.
+        name: String,
+    },
     /// Create an instance (admin key); prints its API key once.
     Create {
+        /// Its name: lowercase letters, digits and dashes (1 to 63), unique.
         name: String,
+        /// `live` delivers what is ingested; `sandbox` also answers the Flinks-compatible
+        /// sandbox API and fires its callbacks.
         #[arg(long, value_parser = ["live", "sandbox"], default_value = "live")]
         mode: String,
     },
@@ -53,6 +59,7 @@ enum AuditCommand {
         /// Only this instance's actions.
         #[arg(long, value_name = "NAME")]
         instance: Option<String>,
+        /// How many entries per page (1 to 250).
         #[arg(long, default_value_t = 50)]
         limit: u32,
         /// The previous page's next cursor.
@@ -122,24 +129,32 @@ pub struct EndpointsArgs {
     instance: Option<String>,
     #[command(flatten)]
     server: ServerArgs,
+    /// Print JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
 }
 
 #[derive(Debug, Subcommand)]
 enum EndpointsCommand {
+    /// Every endpoint of the instance, with its state and the last hour's health.
     List,
+    /// One endpoint: its settings, certificate, failing state and health.
     Show {
+        /// The endpoint's id (ep_...).
         id: String,
     },
     /// Create an endpoint; prints its signing secret once.
     Create {
+        /// Where callbacks go: an https URL (http only to loopback with the server's
+        /// --allow-insecure-loopback); private addresses need the server's allow-list.
         url: String,
         /// Only these types (repeatable): KYC, GetAccountsDetail, Investments, or finhook's events (endpoint.failing, endpoint.recovered, endpoint.disabled, message.attempts_exhausted, certificate.expiring); default every callback and no event.
         #[arg(long = "event-type", value_name = "TYPE")]
         event_types: Vec<String>,
+        /// Attempts before a delivery fails for good (default 10).
         #[arg(long)]
         max_attempts: Option<u32>,
+        /// Seconds between attempts (default 1800, Flinks' 30 minutes).
         #[arg(long)]
         interval_seconds: Option<u32>,
         /// Count any 2xx as success instead of 200 only.
@@ -152,18 +167,42 @@ enum EndpointsCommand {
         #[arg(long)]
         no_verify: bool,
     },
+    /// Send to it again: its waiting deliveries go out at once.
     Enable {
+        /// The endpoint's id (ep_...).
         id: String,
     },
+    /// Send it nothing; its deliveries wait until it is enabled.
     Disable {
+        /// The endpoint's id (ep_...).
         id: String,
     },
+    /// Delete it; its pending deliveries are cancelled.
     Delete {
+        /// The endpoint's id (ep_...).
         id: String,
     },
     /// A new secret; the old one keeps signing for 24 h.
     RotateSecret {
+        /// The endpoint's id (ep_...).
         id: String,
+    },
+    /// Send it a test callback, to it alone (Tag finhook-test, a fresh LoginId), and
+    /// print the message's id to follow it with `messages show`.
+    Test {
+        /// The endpoint's id (ep_...).
+        id: String,
+    },
+    /// Its deliveries, newest first, each with its last attempt.
+    Deliveries {
+        /// The endpoint's id (ep_...).
+        id: String,
+        /// How many per page (1 to 100).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// The previous page's next cursor.
+        #[arg(long)]
+        cursor: Option<String>,
     },
 }
 
@@ -171,10 +210,12 @@ enum EndpointsCommand {
 pub struct MessagesArgs {
     #[command(subcommand)]
     command: MessagesCommand,
+    /// The instance the messages belong to.
     #[arg(long, global = true, value_name = "NAME")]
     instance: Option<String>,
     #[command(flatten)]
     server: ServerArgs,
+    /// Print JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
 }
@@ -183,10 +224,13 @@ pub struct MessagesArgs {
 enum MessagesCommand {
     /// Newest first; the filters combine.
     List {
+        /// Only the callbacks of this LoginId.
         #[arg(long)]
         login_id: Option<String>,
+        /// Only callbacks with this Tag.
         #[arg(long)]
         tag: Option<String>,
+        /// Only callbacks of this RequestId.
         #[arg(long)]
         request_id: Option<String>,
         /// A callback type (KYC, GetAccountsDetail, Investments) or an event's name.
@@ -201,16 +245,23 @@ enum MessagesCommand {
         /// Received until, in the same forms.
         #[arg(long)]
         until: Option<String>,
+        /// How many per page (1 to 250).
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// The previous page's next cursor.
         #[arg(long)]
         cursor: Option<String>,
     },
     /// A message with its deliveries and attempts.
-    Show { id: String },
+    Show {
+        /// The message's id (msg_...).
+        id: String,
+    },
     /// A new delivery round, to every endpoint or one.
     Redeliver {
+        /// The message's id (msg_...).
         id: String,
+        /// Only to this endpoint (ep_...); every enabled endpoint that takes it otherwise.
         #[arg(long = "endpoint")]
         endpoint_id: Option<String>,
     },
@@ -272,6 +323,17 @@ const MESSAGE_COLUMNS: &[output::Column] = &[
     ("CREATED", "/created_at"),
     ("STATUS", "/statuses"),
 ];
+const ENDPOINT_DELIVERY_COLUMNS: &[output::Column] = &[
+    ("MESSAGE", "/message_id"),
+    ("TYPE", "/response_type"),
+    ("STATUS", "/status"),
+    ("ATTEMPTS", "/attempts_made"),
+    ("LAST AT", "/attempts/0/started_at"),
+    ("LAST ANSWER", "/attempts/0/status_code"),
+    ("ERROR", "/attempts/0/error_class"),
+    ("NEXT", "/next_attempt_at"),
+];
+
 const DELIVERY_COLUMNS: &[output::Column] = &[
     ("DELIVERY", "/id"),
     ("ENDPOINT", "/endpoint_id"),
@@ -389,6 +451,26 @@ pub fn endpoints(args: EndpointsArgs) -> ExitCode {
             }
             EndpointsCommand::RotateSecret { id } => {
                 client.call(Method::POST, &format!("{base}/{id}/rotate-secret"), None).await?
+            }
+            EndpointsCommand::Test { id } => client.call(Method::POST, &format!("{base}/{id}/test"), None).await?,
+            EndpointsCommand::Deliveries { id, limit, cursor } => {
+                let mut path = format!("{base}/{id}/deliveries?limit={limit}");
+                if let Some(cursor) = cursor {
+                    path.push_str(&format!(
+                        "&cursor={}",
+                        url::form_urlencoded::byte_serialize(cursor.as_bytes()).collect::<String>()
+                    ));
+                }
+                let page = client.call(Method::GET, &path, None).await?;
+                if json {
+                    output::object(&page, true);
+                } else {
+                    output::list(&page["data"], ENDPOINT_DELIVERY_COLUMNS, false);
+                    if let Some(cursor) = page["next_cursor"].as_str() {
+                        output::object(&json!({ "next page": format!("--cursor {cursor}") }), false);
+                    }
+                }
+                return Ok(());
             }
         };
         output::object(&answer, json);

@@ -97,6 +97,16 @@ async fn the_admin_client_manages_instances_endpoints_and_messages() {
     assert!(!shown.stdout.contains("Okonkwo"), "the table view leaves the payload (PII) out");
     let redelivered = finhook(&app, &["messages", "redeliver", &message, "--instance", "acme", "--json"]).await;
     assert_eq!(redelivered.code, Some(0), "{}", redelivered.stderr);
+    // A test callback to this endpoint alone, then its deliveries, newest first.
+    let tested = finhook(&app, &["endpoints", "test", id, "--instance", "acme", "--json"]).await;
+    assert_eq!(tested.code, Some(0), "{}", tested.stderr);
+    let tested: Value = serde_json::from_str(&tested.stdout).expect("json");
+    let test_message = tested["message_id"].as_str().expect("message_id");
+    let deliveries = finhook(&app, &["endpoints", "deliveries", id, "--instance", "acme", "--limit", "1"]).await;
+    assert_eq!(deliveries.code, Some(0), "{}", deliveries.stderr);
+    for said in ["MESSAGE", "LAST ANSWER", test_message, "pending", "next page", "--cursor"] {
+        assert!(deliveries.stdout.contains(said), "{said}: {}", deliveries.stdout);
+    }
     let disabled = finhook(&app, &["endpoints", "disable", id, "--instance", "acme", "--json"]).await;
     assert_eq!(serde_json::from_str::<Value>(&disabled.stdout).expect("json")["enabled"], false);
 
