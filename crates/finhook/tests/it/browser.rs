@@ -322,6 +322,19 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
 #[tokio::test]
 async fn an_operator_runs_an_endpoint_from_its_page() {
     let app = spawn_app().await;
+    // Empty states say what to do next.
+    let browser = Browser::start().await;
+    browser.goto(&app.url("/dashboard/login")).await;
+    browser.type_into("#key", ADMIN_KEY).await;
+    browser.click("#sign-in").await;
+    assert!(browser.text("#no-instances").await.starts_with("No instance yet. Create one"));
+    app.create_instance("lonely").await;
+    let nowhere = app.ingest("lonely", fixture("kyc.json")).await;
+    browser.goto(&app.url("/dashboard/instances/lonely")).await;
+    assert!(browser.text("#no-endpoints").await.starts_with("No endpoint yet: callbacks sent to this instance"));
+    browser.goto(&app.url(&format!("/dashboard/instances/lonely/messages/{nowhere}"))).await;
+    assert!(browser.text("#no-deliveries").await.starts_with("Sent to no endpoint: none that takes KYC"));
+
     let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
     app.create_instance("acme").await;
     let endpoint =
@@ -335,11 +348,6 @@ async fn an_operator_runs_an_endpoint_from_its_page() {
     assert_eq!(app.deliver_due().await, 2, "to both endpoints that take callbacks");
     app.state.health.flush(app.state.store.as_ref()).await.expect("health counts");
 
-    let browser = Browser::start().await;
-    browser.goto(&app.url("/dashboard/login")).await;
-    browser.type_into("#key", ADMIN_KEY).await;
-    browser.click("#sign-in").await;
-    browser.find("#messages-total").await;
     browser.goto(&app.url("/dashboard/instances/acme")).await;
     browser.click(&format!("a.endpoint-link[href='/dashboard/instances/acme/endpoints/{id}']")).await;
 
