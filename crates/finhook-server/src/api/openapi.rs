@@ -6,6 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{activity, admin_key, audit, endpoints, instances, ledger, messages, recover, signing_keys};
+use crate::sandbox::api as sandbox_api;
 use crate::sandbox::trigger;
 
 #[derive(OpenApi)]
@@ -40,6 +41,13 @@ use crate::sandbox::trigger;
         messages::redeliver,
         messages::login,
         trigger::trigger,
+        sandbox_api::generate_authorize_token,
+        sandbox_api::authorize,
+        sandbox_api::get_accounts_detail,
+        sandbox_api::get_accounts_detail_async_get,
+        sandbox_api::get_accounts_detail_async_post,
+        sandbox_api::get_accounts_summary,
+        sandbox_api::connect,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

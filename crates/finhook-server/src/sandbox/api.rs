@@ -37,7 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{base}/GetAccountsDetail"), post(get_accounts_detail))
         .route(
             &format!("{base}/GetAccountsDetailAsync/{{request_id}}"),
-            get(get_accounts_detail_async).post(get_accounts_detail_async),
+            get(get_accounts_detail_async_get).post(get_accounts_detail_async_post),
         )
         .route(&format!("{base}/GetAccountsSummary"), post(get_accounts_summary))
         .route("/sandbox/{customer_id}/connect", get(connect))
@@ -118,7 +118,9 @@ async fn require_key(
     }
 }
 
-async fn generate_authorize_token(
+#[utoipa::path(operation_id = "flinksGenerateAuthorizeToken", summary = "Flinks sandbox: a one-use token for Authorize", post, path = "/v3/{customer_id}/BankingServices/GenerateAuthorizeToken", tag = "sandbox", security(()), params(("customer_id" = String, Path, description = "the sandbox instance's customer_id (a GUID)"), ("flinks-auth-key" = Option<String>, Header, description = "the instance API key (required in strict mode)")),
+    responses((status = 200, description = "`{HttpStatusCode, Token}`", body = serde_json::Value), (status = 400, description = "Flinks-style failure `{HttpStatusCode, FlinksCode, Message}`: an invalid request, no sandbox instance with this customer id, or a RequestId that does not exist or expired", body = serde_json::Value), (status = 401, description = "Flinks-style failure: the key header is missing or wrong (strict mode), or the login refused", body = serde_json::Value)))]
+pub async fn generate_authorize_token(
     State(state): State<AppState>,
     Path(customer_id): Path<String>,
     headers: HeaderMap,
@@ -168,7 +170,9 @@ fn authorize_reply(outcome: Authorized) -> Reply {
     }
 }
 
-async fn authorize(
+#[utoipa::path(operation_id = "flinksAuthorize", summary = "Flinks sandbox: log in (credentials, an MFA answer, or a LoginId)", post, path = "/v3/{customer_id}/BankingServices/Authorize", tag = "sandbox", security(()), params(("customer_id" = String, Path, description = "the sandbox instance's customer_id (a GUID)"), ("flinks-auth-key" = Option<String>, Header, description = "a token from GenerateAuthorizeToken (required in strict mode)")), request_body(content = serde_json::Value, description = "Flinks' Authorize body: `Institution`, `Username`, `Password`, `MostRecentCached`, `Tag`, `SecurityResponses`, or `LoginId` (see docs/flinks-reference.md)"),
+    responses((status = 200, description = "authorized: `{HttpStatusCode, Login, Institution, RequestId}`", body = serde_json::Value), (status = 203, description = "an MFA challenge: `SecurityChallenges` to answer with the same RequestId", body = serde_json::Value), (status = 400, description = "Flinks-style failure `{HttpStatusCode, FlinksCode, Message}`: an invalid request, no sandbox instance with this customer id, or a RequestId that does not exist or expired", body = serde_json::Value), (status = 401, description = "Flinks-style failure: the key header is missing or wrong (strict mode), or the login refused", body = serde_json::Value), (status = 405, description = "the institution is disabled", body = serde_json::Value)))]
+pub async fn authorize(
     State(state): State<AppState>,
     Path(customer_id): Path<String>,
     headers: HeaderMap,
@@ -285,7 +289,9 @@ fn detail_reply(state: &AppState, login: &SandboxLogin, request: &SandboxRequest
     Ok(Json(body).into_response())
 }
 
-async fn get_accounts_detail(
+#[utoipa::path(operation_id = "flinksGetAccountsDetail", summary = "Flinks sandbox: accounts with holders and transactions (202 while aggregating)", post, path = "/v3/{customer_id}/BankingServices/GetAccountsDetail", tag = "sandbox", security(()), params(("customer_id" = String, Path, description = "the sandbox instance's customer_id (a GUID)"), ("x-api-key" = Option<String>, Header, description = "the instance API key (required in strict mode)")), request_body(content = serde_json::Value, description = "`RequestId`, and Flinks' options (`WithAccountIdentity`, `WithTransactions`, `DaysOfTransactions`, `AccountsFilter`, ...)"),
+    responses((status = 200, description = "asked again once the aggregation is done: the GetAccountsDetail answer, the same data its callback carries", body = serde_json::Value), (status = 202, description = "the first answer, as Flinks gives it: `OPERATION_PENDING`, poll GetAccountsDetailAsync", body = serde_json::Value), (status = 400, description = "Flinks-style failure `{HttpStatusCode, FlinksCode, Message}`: an invalid request, no sandbox instance with this customer id, or a RequestId that does not exist or expired", body = serde_json::Value), (status = 401, description = "Flinks-style failure: the key header is missing or wrong (strict mode), or the login refused", body = serde_json::Value)))]
+pub async fn get_accounts_detail(
     State(state): State<AppState>,
     Path(customer_id): Path<String>,
     headers: HeaderMap,
@@ -303,6 +309,26 @@ async fn get_accounts_detail(
         return Ok(pending(&request_id));
     }
     detail_reply(&state, &login, &request)
+}
+
+#[utoipa::path(operation_id = "flinksGetAccountsDetailAsync", summary = "Flinks sandbox: poll an aggregation (GET)", get, path = "/v3/{customer_id}/BankingServices/GetAccountsDetailAsync/{request_id}", tag = "sandbox", security(()), params(("customer_id" = String, Path, description = "the sandbox instance's customer_id (a GUID)"), ("request_id" = String, Path), ("x-api-key" = Option<String>, Header, description = "the instance API key (required in strict mode)")),
+    responses((status = 200, description = "the GetAccountsDetail answer once ready", body = serde_json::Value), (status = 202, description = "`OPERATION_PENDING`: poll again", body = serde_json::Value), (status = 400, description = "Flinks-style failure `{HttpStatusCode, FlinksCode, Message}`: an invalid request, no sandbox instance with this customer id, or a RequestId that does not exist or expired", body = serde_json::Value), (status = 401, description = "Flinks-style failure: the key header is missing or wrong (strict mode), or the login refused", body = serde_json::Value)))]
+pub async fn get_accounts_detail_async_get(
+    state: State<AppState>,
+    path: Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    get_accounts_detail_async(state, path, headers).await
+}
+
+#[utoipa::path(operation_id = "flinksGetAccountsDetailAsyncPost", summary = "Flinks sandbox: poll an aggregation (POST, as Flinks also takes it)", post, path = "/v3/{customer_id}/BankingServices/GetAccountsDetailAsync/{request_id}", tag = "sandbox", security(()), params(("customer_id" = String, Path, description = "the sandbox instance's customer_id (a GUID)"), ("request_id" = String, Path), ("x-api-key" = Option<String>, Header, description = "the instance API key (required in strict mode)")),
+    responses((status = 200, description = "the GetAccountsDetail answer once ready", body = serde_json::Value), (status = 202, description = "`OPERATION_PENDING`: poll again", body = serde_json::Value), (status = 400, description = "Flinks-style failure `{HttpStatusCode, FlinksCode, Message}`: an invalid request, no sandbox instance with this customer id, or a RequestId that does not exist or expired", body = serde_json::Value), (status = 401, description = "Flinks-style failure: the key header is missing or wrong (strict mode), or the login refused", body = serde_json::Value)))]
+pub async fn get_accounts_detail_async_post(
+    state: State<AppState>,
+    path: Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    get_accounts_detail_async(state, path, headers).await
 }
 
 async fn get_accounts_detail_async(
@@ -326,7 +352,9 @@ async fn get_accounts_detail_async(
     detail_reply(&state, &login, &request)
 }
 
-async fn get_accounts_summary(
+#[utoipa::path(operation_id = "flinksGetAccountsSummary", summary = "Flinks sandbox: balances, no transactions", post, path = "/v3/{customer_id}/BankingServices/GetAccountsSummary", tag = "sandbox", security(()), params(("customer_id" = String, Path, description = "the sandbox instance's customer_id (a GUID)"), ("x-api-key" = Option<String>, Header, description = "the instance API key (required in strict mode)")), request_body(content = serde_json::Value, description = "`RequestId`"),
+    responses((status = 200, description = "the GetAccountsSummary answer", body = serde_json::Value), (status = 400, description = "Flinks-style failure `{HttpStatusCode, FlinksCode, Message}`: an invalid request, no sandbox instance with this customer id, or a RequestId that does not exist or expired", body = serde_json::Value), (status = 401, description = "Flinks-style failure: the key header is missing or wrong (strict mode), or the login refused", body = serde_json::Value)))]
+pub async fn get_accounts_summary(
     State(state): State<AppState>,
     Path(customer_id): Path<String>,
     headers: HeaderMap,
@@ -355,7 +383,9 @@ pub struct ConnectQuery {
 
 /// What Flinks Connect does behind its iframe: log in, then send the browser to
 /// `redirectUrl?loginId=…&institution=…&tag=…`.
-async fn connect(
+#[utoipa::path(operation_id = "flinksConnect", summary = "Flinks sandbox: what Connect does behind its iframe, then a redirect", get, path = "/sandbox/{customer_id}/connect", tag = "sandbox", security(()), params(("customer_id" = String, Path, description = "the sandbox instance's customer_id (a GUID)"), ("institution" = String, Query), ("username" = String, Query), ("password" = String, Query), ("redirectUrl" = String, Query, description = "http(s) URL the browser is sent to with `loginId`, `institution` and `tag`"), ("tag" = Option<String>, Query), ("securityAnswer" = Option<String>, Query), ("demo" = Option<bool>, Query)),
+    responses((status = 303, description = "to `redirectUrl?loginId=…&institution=…&tag=…`"), (status = 400, description = "Flinks-style failure `{HttpStatusCode, FlinksCode, Message}`: an invalid request, no sandbox instance with this customer id, or a RequestId that does not exist or expired", body = serde_json::Value), (status = 401, description = "Flinks-style failure: the key header is missing or wrong (strict mode), or the login refused", body = serde_json::Value)))]
+pub async fn connect(
     State(state): State<AppState>,
     Path(customer_id): Path<String>,
     Query(query): Query<ConnectQuery>,

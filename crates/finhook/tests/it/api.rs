@@ -350,6 +350,13 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/instances/{name}/recover", "post"),
         ("/v1/instances/{name}/recover/{id}", "get"),
         ("/v1/instances/{name}/sandbox/trigger", "post"),
+        ("/v3/{customer_id}/BankingServices/GenerateAuthorizeToken", "post"),
+        ("/v3/{customer_id}/BankingServices/Authorize", "post"),
+        ("/v3/{customer_id}/BankingServices/GetAccountsDetail", "post"),
+        ("/v3/{customer_id}/BankingServices/GetAccountsDetailAsync/{request_id}", "get"),
+        ("/v3/{customer_id}/BankingServices/GetAccountsDetailAsync/{request_id}", "post"),
+        ("/v3/{customer_id}/BankingServices/GetAccountsSummary", "post"),
+        ("/sandbox/{customer_id}/connect", "get"),
         ("/v1/admin-key/rotate", "post"),
         ("/v1/audit", "get"),
     ];
@@ -368,9 +375,24 @@ async fn the_openapi_document_describes_every_route() {
             assert!(operation["summary"].as_str().is_some_and(|s| !s.is_empty()), "{method} {path}: no summary");
         }
     }
-    // Public keys are public: the JWK set is the one operation without the bearer key.
-    let jwks = &doc["paths"]["/v1/instances/{name}/.well-known/jwks.json"]["get"];
-    assert_eq!(jwks["security"], serde_json::json!([{}]), "{jwks}");
+    // Public keys are public, and the Flinks-compatible sandbox takes Flinks' own headers:
+    // these are the operations without the bearer key, and the only ones.
+    let unbearered: Vec<&str> = paths
+        .iter()
+        .flat_map(|(path, operations)| {
+            operations.as_object().into_iter().flatten().filter_map(move |(_, operation)| {
+                (operation["security"] == serde_json::json!([{}])).then_some(path.as_str())
+            })
+        })
+        .collect();
+    assert!(unbearered.contains(&"/v1/instances/{name}/.well-known/jwks.json"), "{unbearered:?}");
+    assert!(
+        unbearered.iter().all(|p| p.ends_with("jwks.json") || p.starts_with("/v3/") || p.starts_with("/sandbox/")),
+        "{unbearered:?}"
+    );
+    assert_eq!(unbearered.len(), 1 + 7, "{unbearered:?}");
+    let authorize = &doc["paths"]["/v3/{customer_id}/BankingServices/Authorize"]["post"];
+    assert!(authorize["responses"]["203"].is_object(), "the MFA challenge is documented: {authorize}");
     // Every schema reference resolves.
     let text = doc.to_string();
     for reference in text.split("\"#/components/schemas/").skip(1) {
