@@ -207,6 +207,7 @@ struct InstancePage {
     tag: String,
     request_id: String,
     since: String,
+    until: String,
     type_options: Vec<(&'static str, bool)>,
     status_options: Vec<(&'static str, bool)>,
     messages: Vec<MessageRow>,
@@ -223,6 +224,8 @@ pub struct MessageQuery {
     status: Option<String>,
     /// Received at or after this (RFC 3339).
     since: Option<String>,
+    /// Received at or before this (RFC 3339).
+    until: Option<String>,
     /// Only messages older than this one (the previous page's last).
     before: Option<String>,
 }
@@ -255,21 +258,23 @@ async fn instance_page(
     let given = |text: Option<String>| text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
     let (login_id, tag, request_id) = (given(query.login_id), given(query.tag), given(query.request_id));
     let response_type = given(query.response_type).and_then(|t| MessageType::parse(&t));
-    let since_text = given(query.since);
-    let since = match &since_text {
-        Some(text) => Some(
-            DateTime::parse_from_rfc3339(text)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| ApiError::validation("since", "must be an RFC 3339 time, e.g. 2026-11-29T14:00:00Z"))?,
-        ),
-        None => None,
+    let (since_text, until_text) = (given(query.since), given(query.until));
+    let parse_time = |name: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(|text| {
+                DateTime::parse_from_rfc3339(text)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| ApiError::validation(name, "must be an RFC 3339 time, e.g. 2026-11-29T14:00:00Z"))
+            })
+            .transpose()
     };
+    let (since, until) = (parse_time("since", &since_text)?, parse_time("until", &until_text)?);
     let filter = MessageFilter {
         login_id: login_id.clone(),
         tag: tag.clone(),
         request_id: request_id.clone(),
         since,
-        until: None,
+        until,
         response_type,
         status,
         before: given(query.before).and_then(|id| MessageId::parse(&id).ok()),
@@ -288,6 +293,7 @@ async fn instance_page(
         ("response_type", response_type.map(|t| t.as_str().to_string())),
         ("status", status.map(|s| s.as_str().to_string())),
         ("since", since_text.clone()),
+        ("until", until_text.clone()),
     ]
     .into_iter()
     .filter_map(|(key, value)| value.map(|value| (key, value)))
@@ -339,6 +345,7 @@ async fn instance_page(
         tag: tag.unwrap_or_default(),
         request_id: request_id.unwrap_or_default(),
         since: since_text.unwrap_or_default(),
+        until: until_text.unwrap_or_default(),
         type_options: MessageType::all().map(|t| (t.as_str(), Some(t) == response_type)).collect(),
         status_options,
         messages,
