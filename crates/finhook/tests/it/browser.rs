@@ -293,7 +293,7 @@ async fn an_operator_signs_in_follows_a_callback_and_redelivers_it() {
     browser.goto(&app.url("/dashboard/instances/acme?until=2026-03-14T17:59:59Z")).await;
     assert!(browser.text("#no-messages").await.starts_with("No message matches."));
     browser.goto(&app.url("/dashboard/instances/acme?since=2026-03-14T18:00:00Z&until=2026-03-14T18:00:00Z")).await;
-    assert!(browser.find("#older").await.len() > 0, "a full page of the range, and more");
+    assert!(!browser.find("#older").await.is_empty(), "a full page of the range, and more");
     browser.goto(&app.url("/dashboard/instances/acme?until=yesterday")).await;
     assert_eq!(browser.text("#error").await, "until must be an RFC 3339 time, e.g. 2026-11-29T14:00:00Z");
 
