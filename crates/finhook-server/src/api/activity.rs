@@ -11,7 +11,7 @@ use super::messages::DeliveryView;
 use crate::app::AppState;
 use crate::http::audit::{self, Origin, Via};
 use crate::http::{instance_endpoint, ApiError, Caller, Problem};
-use crate::store::activity::{RecentDelivery, MAX_RECENT};
+use crate::store::activity::{RecentDelivery, RecentPage, MAX_RECENT};
 use crate::test_callback::{self, TestCallbackError};
 
 impl From<TestCallbackError> for ApiError {
@@ -95,12 +95,14 @@ impl From<RecentDelivery> for EndpointDeliveryView {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EndpointDeliveriesPage {
     data: Vec<EndpointDeliveryView>,
-    /// Pass as `cursor` for the next (older) page; `null` on the last page.
+    /// Pass as `cursor` for the next (older) page; `null` on the last page. A page looks
+    /// at the instance's next 1,000 messages at most, so it may be short, even empty, and
+    /// still have a next one.
     #[schema(value_type = Option<String>)]
-    next_cursor: Option<DeliveryId>,
+    next_cursor: Option<MessageId>,
 }
 
-#[utoipa::path(operation_id = "listEndpointDeliveries", summary = "An endpoint's deliveries, newest first, each with its last attempt", get, path = "/v1/instances/{name}/endpoints/{id}/deliveries", tag = "endpoints",
+#[utoipa::path(operation_id = "listEndpointDeliveries", summary = "An endpoint's deliveries, newest message first, each with its last attempt", get, path = "/v1/instances/{name}/endpoints/{id}/deliveries", tag = "endpoints",
     params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("limit" = Option<u32>, Query, description = "1 to 100, default 20")),
     responses((status = 200, description = "newest first", body = EndpointDeliveriesPage), (status = 401, description = "no or bad key", body = Problem),
@@ -120,26 +122,22 @@ pub async fn deliveries(
     let before = query
         .cursor
         .map(|c| {
-            DeliveryId::parse(&c)
+            MessageId::parse(&c)
                 .map_err(|_| ApiError::validation("cursor", "must be a next_cursor from an earlier page"))
         })
         .transpose()?;
-    let (page, next_cursor) = recent_page(&state, &endpoint, before.as_ref(), limit).await?;
-    Ok(Json(EndpointDeliveriesPage { data: page.into_iter().map(EndpointDeliveryView::from).collect(), next_cursor }))
+    let page = recent_page(&state, &endpoint, before.as_ref(), limit).await?;
+    let data = page.deliveries.into_iter().map(EndpointDeliveryView::from).collect();
+    Ok(Json(EndpointDeliveriesPage { data, next_cursor: page.next }))
 }
 
-/// A page of the endpoint's newest deliveries older than `before`, and the cursor of the
-/// next one, if there is more.
+/// A page of the endpoint's deliveries older than message `before`, and where the next
+/// one starts.
 pub(crate) async fn recent_page(
     state: &AppState,
     endpoint: &crate::store::Endpoint,
-    before: Option<&DeliveryId>,
+    before: Option<&MessageId>,
     limit: u32,
-) -> Result<(Vec<RecentDelivery>, Option<DeliveryId>), ApiError> {
-    let mut page = state.store.recent_deliveries(endpoint.instance_id, &endpoint.id, before, limit + 1).await?;
-    let next = (page.len() > limit as usize).then(|| {
-        page.truncate(limit as usize);
-        page.last().map(|r| r.delivery.id.clone())
-    });
-    Ok((page, next.flatten()))
+) -> Result<RecentPage, ApiError> {
+    Ok(state.store.recent_deliveries(endpoint.instance_id, &endpoint.id, before, limit).await?)
 }

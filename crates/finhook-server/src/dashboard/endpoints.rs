@@ -8,7 +8,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 use chrono::{DateTime, Utc};
-use finhook_core::ids::DeliveryId;
+use finhook_core::ids::MessageId;
 use serde::Deserialize;
 
 use super::pages::{caller, caller_at, failure, render, time};
@@ -167,6 +167,8 @@ struct EndpointPage {
     deliveries: Vec<DeliveryRow>,
     /// The query of the next (older) page, if there is one.
     older: Option<String>,
+    /// The newest page (no `before`).
+    first_page: bool,
     /// What the last action did, in a sentence.
     notice: Option<&'static str>,
 }
@@ -208,9 +210,11 @@ async fn endpoint_page(
     let health =
         state.store.endpoint_health(Some(instance.id), now).await?.into_iter().find(|(e, _)| *e == endpoint.id);
     let (failing, health) = (failing.map(|(_, f)| f), health.map(|(_, h)| h).unwrap_or_default());
-    let before = query.before.as_deref().and_then(|b| DeliveryId::parse(b).ok());
-    let (recent, next) = recent_page(state, &endpoint, before.as_ref(), PAGE).await?;
-    let deliveries = recent
+    let before = query.before.as_deref().and_then(|b| MessageId::parse(b).ok());
+    let page = recent_page(state, &endpoint, before.as_ref(), PAGE).await?;
+    let next = page.next;
+    let deliveries = page
+        .deliveries
         .into_iter()
         .map(|r| {
             let last_attempt = r.delivery.attempts.last().map_or(String::new(), |a| {
@@ -257,6 +261,7 @@ async fn endpoint_page(
         Some("disabled") => Some("Disabled: its deliveries wait, nothing is sent to it until it is enabled."),
         _ => None,
     };
+    // A page looks at a window of the instance's messages; an empty one may still lead on.
     Ok(EndpointPage {
         signed_in: true,
         name: instance.name,
@@ -271,6 +276,7 @@ async fn endpoint_page(
         backlog,
         deliveries,
         older: next.map(|id| format!("?before={id}")),
+        first_page: before.is_none(),
         notice,
     })
 }

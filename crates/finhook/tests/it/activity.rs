@@ -92,7 +92,7 @@ async fn an_endpoints_deliveries_page_newest_first_with_their_last_attempt() {
     assert_eq!(messages, [third.as_str(), second.as_str()], "newest first");
     assert_eq!(data[1]["response_type"], "GetAccountsDetail");
     assert_eq!(data[0]["endpoint_id"], id);
-    let cursor = page["next_cursor"].as_str().expect("a next page");
+    let cursor = page["next_cursor"].as_str().expect("a next page (the last message of this one)");
     let (_, older) = app.admin(Method::GET, &format!("{path}?limit=2&cursor={cursor}"), None).await;
     let last = &older["data"][0];
     assert_eq!((last["message_id"].as_str(), older["data"].as_array().map(Vec::len)), (Some(first.as_str()), Some(1)));
@@ -115,4 +115,74 @@ async fn an_endpoints_deliveries_page_newest_first_with_their_last_attempt() {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("cursor")),
         "{bad}"
     );
+}
+
+#[tokio::test]
+async fn a_page_never_splits_a_message_and_walks_past_a_window_without_any() {
+    use finhook_core::flinks::ResponseType;
+    use finhook_server::clock::Clock;
+    use finhook_server::store::activity::WINDOW;
+    use finhook_server::store::NewMessage;
+    let app = spawn_app().await;
+    let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
+    app.create_instance("acme").await;
+    let wealth =
+        app.create_endpoint("acme", json!({ "url": receiver.url("/w"), "event_types": ["Investments"] })).await;
+    let id = wealth["id"].as_str().expect("id");
+    let old = app.ingest("acme", fixture("investments.json")).await;
+    let new = app.ingest("acme", fixture("investments.json")).await;
+    // A redelivery: the old message now has two deliveries to the endpoint.
+    let (status, _) =
+        app.admin(Method::POST, &format!("/v1/instances/acme/messages/{old}/redeliver"), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let path = format!("/v1/instances/acme/endpoints/{id}/deliveries");
+    let (_, first) = app.admin(Method::GET, &format!("{path}?limit=2"), None).await;
+    let messages = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|d| d["message_id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(
+        messages(&first),
+        std::slice::from_ref(&new),
+        "the old message's two deliveries do not fit beside it: {first}"
+    );
+    let cursor = first["next_cursor"].as_str().expect("more");
+    let (_, second) = app.admin(Method::GET, &format!("{path}?limit=2&cursor={cursor}"), None).await;
+    assert_eq!(messages(&second), [old.clone(), old.clone()], "both, the newer round first: {second}");
+    assert!(second["data"][0]["id"].as_str() > second["data"][1]["id"].as_str());
+
+    // A window of messages this endpoint does not take: a page looks at WINDOW of them, comes
+    // back empty with a cursor, and the next one finds the older deliveries.
+    let instance = app.state.store.instance_by_name("acme").await.expect("read").expect("acme").id;
+    let mut writes = tokio::task::JoinSet::new();
+    for _ in 0..WINDOW {
+        let (store, now) = (app.state.store.clone(), app.clock.now());
+        writes.spawn(async move {
+            let message = NewMessage {
+                instance_id: instance,
+                response_type: ResponseType::Kyc.into(),
+                login_id: None,
+                request_id: None,
+                tag: None,
+                idempotency_key: None,
+                body_sha256: "0".repeat(64),
+                payload: bytes::Bytes::from_static(b"{}"),
+                now,
+            };
+            store.ingest(message).await.expect("ingest");
+        });
+    }
+    while let Some(done) = writes.join_next().await {
+        done.expect("an ingest");
+    }
+    let (_, empty) = app.admin(Method::GET, &path, None).await;
+    assert_eq!(empty["data"], json!([]), "none among the newest {WINDOW}");
+    let cursor = empty["next_cursor"].as_str().expect("a cursor past the window");
+    let (_, found) = app.admin(Method::GET, &format!("{path}?cursor={cursor}"), None).await;
+    assert_eq!(messages(&found), [new, old.clone(), old], "{found}");
+    assert!(found["next_cursor"].is_null());
 }

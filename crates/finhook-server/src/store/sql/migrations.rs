@@ -46,7 +46,6 @@ pub const SQLITE: Folder = folder!("sqlite":
     "0017_endpoint_minutes.sql",
     "0018_recoveries.sql",
     "0019_audit_log.sql",
-    "0020_deliveries_by_endpoint.sql",
 );
 
 /// `migrations/postgres`.
@@ -68,7 +67,6 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0015_endpoint_minutes.sql",
     "0016_recoveries.sql",
     "0017_audit_log.sql",
-    "0018_deliveries_by_endpoint.sql",
 );
 
 /// The migrator for one folder.
