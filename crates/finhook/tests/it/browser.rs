@@ -121,6 +121,43 @@ impl Browser {
             .to_string()
     }
 
+    /// Waits (at most [`PATIENCE`]) until the element at `css` says `needle`: after a click
+    /// that leads to a page with the same elements, the old page may still be there, or
+    /// gone from under a lookup (a stale element).
+    async fn wait_for_text(&self, css: &str, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let mut last = String::new();
+        while tokio::time::Instant::now() < deadline {
+            let found = self
+                .http
+                .post(format!("{}/element", self.session))
+                .json(&json!({ "using": "css selector", "value": css }))
+                .send()
+                .await
+                .expect("webdriver");
+            let found: Value = found.json().await.expect("json");
+            if let Some(element) = found["value"][ELEMENT].as_str() {
+                let text: Value = self
+                    .http
+                    .get(format!("{}/element/{element}/text", self.session))
+                    .send()
+                    .await
+                    .expect("webdriver")
+                    .json()
+                    .await
+                    .expect("json");
+                if let Some(text) = text["value"].as_str() {
+                    if text.contains(needle) {
+                        return text.to_string();
+                    }
+                    last = text.to_string();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{css} never said {needle:?}; last: {last:?}");
+    }
+
     async fn url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or_default().to_string()
     }
@@ -390,12 +427,12 @@ async fn an_operator_runs_an_endpoint_from_its_page() {
     // Disable: nothing is sent to it; enable: what waited goes out.
     browser.goto(&app.url(&format!("/dashboard/instances/acme/endpoints/{id}"))).await;
     browser.click("#disable").await;
-    assert!(browser.text("#notice").await.starts_with("Disabled"));
+    assert!(browser.wait_for_text("#notice", "Disabled").await.starts_with("Disabled"));
     assert_eq!(browser.text("#endpoint-state").await, "disabled");
     app.ingest("acme", fixture("kyc.json")).await;
     assert_eq!(app.deliver_due().await, 1, "only the bystander, while this one is disabled");
     browser.click("#enable").await;
-    assert!(browser.text("#notice").await.starts_with("Enabled"));
+    assert!(browser.wait_for_text("#notice", "Enabled").await.starts_with("Enabled"));
     assert_eq!(browser.text("#endpoint-state").await, "enabled");
 
     // A new secret, shown once; the receiver verifies the next callback with it.
