@@ -32,6 +32,7 @@ pub mod http;
 pub mod ingest;
 pub mod ledger;
 pub mod metrics;
+pub mod probe;
 pub mod recovery;
 pub mod retention;
 pub mod sandbox;

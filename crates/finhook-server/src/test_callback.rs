@@ -44,14 +44,19 @@ pub fn test_type(endpoint: &Endpoint) -> Option<ResponseType> {
     ResponseType::ALL.into_iter().find(|t| endpoint.subscribes_to(MessageType::Callback(*t)))
 }
 
-/// The body of a test callback of `response_type`, as of `now`.
+/// The body of a test callback of `response_type`, as of `now`, for a fresh LoginId.
 pub fn body(response_type: ResponseType, now: DateTime<Utc>) -> Result<Vec<u8>, TestCallbackError> {
+    body_for(response_type, &uuid::Uuid::new_v4().to_string(), now)
+}
+
+/// [`body`] for a given LoginId (the probe sends one login's three callbacks).
+pub fn body_for(response_type: ResponseType, login_id: &str, now: DateTime<Utc>) -> Result<Vec<u8>, TestCallbackError> {
     let code = if response_type == ResponseType::Investments { "TundraWealth" } else { "FlinksCapital" };
     let institution = institutions::find(code).ok_or_else(|| TestCallbackError::Build(format!("no {code}")))?;
-    let (login_id, request_id) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
+    let request_id = uuid::Uuid::new_v4().to_string();
     let connection = Connection {
         institution,
-        login_id: &login_id,
+        login_id,
         request_id: &request_id,
         username: "finhook-test",
         tag: Some(TEST_TAG),
@@ -91,4 +96,22 @@ pub async fn send(
         }
         _ => Err(TestCallbackError::EndpointGone),
     }
+}
+
+/// A GetAccountsDetail test callback of at least `bytes` (its first account's transactions
+/// repeated), for a given LoginId: what a year of a busy account's history weighs.
+pub fn large_accounts_detail(login_id: &str, now: DateTime<Utc>, bytes: usize) -> Result<Vec<u8>, TestCallbackError> {
+    let base = body_for(ResponseType::GetAccountsDetail, login_id, now)?;
+    let mut callback: serde_json::Value =
+        serde_json::from_slice(&base).map_err(|e| TestCallbackError::Build(e.to_string()))?;
+    let transactions = callback
+        .pointer_mut("/Accounts/0/Transactions")
+        .and_then(serde_json::Value::as_array_mut)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| TestCallbackError::Build("the first account has no transactions".into()))?;
+    let sample = transactions.clone();
+    let each = serde_json::to_vec(&sample).map_or(1, |v| v.len().max(1)) / sample.len();
+    let wanted = bytes.saturating_sub(base.len()) / each.max(1) + 1;
+    transactions.extend(sample.iter().cycle().take(wanted).cloned());
+    serde_json::to_vec(&callback).map_err(|e| TestCallbackError::Build(e.to_string()))
 }

@@ -86,6 +86,8 @@ enum Command {
     Messages(commands::admin::MessagesArgs),
     /// Export an instance's tamper-evident delivery ledger, or verify an export offline.
     Ledger(commands::ledger::LedgerArgs),
+    /// Grade a webhook receiver: signed callbacks and deliberate faults, a report card.
+    Probe(commands::probe::ProbeArgs),
     /// Load-test a throwaway server: ingest N callbacks, count them at a receiver, report.
     Bench(commands::bench::BenchArgs),
     /// The relay `finhook bench --floor` measures in place of the server.
@@ -109,6 +111,7 @@ fn main() -> ExitCode {
         Command::Endpoints(args) => commands::admin::endpoints(args),
         Command::Messages(args) => commands::admin::messages(args),
         Command::Ledger(args) => commands::ledger::run(args),
+        Command::Probe(args) => commands::probe::run(args),
     }
 }
 

@@ -142,6 +142,29 @@ impl DeliveryClient {
         signature: &SignatureHeaders,
         identity: Option<&ClientIdentity>,
     ) -> SendOutcome {
+        let timestamp = signature.webhook_timestamp.to_string();
+        let mut headers = vec![
+            (FLINKS_HEADER, signature.flinks_authenticity_key.as_str()),
+            (WEBHOOK_ID, signature.webhook_id.as_str()),
+            (WEBHOOK_TIMESTAMP, timestamp.as_str()),
+            (WEBHOOK_SIGNATURE, signature.webhook_signature.as_str()),
+        ];
+        if let Some(kids) = &signature.signature_kids {
+            headers.push((SIGNATURE_KID, kids.as_str()));
+        }
+        self.post_with(url, body, &headers, identity).await
+    }
+
+    /// [`DeliveryClient::post`] with exactly `headers` besides `content-type` (the
+    /// conformance probe sends some without a signature, or with a wrong one), under the
+    /// same target checks, TLS and timeout.
+    pub async fn post_with(
+        &self,
+        url: &str,
+        body: bytes::Bytes,
+        headers: &[(&str, &str)],
+        identity: Option<&ClientIdentity>,
+    ) -> SendOutcome {
         let started = Instant::now();
         let failed = |class, detail: String| SendOutcome::Failed { class, detail, latency: started.elapsed() };
         let http = match identity.map(|identity| self.client_for(identity)).transpose() {
@@ -158,16 +181,9 @@ impl DeliveryClient {
                 return failed(ErrorClass::Blocked, reason.to_string());
             }
         }
-        let mut request = http
-            .post(url)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(FLINKS_HEADER, &signature.flinks_authenticity_key)
-            .header(WEBHOOK_ID, &signature.webhook_id)
-            .header(WEBHOOK_TIMESTAMP, signature.webhook_timestamp.to_string())
-            .header(WEBHOOK_SIGNATURE, &signature.webhook_signature)
-            .body(body);
-        if let Some(kids) = &signature.signature_kids {
-            request = request.header(SIGNATURE_KID, kids);
+        let mut request = http.post(url).header(http::header::CONTENT_TYPE, "application/json").body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let mut response = match request.send().await {
             Ok(response) => response,
@@ -188,6 +204,25 @@ impl DeliveryClient {
         }
         excerpt.truncate(EXCERPT_BYTES);
         SendOutcome::Answered { status, head: excerpt, latency: started.elapsed() }
+    }
+
+    /// GETs `url` under the same target checks, TLS and timeout; its status and the start
+    /// of its body (at most 1 MiB). For the probe's optional check of what a receiver stored.
+    pub async fn get(&self, url: &str) -> Result<(u16, Vec<u8>), String> {
+        let url = self.policy.check_url(url).map_err(|e| e.to_string())?;
+        if let Some(ip) = url.host().as_ref().and_then(literal_ip) {
+            self.policy.check_ip(ip).map_err(|e| e.to_string())?;
+        }
+        let mut response = self.http.get(url).send().await.map_err(|e| classify(&e).1)?;
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        while body.len() < 1 << 20 {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Ok((status, body))
     }
 }
 

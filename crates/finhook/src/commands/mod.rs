@@ -5,6 +5,7 @@ pub mod admin;
 pub mod bench;
 pub mod ledger;
 pub mod listen;
+pub mod probe;
 pub mod serve;
 pub mod trigger;
 

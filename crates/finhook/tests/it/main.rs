@@ -24,6 +24,7 @@ mod kill;
 mod limits;
 mod openapi;
 mod postgres;
+mod probe;
 mod receiver;
 mod schema;
 mod shutdown;
