@@ -64,6 +64,9 @@ pub struct AppState {
     pub recoveries: crate::recovery::Recoveries,
     /// The server speaks HTTPS: the dashboard's cookie is `Secure`.
     pub tls: bool,
+    /// The conformance probe's client: the delivery client's roots and target checks, at
+    /// most 10 s per answer.
+    pub probe_client: DeliveryClient,
 }
 
 /// Where the areas' routes meet: the API, the sandbox's Flinks-compatible routes and the
@@ -153,6 +156,8 @@ impl App {
         let timeout = Duration::from_secs(settings.delivery_timeout_seconds.max(1));
         let extra_roots = crate::delivery::client::read_root_cas(&settings.extra_root_ca)?;
         let client = DeliveryClient::new(targets.clone(), &extra_roots, timeout)?;
+        let probe_client =
+            DeliveryClient::new(targets.clone(), &extra_roots, timeout.min(std::time::Duration::from_secs(10)))?;
         let certificates = Arc::new(crate::delivery::certificate::CertificateWatch::new(
             targets.clone(),
             &extra_roots,
@@ -212,6 +217,7 @@ impl App {
             },
         });
         let state = AppState {
+            probe_client,
             tls: tls.is_some(),
             recoveries,
             health,

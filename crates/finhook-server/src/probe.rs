@@ -32,6 +32,8 @@ pub struct Target {
     /// stored callback's `webhook-id` must appear in its body. Without it, storing a
     /// duplicate once is not checked, only that it is answered.
     pub check_url: Option<String>,
+    /// The client certificate to present (an endpoint with mutual TLS).
+    pub identity: Option<std::sync::Arc<crate::store::ClientIdentity>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -41,6 +43,16 @@ pub enum Outcome {
     Fail,
     /// Not applicable here (TLS on a plain-HTTP loopback receiver).
     Skipped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Skipped => "skipped",
+        }
+    }
 }
 
 /// One graded check.
@@ -128,9 +140,9 @@ impl Answer {
     }
 }
 
-async fn shoot(client: &DeliveryClient, url: &str, shot: &Shot) -> Answer {
+async fn shoot(client: &DeliveryClient, target: &Target, shot: &Shot) -> Answer {
     let headers: Vec<(&str, &str)> = shot.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    match client.post_with(url, shot.body.clone(), &headers, None).await {
+    match client.post_with(&target.url, shot.body.clone(), &headers, target.identity.as_deref()).await {
         SendOutcome::Answered { status, latency, .. } => Answer::Status(status, latency),
         SendOutcome::Failed { class, detail, .. } => Answer::Failed(format!("{class}: {detail}")),
     }
@@ -162,7 +174,7 @@ pub async fn probe(
     let login = || uuid::Uuid::new_v4().to_string();
     let mut checks = Vec::new();
 
-    checks.push(match watch.inspect(url, None).await {
+    checks.push(match watch.inspect(url, target.identity.as_deref()).await {
         None => Check {
             id: "tls",
             expects: "a valid certificate for its host, not expiring within 14 days",
@@ -190,7 +202,7 @@ pub async fn probe(
 
     let first = login();
     let kyc = test_callback::body_for(ResponseType::Kyc, &first, now)?;
-    let answer = shoot(client, url, &Shot::signed(kyc.clone(), secret, at)).await;
+    let answer = shoot(client, target, &Shot::signed(kyc.clone(), secret, at)).await;
     let exactly = matches!(answer, Answer::Status(200, _));
     let mut detail = answer.describe();
     if answer.accepted() && !exactly {
@@ -204,23 +216,23 @@ pub async fn probe(
     ));
 
     let stranger = EndpointSecret::generate();
-    let answer = shoot(client, url, &Shot::signed(kyc.clone(), &stranger, at)).await;
+    let answer = shoot(client, target, &Shot::signed(kyc.clone(), &stranger, at)).await;
     checks.push(must_refuse(
         "rejects_bad_signature",
         "a callback signed with another secret is refused (4xx)",
         &answer,
     ));
 
-    let answer = shoot(client, url, &Shot::signed(kyc.clone(), secret, at).without_signatures()).await;
+    let answer = shoot(client, target, &Shot::signed(kyc.clone(), secret, at).without_signatures()).await;
     checks.push(must_refuse("rejects_missing_signature", "a callback without any signature is refused (4xx)", &answer));
 
-    let answer = shoot(client, url, &Shot::signed(kyc.clone(), secret, at - SKEW)).await;
+    let answer = shoot(client, target, &Shot::signed(kyc.clone(), secret, at - SKEW)).await;
     checks.push(must_refuse(
         "rejects_stale_timestamp",
         "a correctly signed callback whose webhook-timestamp is 10 minutes old is refused (4xx)",
         &answer,
     ));
-    let answer = shoot(client, url, &Shot::signed(kyc.clone(), secret, at + SKEW)).await;
+    let answer = shoot(client, target, &Shot::signed(kyc.clone(), secret, at + SKEW)).await;
     checks.push(must_refuse(
         "rejects_future_timestamp",
         "a correctly signed callback whose webhook-timestamp is 10 minutes ahead is refused (4xx)",
@@ -230,7 +242,7 @@ pub async fn probe(
     let mut altered = Shot::signed(kyc, secret, at);
     let text = String::from_utf8_lossy(&altered.body).replacen("\"finhook-test\"", "\"finhook-tesT\"", 1);
     altered.body = text.into_bytes().into();
-    let answer = shoot(client, url, &altered).await;
+    let answer = shoot(client, target, &altered).await;
     checks.push(must_refuse("rejects_altered_body", "a body changed after it was signed is refused (4xx)", &answer));
 
     checks.push(deduplicates(client, target, &login(), now).await?);
@@ -238,12 +250,13 @@ pub async fn probe(
     let third = login();
     let detail_first = shoot(
         client,
-        url,
+        target,
         &Shot::signed(test_callback::body_for(ResponseType::GetAccountsDetail, &third, now)?, secret, at),
     )
     .await;
     let kyc_after =
-        shoot(client, url, &Shot::signed(test_callback::body_for(ResponseType::Kyc, &third, now)?, secret, at)).await;
+        shoot(client, target, &Shot::signed(test_callback::body_for(ResponseType::Kyc, &third, now)?, secret, at))
+            .await;
     checks.push(graded(
         "out_of_order",
         "a login's GetAccountsDetail before its KYC is accepted (2xx), then the KYC too",
@@ -254,10 +267,11 @@ pub async fn probe(
     // In order (its KYC first), so that only the size is being graded.
     let fourth = login();
     let kyc_first =
-        shoot(client, url, &Shot::signed(test_callback::body_for(ResponseType::Kyc, &fourth, now)?, secret, at)).await;
+        shoot(client, target, &Shot::signed(test_callback::body_for(ResponseType::Kyc, &fourth, now)?, secret, at))
+            .await;
     let large = test_callback::large_accounts_detail(&fourth, now, LARGE_BODY_BYTES)?;
     let size = large.len();
-    let answer = shoot(client, url, &Shot::signed(large, secret, at)).await;
+    let answer = shoot(client, target, &Shot::signed(large, secret, at)).await;
     checks.push(graded(
         "large_body",
         "a 5 MB GetAccountsDetail (after its KYC) is accepted (2xx) within the timeout",
@@ -282,7 +296,7 @@ async fn deduplicates(
     let id = MessageId::generate().to_string();
     let first = Shot::signed_as(body.clone(), &target.secret, &id, now.timestamp());
     let again = Shot::signed_as(body, &target.secret, first.header(WEBHOOK_ID), now.timestamp() + 1);
-    let (one, two) = (shoot(client, &target.url, &first).await, shoot(client, &target.url, &again).await);
+    let (one, two) = (shoot(client, target, &first).await, shoot(client, target, &again).await);
     let answered = format!("first {}; again {}", one.describe(), two.describe());
     if !(one.accepted() && two.accepted()) {
         return Ok(graded("deduplicates", EXPECTS, false, answered));

@@ -141,3 +141,59 @@ pub(crate) async fn recent_page(
 ) -> Result<RecentPage, ApiError> {
     Ok(state.store.recent_deliveries(endpoint.instance_id, &endpoint.id, before, limit).await?)
 }
+
+/// What `POST …/endpoints/{id}/probe` takes.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeRequest {
+    /// A URL with `{login_id}` where the receiver shows what it stored of a login, to check
+    /// that a duplicate is stored once (under the same target rules as the endpoint's URL).
+    check_url: Option<String>,
+}
+
+#[utoipa::path(operation_id = "probeEndpoint", summary = "Grade the endpoint's receiver: signed callbacks and deliberate faults", post, path = "/v1/instances/{name}/endpoints/{id}/probe", tag = "endpoints",
+    params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")), request_body = ProbeRequest,
+    responses((status = 200, description = "the report card (each check `pass`, `fail` or `skipped`, and `passed`); the probe's callbacks carry Tag `finhook-test` and fresh LoginIds, and are not stored as messages", body = crate::probe::Report),
+        (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem),
+        (status = 409, description = "the endpoint signs with Ed25519: the probe signs with the endpoint's HMAC secret", body = Problem),
+        (status = 422, description = "a `check_url` that is not allowed; `errors` names it", body = Problem)))]
+pub async fn probe(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: Origin,
+    Path((name, id)): Path<(String, String)>,
+    crate::http::json::ApiJson(request): crate::http::json::ApiJson<ProbeRequest>,
+) -> Result<Json<crate::probe::Report>, ApiError> {
+    let instance = caller.instance(&state, &name).await?;
+    let endpoint = instance_endpoint(&state, instance.id, &id).await?;
+    let report = run_probe(&state, &endpoint, request.check_url).await?;
+    audit::record(&state, audit::actor(&caller, Via::Api), &origin, "endpoint.probe", Some(instance.id), Some(id))
+        .await;
+    Ok(Json(report))
+}
+
+/// Probes `endpoint`'s URL with its current secret (and client certificate, if any).
+pub(crate) async fn run_probe(
+    state: &AppState,
+    endpoint: &crate::store::Endpoint,
+    check_url: Option<String>,
+) -> Result<crate::probe::Report, ApiError> {
+    if endpoint.signing == crate::store::Signing::Ed25519 {
+        return Err(ApiError::Conflict(
+            "this endpoint signs with ed25519 (v1a); the probe signs with an HMAC secret, so its receiver would rightly refuse every callback".into(),
+        ));
+    }
+    if let Some(url) = &check_url {
+        state
+            .targets
+            .check_url(&url.replace("{login_id}", "x"))
+            .map_err(|e| ApiError::validation("$.check_url", e.to_string()))?;
+    }
+    let now = state.clock.now();
+    let dispatch = state.store.dispatch_endpoint(&endpoint.id, now).await?.ok_or(ApiError::NotFound("endpoint"))?;
+    let secret = dispatch.secrets.into_iter().next().map(|(secret, _)| secret).ok_or(ApiError::NotFound("endpoint"))?;
+    let target = crate::probe::Target { url: endpoint.url.clone(), secret, check_url, identity: dispatch.identity };
+    crate::probe::probe(&state.probe_client, &state.certificates, &target, now)
+        .await
+        .map_err(|e| ApiError::Internal { what: "run the probe", source: Box::new(e) })
+}

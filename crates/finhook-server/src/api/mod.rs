@@ -41,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(&format!("{instance}/endpoints/{{id}}/rotate-secret"), post(endpoints::rotate_secret))
         .route(&format!("{instance}/endpoints/{{id}}/test"), post(activity::test))
+        .route(&format!("{instance}/endpoints/{{id}}/probe"), post(activity::probe))
         .route(&format!("{instance}/endpoints/{{id}}/deliveries"), get(activity::deliveries))
         .route(&format!("{instance}/callbacks"), post(messages::ingest))
         .route(&format!("{instance}/messages"), get(messages::list))

@@ -32,6 +32,7 @@ use crate::sandbox::trigger;
         endpoints::rotate_secret,
         activity::test,
         activity::deliveries,
+        activity::probe,
         signing_keys::jwks,
         signing_keys::rotate,
         ledger::export,

@@ -392,3 +392,38 @@ pub async fn test(
         Err(error) => failure(error),
     }
 }
+
+#[derive(Template)]
+#[template(path = "probe.html")]
+struct ProbePage {
+    signed_in: bool,
+    name: String,
+    id: String,
+    report: crate::probe::Report,
+}
+
+/// Probes the endpoint's receiver and shows its report card.
+pub async fn probe(
+    State(state): State<AppState>,
+    origin: Origin,
+    jar: CookieJar,
+    Path((name, id)): Path<(String, String)>,
+) -> Response {
+    let caller = match caller(&state, &jar).await {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect,
+    };
+    let result: Result<ProbePage, ApiError> = async {
+        let instance = caller.instance(&state, &name).await?;
+        let endpoint = instance_endpoint(&state, instance.id, &id).await?;
+        let report = crate::api::activity::run_probe(&state, &endpoint, None).await?;
+        let actor = audit::actor(&caller, Via::Dashboard);
+        audit::record(&state, actor, &origin, "endpoint.probe", Some(instance.id), Some(endpoint.id.to_string())).await;
+        Ok(ProbePage { signed_in: true, name: instance.name, id: endpoint.id.to_string(), report })
+    }
+    .await;
+    match result {
+        Ok(page) => render(&page),
+        Err(error) => failure(error),
+    }
+}

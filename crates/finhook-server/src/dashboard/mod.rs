@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/instances/{name}/endpoints/{id}/enabled", post(endpoints::set_enabled))
         .route("/dashboard/instances/{name}/endpoints/{id}/rotate-secret", post(endpoints::rotate_secret))
         .route("/dashboard/instances/{name}/endpoints/{id}/test", post(endpoints::test))
+        .route("/dashboard/instances/{name}/endpoints/{id}/probe", post(endpoints::probe))
         .route(
             "/dashboard/instances/{name}/messages/{msg}/redeliver",
             get(operations::confirm_redeliver).post(operations::redeliver),

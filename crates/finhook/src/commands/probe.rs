@@ -80,7 +80,7 @@ pub fn run(args: ProbeArgs) -> ExitCode {
             Ok(watch) => watch,
             Err(error) => return fail(1, error_chain(&error)),
         };
-        let target = Target { url: args.url, secret, check_url: args.check_url };
+        let target = Target { url: args.url, secret, check_url: args.check_url, identity: None };
         let report = match probe::probe(&client, &watch, &target, chrono::Utc::now()).await {
             Ok(report) => report,
             Err(error) => return fail(1, error_chain(&error)),

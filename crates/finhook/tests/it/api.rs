@@ -338,6 +338,7 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/instances/{name}/endpoints/{id}", "delete"),
         ("/v1/instances/{name}/endpoints/{id}/rotate-secret", "post"),
         ("/v1/instances/{name}/endpoints/{id}/test", "post"),
+        ("/v1/instances/{name}/endpoints/{id}/probe", "post"),
         ("/v1/instances/{name}/endpoints/{id}/deliveries", "get"),
         ("/v1/instances/{name}/.well-known/jwks.json", "get"),
         ("/v1/instances/{name}/rotate-signing-key", "post"),

@@ -451,6 +451,14 @@ async fn an_operator_runs_an_endpoint_from_its_page() {
     };
     assert_eq!(finhook_core::signing::verify_standard(&[new], headers, &got[2].body, t0().timestamp(), 300), Ok(()));
 
+    // The probe grades the receiver: this test receiver checks no signature, so it fails.
+    browser.goto(&app.url(&format!("/dashboard/instances/acme/endpoints/{id}"))).await;
+    browser.click("#probe").await;
+    assert!(browser.text("#probe-verdict").await.starts_with("Failed"));
+    let checks = browser.text("#probe-checks").await;
+    assert!(checks.contains("rejects_bad_signature") && checks.contains("fail"), "{checks}");
+    assert_eq!(browser.source().await.matches("<tr><td><code>").count(), 10, "ten checks");
+
     // An endpoint of events only has no callback to be tested with, and says so.
     let ops_id = ops["id"].as_str().expect("id");
     browser.goto(&app.url(&format!("/dashboard/instances/acme/endpoints/{ops_id}"))).await;
@@ -462,7 +470,7 @@ async fn an_operator_runs_an_endpoint_from_its_page() {
 
     browser.click("#audit-link").await;
     let audit = browser.text("#audit").await;
-    for line in ["endpoint.test", "endpoint.disable", "endpoint.enable", "endpoint.rotate_secret"] {
+    for line in ["endpoint.test", "endpoint.disable", "endpoint.enable", "endpoint.rotate_secret", "endpoint.probe"] {
         assert!(audit.contains(&format!("admin (dashboard) {line}")), "{line}: {audit}");
     }
     browser.quit().await;

@@ -118,6 +118,7 @@ async fn run_probe(base: &str, secret: &EndpointSecret) -> Report {
         url: format!("{base}/hook"),
         secret: secret.clone(),
         check_url: Some(format!("{base}/stored/{{login_id}}")),
+        identity: None,
     };
     probe::probe(&client, &watch, &target, chrono::Utc::now()).await.expect("a report")
 }
@@ -243,4 +244,50 @@ async fn the_probe_refuses_a_bad_secret_and_a_private_address_up_front() {
     let (code, _, stderr) = finhook_probe(&["http://127.0.0.1:9/hook".to_string()], &secret).await;
     assert_eq!(code, Some(2), "plain http to loopback needs the flag");
     assert!(stderr.contains("--allow-insecure-loopback"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_endpoint_is_probed_through_the_api_with_its_own_secret() {
+    use finhook_receiver::{Receiver, ReceiverSecret, ReceiverStore, Verifier};
+    use reqwest::Method;
+    use serde_json::json;
+    // The receiver checks webhook-timestamp against its real clock, so the sender's must agree.
+    let clock = finhook_server::clock::ManualClock::starting_at(chrono::Utc::now());
+    let app = spawn_app_with(Options { clock: Some(clock), ..Options::default() }).await;
+    app.create_instance("acme").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let endpoint = app.create_endpoint("acme", json!({ "url": format!("{base}/hooks") })).await;
+    let secret = endpoint["secret"].as_str().expect("secret");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = ReceiverStore::open(&format!("sqlite://{}", dir.path().join("r.db").display())).await.expect("store");
+    let receiver = Receiver::new(store, Verifier::new(vec![ReceiverSecret::new(secret)]));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, finhook_receiver::router(receiver)).await;
+    });
+
+    let path = format!("/v1/instances/acme/endpoints/{}/probe", endpoint["id"].as_str().expect("id"));
+    let check_url = format!("{base}/logins/{{login_id}}");
+    let (status, report) = app.admin(Method::POST, &path, Some(json!({ "check_url": check_url }))).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["passed"], true, "{report}");
+    let dedupe = report["checks"].as_array().expect("checks").iter().find(|c| c["id"] == "deduplicates").cloned();
+    assert!(dedupe.is_some_and(|c| c["detail"].as_str().is_some_and(|d| d.contains("1 time(s)"))), "{report}");
+    let (status, report) = app.admin(Method::POST, &path, None).await;
+    assert_eq!((status.as_u16(), &report["passed"]), (200, &json!(true)), "no body: no check URL");
+    assert_eq!(app.messages("acme", "").await["data"], json!([]), "the probe's callbacks are not messages");
+
+    let (status, problem) =
+        app.admin(Method::POST, &path, Some(json!({ "check_url": "http://10.0.0.1/{login_id}" }))).await;
+    assert_eq!((status.as_u16(), &problem["errors"][0]["path"]), (422, &json!("$.check_url")), "{problem}");
+    let (status, problem) = app.admin(Method::POST, &path, Some(json!({ "check": 1 }))).await;
+    assert_eq!(status.as_u16(), 422, "unknown fields are named: {problem}");
+    let ed = app.create_endpoint("acme", json!({ "url": format!("{base}/ed"), "signing": "ed25519" })).await;
+    let ed_path = format!("/v1/instances/acme/endpoints/{}/probe", ed["id"].as_str().expect("id"));
+    let (status, problem) = app.admin(Method::POST, &ed_path, None).await;
+    assert_eq!(status.as_u16(), 409, "{problem}");
+    let (_, audit) = app.admin(Method::GET, "/v1/audit", None).await;
+    let probes = audit["data"].as_array().expect("entries").iter().filter(|e| e["action"] == "endpoint.probe").count();
+    assert_eq!(probes, 2, "each probe that ran is in the audit log");
+    server.abort();
 }
