@@ -17,6 +17,7 @@ mod on_sqlite;
 // disk, and the two dialects' schemas.
 mod browser;
 mod cli;
+mod examples;
 mod fuzz;
 mod group_commit;
 mod integrity;
