@@ -47,12 +47,69 @@ pub struct ListenArgs {
     /// How far webhook-timestamp may be from this clock, in seconds.
     #[arg(long = "tolerance", value_name = "SECONDS", default_value_t = 300)]
     tolerance_seconds: i64,
+    /// Register this receiver as an endpoint of --instance on this finhook server (as
+    /// `stripe listen` does): the endpoint's secret is printed once and verifies what
+    /// arrives, and the endpoint is deleted when listen stops.
+    #[arg(long, value_name = "URL", requires = "instance", conflicts_with = "no_verify")]
+    server: Option<String>,
+    /// The instance to register with (with --server).
+    #[arg(long, value_name = "NAME", requires = "server")]
+    instance: Option<String>,
+    /// The admin key or the instance's API key (with --server).
+    #[arg(long, env = "FINHOOK_ADMIN_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// The URL the server delivers to (with --server); by default this receiver's own
+    /// address (loopback: the server needs --allow-insecure-loopback for plain http).
+    #[arg(long, value_name = "URL", requires = "server")]
+    public_url: Option<String>,
+    /// Keep the registered endpoint when listen stops.
+    #[arg(long, requires = "server")]
+    keep_endpoint: bool,
+}
+
+/// An endpoint this receiver registered for itself.
+struct Registered {
+    client: crate::client::Client,
+    path: String,
+    id: String,
+}
+
+/// Creates this receiver's endpoint on the server; its path, id and secret.
+async fn register(args: &ListenArgs, own_url: String) -> Result<(Registered, String), String> {
+    let (Some(server), Some(instance)) = (&args.server, &args.instance) else {
+        return Err("--server needs --instance".into());
+    };
+    let client =
+        crate::client::Client::new(&crate::client::ServerArgs { server: server.clone(), key: args.key.clone() })?;
+    let url = args.public_url.clone().unwrap_or(own_url);
+    let body = serde_json::json!({ "url": url, "description": "finhook listen" });
+    let created =
+        client.call(reqwest::Method::POST, &format!("/v1/instances/{instance}/endpoints"), Some(body)).await?;
+    let (Some(id), Some(secret)) = (created["id"].as_str(), created["secret"].as_str()) else {
+        return Err(format!("the server's answer has no endpoint id or secret: {created}"));
+    };
+    let path = format!("/v1/instances/{instance}/endpoints/{id}");
+    Ok((Registered { client, path, id: id.to_string() }, secret.to_string()))
 }
 
 #[allow(clippy::print_stdout)]
 pub fn run(args: ListenArgs) -> ExitCode {
-    if args.secrets.is_empty() && args.public_keys.is_empty() && args.jwks_url.is_none() && !args.no_verify {
-        return fail(2, "give the signing secret with --secret (or FINHOOK_LISTEN_SECRET), the public key with --public-key or the JWK set with --jwks-url, or pass --no-verify to accept unsigned webhooks");
+    let registers = args.server.is_some();
+    if args.secrets.is_empty()
+        && args.public_keys.is_empty()
+        && args.jwks_url.is_none()
+        && !args.no_verify
+        && !registers
+    {
+        return fail(2, "give the signing secret with --secret (or FINHOOK_LISTEN_SECRET), the public key with --public-key or the JWK set with --jwks-url, let listen register its own endpoint with --server URL --instance NAME, or pass --no-verify to accept unsigned webhooks");
+    }
+    for secret in &args.secrets {
+        if secret.trim().is_empty() {
+            return fail(2, "--secret is empty");
+        }
+        if secret.starts_with("fhk_") {
+            return fail(2, "--secret: that is a finhook API key (fhk_...), not an endpoint's signing secret (whsec_...); the secret is in the answer that created the endpoint, or let listen register one with --server URL --instance NAME");
+        }
     }
     let mut public_keys = Vec::with_capacity(args.public_keys.len());
     for text in &args.public_keys {
@@ -71,10 +128,35 @@ pub fn run(args: ListenArgs) -> ExitCode {
             Ok(store) => store,
             Err(error) => return fail(1, format!("could not open {}: {}", args.database, error_chain(&error))),
         };
+        let listener = match std::net::TcpListener::bind(args.listen).and_then(|l| l.set_nonblocking(true).map(|()| l))
+        {
+            Ok(listener) => listener,
+            Err(error) => return fail(1, format!("could not listen on {}: {error}", args.listen)),
+        };
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let tls = match finhook_server::http::tls::acceptor(args.tls_cert.as_deref(), args.tls_key.as_deref()) {
+            Ok(tls) => tls,
+            Err(error) => return fail(1, format!("could not load --tls-cert/--tls-key: {error}")),
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut secrets = args.secrets.clone();
+        let registered = if registers {
+            match register(&args, format!("{scheme}://{addr}/")).await {
+                Ok((registered, secret)) => {
+                    println!("registered endpoint {} at {}", registered.id, args.server.as_deref().unwrap_or_default());
+                    println!("its signing secret (shown once): {secret}");
+                    secrets.push(secret);
+                    Some(registered)
+                }
+                Err(error) => return fail(1, format!("could not register an endpoint: {error}")),
+            }
+        } else {
+            None
+        };
         let verifier = if args.no_verify {
             Verifier::disabled()
         } else {
-            let verifier = Verifier::new(args.secrets.iter().map(ReceiverSecret::new).collect())
+            let verifier = Verifier::new(secrets.iter().map(ReceiverSecret::new).collect())
                 .with_public_keys(public_keys)
                 .with_tolerance(args.tolerance_seconds);
             match &args.jwks_url {
@@ -94,17 +176,6 @@ pub fn run(args: ListenArgs) -> ExitCode {
             }
         }
         let app = finhook_receiver::router(receiver);
-        let listener = match std::net::TcpListener::bind(args.listen).and_then(|l| l.set_nonblocking(true).map(|()| l))
-        {
-            Ok(listener) => listener,
-            Err(error) => return fail(1, format!("could not listen on {}: {error}", args.listen)),
-        };
-        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        let tls = match finhook_server::http::tls::acceptor(args.tls_cert.as_deref(), args.tls_key.as_deref()) {
-            Ok(tls) => tls,
-            Err(error) => return fail(1, format!("could not load --tls-cert/--tls-key: {error}")),
-        };
-        let scheme = if tls.is_some() { "https" } else { "http" };
         println!("finhook listen on {scheme}://{addr}");
         // The same accept loop (and TLS) as `finhook serve`: header and idle timeout, and a
         // connection limit under the file limit, so idle clients cannot lock it up.
@@ -114,6 +185,14 @@ pub fn run(args: ListenArgs) -> ExitCode {
             Ok(listener) => serve(listener, app, limits, tls, metrics, shutdown_signal()).await,
             Err(error) => Err(error),
         };
+        if let (Some(registered), false) = (registered, args.keep_endpoint) {
+            match registered.client.call(reqwest::Method::DELETE, &registered.path, None).await {
+                Ok(_) => println!("deleted endpoint {}", registered.id),
+                Err(error) => {
+                    let _ = fail(1, format!("could not delete endpoint {}: {error}", registered.id));
+                }
+            }
+        }
         match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(1, format!("the receiver stopped: {error}")),

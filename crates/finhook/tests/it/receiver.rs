@@ -414,3 +414,40 @@ async fn finhooks_operational_events_are_verified_stored_once_and_kept_apart_fro
     assert_eq!(seen, [(Some("endpoint.failing"), Verdict::Accepted), (Some("endpoint.failing"), Verdict::Duplicate)]);
     assert!(receipts[0].to_string().contains("endpoint.failing"), "{}", receipts[0]);
 }
+
+#[tokio::test]
+async fn finhook_listen_registers_its_own_endpoint_and_deletes_it_when_stopped() {
+    // The receiver checks webhook-timestamp against its real clock, so the sender's must agree.
+    let clock = finhook_server::clock::ManualClock::starting_at(Utc::now());
+    let app = spawn_app_with(Options { clock: Some(clock), ..Options::default() }).await;
+    app.create_instance("acme").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let extra = ["--server".to_string(), app.url(""), "--instance".to_string(), "acme".to_string()];
+    let mut listen = FinhookProcess::listen(dir.path(), &extra).await;
+    let (_, endpoints) = app.admin(reqwest::Method::GET, "/v1/instances/acme/endpoints", None).await;
+    let registered = &endpoints["data"][0];
+    assert_eq!(registered["url"], format!("http://{}/", listen.addr), "{endpoints}");
+    assert_eq!(registered["description"], "finhook listen");
+    // The secret it printed verifies what finhook serve delivers.
+    let id = app.ingest("acme", fixture("kyc.json")).await;
+    assert_eq!(app.deliver_due().await, 1);
+    assert_eq!(app.message("acme", &id).await["deliveries"][0]["status"], "delivered");
+
+    let pid = listen.child.id().expect("pid").to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let status = tokio::time::timeout(PATIENCE, listen.child.wait()).await.expect("exits").expect("wait");
+    assert!(status.success(), "{status:?}");
+    let (_, endpoints) = app.admin(reqwest::Method::GET, "/v1/instances/acme/endpoints", None).await;
+    assert_eq!(endpoints["data"], json!([]), "its endpoint is gone with it");
+
+    // An API key where the secret goes is refused before anything starts.
+    let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_finhook"))
+        .args(["listen", "--listen", "127.0.0.1:0", "--secret", "fhk_0123456789abcdef"])
+        .env_remove("FINHOOK_ADMIN_KEY")
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("API key (fhk_...)") && said.contains("whsec_"), "{said}");
+}
