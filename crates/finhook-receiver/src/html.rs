@@ -39,7 +39,7 @@ fn failure() -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, "the receiver store failed").into_response()
 }
 
-pub async fn index(State(receiver): State<Receiver>) -> Response {
+pub async fn index(State(receiver): State<Receiver>, _access: crate::pages::PageAccess) -> Response {
     let Ok(logins) = receiver.store().logins().await else { return failure() };
     let mut rows = String::new();
     for login in &logins {
@@ -68,7 +68,11 @@ fn text(value: &Value) -> String {
     }
 }
 
-pub async fn login(State(receiver): State<Receiver>, Path(login_id): Path<String>) -> Response {
+pub async fn login(
+    State(receiver): State<Receiver>,
+    _access: crate::pages::PageAccess,
+    Path(login_id): Path<String>,
+) -> Response {
     let login = match receiver.store().login(&login_id).await {
         Ok(Some(login)) => login,
         Ok(None) => {

@@ -20,11 +20,13 @@ pub mod conciliation;
 pub mod forward;
 mod html;
 pub mod jwks;
+pub mod pages;
 pub mod server;
 pub mod store;
 pub mod verify;
 
 pub use jwks::JwksCache;
+pub use pages::Pages;
 pub use server::{router, Receipt, Receiver, Verdict};
 pub use store::ReceiverStore;
 pub use verify::{ReceiverSecret, Scheme, Verifier};

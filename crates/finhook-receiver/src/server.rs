@@ -82,6 +82,7 @@ pub struct Receiver {
     limits: ParseLimits,
     now: Now,
     reporter: Option<Reporter>,
+    pub(crate) pages: crate::pages::Pages,
 }
 
 impl fmt::Debug for Receiver {
@@ -103,7 +104,15 @@ impl Receiver {
             limits: ParseLimits::default(),
             now: Arc::new(Utc::now),
             reporter: None,
+            pages: crate::pages::Pages::Off,
         }
+    }
+
+    /// Who may read the pages (`/`, `/logins`, `/events`, `/view/…`); off by default,
+    /// since they show the callbacks' personal data.
+    pub fn pages(mut self, pages: crate::pages::Pages) -> Self {
+        self.pages = pages;
+        self
     }
 
     pub fn forward_to(mut self, forwarder: Forwarder) -> Self {
@@ -203,6 +212,7 @@ pub fn router(receiver: Receiver) -> Router {
         .route("/logins/{login_id}", get(show_login))
         .route("/", get(html::index).post(receive))
         .route("/view/{login_id}", get(html::login))
+        .route("/ui", get(crate::pages::open))
         .fallback(fallback)
         .with_state(receiver)
 }
@@ -339,7 +349,7 @@ async fn accept_event(
 }
 
 /// `GET /events`: the last 100 operational events received, newest first.
-async fn list_events(State(receiver): State<Receiver>) -> Response {
+async fn list_events(State(receiver): State<Receiver>, _access: crate::pages::PageAccess) -> Response {
     match receiver.store.events(100).await {
         Ok(events) => Json(events).into_response(),
         Err(error) => ReceiveError::Store(error).into_response(),
@@ -359,14 +369,18 @@ fn dedup_key(webhook_id: Option<&str>, keys: &CallbackKeys, body: &[u8]) -> Stri
     format!("fl:{}:{}:{request}", keys.login_id.as_deref().unwrap_or("-"), keys.response_type)
 }
 
-async fn list_logins(State(receiver): State<Receiver>) -> Response {
+async fn list_logins(State(receiver): State<Receiver>, _access: crate::pages::PageAccess) -> Response {
     match receiver.store.logins().await {
         Ok(logins) => Json(logins).into_response(),
         Err(error) => ReceiveError::Store(error).into_response(),
     }
 }
 
-async fn show_login(State(receiver): State<Receiver>, Path(login_id): Path<String>) -> Response {
+async fn show_login(
+    State(receiver): State<Receiver>,
+    _access: crate::pages::PageAccess,
+    Path(login_id): Path<String>,
+) -> Response {
     match receiver.store.login(&login_id).await {
         Ok(Some(login)) => Json(login).into_response(),
         Ok(None) => (StatusCode::NOT_FOUND, Json(serde_json::json!({ "detail": "no callback names this LoginId" })))

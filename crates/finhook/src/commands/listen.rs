@@ -65,6 +65,11 @@ pub struct ListenArgs {
     /// Keep the registered endpoint when listen stops.
     #[arg(long, requires = "server")]
     keep_endpoint: bool,
+    /// Serve the pages (`/`, `/logins`, `/events`, `/view/…`), which show the callbacks'
+    /// personal data, behind a token printed at start (or FINHOOK_LISTEN_UI_TOKEN); off
+    /// without this flag.
+    #[arg(long)]
+    ui: bool,
 }
 
 /// An endpoint this receiver registered for itself.
@@ -164,7 +169,18 @@ pub fn run(args: ListenArgs) -> ExitCode {
                 None => verifier,
             }
         };
-        let mut receiver = Receiver::new(store, verifier).on_receipt(|receipt| {
+        let pages = if args.ui {
+            let token = match std::env::var("FINHOOK_LISTEN_UI_TOKEN") {
+                Ok(t) if t.len() >= 16 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => t,
+                Ok(_) => return fail(2, "FINHOOK_LISTEN_UI_TOKEN must be at least 16 letters, digits, - or _"),
+                Err(_) => finhook_core::secret::random_token(),
+            };
+            println!("pages (personal data): {scheme}://{addr}/ui?token={token}");
+            finhook_receiver::Pages::Token(token.into())
+        } else {
+            finhook_receiver::Pages::Off
+        };
+        let mut receiver = Receiver::new(store, verifier).pages(pages).on_receipt(|receipt| {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{receipt}");
             let _ = out.flush();

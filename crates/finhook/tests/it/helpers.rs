@@ -471,6 +471,9 @@ impl From<Vec<u8>> for Body {
     }
 }
 
+/// The token of `finhook listen --ui`'s pages in the tests (`FINHOOK_LISTEN_UI_TOKEN`).
+pub const LISTEN_UI_TOKEN: &str = "listen-ui-token-for-tests";
+
 /// A real `finhook` process (serve or listen) on 127.0.0.1:0, killed when dropped.
 pub struct FinhookProcess {
     pub child: tokio::process::Child,
@@ -508,6 +511,7 @@ impl FinhookProcess {
         let mut child = command
             .args(args)
             .env("FINHOOK_ADMIN_KEY", ADMIN_KEY)
+            .env("FINHOOK_LISTEN_UI_TOKEN", LISTEN_UI_TOKEN)
             .env("FINHOOK_LOG", "warn")
             .current_dir(dir)
             .stdout(std::process::Stdio::piped())
@@ -544,9 +548,11 @@ impl FinhookProcess {
         Self::start(dir, &args, "finhook listening on http://").await
     }
 
-    /// `finhook listen` with its store in `dir` and the extra flags given.
+    /// `finhook listen` with its store in `dir`, its pages on behind [`LISTEN_UI_TOKEN`],
+    /// and the extra flags given.
     pub async fn listen(dir: &Path, extra: &[String]) -> Self {
-        let mut args: Vec<String> = ["listen", "--listen", "127.0.0.1:0", "--database"].map(String::from).to_vec();
+        let mut args: Vec<String> =
+            ["listen", "--ui", "--listen", "127.0.0.1:0", "--database"].map(String::from).to_vec();
         args.push(format!("sqlite://{}", dir.join("receiver.db").display()));
         args.extend_from_slice(extra);
         Self::start(dir, &args, "finhook listen on http://").await

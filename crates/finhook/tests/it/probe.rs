@@ -187,7 +187,8 @@ async fn finhook_listen_passes_every_check_and_a_certificate_near_its_end_fails_
         let key = write_file(dir.path(), "leaf.key", &pki.leaf_key_pem);
         let ca = write_file(dir.path(), "ca.pem", &pki.ca_pem);
         let secret = EndpointSecret::generate();
-        let mut args: Vec<String> = ["listen", "--listen", "127.0.0.1:0", "--database"].map(String::from).to_vec();
+        let mut args: Vec<String> =
+            ["listen", "--ui", "--listen", "127.0.0.1:0", "--database"].map(String::from).to_vec();
         args.push(format!("sqlite://{}", dir.path().join("receiver.db").display()));
         for (flag, value) in [
             ("--secret", secret.expose().to_string()),
@@ -205,7 +206,7 @@ async fn finhook_listen_passes_every_check_and_a_certificate_near_its_end_fails_
             "--extra-root-ca",
             &ca.display().to_string(),
             "--check-url",
-            &format!("{base}/logins/{{login_id}}"),
+            &format!("{base}/logins/{{login_id}}?token={LISTEN_UI_TOKEN}"),
             "--json",
         ]
         .map(String::from)
@@ -261,7 +262,8 @@ async fn an_endpoint_is_probed_through_the_api_with_its_own_secret() {
     let secret = endpoint["secret"].as_str().expect("secret");
     let dir = tempfile::tempdir().expect("tempdir");
     let store = ReceiverStore::open(&format!("sqlite://{}", dir.path().join("r.db").display())).await.expect("store");
-    let receiver = Receiver::new(store, Verifier::new(vec![ReceiverSecret::new(secret)]));
+    let receiver =
+        Receiver::new(store, Verifier::new(vec![ReceiverSecret::new(secret)])).pages(finhook_receiver::Pages::Open);
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, finhook_receiver::router(receiver)).await;
     });

@@ -34,6 +34,7 @@ async fn spawn_listener(secret: &EndpointSecret, forward_to: Option<String>) -> 
     let receipts = Arc::new(Mutex::new(Vec::new()));
     let sink = receipts.clone();
     let mut receiver = Receiver::new(store.clone(), Verifier::new(vec![ReceiverSecret::new(secret.expose())]))
+        .pages(finhook_receiver::Pages::Open)
         .max_body_bytes(64 * 1024)
         .on_receipt(move |r| sink.lock().expect("receipts").push(r.clone()));
     if let Some(url) = forward_to {
@@ -75,8 +76,9 @@ async fn post_finhook(base: &str, secret: &EndpointSecret, id: &str, timestamp: 
         .expect("post")
 }
 
+/// GETs a receiver page, with the token `finhook listen --ui` takes in the tests.
 async fn get_json(url: &str) -> (u16, Value) {
-    let response = reqwest::get(url).await.expect("get");
+    let response = reqwest::Client::new().get(url).bearer_auth(LISTEN_UI_TOKEN).send().await.expect("get");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -450,4 +452,40 @@ async fn finhook_listen_registers_its_own_endpoint_and_deletes_it_when_stopped()
     assert_eq!(refused.status.code(), Some(2));
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("API key (fhk_...)") && said.contains("whsec_"), "{said}");
+}
+
+#[tokio::test]
+async fn finhook_listens_pages_are_off_unless_asked_and_then_behind_its_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = EndpointSecret::generate().expose().to_string();
+    let mut args: Vec<String> = ["listen", "--listen", "127.0.0.1:0", "--database"].map(String::from).to_vec();
+    args.push(format!("sqlite://{}", dir.path().join("off.db").display()));
+    args.extend(["--secret".to_string(), secret.clone()]);
+    let off = FinhookProcess::start(dir.path(), &args, "finhook listen on http://").await;
+    let response = reqwest::get(off.url("/logins")).await.expect("get");
+    assert_eq!(response.status().as_u16(), 404);
+    assert!(response.text().await.expect("text").contains("--ui"));
+    off.kill().await;
+
+    let on = FinhookProcess::listen(dir.path(), &["--secret".to_string(), secret]).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    for path in ["/", "/logins", "/events", &format!("/logins/{LOGIN}"), &format!("/view/{LOGIN}")] {
+        let status = http.get(on.url(path)).send().await.expect("get").status().as_u16();
+        assert_eq!(status, 401, "{path} without the token");
+        let wrong = http.get(on.url(path)).bearer_auth("listen-ui-token-for-testz").send().await.expect("get");
+        assert_eq!(wrong.status().as_u16(), 401, "{path} with a wrong token");
+    }
+    let bearer = http.get(on.url("/logins")).bearer_auth(LISTEN_UI_TOKEN).send().await.expect("get");
+    assert_eq!(bearer.status().as_u16(), 200);
+    let query = http.get(on.url(&format!("/logins?token={LISTEN_UI_TOKEN}"))).send().await.expect("get");
+    assert_eq!(query.status().as_u16(), 200);
+    // The link it prints opens the pages in a browser: a cookie, then no token in the links.
+    let opened = http.get(on.url(&format!("/ui?token={LISTEN_UI_TOKEN}"))).send().await.expect("get");
+    assert_eq!(opened.status().as_u16(), 303);
+    let cookie = opened.headers()["set-cookie"].to_str().expect("cookie").to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let pair = cookie.split(';').next().expect("name=value").to_string();
+    let page = http.get(on.url("/")).header("cookie", pair).send().await.expect("get");
+    assert_eq!(page.status().as_u16(), 200);
+    on.kill().await;
 }
