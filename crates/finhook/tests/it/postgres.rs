@@ -482,3 +482,23 @@ async fn two_nodes_count_one_run_of_failures_and_tell_it_once() {
     assert_eq!(event["data"]["failed_attempts_in_row"], CALLBACKS);
     assert_eq!(pager.received().len(), 1, "told once");
 }
+
+/// Pooled connections the database dropped (a restart, a cut network) cost the next write
+/// a retry on a fresh connection, not a 503: the batch failed at `BEGIN`, before anything
+/// was sent.
+#[tokio::test]
+async fn connections_the_database_dropped_cost_a_retry_not_a_503() {
+    let database = postgres_database().await;
+    let gate = DbGate::start(&database).await;
+    let app = spawn_app_with(Options { database: Some(gate.url(&database)), ..Options::default() }).await;
+    app.create_instance("acme").await;
+    app.ingest("acme", fixture("kyc.json")).await;
+    for round in 0..5 {
+        // Every connection through the gate is cut; the database is reachable again at once.
+        gate.hang_up();
+        gate.open().await;
+        let response = app.ingest_raw("acme", fixture("get_accounts_detail.json"), None).await;
+        assert_eq!(response.status().as_u16(), 202, "round {round}: {:?}", response.text().await);
+    }
+    assert_eq!(app.messages("acme", "").await["data"].as_array().map(Vec::len), Some(6));
+}

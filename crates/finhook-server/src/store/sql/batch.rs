@@ -208,12 +208,31 @@ async fn apply(pools: &Pools, batch: Vec<Write>, lease: &IngestLease) {
         Ok(connection) => connection,
         Err(error) => return fail_all(&Arc::new(error), Vec::new(), batch.into_iter()),
     };
-    let batch = match apply_together(&mut connection, batch, lease).await {
+    let mut together = apply_together(&mut connection, batch, lease).await;
+    // A pooled connection the database dropped (a restart, a network cut) fails at `BEGIN`,
+    // before anything was sent: the batch goes again on another connection, at most once
+    // per connection the pool may hold, instead of answering 503 for a database that is
+    // back. A failure after `BEGIN` is never retried here (a `COMMIT` that failed may have
+    // committed).
+    for _ in 0..=super::open::MAX_POOLED {
+        let Together::NotBegun(cause, batch) = together else { break };
+        if !connection_lost(&cause) {
+            together = Together::NotBegun(cause, batch);
+            break;
+        }
+        discard(connection).await;
+        connection = match pools.writer().await {
+            Ok(connection) => connection,
+            Err(error) => return fail_all(&Arc::new(error), Vec::new(), batch.into_iter()),
+        };
+        together = apply_together(&mut connection, batch, lease).await;
+    }
+    let batch = match together {
         Together::Committed(outcomes) => {
             outcomes.into_iter().for_each(|outcome| outcome.reply.send(outcome.result));
             return;
         }
-        Together::NotCommitted(cause, batch) => {
+        Together::NotBegun(cause, batch) | Together::NotCommitted(cause, batch) => {
             discard(connection).await;
             return fail_all(&Arc::new(cause), Vec::new(), batch.into_iter());
         }
@@ -248,8 +267,10 @@ enum Together {
     Committed(Vec<Outcome>),
     /// A write failed; the transaction was rolled back and the batch is handed back whole.
     AWriteFailed(Vec<Write>),
-    /// `BEGIN` or `COMMIT` failed: nothing was committed, and trying each write alone
-    /// would meet the same cause.
+    /// `BEGIN` failed: nothing was sent.
+    NotBegun(sqlx::Error, Vec<Write>),
+    /// `COMMIT` failed: nothing was committed (or, if the connection broke during it, the
+    /// outcome is unknown), and trying each write alone would meet the same cause.
     NotCommitted(sqlx::Error, Vec<Write>),
 }
 
@@ -260,7 +281,7 @@ enum Together {
 /// the batch is still whole if it must be applied again write by write.
 async fn apply_together(connection: &mut Pooled, batch: Vec<Write>, lease: &IngestLease) -> Together {
     if let Err(error) = execute(connection, begin(connection)).await {
-        return Together::NotCommitted(error, batch);
+        return Together::NotBegun(error, batch);
     }
     let jobs = batch.iter().map(|write| write.job.clone()).collect();
     let applied = match connection.backend() {
@@ -509,6 +530,12 @@ async fn probe_on(conn: &mut crate::store::db::Conn<'_>, now_ms: i64) -> StoreRe
 }
 
 /// Rolls back whatever may be open and closes the connection instead of pooling it.
+/// The connection itself is gone (closed by the database or the network), not the
+/// statement refused.
+fn connection_lost(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed)
+}
+
 async fn discard(mut connection: Pooled) {
     // Fails harmlessly with "no transaction is active" when SQLite already rolled back.
     let _ = execute(&mut connection, "ROLLBACK").await;

@@ -27,6 +27,10 @@ const SQLITE_READERS: u32 = 4;
 /// A PostgreSQL connection idle longer than this is pinged before use (see `open_postgres`).
 const POSTGRES_PING_IF_IDLE: Duration = Duration::from_secs(1);
 const POSTGRES_CONNECTIONS: u32 = 16;
+
+/// The most connections a pool of this store holds (the group commit retries a batch at
+/// most once per connection it may find dropped).
+pub(super) const MAX_POOLED: u32 = POSTGRES_CONNECTIONS;
 /// How long a query waits for a PostgreSQL connection before it fails (and the API answers
 /// `503` with `Retry-After`): while the database is unreachable, the pool keeps trying to
 /// connect for this long, so it is what a caller waits in an outage.
