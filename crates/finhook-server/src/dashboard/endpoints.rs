@@ -18,7 +18,7 @@ use crate::http::audit::{self, Origin, Via};
 use crate::http::{instance_endpoint, ApiError, Caller};
 use crate::store::events::Failing;
 use crate::store::health::{EndpointHealth, Window};
-use crate::store::{Endpoint, EndpointPatch};
+use crate::store::{Endpoint, EndpointPatch, Instance};
 use crate::test_callback;
 
 /// Deliveries per page of the endpoint page.
@@ -281,6 +281,31 @@ async fn endpoint_page(
     })
 }
 
+/// An operator's action on one endpoint: the signed-in caller's endpoint `id` of instance
+/// `name`; runs `work` on it and, when it succeeds, records `action` in the audit log.
+/// Answers what `work` made, or the sign-in redirect or error page.
+async fn act<T>(
+    state: &AppState,
+    origin: &Origin,
+    jar: &CookieJar,
+    (name, id): (&str, &str),
+    action: &'static str,
+    work: impl AsyncFnOnce(&Instance, Endpoint) -> Result<T, ApiError>,
+) -> Result<T, Response> {
+    let caller = caller(state, jar).await?;
+    let done = async {
+        let instance = caller.instance(state, name).await?;
+        let endpoint = instance_endpoint(state, instance.id, id).await?;
+        let endpoint_id = endpoint.id.to_string();
+        let made = work(&instance, endpoint).await?;
+        let actor = audit::actor(&caller, Via::Dashboard);
+        audit::record(state, actor, origin, action, Some(instance.id), Some(endpoint_id)).await;
+        Ok(made)
+    }
+    .await;
+    done.map_err(failure)
+}
+
 #[derive(Deserialize)]
 pub struct EnabledForm {
     enabled: bool,
@@ -294,25 +319,16 @@ pub async fn set_enabled(
     Path((name, id)): Path<(String, String)>,
     Form(form): Form<EnabledForm>,
 ) -> Response {
-    let caller = match caller(&state, &jar).await {
-        Ok(caller) => caller,
-        Err(redirect) => return redirect,
-    };
-    let result: Result<(), ApiError> = async {
-        let instance = caller.instance(&state, &name).await?;
-        let endpoint = instance_endpoint(&state, instance.id, &id).await?;
+    let (action, done) = if form.enabled { ("endpoint.enable", "enabled") } else { ("endpoint.disable", "disabled") };
+    let result = act(&state, &origin, &jar, (&name, &id), action, async |instance, endpoint| {
         let patch = EndpointPatch { enabled: Some(form.enabled), ..EndpointPatch::default() };
         state.store.update_endpoint(instance.id, &endpoint.id, patch, state.clock.now()).await?;
-        let action = if form.enabled { "endpoint.enable" } else { "endpoint.disable" };
-        let actor = audit::actor(&caller, Via::Dashboard);
-        audit::record(&state, actor, &origin, action, Some(instance.id), Some(endpoint.id.to_string())).await;
         Ok(())
-    }
+    })
     .await;
-    let done = if form.enabled { "enabled" } else { "disabled" };
     match result {
         Ok(()) => Redirect::to(&format!("/dashboard/instances/{name}/endpoints/{id}?done={done}")).into_response(),
-        Err(error) => failure(error),
+        Err(page) => page,
     }
 }
 
@@ -333,37 +349,18 @@ pub async fn rotate_secret(
     jar: CookieJar,
     Path((name, id)): Path<(String, String)>,
 ) -> Response {
-    let caller = match caller(&state, &jar).await {
-        Ok(caller) => caller,
-        Err(redirect) => return redirect,
-    };
-    let result: Result<SecretPage, ApiError> = async {
-        let instance = caller.instance(&state, &name).await?;
-        let endpoint = instance_endpoint(&state, instance.id, &id).await?;
+    let result = act(&state, &origin, &jar, (&name, &id), "endpoint.rotate_secret", async |instance, endpoint| {
         let secret = crate::api::endpoints::rotate(&state, instance.id, &endpoint.id).await?;
-        let actor = audit::actor(&caller, Via::Dashboard);
-        audit::record(
-            &state,
-            actor,
-            &origin,
-            "endpoint.rotate_secret",
-            Some(instance.id),
-            Some(endpoint.id.to_string()),
-        )
-        .await;
         Ok(SecretPage {
             signed_in: true,
-            name: instance.name,
+            name: instance.name.clone(),
             id: endpoint.id.to_string(),
             url: endpoint.url,
             secret: secret.expose().to_string(),
         })
-    }
+    })
     .await;
-    match result {
-        Ok(page) => render(&page),
-        Err(error) => failure(error),
-    }
+    result.map_or_else(|page| page, |page| render(&page))
 }
 
 /// Sends the endpoint a test callback and shows its message page, where its delivery can
@@ -374,22 +371,14 @@ pub async fn test(
     jar: CookieJar,
     Path((name, id)): Path<(String, String)>,
 ) -> Response {
-    let caller = match caller(&state, &jar).await {
-        Ok(caller) => caller,
-        Err(redirect) => return redirect,
-    };
-    let result: Result<String, ApiError> = async {
-        let instance = caller.instance(&state, &name).await?;
-        let endpoint = instance_endpoint(&state, instance.id, &id).await?;
+    let result = act(&state, &origin, &jar, (&name, &id), "endpoint.test", async |_, endpoint| {
         let sent = test_callback::send(state.store.as_ref(), &state.dispatch, &endpoint, state.clock.now()).await?;
-        let actor = audit::actor(&caller, Via::Dashboard);
-        audit::record(&state, actor, &origin, "endpoint.test", Some(instance.id), Some(endpoint.id.to_string())).await;
-        Ok(sent.message_id.to_string())
-    }
+        Ok(sent.message_id)
+    })
     .await;
     match result {
         Ok(message) => Redirect::to(&format!("/dashboard/instances/{name}/messages/{message}")).into_response(),
-        Err(error) => failure(error),
+        Err(page) => page,
     }
 }
 
@@ -409,21 +398,10 @@ pub async fn probe(
     jar: CookieJar,
     Path((name, id)): Path<(String, String)>,
 ) -> Response {
-    let caller = match caller(&state, &jar).await {
-        Ok(caller) => caller,
-        Err(redirect) => return redirect,
-    };
-    let result: Result<ProbePage, ApiError> = async {
-        let instance = caller.instance(&state, &name).await?;
-        let endpoint = instance_endpoint(&state, instance.id, &id).await?;
+    let result = act(&state, &origin, &jar, (&name, &id), "endpoint.probe", async |instance, endpoint| {
         let report = crate::api::activity::run_probe(&state, &endpoint, None).await?;
-        let actor = audit::actor(&caller, Via::Dashboard);
-        audit::record(&state, actor, &origin, "endpoint.probe", Some(instance.id), Some(endpoint.id.to_string())).await;
-        Ok(ProbePage { signed_in: true, name: instance.name, id: endpoint.id.to_string(), report })
-    }
+        Ok(ProbePage { signed_in: true, name: instance.name.clone(), id: endpoint.id.to_string(), report })
+    })
     .await;
-    match result {
-        Ok(page) => render(&page),
-        Err(error) => failure(error),
-    }
+    result.map_or_else(|page| page, |page| render(&page))
 }

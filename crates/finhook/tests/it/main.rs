@@ -8,6 +8,7 @@
 mod gate;
 mod helpers;
 mod pki;
+mod process;
 
 mod on_postgres;
 mod on_sqlite;
