@@ -119,10 +119,7 @@ async fn an_endpoints_deliveries_page_newest_first_with_their_last_attempt() {
 
 #[tokio::test]
 async fn a_page_never_splits_a_message_and_walks_past_a_window_without_any() {
-    use finhook_core::flinks::ResponseType;
-    use finhook_server::clock::Clock;
     use finhook_server::store::activity::WINDOW;
-    use finhook_server::store::NewMessage;
     let app = spawn_app().await;
     let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
     app.create_instance("acme").await;
@@ -157,28 +154,7 @@ async fn a_page_never_splits_a_message_and_walks_past_a_window_without_any() {
 
     // A window of messages this endpoint does not take: a page looks at WINDOW of them, comes
     // back empty with a cursor, and the next one finds the older deliveries.
-    let instance = app.state.store.instance_by_name("acme").await.expect("read").expect("acme").id;
-    let mut writes = tokio::task::JoinSet::new();
-    for _ in 0..WINDOW {
-        let (store, now) = (app.state.store.clone(), app.clock.now());
-        writes.spawn(async move {
-            let message = NewMessage {
-                instance_id: instance,
-                response_type: ResponseType::Kyc.into(),
-                login_id: None,
-                request_id: None,
-                tag: None,
-                idempotency_key: None,
-                body_sha256: "0".repeat(64),
-                payload: bytes::Bytes::from_static(b"{}"),
-                now,
-            };
-            store.ingest(message).await.expect("ingest");
-        });
-    }
-    while let Some(done) = writes.join_next().await {
-        done.expect("an ingest");
-    }
+    app.store_bare_messages("acme", WINDOW as usize).await;
     let (_, empty) = app.admin(Method::GET, &path, None).await;
     assert_eq!(empty["data"], json!([]), "none among the newest {WINDOW}");
     let cursor = empty["next_cursor"].as_str().expect("a cursor past the window");

@@ -454,35 +454,12 @@ async fn finished_messages_leave_after_the_retention_period_and_pending_ones_sta
 
 #[tokio::test]
 async fn a_sweep_deletes_everything_past_retention_in_bounded_batches() {
-    use finhook_core::flinks::ResponseType;
     use finhook_server::clock::Clock;
-    use finhook_server::store::NewMessage;
     let app = spawn_app().await;
     app.create_instance("acme").await;
-    let instance = app.state.store.instance_by_name("acme").await.expect("read").expect("acme").id;
     // More than two of the sweep's 500-message transactions; no endpoint, so each message
     // is finished as soon as it is stored.
-    let mut writes = tokio::task::JoinSet::new();
-    for n in 0..1_100 {
-        let (store, now) = (app.state.store.clone(), app.clock.now());
-        writes.spawn(async move {
-            let message = NewMessage {
-                instance_id: instance,
-                response_type: ResponseType::Kyc.into(),
-                login_id: Some(format!("login-{n}")),
-                request_id: None,
-                tag: None,
-                idempotency_key: None,
-                body_sha256: "0".repeat(64),
-                payload: bytes::Bytes::from_static(b"{}"),
-                now,
-            };
-            store.ingest(message).await.expect("ingest");
-        });
-    }
-    while let Some(done) = writes.join_next().await {
-        done.expect("write task");
-    }
+    app.store_bare_messages("acme", 1_100).await;
     let kept = app.ingest("acme", fixture("kyc.json")).await;
     app.clock.advance(chrono::Duration::days(31));
     let recent = app.ingest("acme", fixture("kyc.json")).await;

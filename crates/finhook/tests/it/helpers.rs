@@ -260,6 +260,34 @@ impl TestApp {
         request.send().await.expect("ingest")
     }
 
+    /// Stores `count` bare KYC messages (`{}`, LoginId `login-<n>`) straight through the
+    /// store, concurrently so that they share group commits: volume for tests that need it.
+    pub async fn store_bare_messages(&self, instance: &str, count: usize) {
+        use finhook_server::store::NewMessage;
+        let instance = self.state.store.instance_by_name(instance).await.expect("read").expect("instance").id;
+        let mut writes = tokio::task::JoinSet::new();
+        for n in 0..count {
+            let (store, now) = (self.state.store.clone(), self.clock.now());
+            writes.spawn(async move {
+                let message = NewMessage {
+                    instance_id: instance,
+                    response_type: finhook_core::flinks::ResponseType::Kyc.into(),
+                    login_id: Some(format!("login-{n}")),
+                    request_id: None,
+                    tag: None,
+                    idempotency_key: None,
+                    body_sha256: "0".repeat(64),
+                    payload: Bytes::from_static(b"{}"),
+                    now,
+                };
+                store.ingest(message).await.expect("ingest");
+            });
+        }
+        while let Some(done) = writes.join_next().await {
+            done.expect("an ingest");
+        }
+    }
+
     /// Ingests a callback that must be accepted; returns its message id.
     pub async fn ingest(&self, instance: &str, body: Vec<u8>) -> String {
         let response = self.ingest_raw(instance, body, None).await;
