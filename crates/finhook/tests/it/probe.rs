@@ -293,3 +293,24 @@ async fn an_endpoint_is_probed_through_the_api_with_its_own_secret() {
     assert_eq!(probes, 2, "each probe that ran is in the audit log");
     server.abort();
 }
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_fails_every_check_in_about_two_timeouts() {
+    let receiver = TestReceiver::start(&[], Reply::Hang).await;
+    let policy = Arc::new(TargetPolicy { allow_insecure_loopback: true, allowed_networks: Vec::new() });
+    let client = DeliveryClient::new(policy.clone(), &[], Duration::from_secs(1)).expect("client");
+    let watch = CertificateWatch::new(policy, &[], Duration::from_secs(1)).expect("watch");
+    let target =
+        Target { url: receiver.url("/hook"), secret: EndpointSecret::generate(), check_url: None, identity: None };
+    let asked = std::time::Instant::now();
+    let report = probe::probe(&client, &watch, &target, chrono::Utc::now()).await.expect("a report");
+    // The checks run at once: two 1 s timeouts in a row at most (a pair of requests), not
+    // one per request (14 s).
+    assert!(asked.elapsed() < Duration::from_secs(8), "took {:?}", asked.elapsed());
+    let failed = failed(&report);
+    assert_eq!(failed.len(), 9, "{report:#?}");
+    assert!(
+        report.checks.iter().filter(|c| c.outcome == Outcome::Fail).all(|c| c.detail.contains("timeout")),
+        "{report:#?}"
+    );
+}
