@@ -257,8 +257,21 @@ pub async fn create(
     ApiJson(request): ApiJson<CreateEndpoint>,
 ) -> Result<(StatusCode, Json<EndpointView>), ApiError> {
     let instance = caller.instance(&state, &name).await?;
+    let (endpoint, secret) = create_for(&state, &instance, request).await?;
+    let actor = audit::actor(&caller, Via::Api);
+    audit::record(&state, actor, &origin, "endpoint.create", Some(instance.id), Some(endpoint.id.to_string())).await;
+    Ok((StatusCode::CREATED, Json(EndpointView::of(endpoint, Some(&secret), Known::default()))))
+}
+
+/// Validates `request` and creates the endpoint for `instance` (its server's certificate
+/// looked at first, as the API and the dashboard both do); the endpoint and its secret.
+pub(crate) async fn create_for(
+    state: &AppState,
+    instance: &crate::store::Instance,
+    request: CreateEndpoint,
+) -> Result<(Endpoint, EndpointSecret), ApiError> {
     let new = NewEndpoint {
-        url: check_url(&state, &request.url)?,
+        url: check_url(state, &request.url)?,
         description: request.description.map(check_description).transpose()?,
         event_types: request.event_types.map(parse_event_types).transpose()?,
         retry: parse_retry(request.retry.unwrap_or_default(), RetryPolicy::default())?,
@@ -270,9 +283,9 @@ pub async fn create(
         now: state.clock.now(),
     };
     let secret = new.secret.clone();
-    let certificate = inspect(&state, &new.url, new.client_identity.as_ref(), request.verify.unwrap_or(true)).await?;
+    let certificate = inspect(state, &new.url, new.client_identity.as_ref(), request.verify.unwrap_or(true)).await?;
     if new.signing == Signing::Ed25519 {
-        super::signing_keys::ensure_key(&state, instance.id).await?;
+        super::signing_keys::ensure_key(state, instance.id).await?;
     }
     let mut endpoint = state.store.create_endpoint(instance.id, new).await?;
     if certificate.is_some() {
@@ -280,9 +293,25 @@ pub async fn create(
         endpoint.certificate = certificate;
     }
     tracing::info!(instance = %instance.name, endpoint = %endpoint.id, "endpoint created");
-    let actor = audit::actor(&caller, Via::Api);
-    audit::record(&state, actor, &origin, "endpoint.create", Some(instance.id), Some(endpoint.id.to_string())).await;
-    Ok((StatusCode::CREATED, Json(EndpointView::of(endpoint, Some(&secret), Known::default()))))
+    Ok((endpoint, secret))
+}
+
+impl CreateEndpoint {
+    /// What the dashboard's form gives: a URL, a description and the types it takes (all
+    /// when empty); the rest as the API's defaults.
+    pub(crate) fn from_form(url: String, description: Option<String>, event_types: Vec<String>) -> Self {
+        Self {
+            url,
+            description,
+            event_types: (!event_types.is_empty()).then_some(event_types),
+            retry: None,
+            success: None,
+            enabled: None,
+            signing: None,
+            client_certificate: None,
+            verify: None,
+        }
+    }
 }
 
 #[utoipa::path(operation_id = "listEndpoints", summary = "List an instance's endpoints with their health", get, path = "/v1/instances/{name}/endpoints", tag = "endpoints", params(("name" = String, Path, description = "the instance name")), responses((status = 200, description = "every endpoint, oldest first, in one page", body = EndpointPage), (status = 401, description = "no or bad key", body = Problem), (status = 404, description = "unknown, or another instance's", body = Problem)))]

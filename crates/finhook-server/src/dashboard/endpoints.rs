@@ -336,6 +336,8 @@ pub async fn set_enabled(
 #[template(path = "secret.html")]
 struct SecretPage {
     signed_in: bool,
+    /// A new endpoint's first secret, not a rotation.
+    created: bool,
     name: String,
     id: String,
     url: String,
@@ -353,6 +355,7 @@ pub async fn rotate_secret(
         let secret = crate::api::endpoints::rotate(&state, instance.id, &endpoint.id).await?;
         Ok(SecretPage {
             signed_in: true,
+            created: false,
             name: instance.name.clone(),
             id: endpoint.id.to_string(),
             url: endpoint.url,
@@ -404,4 +407,51 @@ pub async fn probe(
     })
     .await;
     result.map_or_else(|page| page, |page| render(&page))
+}
+
+#[derive(Deserialize)]
+pub struct NewEndpointForm {
+    url: String,
+    #[serde(default)]
+    description: String,
+    /// Comma-separated; empty for every callback.
+    #[serde(default)]
+    event_types: String,
+}
+
+/// Creates an endpoint from the instance page's form and shows its secret, once.
+pub async fn create(
+    State(state): State<AppState>,
+    origin: Origin,
+    jar: CookieJar,
+    Path(name): Path<String>,
+    Form(form): Form<NewEndpointForm>,
+) -> Response {
+    let caller = match caller(&state, &jar).await {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect,
+    };
+    let result: Result<SecretPage, ApiError> = async {
+        let instance = caller.instance(&state, &name).await?;
+        let description = Some(form.description.trim().to_string()).filter(|d| !d.is_empty());
+        let types = form.event_types.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect();
+        let request = crate::api::endpoints::CreateEndpoint::from_form(form.url.trim().to_string(), description, types);
+        let (endpoint, secret) = crate::api::endpoints::create_for(&state, &instance, request).await?;
+        let actor = audit::actor(&caller, Via::Dashboard);
+        audit::record(&state, actor, &origin, "endpoint.create", Some(instance.id), Some(endpoint.id.to_string()))
+            .await;
+        Ok(SecretPage {
+            signed_in: true,
+            created: true,
+            name: instance.name,
+            id: endpoint.id.to_string(),
+            url: endpoint.url,
+            secret: secret.expose().to_string(),
+        })
+    }
+    .await;
+    match result {
+        Ok(page) => render(&page),
+        Err(error) => failure(error),
+    }
 }

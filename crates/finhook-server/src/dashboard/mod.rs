@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/logout", post(pages::logout))
         .route("/dashboard/instances/{name}", get(pages::instance))
         .route("/dashboard/instances/{name}/messages/{msg}", get(pages::message))
+        .route("/dashboard/instances/{name}/endpoints", post(endpoints::create))
         .route("/dashboard/instances/{name}/endpoints/{id}", get(endpoints::show))
         .route("/dashboard/instances/{name}/endpoints/{id}/enabled", post(endpoints::set_enabled))
         .route("/dashboard/instances/{name}/endpoints/{id}/rotate-secret", post(endpoints::rotate_secret))

@@ -378,6 +378,23 @@ async fn an_operator_runs_an_endpoint_from_its_page() {
     assert!(browser.text("#no-endpoints").await.starts_with("No endpoint yet: callbacks sent to this instance"));
     browser.goto(&app.url(&format!("/dashboard/instances/lonely/messages/{nowhere}"))).await;
     assert!(browser.text("#no-deliveries").await.starts_with("Sent to no endpoint: none that takes KYC"));
+    // An endpoint added from the instance page: a bad URL is an error naming the field;
+    // a good one shows its secret once, and callbacks from then on go to it.
+    browser.goto(&app.url("/dashboard/instances/lonely")).await;
+    browser.type_into("#new-endpoint input[name=url]", "http://hooks.example.com/").await;
+    browser.click("#add-endpoint").await;
+    assert!(browser.text("#error").await.starts_with("$.url "), "the field to fix is named");
+    let lonely_receiver = TestReceiver::start(&[], Reply::Status(200)).await;
+    browser.goto(&app.url("/dashboard/instances/lonely")).await;
+    browser.type_into("#new-endpoint input[name=url]", &lonely_receiver.url("/lonely")).await;
+    browser.type_into("#new-endpoint input[name=event_types]", "KYC, GetAccountsDetail").await;
+    browser.click("#add-endpoint").await;
+    let created_secret = browser.text("#new-secret").await;
+    assert!(created_secret.starts_with("whsec_"), "{created_secret}");
+    let (_, listed) = app.admin(reqwest::Method::GET, "/v1/instances/lonely/endpoints", None).await;
+    assert_eq!(listed["data"][0]["event_types"], json!(["KYC", "GetAccountsDetail"]), "{listed}");
+    app.ingest("lonely", fixture("kyc.json")).await;
+    assert_eq!(app.deliver_due().await, 1, "the new endpoint takes what comes after it");
 
     let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
     app.create_instance("acme").await;
@@ -470,7 +487,14 @@ async fn an_operator_runs_an_endpoint_from_its_page() {
 
     browser.click("#audit-link").await;
     let audit = browser.text("#audit").await;
-    for line in ["endpoint.test", "endpoint.disable", "endpoint.enable", "endpoint.rotate_secret", "endpoint.probe"] {
+    for line in [
+        "endpoint.create",
+        "endpoint.test",
+        "endpoint.disable",
+        "endpoint.enable",
+        "endpoint.rotate_secret",
+        "endpoint.probe",
+    ] {
         assert!(audit.contains(&format!("admin (dashboard) {line}")), "{line}: {audit}");
     }
     browser.quit().await;
