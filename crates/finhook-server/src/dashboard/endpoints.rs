@@ -11,10 +11,10 @@ use chrono::{DateTime, Utc};
 use finhook_core::ids::MessageId;
 use serde::Deserialize;
 
-use super::pages::{caller, caller_at, failure, render, time};
+use super::pages::{act, caller_at, failure, render, time};
 use crate::api::activity::recent_page;
 use crate::app::AppState;
-use crate::http::audit::{self, Origin, Via};
+use crate::http::audit::Origin;
 use crate::http::{instance_endpoint, ApiError, Caller};
 use crate::store::events::Failing;
 use crate::store::health::{EndpointHealth, Window};
@@ -281,10 +281,8 @@ async fn endpoint_page(
     })
 }
 
-/// An operator's action on one endpoint: the signed-in caller's endpoint `id` of instance
-/// `name`; runs `work` on it and, when it succeeds, records `action` in the audit log.
-/// Answers what `work` made, or the sign-in redirect or error page.
-async fn act<T>(
+/// [`act`] on endpoint `id` of instance `name`, recorded with the endpoint as its target.
+async fn act_on_endpoint<T>(
     state: &AppState,
     origin: &Origin,
     jar: &CookieJar,
@@ -292,18 +290,12 @@ async fn act<T>(
     action: &'static str,
     work: impl AsyncFnOnce(&Instance, Endpoint) -> Result<T, ApiError>,
 ) -> Result<T, Response> {
-    let caller = caller(state, jar).await?;
-    let done = async {
-        let instance = caller.instance(state, name).await?;
+    act(state, origin, jar, name, action, async |instance| {
         let endpoint = instance_endpoint(state, instance.id, id).await?;
-        let endpoint_id = endpoint.id.to_string();
-        let made = work(&instance, endpoint).await?;
-        let actor = audit::actor(&caller, Via::Dashboard);
-        audit::record(state, actor, origin, action, Some(instance.id), Some(endpoint_id)).await;
-        Ok(made)
-    }
-    .await;
-    done.map_err(failure)
+        let target = endpoint.id.to_string();
+        Ok((work(instance, endpoint).await?, target))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -320,7 +312,7 @@ pub async fn set_enabled(
     Form(form): Form<EnabledForm>,
 ) -> Response {
     let (action, done) = if form.enabled { ("endpoint.enable", "enabled") } else { ("endpoint.disable", "disabled") };
-    let result = act(&state, &origin, &jar, (&name, &id), action, async |instance, endpoint| {
+    let result = act_on_endpoint(&state, &origin, &jar, (&name, &id), action, async |instance, endpoint| {
         let patch = EndpointPatch { enabled: Some(form.enabled), ..EndpointPatch::default() };
         state.store.update_endpoint(instance.id, &endpoint.id, patch, state.clock.now()).await?;
         Ok(())
@@ -351,18 +343,19 @@ pub async fn rotate_secret(
     jar: CookieJar,
     Path((name, id)): Path<(String, String)>,
 ) -> Response {
-    let result = act(&state, &origin, &jar, (&name, &id), "endpoint.rotate_secret", async |instance, endpoint| {
-        let secret = crate::api::endpoints::rotate(&state, instance.id, &endpoint.id).await?;
-        Ok(SecretPage {
-            signed_in: true,
-            created: false,
-            name: instance.name.clone(),
-            id: endpoint.id.to_string(),
-            url: endpoint.url,
-            secret: secret.expose().to_string(),
+    let result =
+        act_on_endpoint(&state, &origin, &jar, (&name, &id), "endpoint.rotate_secret", async |instance, endpoint| {
+            let secret = crate::api::endpoints::rotate(&state, instance.id, &endpoint.id).await?;
+            Ok(SecretPage {
+                signed_in: true,
+                created: false,
+                name: instance.name.clone(),
+                id: endpoint.id.to_string(),
+                url: endpoint.url,
+                secret: secret.expose().to_string(),
+            })
         })
-    })
-    .await;
+        .await;
     result.map_or_else(|page| page, |page| render(&page))
 }
 
@@ -374,7 +367,7 @@ pub async fn test(
     jar: CookieJar,
     Path((name, id)): Path<(String, String)>,
 ) -> Response {
-    let result = act(&state, &origin, &jar, (&name, &id), "endpoint.test", async |_, endpoint| {
+    let result = act_on_endpoint(&state, &origin, &jar, (&name, &id), "endpoint.test", async |_, endpoint| {
         let sent = test_callback::send(state.store.as_ref(), &state.dispatch, &endpoint, state.clock.now()).await?;
         Ok(sent.message_id)
     })
@@ -401,7 +394,7 @@ pub async fn probe(
     jar: CookieJar,
     Path((name, id)): Path<(String, String)>,
 ) -> Response {
-    let result = act(&state, &origin, &jar, (&name, &id), "endpoint.probe", async |instance, endpoint| {
+    let result = act_on_endpoint(&state, &origin, &jar, (&name, &id), "endpoint.probe", async |instance, endpoint| {
         let report = crate::api::activity::run_probe(&state, &endpoint, None).await?;
         Ok(ProbePage { signed_in: true, name: instance.name.clone(), id: endpoint.id.to_string(), report })
     })
@@ -427,31 +420,22 @@ pub async fn create(
     Path(name): Path<String>,
     Form(form): Form<NewEndpointForm>,
 ) -> Response {
-    let caller = match caller(&state, &jar).await {
-        Ok(caller) => caller,
-        Err(redirect) => return redirect,
-    };
-    let result: Result<SecretPage, ApiError> = async {
-        let instance = caller.instance(&state, &name).await?;
+    let result = act(&state, &origin, &jar, &name, "endpoint.create", async |instance| {
         let description = Some(form.description.trim().to_string()).filter(|d| !d.is_empty());
         let types = form.event_types.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect();
         let request = crate::api::endpoints::CreateEndpoint::from_form(form.url.trim().to_string(), description, types);
-        let (endpoint, secret) = crate::api::endpoints::create_for(&state, &instance, request).await?;
-        let actor = audit::actor(&caller, Via::Dashboard);
-        audit::record(&state, actor, &origin, "endpoint.create", Some(instance.id), Some(endpoint.id.to_string()))
-            .await;
-        Ok(SecretPage {
+        let (endpoint, secret) = crate::api::endpoints::create_for(&state, instance, request).await?;
+        let target = endpoint.id.to_string();
+        let page = SecretPage {
             signed_in: true,
             created: true,
-            name: instance.name,
+            name: instance.name.clone(),
             id: endpoint.id.to_string(),
             url: endpoint.url,
             secret: secret.expose().to_string(),
-        })
-    }
+        };
+        Ok((page, target))
+    })
     .await;
-    match result {
-        Ok(page) => render(&page),
-        Err(error) => failure(error),
-    }
+    result.map_or_else(|page| page, |page| render(&page))
 }

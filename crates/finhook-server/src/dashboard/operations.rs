@@ -9,9 +9,9 @@ use axum_extra::extract::cookie::CookieJar;
 use finhook_core::ids::{EndpointId, MessageId, RecoveryId};
 use serde::Deserialize;
 
-use super::pages::{caller, caller_at, failure, render, time};
+use super::pages::{act, caller_at, failure, render, time};
 use crate::app::AppState;
-use crate::http::audit::{self, Origin, Via};
+use crate::http::audit::Origin;
 use crate::http::{instance_endpoint, ApiError};
 use crate::store::recovery::RecoveryStatus;
 
@@ -28,12 +28,7 @@ pub async fn start(
     Path(name): Path<String>,
     Form(form): Form<RecoverForm>,
 ) -> Response {
-    let caller = match caller(&state, &jar).await {
-        Ok(caller) => caller,
-        Err(redirect) => return redirect,
-    };
-    let result: Result<RecoveryId, ApiError> = async {
-        let instance = caller.instance(&state, &name).await?;
+    let result = act(&state, &origin, &jar, &name, "recovery.start", async |instance| {
         let endpoint = match form.endpoint_id.trim() {
             "" => None,
             id => Some(instance_endpoint(&state, instance.id, id).await?.id),
@@ -41,14 +36,12 @@ pub async fn start(
         let now = state.clock.now();
         let since = now - chrono::Duration::hours(i64::from(form.hours.clamp(1, 24 * 90)));
         let recovery = state.recoveries.start(instance.id, endpoint.as_ref(), since, now).await?;
-        let actor = audit::actor(&caller, Via::Dashboard);
-        audit::record(&state, actor, &origin, "recovery.start", Some(instance.id), Some(recovery.id.to_string())).await;
-        Ok(recovery.id)
-    }
+        Ok((recovery.id.clone(), recovery.id.to_string()))
+    })
     .await;
     match result {
         Ok(id) => Redirect::to(&format!("/dashboard/instances/{name}/recover/{id}")).into_response(),
-        Err(error) => failure(error),
+        Err(page) => page,
     }
 }
 
@@ -219,12 +212,7 @@ pub async fn redeliver(
     Path((name, msg)): Path<(String, String)>,
     Form(to): Form<RedeliverTo>,
 ) -> Response {
-    let caller = match caller(&state, &jar).await {
-        Ok(caller) => caller,
-        Err(redirect) => return redirect,
-    };
-    let result: Result<usize, ApiError> = async {
-        let instance = caller.instance(&state, &name).await?;
+    let result = act(&state, &origin, &jar, &name, "message.redeliver", async |instance| {
         let id = MessageId::parse(&msg).map_err(|_| ApiError::NotFound("message"))?;
         let endpoint = match to.endpoint_id.trim() {
             "" => None,
@@ -236,15 +224,13 @@ pub async fn redeliver(
             .await?
             .ok_or(ApiError::NotFound("message or endpoint"))?;
         state.dispatch.rescan();
-        let actor = audit::actor(&caller, Via::Dashboard);
-        audit::record(&state, actor, &origin, "message.redeliver", Some(instance.id), Some(id.to_string())).await;
-        Ok(made.len())
-    }
+        Ok((made.len(), id.to_string()))
+    })
     .await;
     match result {
         Ok(count) => {
             Redirect::to(&format!("/dashboard/instances/{name}/messages/{msg}?redelivered={count}")).into_response()
         }
-        Err(error) => failure(error),
+        Err(page) => page,
     }
 }

@@ -69,6 +69,30 @@ pub(super) fn failure(error: ApiError) -> Response {
     response
 }
 
+/// An operator's action on instance `name` from a dashboard form: the signed-in caller's
+/// instance; runs `work` on it, which answers what it made and what it acted on, and
+/// when it succeeds records `action` on that target in the audit log. Answers what `work`
+/// made, or the sign-in redirect or the error page.
+pub(super) async fn act<T>(
+    state: &AppState,
+    origin: &Origin,
+    jar: &CookieJar,
+    name: &str,
+    action: &'static str,
+    work: impl AsyncFnOnce(&crate::store::Instance) -> Result<(T, String), ApiError>,
+) -> Result<T, Response> {
+    let caller = caller(state, jar).await?;
+    let done = async {
+        let instance = caller.instance(state, name).await?;
+        let (made, target) = work(&instance).await?;
+        let actor = audit::actor(&caller, audit::Via::Dashboard);
+        audit::record(state, actor, origin, action, Some(instance.id), Some(target)).await;
+        Ok(made)
+    }
+    .await;
+    done.map_err(failure)
+}
+
 /// The signed-in caller, or a redirect to the sign-in page.
 pub(super) async fn caller(state: &AppState, jar: &CookieJar) -> Result<Caller, Response> {
     caller_at(state, jar, None).await
