@@ -11,7 +11,7 @@ use super::messages::DeliveryView;
 use crate::app::AppState;
 use crate::http::audit::{self, Origin, Via};
 use crate::http::{instance_endpoint, ApiError, Caller, Problem};
-use crate::store::activity::{RecentDelivery, RecentPage, MAX_RECENT};
+use crate::store::activity::{RecentDelivery, MAX_RECENT};
 use crate::test_callback::{self, TestCallbackError};
 
 impl From<TestCallbackError> for ApiError {
@@ -126,20 +126,9 @@ pub async fn deliveries(
                 .map_err(|_| ApiError::validation("cursor", "must be a next_cursor from an earlier page"))
         })
         .transpose()?;
-    let page = recent_page(&state, &endpoint, before.as_ref(), limit).await?;
+    let page = state.store.recent_deliveries(instance.id, &endpoint.id, before.as_ref(), limit).await?;
     let data = page.deliveries.into_iter().map(EndpointDeliveryView::from).collect();
     Ok(Json(EndpointDeliveriesPage { data, next_cursor: page.next }))
-}
-
-/// A page of the endpoint's deliveries older than message `before`, and where the next
-/// one starts.
-pub(crate) async fn recent_page(
-    state: &AppState,
-    endpoint: &crate::store::Endpoint,
-    before: Option<&MessageId>,
-    limit: u32,
-) -> Result<RecentPage, ApiError> {
-    Ok(state.store.recent_deliveries(endpoint.instance_id, &endpoint.id, before, limit).await?)
 }
 
 /// What `POST …/endpoints/{id}/probe` takes.

@@ -12,7 +12,6 @@ use finhook_core::ids::MessageId;
 use serde::Deserialize;
 
 use super::pages::{act, caller_at, failure, render, time};
-use crate::api::activity::recent_page;
 use crate::app::AppState;
 use crate::http::audit::Origin;
 use crate::http::{instance_endpoint, ApiError, Caller};
@@ -211,7 +210,7 @@ async fn endpoint_page(
         state.store.endpoint_health(Some(instance.id), now).await?.into_iter().find(|(e, _)| *e == endpoint.id);
     let (failing, health) = (failing.map(|(_, f)| f), health.map(|(_, h)| h).unwrap_or_default());
     let before = query.before.as_deref().and_then(|b| MessageId::parse(b).ok());
-    let page = recent_page(state, &endpoint, before.as_ref(), PAGE).await?;
+    let page = state.store.recent_deliveries(instance.id, &endpoint.id, before.as_ref(), PAGE).await?;
     let next = page.next;
     let deliveries = page
         .deliveries
