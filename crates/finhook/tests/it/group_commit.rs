@@ -85,14 +85,90 @@ fn created(outcome: &StoreResult<IngestOutcome>) -> (MessageId, Vec<DeliveryId>)
 
 /// A new instance in `store`.
 async fn acme(store: &SqlStore) -> InstanceId {
+    named(store, "acme").await
+}
+
+/// A new instance called `name` in `store`.
+async fn named(store: &SqlStore, name: &str) -> InstanceId {
     let instance = NewInstance {
-        name: "acme".into(),
-        customer_id: "c".into(),
+        name: name.into(),
+        customer_id: format!("c-{name}"),
         mode: Mode::Live,
-        api_key_hash: KeyHash::of("k"),
+        api_key_hash: KeyHash::of(name),
         now: t0(),
     };
     store.create_instance(instance).await.expect("instance").id
+}
+
+/// An enabled endpoint of `instance` at `url`, taking every callback.
+async fn endpoint(store: &SqlStore, instance: InstanceId, url: &str) {
+    let endpoint = NewEndpoint {
+        url: url.into(),
+        description: None,
+        event_types: None,
+        retry: RetryPolicy::default(),
+        success: SuccessRule::Exactly200,
+        enabled: true,
+        signing: Signing::Hmac,
+        client_identity: None,
+        secret: EndpointSecret::generate(),
+        now: t0(),
+    };
+    store.create_endpoint(instance, endpoint).await.expect("endpoint");
+}
+
+#[tokio::test]
+async fn a_batch_of_several_instances_and_more_rows_than_a_statement_takes_on_the_embedded_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("batch.db").display());
+    wide_batch(SqlStore::open_sqlite(&url, None).await.expect("open")).await;
+}
+
+#[tokio::test]
+async fn a_batch_of_several_instances_and_more_rows_than_a_statement_takes_on_the_shared_store() {
+    let (sealing, _) = finhook_core::seal::SealingKey::generate();
+    wide_batch(SqlStore::open_postgres(&postgres_database().await, sealing).await.expect("open")).await;
+}
+
+/// One batch of 256 ingests over three instances, one of them with six endpoints: 1,184
+/// deliveries, more rows than one statement of the shared store carries (it then
+/// writes each table in chunks), and each instance's stored bytes counted apart.
+async fn wide_batch(store: SqlStore) {
+    let (wide, narrow, silent) =
+        (named(&store, "wide").await, named(&store, "narrow").await, named(&store, "silent").await);
+    for n in 0..6 {
+        endpoint(&store, wide, &format!("https://wide-{n}.example/")).await;
+    }
+    endpoint(&store, narrow, "https://narrow.example/").await;
+    // Queued before the writer runs (one runtime thread), so they share one transaction.
+    let to = |n: usize| match n % 8 {
+        0 => narrow,
+        1 => silent,
+        _ => wide,
+    };
+    let bodies: Vec<String> = (0..256).map(|n| format!("body-{n:03}")).collect();
+    let outcomes = futures_util::future::join_all(
+        bodies.iter().enumerate().map(|(n, body)| store.ingest(message(to(n), body, None))),
+    )
+    .await;
+    let mut deliveries = 0;
+    for (n, outcome) in outcomes.iter().enumerate() {
+        let (id, ids) = created(outcome);
+        let expected = [1, 0, 6, 6, 6, 6, 6, 6][n % 8];
+        assert_eq!(ids.len(), expected, "callback {n}");
+        deliveries += ids.len();
+        let stored = store.message(to(n), &id).await.expect("read").expect("stored");
+        assert_eq!(stored.payload, bodies[n].as_bytes());
+        assert_eq!(stored.deliveries.len(), expected);
+    }
+    assert_eq!(deliveries, 32 + 192 * 6, "over a thousand deliveries");
+    for (instance, name, count) in [(wide, "wide", 192), (narrow, "narrow", 32), (silent, "silent", 32)] {
+        let stored = store.instance_by_name(name).await.expect("read").expect("instance");
+        assert_eq!(stored.id, instance);
+        assert_eq!(stored.stored_bytes, count * "body-000".len() as u64, "{name}");
+    }
+    assert_eq!(store.pending_deliveries().await.expect("count"), 1184);
+    store.close().await;
 }
 
 /// On PostgreSQL: one write of a batch that breaks a constraint is rolled back alone

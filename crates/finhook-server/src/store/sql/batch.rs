@@ -406,7 +406,7 @@ async fn apply_set(
     let mut results: Vec<Applied> = vec![None; jobs.len()];
     // The records' ledger entries, in the order the records were queued.
     let recorded: Vec<&AttemptResult> = jobs.iter().filter_map(Job::record).collect();
-    ledger::chain_recorded(&mut connection.conn(), &recorded).await?;
+    let chained = ledger::chain_writes(&mut connection.conn(), &recorded).await?;
     let tracking = Tracking::of(&recorded);
     drop(recorded);
     let (mut ingests, mut records, mut alone) = (Vec::new(), Vec::new(), Vec::new());
@@ -422,11 +422,13 @@ async fn apply_set(
     alone.sort_by_key(|(n, _)| *n);
     let mut subscriptions = Subscriptions::default();
     let (places, messages): (Vec<usize>, Vec<NewMessage>) = ingests.into_iter().unzip();
-    let outcomes = sets::ingest_set(&mut connection.conn(), &mut subscriptions, messages, lease).await?;
+    let (outcomes, ingested) = sets::ingest_set(&mut connection.conn(), &mut subscriptions, messages, lease).await?;
     for (n, outcome) in places.into_iter().zip(outcomes) {
         results[n] = Some(outcome);
     }
-    sets::record_set(&mut connection.conn(), records.into_iter().map(|(_, result)| result).collect()).await?;
+    let records: Vec<AttemptResult> = records.into_iter().map(|(_, result)| result).collect();
+    // The ingests, the first record of each delivery and the ledger: one statement.
+    ingested.and(sets::record_set(&records)).and(chained).run(&mut connection.conn()).await?;
     for (n, job) in alone {
         results[n] = apply_job(connection, &mut subscriptions, job).await?;
     }

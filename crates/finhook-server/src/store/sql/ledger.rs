@@ -7,8 +7,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use finhook_core::ledger::{entry_hash, LedgerEntry, LedgerFacts, GENESIS};
 use finhook_core::secret::hex;
 
+use super::sets::Writes;
 use super::SqlStore;
-use crate::store::db::{placeholders, sql, Conn, Sql};
+use crate::store::db::{placeholders, sql, Arg, Column, Conn, Row, Sql};
 use crate::store::ledger::{LedgerHead, LedgerStore, SEAL_BATCH};
 use crate::store::rows::{corrupt, millis, time_of, Cols};
 use crate::store::{AttemptResult, InstanceId, StoreResult};
@@ -136,12 +137,46 @@ async fn holds_the_chain(conn: &mut Conn<'_>) -> Result<bool, sqlx::Error> {
 pub(super) async fn chain_recorded(conn: &mut Conn<'_>, records: &[&AttemptResult]) -> StoreResult<()> {
     let Some(chaining) = Chaining::start(conn, records).await? else {
         if !records.is_empty() {
-            conn.execute_all(super::sets::pending_set(records)).await?;
+            super::sets::pending_set(records).run(conn).await?;
         }
         return Ok(());
     };
     let links = records.iter().map(|record| chaining.link(record)).collect::<StoreResult<Vec<_>>>()?;
     append(conn, links, chaining.heads).await
+}
+
+/// On PostgreSQL, what puts `records` into the ledger, for the group commit to send with
+/// the rest of its batch in one statement: their entries and the new heads when this
+/// transaction takes the chains, their place in the sealer's queue otherwise. The lock and
+/// the heads are taken in one read.
+pub(super) async fn chain_writes(conn: &mut Conn<'_>, records: &[&AttemptResult]) -> StoreResult<Writes> {
+    if records.is_empty() {
+        return Ok(Writes::default());
+    }
+    let mut ids: Vec<Option<i64>> = records.iter().map(|record| Some(record.ledger.instance_id.0)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let rows = conn
+        .fetch_all(
+            sql("WITH l AS MATERIALIZED (SELECT pg_try_advisory_xact_lock($1) AS locked)
+                 SELECT l.locked, i.id, i.name, h.seq, h.hash
+                 FROM l LEFT JOIN instances i ON l.locked AND i.id = ANY($2)
+                        LEFT JOIN ledger_heads h ON h.instance_id = i.id")
+            .bind(SEALER_LOCK)
+            .bind(Arg::Array(Column::Ints(ids))),
+        )
+        .await?;
+    let locked = rows.first().map(|row| row.flag("locked")).transpose()?.unwrap_or(false);
+    if !locked {
+        return Ok(super::sets::pending_set(records));
+    }
+    let mut chaining = Chaining { heads: Heads::new(), names: HashMap::new() };
+    for row in &rows {
+        chaining.add(row)?;
+    }
+    let links = records.iter().map(|record| chaining.link(record)).collect::<StoreResult<Vec<_>>>()?;
+    let (sealed, heads) = sealed(links, chaining.heads);
+    Ok(super::sets::sealed_set(&sealed, &heads))
 }
 
 /// Chaining in progress in a transaction that holds the chains: the heads of the chains of
@@ -177,14 +212,21 @@ impl Chaining {
             ))
             .bind_each(padded(chunk, IDS_PER_READ));
             for row in conn.fetch_all(query).await? {
-                let instance = InstanceId(row.int("id")?);
-                if let Some(seq) = row.opt_int("seq")? {
-                    chaining.heads.insert(instance, (seq.max(0).unsigned_abs(), hash_of(row.bytes("hash")?)?));
-                }
-                chaining.names.insert(instance, row.text("name")?);
+                chaining.add(&row)?;
             }
         }
         Ok(chaining)
+    }
+
+    /// An instance's name and chain head, from a row of `id`, `name`, `seq` and `hash`
+    /// (the last two null for an instance whose chain has not started).
+    fn add(&mut self, row: &Row) -> StoreResult<()> {
+        let instance = InstanceId(row.int("id")?);
+        if let Some(seq) = row.opt_int("seq")? {
+            self.heads.insert(instance, (seq.max(0).unsigned_abs(), hash_of(row.bytes("hash")?)?));
+        }
+        self.names.insert(instance, row.text("name")?);
+        Ok(())
     }
 
     /// `record` as a link to chain, not yet numbered.
@@ -248,20 +290,25 @@ struct Link {
 /// The last link of each instance's chain: seq and hash.
 type Heads = HashMap<InstanceId, (u64, [u8; 32])>;
 
+/// An instance's chain head after an append: instance, seq and hash.
+pub(super) type NewHead = (InstanceId, u64, [u8; 32]);
+
 /// Appends `links`, in their order, to their instances' chains, whose heads are `heads`
 /// (read in the open transaction, which holds the chains): numbers and hashes the entries,
 /// writes them (deleting the queue rows they came from) and the new heads.
-async fn append(conn: &mut Conn<'_>, links: Vec<Link>, mut heads: Heads) -> StoreResult<()> {
-    let sealed: Vec<Sealed> = links.into_iter().map(|link| numbered(&mut heads, link)).collect();
-    let heads: Vec<(InstanceId, u64, [u8; 32])> =
-        heads.into_iter().map(|(instance, (seq, hash))| (instance, seq, hash)).collect();
+async fn append(conn: &mut Conn<'_>, links: Vec<Link>, heads: Heads) -> StoreResult<()> {
+    let (sealed, heads) = sealed(links, heads);
     match conn {
-        Conn::Postgres(_) => {
-            conn.execute_all(super::sets::sealed_set(&sealed, &heads)).await?;
-        }
+        Conn::Postgres(_) => super::sets::sealed_set(&sealed, &heads).run(conn).await?,
         Conn::Sqlite(_) => write_sealed_in_hops(conn, &sealed, &heads).await?,
     }
     Ok(())
+}
+
+/// `links` numbered and hashed in order after `heads`; and the heads they lead to.
+fn sealed(links: Vec<Link>, mut heads: Heads) -> (Vec<Sealed>, Vec<NewHead>) {
+    let sealed: Vec<Sealed> = links.into_iter().map(|link| numbered(&mut heads, link)).collect();
+    (sealed, heads.into_iter().map(|(instance, (seq, hash))| (instance, seq, hash)).collect())
 }
 
 /// `link` numbered and hashed as the next entry of its instance's chain, whose head moves.

@@ -8,7 +8,7 @@ use finhook_core::events::MessageType;
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 
 use super::SqlStore;
-use crate::store::db::{placeholders, sql, Conn, Row, Sql};
+use crate::store::db::{placeholders, sql, Arg, Column, Conn, Row, Sql};
 use crate::store::rows::*;
 use crate::store::{
     DeliveryRecord, Endpoint, IngestOutcome, InstanceId, MessageDetail, MessageFilter, MessageSummary, NewMessage,
@@ -250,6 +250,32 @@ pub(super) struct Subscriptions {
 }
 
 impl Subscriptions {
+    /// Reads the endpoints of those of `instances` not read yet, in one query (PostgreSQL:
+    /// the set-based ingest reads a whole batch's instances at once).
+    pub(super) async fn read(&mut self, conn: &mut Conn<'_>, instances: &[InstanceId]) -> StoreResult<()> {
+        let mut unread: Vec<i64> =
+            instances.iter().filter(|instance| !self.memo.contains_key(instance)).map(|instance| instance.0).collect();
+        unread.sort_unstable();
+        unread.dedup();
+        if unread.is_empty() {
+            return Ok(());
+        }
+        for &instance in &unread {
+            self.memo.insert(InstanceId(instance), Vec::new());
+        }
+        let rows = conn
+            .fetch_all(
+                sql(format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE instance_id = ANY($1) AND enabled"))
+                    .bind(Arg::Array(Column::Ints(unread.into_iter().map(Some).collect()))),
+            )
+            .await?;
+        for row in &rows {
+            let endpoint = endpoint_from(row)?;
+            self.memo.entry(endpoint.instance_id).or_default().push(endpoint);
+        }
+        Ok(())
+    }
+
     /// The enabled endpoints of `instance` that take `response_type`.
     pub(super) async fn of(
         &mut self,

@@ -19,18 +19,18 @@ use std::collections::HashSet;
 
 use finhook_core::ids::{DeliveryId, MessageId};
 
-use super::ledger::{seq_arg, Sealed};
-use super::messages::{stored_bytes_added, Subscriptions};
+use super::ledger::{seq_arg, NewHead, Sealed};
+use super::messages::Subscriptions;
 use crate::store::db::{sql, Arg, Column, Conn, Sql};
 use crate::store::rows::millis;
 use crate::store::{AttemptResult, ErrorClass, IngestOutcome, InstanceId, NewMessage, ScheduledDelivery, StoreResult};
 
-/// The most rows one statement carries: a bound on one statement's size however many
-/// endpoints a batch fans out to.
+/// The most rows one source of a statement carries: a bound on one statement's size
+/// however many endpoints a batch fans out to.
 const MAX_ROWS: usize = 1000;
 
 /// Rows to write, column by column: each column's values in row order.
-struct Rows {
+pub(super) struct Rows {
     names: Vec<&'static str>,
     columns: Vec<Column>,
 }
@@ -50,29 +50,96 @@ impl Rows {
         self.columns.first().map_or(0, Column::len)
     }
 
-    /// `WITH v (names) AS (rows) ` followed by `statement`, which reads the rows from `v`;
-    /// split into statements of at most [`MAX_ROWS`] rows.
-    fn statements(self, statement: &str) -> Vec<Sql> {
-        let len = self.len();
-        let mut out = Vec::with_capacity(len.div_ceil(MAX_ROWS));
-        let mut start = 0;
-        while start < len {
-            let end = (start + MAX_ROWS).min(len);
-            let chunk: Vec<Column> = self.columns.iter().map(|column| column.slice(start, end)).collect();
-            let (rows, args) = unnest(&chunk);
-            out.push(sql(format!("WITH v ({}) AS ({rows}) {statement}", self.names.join(", "))).bind_each(args));
-            start = end;
-        }
-        out
+    /// The rows `start..end`, columns in the same order.
+    fn slice(&self, start: usize, end: usize) -> Rows {
+        let columns = self.columns.iter().map(|column| column.slice(start, end)).collect();
+        Rows { names: self.names.clone(), columns }
     }
 }
 
-/// `SELECT * FROM UNNEST($1::int8[], $2::text[], ...)`: one array argument per column.
-fn unnest(columns: &[Column]) -> (String, Vec<Arg>) {
-    let casts: Vec<String> =
-        columns.iter().enumerate().map(|(n, column)| format!("${}::{}[]", n + 1, column.pg_type())).collect();
-    let args = columns.iter().cloned().map(Arg::Array).collect();
-    (format!("SELECT * FROM UNNEST({})", casts.join(", ")), args)
+/// A set of rows under a name, and the writes that read it.
+struct Part {
+    /// The name the writes read the rows by (unique among a statement's parts).
+    source: &'static str,
+    rows: Rows,
+    writes: Vec<String>,
+}
+
+/// What a batch writes as sets, to send as few statements as possible: each [`Part`]'s rows
+/// a common table expression of their own (`UNNEST` of one array per column), each write a
+/// data-modifying one, all in one statement when every part fits in [`MAX_ROWS`].
+///
+/// A statement is a round trip the writer waits for, and under load a round trip to
+/// PostgreSQL's backend on this machine cost 0.5 to 0.7 ms of scheduling alone (measured,
+/// docs/BENCHMARKS.md "One statement per batch"): thirteen per batch were most of what a
+/// batch cost. The parts of one statement never touch the same rows (a record never
+/// belongs to an ingest of the same batch: a delivery is handed to the worker only once
+/// its ingest is committed), so the order PostgreSQL runs them in does not matter, and
+/// foreign keys are checked at the statement's end, when every part has run.
+#[derive(Default)]
+pub(super) struct Writes {
+    parts: Vec<Part>,
+}
+
+impl Writes {
+    fn part(mut self, source: &'static str, rows: Rows, writes: &[&str]) -> Self {
+        if rows.len() > 0 {
+            self.parts.push(Part { source, rows, writes: writes.iter().map(|w| (*w).to_string()).collect() });
+        }
+        self
+    }
+
+    /// Both `self`'s writes and `other`'s (their sources must be named apart).
+    pub(super) fn and(mut self, other: Writes) -> Self {
+        debug_assert!(other.parts.iter().all(|p| self.parts.iter().all(|q| q.source != p.source)));
+        self.parts.extend(other.parts);
+        self
+    }
+
+    /// The statements to run: one for all the parts when each fits in [`MAX_ROWS`],
+    /// otherwise one per part and chunk of rows.
+    pub(super) fn statements(self) -> Vec<Sql> {
+        let mut out = Vec::new();
+        if self.parts.iter().all(|part| part.rows.len() <= MAX_ROWS) {
+            if !self.parts.is_empty() {
+                out.push(statement(self.parts));
+            }
+        } else {
+            for part in &self.parts {
+                let len = part.rows.len();
+                for start in (0..len).step_by(MAX_ROWS) {
+                    let rows = part.rows.slice(start, (start + MAX_ROWS).min(len));
+                    out.push(statement(vec![Part { source: part.source, rows, writes: part.writes.clone() }]));
+                }
+            }
+        }
+        out
+    }
+
+    pub(super) async fn run(self, conn: &mut Conn<'_>) -> StoreResult<()> {
+        conn.execute_all(self.statements()).await?;
+        Ok(())
+    }
+}
+
+/// `WITH a (names) AS (SELECT * FROM UNNEST($1::int8[], ...)), b (...) AS (...), w1 AS
+/// (first write), ... last write`: one array argument per column, the last write the
+/// statement itself.
+fn statement(parts: Vec<Part>) -> Sql {
+    let (mut sources, mut writes, mut args) = (Vec::new(), Vec::new(), Vec::new());
+    for Part { source, rows, writes: reads } in parts {
+        let mut casts = Vec::with_capacity(rows.columns.len());
+        for column in rows.columns {
+            casts.push(format!("${}::{}[]", args.len() + 1, column.pg_type()));
+            args.push(Arg::Array(column));
+        }
+        sources.push(format!("{source} ({}) AS (SELECT * FROM UNNEST({}))", rows.names.join(", "), casts.join(", ")));
+        writes.extend(reads);
+    }
+    let last = writes.pop().unwrap_or_else(|| "SELECT 1".to_string());
+    let ctes: Vec<String> =
+        sources.into_iter().chain(writes.iter().enumerate().map(|(n, write)| format!("w{n} AS ({write})"))).collect();
+    sql(format!("WITH {} {last}", ctes.join(", "))).bind_each(args)
 }
 
 impl Column {
@@ -108,9 +175,9 @@ fn texts<'a>(values: impl Iterator<Item = &'a str>) -> Column {
     Column::Texts(values.map(|value| Some(value.to_string())).collect())
 }
 
-/// Stores messages that carry no idempotency key (so none can be a replay of another),
-/// with their deliveries: one statement for the messages, one for the deliveries, whatever
-/// their number. The outcomes are in the order of `messages`.
+/// What storing messages that carry no idempotency key (so none can be a replay of
+/// another) writes: the messages, their deliveries and what their instances store, as
+/// sets, whatever their number. The outcomes are in the order of `messages`.
 ///
 /// With `lease` (this node and how long), the deliveries are written leased to this node
 /// from the ingest's time, so that the worker they are handed to needs no claim.
@@ -119,10 +186,12 @@ pub(super) async fn ingest_set(
     subscriptions: &mut Subscriptions,
     messages: Vec<NewMessage>,
     lease: Option<(&str, chrono::Duration)>,
-) -> StoreResult<Vec<IngestOutcome>> {
+) -> StoreResult<(Vec<IngestOutcome>, Writes)> {
     if messages.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Writes::default()));
     }
+    let instances: Vec<InstanceId> = messages.iter().map(|message| message.instance_id).collect();
+    subscriptions.read(conn, &instances).await?;
     let mut outcomes = Vec::with_capacity(messages.len());
     let (mut delivery_ids, mut delivery_messages, mut delivery_endpoints, mut delivery_times) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -155,54 +224,62 @@ pub(super) async fn ingest_set(
         .column("tag", Column::Texts(messages.iter().map(|m| m.tag.clone()).collect()))
         .column("body_sha256", texts(messages.iter().map(|m| m.body_sha256.as_str())))
         .column("created_at", Column::Ints(messages.iter().map(|m| Some(millis(m.now))).collect()));
-    // Each instance's row once per batch, in id order, so that two nodes' batches always
-    // lock instance rows in the same order.
     let mut added: std::collections::BTreeMap<i64, usize> = std::collections::BTreeMap::new();
     for message in &messages {
         *added.entry(message.instance_id.0).or_default() += message.payload.len();
     }
     rows = rows.column("payload", Column::Blobs(messages.into_iter().map(|m| m.payload).collect()));
-    let mut statements = rows.statements(
-        "INSERT INTO messages (id, instance_id, response_type, login_id, request_id, tag, body_sha256, payload,
-                               created_at)
-         SELECT id, instance_id, response_type, login_id, request_id, tag, body_sha256, payload, created_at FROM v",
-    );
-    if !delivery_ids.is_empty() {
-        let delivery_ids_len = delivery_ids.len();
-        statements.extend(
+    let deliveries_len = delivery_ids.len();
+    let writes = Writes::default()
+        .part(
+            "m",
+            rows,
+            &["INSERT INTO messages (id, instance_id, response_type, login_id, request_id, tag, body_sha256, payload,
+                                     created_at)
+               SELECT id, instance_id, response_type, login_id, request_id, tag, body_sha256, payload, created_at FROM m"],
+        )
+        .part(
+            "d",
             Rows::new()
                 .column("id", Column::Texts(delivery_ids))
                 .column("message_id", Column::Texts(delivery_messages))
                 .column("endpoint_id", Column::Texts(delivery_endpoints))
                 .column("at", Column::Ints(delivery_times))
                 .column("claimed_until", Column::Ints(delivery_leases))
-                .column("claimed_by", Column::Texts(vec![lease.map(|(node, _)| node.to_string()); delivery_ids_len]))
-                .statements(
-                    "INSERT INTO deliveries (id, message_id, endpoint_id, status, next_attempt_at, created_at,
-                                             updated_at, claimed_until, claimed_by)
-                     SELECT id, message_id, endpoint_id, 'pending', at, at, at, claimed_until, claimed_by FROM v",
-                ),
+                .column("claimed_by", Column::Texts(vec![lease.map(|(node, _)| node.to_string()); deliveries_len])),
+            &["INSERT INTO deliveries (id, message_id, endpoint_id, status, next_attempt_at, created_at, updated_at,
+                                       claimed_until, claimed_by)
+               SELECT id, message_id, endpoint_id, 'pending', at, at, at, claimed_until, claimed_by FROM d"],
         );
-    }
-    statements.extend(added.into_iter().map(|(instance, bytes)| stored_bytes_added(InstanceId(instance), bytes)));
-    conn.execute_all(statements).await?;
-    Ok(outcomes)
+    // What each instance stores, one row each. The instances' rows are locked in id order
+    // (a sort under `FOR NO KEY UPDATE`), so two nodes' batches never wait on each other's
+    // in opposite orders; the order in which a join alone locks rows is the planner's.
+    let (instances, bytes): (Vec<i64>, Vec<usize>) = added.into_iter().unzip();
+    let writes = writes.part(
+        "b",
+        Rows::new().column("instance_id", Column::Ints(instances.into_iter().map(Some).collect())).column(
+            "bytes",
+            Column::Ints(bytes.into_iter().map(|n| Some(i64::try_from(n).unwrap_or(i64::MAX))).collect()),
+        ),
+        &["UPDATE instances SET stored_bytes = stored_bytes + b.bytes
+           FROM b JOIN (SELECT id FROM instances WHERE id IN (SELECT instance_id FROM b)
+                        ORDER BY id FOR NO KEY UPDATE) locked ON locked.id = b.instance_id
+           WHERE instances.id = locked.id"],
+    );
+    Ok((outcomes, writes))
 }
 
-/// Records finished attempts and reschedules their deliveries: one statement for the
-/// attempts, one for the deliveries. Each delivery at most once in `results` (an `UPDATE
+/// What recording finished attempts and rescheduling their deliveries writes: one set of
+/// rows, read by the attempts' insert and the deliveries' update. Each delivery at most once in `results` (an `UPDATE
 /// … FROM` that matches a row twice applies one of them, unsaid which); a delivery
 /// cancelled while its attempt was in flight stays cancelled.
-pub(super) async fn record_set(conn: &mut Conn<'_>, results: Vec<AttemptResult>) -> StoreResult<()> {
-    if results.is_empty() {
-        return Ok(());
-    }
+pub(super) fn record_set(results: &[AttemptResult]) -> Writes {
     debug_assert!(
         results.iter().map(|r| &r.delivery_id).collect::<HashSet<_>>().len() == results.len(),
         "each delivery once"
     );
     let attempts = results.iter().map(|r| &r.attempt);
-    let mut statements = Rows::new()
+    let rows = Rows::new()
         .column("id", texts(attempts.clone().map(|a| a.id.as_str())))
         .column("delivery_id", texts(results.iter().map(|r| r.delivery_id.as_str())))
         .column("attempt_number", Column::Ints(attempts.clone().map(|a| Some(i64::from(a.attempt_number))).collect()))
@@ -224,34 +301,25 @@ pub(super) async fn record_set(conn: &mut Conn<'_>, results: Vec<AttemptResult>)
                 attempts.clone().map(|a| a.response_bytes.map(|n| i64::try_from(n).unwrap_or(i64::MAX))).collect(),
             ),
         )
-        .column("succeeded", Column::Bools(attempts.clone().map(|a| a.succeeded).collect()))
-        .statements(
+        .column("succeeded", Column::Bools(attempts.map(|a| a.succeeded).collect()))
+        .column("status", texts(results.iter().map(|r| r.new_status.as_str())))
+        .column("next_attempt_at", Column::Ints(results.iter().map(|r| r.next_attempt_at.map(millis)).collect()));
+    Writes::default().part(
+        "r",
+        rows,
+        &[
             "INSERT INTO attempts (id, delivery_id, attempt_number, started_at, latency_ms, status_code, error_class,
                                    error_detail, response_excerpt, response_bytes, succeeded)
              SELECT id, delivery_id, attempt_number, started_at, latency_ms, status_code, error_class, error_detail,
-                    response_excerpt, response_bytes, succeeded FROM v",
-        );
-    statements.extend(
-        Rows::new()
-            .column("id", texts(results.iter().map(|r| r.delivery_id.as_str())))
-            .column("status", texts(results.iter().map(|r| r.new_status.as_str())))
-            .column(
-                "attempts_made",
-                Column::Ints(attempts.clone().map(|a| Some(i64::from(a.attempt_number))).collect()),
-            )
-            .column("next_attempt_at", Column::Ints(results.iter().map(|r| r.next_attempt_at.map(millis)).collect()))
-            .column("updated_at", Column::Ints(attempts.map(|a| Some(millis(a.started_at))).collect()))
-            .statements(RESCHEDULE),
-    );
-    conn.execute_all(statements).await?;
-    Ok(())
+                    response_excerpt, response_bytes, succeeded FROM r",
+            // A delivery cancelled while its attempt was in flight stays cancelled.
+            "UPDATE deliveries
+             SET status = r.status, attempts_made = r.attempt_number, next_attempt_at = r.next_attempt_at,
+                 claimed_until = NULL, updated_at = r.started_at
+             FROM r WHERE deliveries.id = r.delivery_id AND deliveries.status = 'pending'",
+        ],
+    )
 }
-
-/// Reschedules the deliveries in `v` that are still pending.
-const RESCHEDULE: &str = "UPDATE deliveries
-     SET status = v.status, attempts_made = v.attempts_made, next_attempt_at = v.next_attempt_at,
-         claimed_until = NULL, updated_at = v.updated_at
-     FROM v WHERE deliveries.id = v.id AND deliveries.status = 'pending'";
 
 /// Attempt records with their places in a batch.
 pub(super) type Placed = Vec<(usize, AttemptResult)>;
@@ -266,9 +334,9 @@ pub(super) fn first_of_each(results: Placed) -> (Placed, Placed) {
 
 /// What chaining writes on PostgreSQL, whatever the number of entries: the entries, the
 /// deletion of the queue rows they were sealed from (if any), the instances' new heads.
-pub(super) fn sealed_set(sealed: &[Sealed], heads: &[(InstanceId, u64, [u8; 32])]) -> Vec<Sql> {
+pub(super) fn sealed_set(sealed: &[Sealed], heads: &[NewHead]) -> Writes {
     let facts = sealed.iter().map(|one| &one.facts);
-    let mut statements = Rows::new()
+    let entries = Rows::new()
         .column("instance_id", Column::Ints(sealed.iter().map(|one| Some(one.instance.0)).collect()))
         .column("seq", Column::Ints(sealed.iter().map(|one| Some(seq_arg(one.seq))).collect()))
         .column("attempt_id", texts(facts.clone().map(|f| f.attempt_id.as_str())))
@@ -280,37 +348,37 @@ pub(super) fn sealed_set(sealed: &[Sealed], heads: &[(InstanceId, u64, [u8; 32])
         .column("status_code", Column::Ints(facts.clone().map(|f| f.status.map(i64::from)).collect()))
         .column("error_class", Column::Texts(facts.map(|f| f.error_class.clone()).collect()))
         .column("hash", Column::Blobs(sealed.iter().map(|one| bytes::Bytes::copy_from_slice(&one.hash)).collect()))
-        .column("pending_id", Column::Ints(sealed.iter().map(|one| one.pending_id).collect()))
-        .statements(
-            ", entered AS (
-                 INSERT INTO ledger_entries (instance_id, seq, attempt_id, message_id, body_sha256, endpoint_url,
+        .column("pending_id", Column::Ints(sealed.iter().map(|one| one.pending_id).collect()));
+    let heads = Rows::new()
+        .column("instance_id", Column::Ints(heads.iter().map(|(instance, _, _)| Some(instance.0)).collect()))
+        .column("seq", Column::Ints(heads.iter().map(|(_, seq, _)| Some(seq_arg(*seq))).collect()))
+        .column("hash", Column::Blobs(heads.iter().map(|(_, _, hash)| bytes::Bytes::copy_from_slice(hash)).collect()));
+    Writes::default()
+        .part(
+            "e",
+            entries,
+            &[
+                "INSERT INTO ledger_entries (instance_id, seq, attempt_id, message_id, body_sha256, endpoint_url,
                                              attempt_number, attempted_at, status_code, error_class, hash)
                  SELECT instance_id, seq, attempt_id, message_id, body_sha256, endpoint_url, attempt_number,
-                        attempted_at, status_code, error_class, hash FROM v)
-             DELETE FROM ledger_pending WHERE id IN (SELECT pending_id FROM v)",
-        );
-    statements.extend(
-        Rows::new()
-            .column("instance_id", Column::Ints(heads.iter().map(|(instance, _, _)| Some(instance.0)).collect()))
-            .column("seq", Column::Ints(heads.iter().map(|(_, seq, _)| Some(seq_arg(*seq))).collect()))
-            .column(
-                "hash",
-                Column::Blobs(heads.iter().map(|(_, _, hash)| bytes::Bytes::copy_from_slice(hash)).collect()),
-            )
-            .statements(
-                "INSERT INTO ledger_heads (instance_id, seq, hash) SELECT instance_id, seq, hash FROM v
-                 ON CONFLICT (instance_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            ),
-    );
-    statements
+                        attempted_at, status_code, error_class, hash FROM e",
+                "DELETE FROM ledger_pending WHERE id IN (SELECT pending_id FROM e)",
+            ],
+        )
+        .part(
+            "h",
+            heads,
+            &["INSERT INTO ledger_heads (instance_id, seq, hash) SELECT instance_id, seq, hash FROM h
+               ON CONFLICT (instance_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash"],
+        )
 }
 
 /// Queues attempts recorded in this transaction for the sealer, with their entries' facts,
 /// when another node holds the chain (PostgreSQL only).
-pub(super) fn pending_set(records: &[&AttemptResult]) -> Vec<Sql> {
+pub(super) fn pending_set(records: &[&AttemptResult]) -> Writes {
     let attempts = records.iter().map(|r| &r.attempt);
     let sources = records.iter().map(|r| &r.ledger);
-    Rows::new()
+    let rows = Rows::new()
         .column("attempt_id", texts(attempts.clone().map(|a| a.id.as_str())))
         .column("instance_id", Column::Ints(sources.clone().map(|s| Some(s.instance_id.0)).collect()))
         .column("message_id", texts(sources.clone().map(|s| s.message_id.as_str())))
@@ -322,11 +390,13 @@ pub(super) fn pending_set(records: &[&AttemptResult]) -> Vec<Sql> {
         .column(
             "error_class",
             Column::Texts(attempts.map(|a| a.error_class.map(|c| ErrorClass::as_str(c).to_string())).collect()),
-        )
-        .statements(
-            "INSERT INTO ledger_pending (attempt_id, instance_id, message_id, body_sha256, endpoint_url,
-                                         attempt_number, attempted_at, status_code, error_class)
-             SELECT attempt_id, instance_id, message_id, body_sha256, endpoint_url, attempt_number, attempted_at,
-                    status_code, error_class FROM v",
-        )
+        );
+    Writes::default().part(
+        "p",
+        rows,
+        &["INSERT INTO ledger_pending (attempt_id, instance_id, message_id, body_sha256, endpoint_url,
+                                       attempt_number, attempted_at, status_code, error_class)
+           SELECT attempt_id, instance_id, message_id, body_sha256, endpoint_url, attempt_number, attempted_at,
+                  status_code, error_class FROM p"],
+    )
 }
