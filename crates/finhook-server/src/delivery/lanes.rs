@@ -240,15 +240,16 @@ impl Lanes {
     /// Takes handed-over deliveries into their lanes, as far as the lanes have room; the
     /// rest stay in the store, and their lanes look there. Claims only what it keeps and
     /// ingest did not already lease to this node, and releases what ingest leased and it
-    /// does not keep.
+    /// does not keep. Returns how many did not fit in their lanes.
     pub async fn take_fresh(
         &mut self,
         store: &dyn Store,
         fresh: Vec<Fresh>,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<usize> {
         let depth = self.depth();
+        let mut spilled = 0;
         let mut kept = Vec::with_capacity(fresh.len());
         let mut reserved: HashMap<EndpointId, usize> = HashMap::new();
         // Leased to this node by their ingest but not kept: given back at once, so that
@@ -269,6 +270,7 @@ impl Lanes {
                 self.recent.put(&item.message_id, &item.payload);
                 self.want_scan(&item.endpoint_id, now);
                 give_back.extend(item.leased_until.map(|_| item.delivery_id));
+                spilled += 1;
                 continue;
             }
             *reserved += 1;
@@ -276,7 +278,7 @@ impl Lanes {
         }
         store.release(&give_back).await?;
         if kept.is_empty() {
-            return Ok(());
+            return Ok(spilled);
         }
         // Those ingest leased to this node are ours already; the others are claimed.
         let ids: Vec<DeliveryId> =
@@ -299,7 +301,7 @@ impl Lanes {
             lane.queue.push_back(Ready { due, payload: item.payload, lease_until: lease });
             self.enqueue(&item.endpoint_id);
         }
-        Ok(())
+        Ok(spilled)
     }
 
     /// Marks lanes whose hand-offs were dropped.

@@ -20,6 +20,7 @@ mod health;
 mod lane;
 mod lanes;
 mod recent;
+mod steps;
 pub mod target;
 
 use std::future::Future;
@@ -27,25 +28,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use finhook_core::ids::{AttemptId, DeliveryId, EndpointId};
-use finhook_core::signing;
-use finhook_core::text::{storable_str, storable_text};
-use rand::Rng;
+use finhook_core::ids::{DeliveryId, EndpointId};
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::store::queue::{HEARTBEAT_EVERY, STOP_STARTING_AFTER};
-use crate::store::{
-    AttemptRecord, AttemptResult, DeliveryStatus, DispatchEndpoint, DueDelivery, ErrorClass, LedgerSource, Signing,
-    Store, StoreError,
-};
-use client::{DeliveryClient, SendOutcome};
+use crate::store::{AttemptResult, Store, StoreError};
+use client::DeliveryClient;
 use handoff::{Fresh, Inbox};
 use health::Reach;
-use lanes::{Lanes, Start};
-use sha2::Digest;
+use lanes::Lanes;
+use steps::{deliver, store_record};
+
+pub use steps::decide;
 
 /// Tuning of the worker.
 #[derive(Debug, Clone, Copy)]
@@ -131,6 +128,8 @@ struct Engine {
     /// On a shared store: when this node next says it is alive, and when it last managed to.
     next_heartbeat: Option<DateTime<Utc>>,
     alive_at: Option<DateTime<Utc>>,
+    /// Whether ingest leases what it hands over: `None` outside [`Worker::run`].
+    ingest_leases: Option<bool>,
 }
 
 /// A handle on the delivery worker; clone it freely.
@@ -158,6 +157,7 @@ impl Worker {
             next_poll: None,
             next_heartbeat: None,
             alive_at: None,
+            ingest_leases: None,
         };
         Self { context: Arc::new(context), engine: Arc::new(Mutex::new(engine)) }
     }
@@ -193,6 +193,7 @@ impl Worker {
         // While this runs, ingest leases what it hands over (on a shared store), so the
         // worker needs no claim of its own; it gives back what it does not take.
         context.store.lease_new_deliveries(chrono_duration(context.settings.timeout + CLAIM_MARGIN));
+        engine.ingest_leases = Some(true);
         tokio::pin!(shutdown);
         loop {
             if let Err(error) = engine.turn(context).await {
@@ -226,6 +227,7 @@ impl Worker {
         // not yet started (and what ingest leased and handed over, not yet taken) goes back
         // to the other nodes now, not when its lease would have run out.
         context.store.lease_new_deliveries(chrono::Duration::zero());
+        engine.ingest_leases = None;
         let mut queued = engine.lanes.drain_leased();
         queued.extend(engine.received.drain(..).filter(|fresh| fresh.leased_until.is_some()).map(|f| f.delivery_id));
         queued.extend(engine.inbox.drain_leased());
@@ -253,6 +255,33 @@ impl Worker {
 }
 
 impl Engine {
+    /// On a shared store, ingest leases the deliveries it hands over to this node, which
+    /// then needs no claim; but one that does not fit in its lane must be given back (an
+    /// update of its row) and is claimed again when its lane has room (another). While
+    /// lanes overflow, ingest stops leasing: what spills then costs nothing until it is
+    /// claimed, and what is kept one claim. Leasing resumes once a turn keeps every
+    /// hand-off. (Measured over 100 endpoints on PostgreSQL: docs/BENCHMARKS.md, "Ingest
+    /// leases only while lanes have room".)
+    fn adapt_ingest_leases(&mut self, context: &WorkerContext, taken: bool, spilled: usize) {
+        let Some(leasing) = self.ingest_leases else { return };
+        let wanted = if spilled > 0 {
+            false
+        } else if taken {
+            true
+        } else {
+            leasing
+        };
+        if wanted != leasing {
+            let lease = if wanted {
+                chrono_duration(context.settings.timeout + CLAIM_MARGIN)
+            } else {
+                chrono::Duration::zero()
+            };
+            context.store.lease_new_deliveries(lease);
+            self.ingest_leases = Some(wanted);
+        }
+    }
+
     /// One turn: take in what changed, look at the store where needed, start what can
     /// start. Returns how many attempts were started.
     async fn turn(&mut self, context: &Arc<WorkerContext>) -> Result<usize, StoreError> {
@@ -293,10 +322,14 @@ impl Engine {
                 None => break,
             }
         }
-        self.lanes.take_fresh(store, fresh, now, lease_until).await?;
+        let taken = !fresh.is_empty();
+        let mut spilled = self.lanes.take_fresh(store, fresh, now, lease_until).await?;
         // Hand-offs that found the inbox full, leased by their ingest: given back before the
         // scan below, which then finds them like any other due delivery.
-        store.release(&self.inbox.take_unclaimed()).await?;
+        let unclaimed = self.inbox.take_unclaimed();
+        spilled += unclaimed.len();
+        store.release(&unclaimed).await?;
+        self.adapt_ingest_leases(context, taken, spilled);
         self.lanes.overflowed(self.inbox.take_overflowed(), now);
         self.lanes.scan_due(store, now, lease_until).await?;
         let timeout = chrono_duration(context.settings.timeout);
@@ -380,185 +413,6 @@ impl Engine {
             Some(at) => (at - now).to_std().unwrap_or(Duration::ZERO),
             None => context.settings.poll_interval,
         }
-    }
-}
-
-/// One attempt of one delivery, from signing to its answer (its record is stored after).
-async fn deliver(context: Arc<WorkerContext>, start: Start) -> Answered {
-    let Start { ready, endpoint } = start;
-    let delivery = ready.due;
-    let started_at = context.clock.now();
-    let outcome = attempt(&context, &endpoint, &delivery, &ready.payload, started_at).await;
-    let jitter = rand::thread_rng().gen::<f64>();
-    let result = decide(&endpoint, &delivery, &ready.payload, started_at, outcome, jitter);
-    if result.attempt.error_class == Some(ErrorClass::Tls) {
-        context.certificates.recheck(&delivery.endpoint_id);
-    }
-    tracing::info!(
-        delivery = %delivery.delivery_id,
-        message = %delivery.message_id,
-        endpoint = %delivery.endpoint_id,
-        attempt = delivery.attempt_number,
-        status = result.attempt.status_code,
-        error_class = result.attempt.error_class.map(ErrorClass::as_str),
-        outcome = result.new_status.as_str(),
-        "attempt made"
-    );
-    context.metrics.attempt_made(&endpoint.instance_name, &delivery.endpoint_id, &result.attempt);
-    context.health.record(&delivery.endpoint_id, &result.attempt);
-    let reach = match (result.attempt.status_code, result.attempt.error_class) {
-        (Some(_), _) => Reach::Answered,
-        (None, Some(ErrorClass::Timeout | ErrorClass::Connect)) => Reach::Unreachable,
-        (None, _) => Reach::Unknown,
-    };
-    Answered { endpoint_id: delivery.endpoint_id, result, reach }
-}
-
-/// Stores an answered attempt's record.
-async fn store_record(context: Arc<WorkerContext>, answered: Answered) -> Finished {
-    let Answered { endpoint_id, result, .. } = answered;
-    let delivery_id = result.delivery_id.clone();
-    let next = result.next_attempt_at;
-    let recorded = match record(&context, result).await {
-        Ok(()) => Some(next),
-        Err(error) => {
-            tracing::error!(delivery = %delivery_id, error = %crate::http::ErrorChain(&error), "recording an attempt failed; it will be made again");
-            None
-        }
-    };
-    Finished { endpoint_id, delivery_id, recorded }
-}
-
-/// How often an attempt's record is tried before it is stored slimmed down.
-const RECORD_TRIES: u32 = 3;
-/// The wait before the second try; each later wait is four times longer.
-const RECORD_BACKOFF: Duration = Duration::from_millis(50);
-
-/// Records an attempt, or says loudly why it could not.
-///
-/// An unrecorded attempt is made again when its claim runs out, so a record that keeps
-/// failing would re-send the same callback every lease period, forever. So: a few tries;
-/// then the record without its free text (the excerpt and error detail are the only
-/// parts that came from outside), which still moves the delivery to its next scheduled
-/// attempt; every failure counts in `finhook_store_write_errors_total`. Only when the store
-/// takes no write at all does the claim run out, and then no claim can be taken either.
-async fn record(context: &WorkerContext, result: AttemptResult) -> Result<(), StoreError> {
-    let mut wait = RECORD_BACKOFF;
-    for attempt in 1..=RECORD_TRIES {
-        let error = match context.store.record_attempt(result.clone()).await {
-            Ok(()) => return Ok(()),
-            Err(error) => error,
-        };
-        context.metrics.store_write_failed(error.kind());
-        tracing::error!(
-            delivery = %result.delivery_id,
-            try_number = attempt,
-            error = %crate::http::ErrorChain(&error),
-            "recording an attempt failed"
-        );
-        if attempt < RECORD_TRIES {
-            tokio::time::sleep(wait).await;
-            wait *= 4;
-        }
-    }
-    let slim = slimmed(result);
-    context.store.record_attempt(slim).await.inspect_err(|error| {
-        context.metrics.store_write_failed(error.kind());
-    })
-}
-
-/// The record of an attempt without the text that came from outside, for when the whole
-/// record cannot be stored.
-fn slimmed(mut result: AttemptResult) -> AttemptResult {
-    result.attempt.response_excerpt = None;
-    result.attempt.error_detail =
-        Some("the full record of this attempt could not be stored; see the server log".into());
-    result
-}
-
-/// Signs and POSTs. Never fails: every problem becomes a failed attempt.
-async fn attempt(
-    context: &WorkerContext,
-    endpoint: &DispatchEndpoint,
-    delivery: &DueDelivery,
-    payload: &bytes::Bytes,
-    started_at: DateTime<Utc>,
-) -> SendOutcome {
-    let secrets = endpoint.secrets_at(started_at);
-    let (id, timestamp) = (delivery.message_id.as_str(), started_at.timestamp());
-    let signed = match endpoint.signing {
-        Signing::Hmac => signing::sign(&secrets, id, timestamp, payload),
-        Signing::Ed25519 => signing::sign_v1a(&secrets, &endpoint.signing_keys_at(started_at), id, timestamp, payload),
-    };
-    let headers = match signed {
-        Ok(headers) => headers,
-        Err(error) => {
-            return SendOutcome::Failed {
-                class: ErrorClass::Signing,
-                detail: format!("could not sign: {error}"),
-                latency: Duration::ZERO,
-            }
-        }
-    };
-    context.client.post(&endpoint.url, payload.clone(), &headers, endpoint.identity.as_deref()).await
-}
-
-/// Turns an outcome into what the store records: the attempt row, the delivery's new
-/// status, and when the next attempt is due. Pure, so the schedule is tested without IO.
-pub fn decide(
-    endpoint: &DispatchEndpoint,
-    delivery: &DueDelivery,
-    payload: &[u8],
-    started_at: DateTime<Utc>,
-    outcome: SendOutcome,
-    jitter: f64,
-) -> AttemptResult {
-    // Whatever the receiver answered (UTF-16, NUL, invalid UTF-8) is made storable text
-    // here, so recording the attempt never fails on its content, in either store.
-    let (status_code, error_class, error_detail, excerpt, response_bytes, latency, succeeded) = match outcome {
-        SendOutcome::Answered { status, head, latency } => {
-            let ok = endpoint.success.accepts(status);
-            let class = (!ok).then_some(ErrorClass::Http);
-            let bytes = u64::try_from(head.len()).unwrap_or(u64::MAX);
-            (Some(status), class, None, Some(storable_text(&head)), Some(bytes), latency, ok)
-        }
-        SendOutcome::Failed { class, detail, latency } => {
-            (None, Some(class), Some(storable_str(&detail)), None, None, latency, false)
-        }
-    };
-    let next_attempt_at = if succeeded {
-        None
-    } else {
-        endpoint.retry.delay_after(delivery.attempt_number, jitter).map(|delay| started_at + chrono_duration(delay))
-    };
-    let new_status = match (succeeded, next_attempt_at) {
-        (true, _) => DeliveryStatus::Delivered,
-        (false, Some(_)) => DeliveryStatus::Pending,
-        (false, None) => DeliveryStatus::Failed,
-    };
-    AttemptResult {
-        delivery_id: delivery.delivery_id.clone(),
-        endpoint_id: delivery.endpoint_id.clone(),
-        ledger: LedgerSource {
-            instance_id: endpoint.instance_id,
-            message_id: delivery.message_id.clone(),
-            body_sha256: finhook_core::secret::hex(&sha2::Sha256::digest(payload)),
-            endpoint_url: endpoint.url.clone(),
-        },
-        attempt: AttemptRecord {
-            id: AttemptId::generate(),
-            attempt_number: delivery.attempt_number,
-            started_at,
-            latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
-            status_code,
-            error_class,
-            error_detail,
-            response_excerpt: excerpt,
-            response_bytes,
-            succeeded,
-        },
-        next_attempt_at,
-        new_status,
     }
 }
 
