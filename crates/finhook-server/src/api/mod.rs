@@ -6,6 +6,7 @@ pub(crate) mod activity;
 mod admin_key;
 mod audit;
 pub(crate) mod endpoints;
+mod feed;
 mod instances;
 mod ledger;
 mod messages;
@@ -44,6 +45,8 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{instance}/endpoints/{{id}}/probe"), post(activity::probe))
         .route(&format!("{instance}/endpoints/{{id}}/deliveries"), get(activity::deliveries))
         .route(&format!("{instance}/callbacks"), post(messages::ingest))
+        .route(&format!("{instance}/feed"), get(feed::read))
+        .route(&format!("{instance}/feed/ack"), post(feed::acknowledge))
         .route(&format!("{instance}/messages"), get(messages::list))
         .route(&format!("{instance}/messages/{{msg}}"), get(messages::show))
         .route(&format!("{instance}/messages/{{msg}}/redeliver"), post(messages::redeliver))

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{activity, admin_key, audit, endpoints, instances, ledger, messages, recover, signing_keys};
+use super::{activity, admin_key, audit, endpoints, feed, instances, ledger, messages, recover, signing_keys};
 use crate::sandbox::api as sandbox_api;
 use crate::sandbox::trigger;
 
@@ -41,6 +41,8 @@ use crate::sandbox::trigger;
         messages::show,
         messages::redeliver,
         messages::login,
+        feed::read,
+        feed::acknowledge,
         trigger::trigger,
         sandbox_api::generate_authorize_token,
         sandbox_api::authorize,

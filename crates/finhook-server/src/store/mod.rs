@@ -23,6 +23,7 @@ pub mod certificate;
 pub mod db;
 mod error;
 pub mod events;
+pub mod feed;
 pub mod health;
 pub mod identity;
 pub mod ledger;
@@ -32,6 +33,7 @@ mod rows;
 pub mod sandbox;
 pub mod signing;
 pub mod sql;
+mod stats;
 
 use std::sync::Arc;
 
@@ -47,6 +49,7 @@ pub use signing::{ClientCertificateInfo, InstanceKey, Signing};
 pub(crate) use error::classify_sqlx;
 pub use error::{FailureKind, StoreError, StoreResult};
 pub use identity::ClientIdentity;
+pub use stats::StoreStats;
 
 /// The internal key of an instance; never shown outside the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -453,32 +456,6 @@ pub struct LedgerSource {
     pub endpoint_url: String,
 }
 
-/// Counts for the metrics endpoint.
-#[derive(Debug, Clone, Default)]
-pub struct StoreStats {
-    pub messages: i64,
-    pub deliveries_by_status: Vec<(DeliveryStatus, i64)>,
-    /// The due time of the most overdue pending delivery of an enabled endpoint.
-    pub oldest_due_at: Option<DateTime<Utc>>,
-    /// Every instance's ledger chain head.
-    pub ledger_heads: Vec<ledger::LedgerHead>,
-    /// Endpoints whose attempts failed since their last success: instance, endpoint, how
-    /// many in a row.
-    pub failing_endpoints: Vec<(String, EndpointId, u64)>,
-    /// Operational events waiting in the outbox.
-    pub events_queued: u64,
-    /// Per endpoint with deliveries pending: instance, endpoint, how many, and when the
-    /// most overdue fell due (`None` when none is due yet).
-    pub endpoint_backlogs: Vec<(String, EndpointId, u64, Option<DateTime<Utc>>)>,
-    /// Recorded attempts not yet chained into the ledger.
-    pub ledger_queued: u64,
-    /// Each enabled endpoint's server certificate expiry (as last seen): instance name,
-    /// endpoint id, expiry.
-    pub certificate_expiries: Vec<(String, EndpointId, DateTime<Utc>)>,
-    /// The same for each enabled endpoint's own client certificate (mutual TLS).
-    pub client_certificate_expiries: Vec<(String, EndpointId, DateTime<Utc>)>,
-}
-
 /// The store interface. Implementations are cheap to clone handles around a pool.
 #[async_trait]
 pub trait Store:
@@ -490,6 +467,7 @@ pub trait Store:
     + recovery::RecoveryStore
     + audit::AuditStore
     + activity::ActivityStore
+    + feed::FeedStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -15,6 +15,7 @@ mod audit;
 mod batch;
 mod endpoints;
 mod events;
+mod feed;
 mod health;
 mod instance_cache;
 mod ledger;

@@ -348,6 +348,8 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/instances/{name}/messages/{msg}", "get"),
         ("/v1/instances/{name}/messages/{msg}/redeliver", "post"),
         ("/v1/instances/{name}/logins/{login_id}", "get"),
+        ("/v1/instances/{name}/feed", "get"),
+        ("/v1/instances/{name}/feed/ack", "post"),
         ("/v1/instances/{name}/recover", "post"),
         ("/v1/instances/{name}/recover/{id}", "get"),
         ("/v1/instances/{name}/sandbox/trigger", "post"),

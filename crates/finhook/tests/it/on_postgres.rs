@@ -25,6 +25,8 @@ mod delivery;
 mod events;
 #[path = "fairness.rs"]
 mod fairness;
+#[path = "feed.rs"]
+mod feed;
 #[path = "health.rs"]
 mod health;
 #[path = "ingest.rs"]

@@ -73,6 +73,13 @@ async fn the_openapi_document_validates_generates_models_and_they_parse_real_ans
     }
     let (_, sent) = app.admin(Method::POST, &format!("/v1/instances/acme/endpoints/{id}/test"), None).await;
     answers.push(("TestSentView", sent));
+    app.clock.advance(chrono::Duration::seconds(6));
+    let (_, feed) = app.admin(Method::GET, "/v1/instances/acme/feed?status=all", None).await;
+    assert_eq!(feed["data"][0]["id"], message.as_str(), "the feed holds the settled message: {feed}");
+    answers.push(("FeedPageView", feed));
+    let (_, acked) =
+        app.admin(Method::POST, "/v1/instances/acme/feed/ack", Some(json!({ "message_ids": [message] }))).await;
+    answers.push(("AckView", acked));
     let checks: Vec<Value> = answers.iter().map(|(model, answer)| json!([model, answer.to_string()])).collect();
     std::fs::write(dir.path().join("answers.json"), Value::Array(checks).to_string()).expect("write");
     let parse = "import json, finhook_models as m\n\
