@@ -14,8 +14,10 @@
 //! - [`conciliation`]: the pure per-LoginId view.
 //! - [`server`]: the axum router and the receive pipeline.
 //! - [`forward`]: relaying to the user's app.
+//! - [`catch_up`]: pulling what was missed from finhook's feed, and acknowledging it.
 //! - `html`: the page for people.
 
+pub mod catch_up;
 pub mod conciliation;
 pub mod forward;
 mod html;
@@ -25,6 +27,7 @@ pub mod server;
 pub mod store;
 pub mod verify;
 
+pub use catch_up::{CatchUpError, CaughtUp, FeedSource};
 pub use jwks::JwksCache;
 pub use pages::Pages;
 pub use server::{router, Receipt, Receiver, Verdict};

@@ -75,13 +75,13 @@ type Now = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 /// Everything the receiver needs; build one and mount [`router`].
 #[derive(Clone)]
 pub struct Receiver {
-    store: ReceiverStore,
+    pub(crate) store: ReceiverStore,
     verifier: Verifier,
-    forwarder: Option<Forwarder>,
+    pub(crate) forwarder: Option<Forwarder>,
     max_body_bytes: usize,
-    limits: ParseLimits,
-    now: Now,
-    reporter: Option<Reporter>,
+    pub(crate) limits: ParseLimits,
+    pub(crate) now: Now,
+    pub(crate) reporter: Option<Reporter>,
     pub(crate) pages: crate::pages::Pages,
 }
 

@@ -85,10 +85,12 @@ impl MigrationSource<'static> for Schema {
     {
         let init = include_str!("../migrations/0001_init.sql");
         let events = include_str!("../migrations/0002_events.sql");
+        let catch_up = include_str!("../migrations/0003_catch_up.sql");
         Box::pin(async move {
             Ok(vec![
                 Migration::new(1, "init".into(), MigrationType::Simple, init.into(), false),
                 Migration::new(2, "events".into(), MigrationType::Simple, events.into(), false),
+                Migration::new(3, "catch up".into(), MigrationType::Simple, catch_up.into(), false),
             ])
         })
     }
@@ -156,6 +158,28 @@ impl ReceiverStore {
             .fetch_one(&self.writer)
             .await?;
         Ok(Stored { seq: row.try_get("seq")?, duplicate: true, forwarded: row.try_get("forwarded")? })
+    }
+
+    /// Where the catch-up from `source` (a feed's URL) last stopped, if it ever ran.
+    pub async fn catch_up_cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT cursor FROM catch_up WHERE source = ?")
+            .bind(source)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    /// Remembers where the catch-up from `source` stopped.
+    pub async fn set_catch_up_cursor(&self, source: &str, cursor: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO catch_up (source, cursor, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+        )
+        .bind(source)
+        .bind(cursor)
+        .bind(at.timestamp_millis())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
     }
 
     /// Stores an event unless its dedup key is known; either way, returns its row.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use finhook_core::signing::asymmetric::PublicKey;
 use finhook_receiver::forward::Forwarder;
-use finhook_receiver::{JwksCache, Receiver, ReceiverSecret, ReceiverStore, Verifier};
+use finhook_receiver::{FeedSource, JwksCache, Receiver, ReceiverSecret, ReceiverStore, Verifier};
 use finhook_server::http::serve::{serve, ServeLimits};
 
 use super::{block_on, error_chain, fail, shutdown_signal};
@@ -52,8 +52,8 @@ pub struct ListenArgs {
     /// arrives, and the endpoint is deleted when listen stops.
     #[arg(long, value_name = "URL", requires = "instance", conflicts_with = "no_verify")]
     server: Option<String>,
-    /// The instance to register with (with --server).
-    #[arg(long, value_name = "NAME", requires = "server")]
+    /// The instance to register with (with --server) or to catch up from (with --catch-up-from).
+    #[arg(long, value_name = "NAME")]
     instance: Option<String>,
     /// The admin key or the instance's API key (with --server).
     #[arg(long, env = "FINHOOK_ADMIN_KEY", hide_env_values = true)]
@@ -70,6 +70,18 @@ pub struct ListenArgs {
     /// without this flag.
     #[arg(long)]
     ui: bool,
+    /// Before serving, pull what this receiver missed from this finhook server's catch-up
+    /// feed (with --instance and --instance-key), store it, and acknowledge it so the server
+    /// stops retrying it; the next start resumes where this one stopped.
+    #[arg(long = "catch-up-from", value_name = "URL", requires = "instance", conflicts_with = "forward_to")]
+    catch_up_from: Option<String>,
+    /// The instance's API key (fhk_...), for --catch-up-from.
+    #[arg(long = "instance-key", value_name = "KEY", env = "FINHOOK_INSTANCE_KEY", hide_env_values = true)]
+    instance_key: Option<String>,
+    /// With --catch-up-from: the endpoint (ep_...) this receiver is; only what that endpoint
+    /// has not had is pulled and acknowledged, not what the instance's other endpoints wait for.
+    #[arg(long = "catch-up-endpoint", value_name = "ID", requires = "catch_up_from")]
+    catch_up_endpoint: Option<String>,
 }
 
 /// An endpoint this receiver registered for itself.
@@ -108,6 +120,25 @@ pub fn run(args: ListenArgs) -> ExitCode {
     {
         return fail(2, "give the signing secret with --secret (or FINHOOK_LISTEN_SECRET), the public key with --public-key or the JWK set with --jwks-url, let listen register its own endpoint with --server URL --instance NAME, or pass --no-verify to accept unsigned webhooks");
     }
+    if args.instance.is_some() && args.server.is_none() && args.catch_up_from.is_none() {
+        return fail(
+            2,
+            "--instance goes with --server (to register an endpoint) or --catch-up-from (to read its feed)",
+        );
+    }
+    let feed = match &args.catch_up_from {
+        Some(url) => {
+            let Some(key) = args.instance_key.as_deref().filter(|key| !key.trim().is_empty()) else {
+                return fail(2, "--catch-up-from needs the instance's API key: --instance-key or FINHOOK_INSTANCE_KEY");
+            };
+            let instance = args.instance.as_deref().unwrap_or_default();
+            match FeedSource::new(url, instance, key, args.catch_up_endpoint.as_deref()) {
+                Ok(feed) => Some(feed),
+                Err(error) => return fail(2, format!("--catch-up-from: {}", error_chain(&error))),
+            }
+        }
+        None => None,
+    };
     for secret in &args.secrets {
         if secret.trim().is_empty() {
             return fail(2, "--secret is empty");
@@ -189,6 +220,18 @@ pub fn run(args: ListenArgs) -> ExitCode {
             match Forwarder::new(url.clone(), Duration::from_secs(30)) {
                 Ok(forwarder) => receiver = receiver.forward_to(forwarder),
                 Err(error) => return fail(1, format!("could not set up forwarding: {error}")),
+            }
+        }
+        if let Some(feed) = &feed {
+            // A feed that cannot be read does not keep the receiver from taking webhooks.
+            match receiver.catch_up(feed).await {
+                Ok(done) => {
+                    println!("caught up from the feed: {} callbacks ({} new), acknowledged", done.pulled, done.new)
+                }
+                Err(error) => {
+                    let _ =
+                        fail(1, format!("could not catch up from the feed ({}); serving anyway", error_chain(&error)));
+                }
             }
         }
         let app = finhook_receiver::router(receiver);

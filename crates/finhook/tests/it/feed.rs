@@ -167,3 +167,81 @@ async fn an_acknowledgement_can_be_kept_to_one_endpoint() {
     let pending = stored["deliveries"].as_array().expect("d").iter().filter(|d| d["status"] == "pending").count();
     assert_eq!(pending, 1, "the refused acknowledgement changed nothing");
 }
+
+/// `finhook listen --catch-up-from`: a receiver that was down starts, pulls from the feed
+/// what its endpoint missed, stores it (conciliated by LoginId like webhooks), and
+/// acknowledges it, so the server stops retrying; the instance's other endpoint still waits
+/// for its own. Its next start takes only what is new.
+#[tokio::test]
+async fn finhook_listen_catches_up_from_the_feed_at_start() {
+    use crate::process::{FinhookProcess, LISTEN_UI_TOKEN};
+    let app = spawn_app().await;
+    let down = TestReceiver::start(&[], Reply::Status(503)).await;
+    let key = app.create_instance("acme").await;
+    let mine = app.create_endpoint("acme", json!({ "url": down.url("/mine") })).await;
+    let theirs = app.create_endpoint("acme", json!({ "url": down.url("/theirs") })).await;
+    let (mine, theirs) = (mine["id"].as_str().expect("id").to_string(), theirs["id"].as_str().expect("id").to_string());
+    let kyc = app.ingest("acme", fixture("kyc.json")).await;
+    let detail = app.ingest("acme", fixture("get_accounts_detail.json")).await;
+    assert_eq!(app.deliver_due().await, 4, "refused at both endpoints");
+    app.clock.advance(chrono::Duration::seconds(6));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = |endpoint: &str| -> Vec<String> {
+        ["--no-verify", "--catch-up-from", &app.url(""), "--instance", "acme", "--instance-key", &key]
+            .into_iter()
+            .map(String::from)
+            .chain(["--catch-up-endpoint".to_string(), endpoint.to_string()])
+            .collect()
+    };
+    let listen = FinhookProcess::listen(dir.path(), &args(&mine)).await;
+    assert!(
+        listen.early.iter().any(|line| line == "caught up from the feed: 2 callbacks (2 new), acknowledged"),
+        "{:?}",
+        listen.early
+    );
+    let login = reqwest::Client::new()
+        .get(listen.url(&format!("/logins/{KYC_LOGIN}")))
+        .bearer_auth(LISTEN_UI_TOKEN)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(login.status(), StatusCode::OK);
+    let login: Value = login.json().await.expect("json");
+    assert_eq!(login["callbacks"].as_array().map(Vec::len), Some(2), "both, conciliated: {login}");
+    for id in [&kyc, &detail] {
+        let message = app.message("acme", id).await;
+        let at = |endpoint: &str| {
+            message["deliveries"].as_array().expect("d").iter().find(|d| d["endpoint_id"] == endpoint).expect("d")
+                ["status"]
+                .clone()
+        };
+        assert_eq!((at(&mine), at(&theirs)), (json!("delivered"), json!("pending")), "{id}");
+    }
+    listen.kill().await;
+
+    // The next start: only the new callback.
+    app.ingest("acme", fixture("investments.json")).await;
+    app.clock.advance(chrono::Duration::seconds(6));
+    let listen = FinhookProcess::listen(dir.path(), &args(&mine)).await;
+    assert!(
+        listen.early.iter().any(|line| line == "caught up from the feed: 1 callbacks (1 new), acknowledged"),
+        "{:?}",
+        listen.early
+    );
+    listen.kill().await;
+
+    // A wrong key: said, and the receiver serves anyway.
+    let wrong: Vec<String> =
+        ["--no-verify", "--catch-up-from", &app.url(""), "--instance", "acme", "--instance-key", "fhk_wrong"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+    let listen = FinhookProcess::listen(dir.path(), &wrong).await;
+    assert!(
+        !listen.early.iter().any(|line| line.starts_with("caught up")),
+        "the failure goes to stderr, and the receiver still serves: {:?}",
+        listen.early
+    );
+    listen.kill().await;
+}

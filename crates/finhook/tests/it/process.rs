@@ -15,6 +15,8 @@ pub const LISTEN_UI_TOKEN: &str = "listen-ui-token-for-tests";
 pub struct FinhookProcess {
     pub child: tokio::process::Child,
     pub addr: SocketAddr,
+    /// What the process printed on stdout before its ready line.
+    pub early: Vec<String>,
     /// What the process printed on stdout after its ready line.
     pub stdout: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
 }
@@ -57,11 +59,13 @@ impl FinhookProcess {
             .expect("spawn finhook");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let mut early = Vec::new();
         let addr = tokio::time::timeout(PATIENCE, async {
             while let Some(line) = lines.next_line().await.expect("read stdout") {
                 if let Some(addr) = line.strip_prefix(ready_prefix) {
                     return addr.parse::<SocketAddr>().expect("addr");
                 }
+                early.push(line);
             }
             panic!("finhook exited before listening");
         })
@@ -74,7 +78,7 @@ impl FinhookProcess {
                 let _ = printed.send(line);
             }
         });
-        Self { child, addr, stdout: tokio::sync::Mutex::new(stdout) }
+        Self { child, addr, early, stdout: tokio::sync::Mutex::new(stdout) }
     }
 
     /// `finhook serve` on a SQLite file in `dir`, loopback endpoints allowed.
