@@ -97,6 +97,10 @@ prefixed_id!(
     RecoveryId, "rcv_", "recovery"
 );
 prefixed_id!(
+    /// A self-service portal link: opens the dashboard scoped to one instance, without its key.
+    PortalLinkId, "ptl_", "portal link"
+);
+prefixed_id!(
     /// One running `finhook serve` on a shared store, for as long as it runs: the owner of
     /// its leases, alive while it keeps saying so.
     NodeId, "node_", "node"

@@ -319,6 +319,10 @@ mod tests {
             .collect();
         let mut files = files;
         files.sort();
-        assert_eq!(files, ["0001_init.sql", "0002_events.sql"], "embed every new migration in `Schema`");
+        assert_eq!(
+            files,
+            ["0001_init.sql", "0002_events.sql", "0003_catch_up.sql"],
+            "embed every new migration in `Schema`"
+        );
     }
 }

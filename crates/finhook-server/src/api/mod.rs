@@ -11,6 +11,7 @@ mod instances;
 mod ledger;
 mod messages;
 mod openapi;
+pub(crate) mod portal;
 mod recover;
 mod signing_keys;
 
@@ -45,6 +46,9 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{instance}/endpoints/{{id}}/probe"), post(activity::probe))
         .route(&format!("{instance}/endpoints/{{id}}/deliveries"), get(activity::deliveries))
         .route(&format!("{instance}/callbacks"), post(messages::ingest))
+        .route(&format!("{instance}/portal-link"), post(portal::create))
+        .route(&format!("{instance}/portal-links"), get(portal::list))
+        .route(&format!("{instance}/portal-links/{{id}}"), axum::routing::delete(portal::revoke))
         .route(&format!("{instance}/feed"), get(feed::read))
         .route(&format!("{instance}/feed/ack"), post(feed::acknowledge))
         .route(&format!("{instance}/messages"), get(messages::list))

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{activity, admin_key, audit, endpoints, feed, instances, ledger, messages, recover, signing_keys};
+use super::{activity, admin_key, audit, endpoints, feed, instances, ledger, messages, portal, recover, signing_keys};
 use crate::sandbox::api as sandbox_api;
 use crate::sandbox::trigger;
 
@@ -43,6 +43,9 @@ use crate::sandbox::trigger;
         messages::login,
         feed::read,
         feed::acknowledge,
+        portal::create,
+        portal::list,
+        portal::revoke,
         trigger::trigger,
         sandbox_api::generate_authorize_token,
         sandbox_api::authorize,

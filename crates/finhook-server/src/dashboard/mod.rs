@@ -7,6 +7,7 @@ mod endpoints;
 mod operations;
 mod overview;
 mod pages;
+mod portal;
 mod session;
 
 use axum::routing::{get, post};
@@ -34,5 +35,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/dashboard/instances/{name}/recover", post(operations::start))
         .route("/dashboard/audit", get(operations::audit))
+        .route("/dashboard/instances/{name}/portal-links", post(portal::create))
+        .route("/dashboard/instances/{name}/portal-links/{id}/revoke", post(portal::revoke))
+        .route("/portal/{token}", get(portal::open))
         .route("/dashboard/instances/{name}/recover/{id}", get(operations::show))
 }

@@ -58,13 +58,26 @@ struct ErrorPage {
 
 /// An error as a page in the dashboard's layout, with its status.
 pub(super) fn failure(error: ApiError) -> Response {
+    failure_page(error, true)
+}
+
+/// [`failure`], for a page of someone signed in or not.
+pub(super) fn failure_page(error: ApiError, signed_in: bool) -> Response {
     let status = error.status();
     let message = match &error {
         ApiError::Store(_) => "the store failed; nothing was changed; try again".to_string(),
         other => other.to_string(),
     };
     let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));
-    let mut response = render(&ErrorPage { signed_in: true, title, message });
+    let mut response = render(&ErrorPage { signed_in, title, message });
+    *response.status_mut() = status;
+    response
+}
+
+/// An error page with its own words, for someone signed in or not.
+pub(super) fn plain_failure(status: StatusCode, message: &str, signed_in: bool) -> Response {
+    let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));
+    let mut response = render(&ErrorPage { signed_in, title, message: message.to_string() });
     *response.status_mut() = status;
     response
 }
@@ -82,10 +95,17 @@ pub(super) async fn act<T>(
     work: impl AsyncFnOnce(&crate::store::Instance) -> Result<(T, String), ApiError>,
 ) -> Result<T, Response> {
     let caller = caller(state, jar).await?;
+    let owner = super::portal::owner(state, jar);
+    if let Some(SessionOwner::Portal { read_only: true, .. }) = &owner {
+        return Err(super::portal::read_only_page());
+    }
     let done = async {
         let instance = caller.instance(state, name).await?;
         let (made, target) = work(&instance).await?;
-        let actor = audit::actor(&caller, audit::Via::Dashboard);
+        let actor = match &owner {
+            Some(SessionOwner::Portal { link, .. }) => format!("instance:{} (portal {link})", instance.name),
+            _ => audit::actor(&caller, audit::Via::Dashboard),
+        };
         audit::record(state, actor, origin, action, Some(instance.id), Some(target)).await;
         Ok(made)
     }
@@ -117,6 +137,9 @@ pub(super) async fn caller_at(
             Ok(None) => Err(sign_in()),
             Err(error) => Err(failure(error.into())),
         },
+        Some(SessionOwner::Portal { instance, link, .. }) => {
+            super::portal::still_open(state, &token, &instance, &link).await.map(|i| Caller::Instance(Box::new(i)))
+        }
         None => Err(sign_in()),
     }
 }
@@ -183,7 +206,9 @@ pub async fn login(
     };
     let (actor, instance) = match &owner {
         SessionOwner::Admin => ("admin (dashboard)".to_string(), None),
-        SessionOwner::Instance(name) => (format!("instance:{name} (dashboard)"), Some(name.clone())),
+        SessionOwner::Instance(name) | SessionOwner::Portal { instance: name, .. } => {
+            (format!("instance:{name} (dashboard)"), Some(name.clone()))
+        }
     };
     let instance_id = match &instance {
         Some(name) => state.store.instance_by_name(name).await.ok().flatten().map(|i| i.id),
@@ -237,6 +262,10 @@ struct InstancePage {
     messages: Vec<MessageRow>,
     /// The query of the next (older) page, if there is one.
     older: Option<String>,
+    /// The instance's portal links (`None` in a portal session, which manages none).
+    portal_links: Option<Vec<super::portal::LinkRow>>,
+    /// What a portal session is told of its link.
+    portal_note: Option<&'static str>,
 }
 
 #[derive(Deserialize)]
@@ -265,7 +294,7 @@ pub async fn instance(
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
-    match instance_page(&state, caller, name, query).await {
+    match instance_page(&state, &jar, caller, name, query).await {
         Ok(page) => render(&page),
         Err(error) => failure(error),
     }
@@ -273,6 +302,7 @@ pub async fn instance(
 
 async fn instance_page(
     state: &AppState,
+    jar: &CookieJar,
     caller: Caller,
     name: String,
     query: MessageQuery,
@@ -359,7 +389,10 @@ async fn instance_page(
         .map(|s| (s, status.map(|x| x.as_str()) == Some(s)))
         .collect();
     let ledger = state.store.ledger_head(instance.id).await?.map(|head| (head.seq, head.hash));
+    let portal_links = super::portal::rows(state, jar, instance.id).await?;
     Ok(InstancePage {
+        portal_links,
+        portal_note: super::portal::note(state, jar),
         signed_in: true,
         ledger,
         mode: instance.mode.as_str(),

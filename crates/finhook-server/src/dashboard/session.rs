@@ -15,6 +15,13 @@ pub const COOKIE: &str = "finhook_session";
 pub enum SessionOwner {
     Admin,
     Instance(String),
+    /// Whoever opened a portal link to the instance: scoped to it like an instance key,
+    /// for as long as the link lives, and able to change nothing when it is read-only.
+    Portal {
+        instance: String,
+        link: finhook_core::ids::PortalLinkId,
+        read_only: bool,
+    },
 }
 
 /// The live sessions of this server. A restart signs everyone out, which is acceptable for

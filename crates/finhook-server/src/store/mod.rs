@@ -27,6 +27,7 @@ pub mod feed;
 pub mod health;
 pub mod identity;
 pub mod ledger;
+pub mod portal;
 pub mod queue;
 pub mod recovery;
 mod rows;
@@ -468,6 +469,7 @@ pub trait Store:
     + audit::AuditStore
     + activity::ActivityStore
     + feed::FeedStore
+    + portal::PortalStore
     + Send
     + Sync
     + std::fmt::Debug

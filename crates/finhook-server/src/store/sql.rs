@@ -22,6 +22,7 @@ mod ledger;
 mod messages;
 mod migrations;
 pub mod open;
+mod portal;
 mod queue;
 mod recovery;
 mod sandbox;

@@ -80,6 +80,10 @@ async fn the_openapi_document_validates_generates_models_and_they_parse_real_ans
     let (_, acked) =
         app.admin(Method::POST, "/v1/instances/acme/feed/ack", Some(json!({ "message_ids": [message] }))).await;
     answers.push(("AckView", acked));
+    let (_, link) = app.admin(Method::POST, "/v1/instances/acme/portal-link", Some(json!({ "read_only": true }))).await;
+    answers.push(("CreatedPortalLink", link));
+    let (_, links) = app.admin(Method::GET, "/v1/instances/acme/portal-links", None).await;
+    answers.push(("PortalLinkPage", links));
     let checks: Vec<Value> = answers.iter().map(|(model, answer)| json!([model, answer.to_string()])).collect();
     std::fs::write(dir.path().join("answers.json"), Value::Array(checks).to_string()).expect("write");
     let parse = "import json, finhook_models as m\n\

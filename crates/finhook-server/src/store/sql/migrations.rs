@@ -46,6 +46,7 @@ pub const SQLITE: Folder = folder!("sqlite":
     "0017_endpoint_minutes.sql",
     "0018_recoveries.sql",
     "0019_audit_log.sql",
+    "0020_portal_links.sql",
 );
 
 /// `migrations/postgres`.
@@ -67,6 +68,7 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0015_endpoint_minutes.sql",
     "0016_recoveries.sql",
     "0017_audit_log.sql",
+    "0018_portal_links.sql",
 );
 
 /// The migrator for one folder.
