@@ -296,6 +296,24 @@ pub(crate) async fn create_for(
     Ok((endpoint, secret))
 }
 
+impl UpdateEndpoint {
+    /// What the dashboard's edit form gives: a URL, a description (none when empty) and the
+    /// types it takes (all when empty); nothing else changes.
+    pub(crate) fn from_form(url: String, description: Option<String>, event_types: Vec<String>) -> Self {
+        Self {
+            url: Some(url),
+            description: Some(description),
+            event_types: Some((!event_types.is_empty()).then_some(event_types)),
+            retry: None,
+            success: None,
+            enabled: None,
+            signing: None,
+            client_certificate: None,
+            verify: None,
+        }
+    }
+}
+
 impl CreateEndpoint {
     /// What the dashboard's form gives: a URL, a description and the types it takes (all
     /// when empty); the rest as the API's defaults.
@@ -364,10 +382,24 @@ pub async fn update(
     ApiJson(request): ApiJson<UpdateEndpoint>,
 ) -> Result<Json<EndpointView>, ApiError> {
     let instance = caller.instance(&state, &name).await?;
-    let id = endpoint_id(&id)?;
-    let current = state.store.endpoint(instance.id, &id).await?.ok_or(ApiError::NotFound("endpoint"))?;
+    let endpoint = update_for(&state, instance.id, &endpoint_id(&id)?, request).await?;
+    let actor = audit::actor(&caller, Via::Api);
+    audit::record(&state, actor, &origin, "endpoint.update", Some(instance.id), Some(endpoint.id.to_string())).await;
+    let failing = known_of_one(&state, &endpoint).await?;
+    Ok(Json(EndpointView::of(endpoint, None, failing)))
+}
+
+/// Changes `instance`'s endpoint `id` as `request` says, checked and looked at exactly as
+/// the API does (the dashboard's edit form comes here too).
+pub(crate) async fn update_for(
+    state: &AppState,
+    instance: InstanceId,
+    id: &EndpointId,
+    request: UpdateEndpoint,
+) -> Result<Endpoint, ApiError> {
+    let current = state.store.endpoint(instance, id).await?.ok_or(ApiError::NotFound("endpoint"))?;
     let patch = EndpointPatch {
-        url: request.url.map(|url| check_url(&state, &url)).transpose()?,
+        url: request.url.map(|url| check_url(state, &url)).transpose()?,
         description: request.description.map(|d| d.map(check_description).transpose()).transpose()?,
         event_types: request.event_types.map(|types| types.map(parse_event_types).transpose()).transpose()?,
         retry: request.retry.map(|retry| parse_retry(retry, current.retry)).transpose()?,
@@ -381,28 +413,25 @@ pub async fn update(
         let url = patch.url.clone().unwrap_or_else(|| current.url.clone());
         let identity = match &patch.client_identity {
             Some(identity) => identity.clone().map(Arc::new),
-            None => state.store.dispatch_endpoint(&id, state.clock.now()).await?.and_then(|e| e.identity),
+            None => state.store.dispatch_endpoint(id, state.clock.now()).await?.and_then(|e| e.identity),
         };
-        Some(inspect(&state, &url, identity.as_deref(), request.verify.unwrap_or(true)).await?)
+        Some(inspect(state, &url, identity.as_deref(), request.verify.unwrap_or(true)).await?)
     } else {
         None
     };
     if patch.signing == Some(Signing::Ed25519) {
-        super::signing_keys::ensure_key(&state, instance.id).await?;
+        super::signing_keys::ensure_key(state, instance).await?;
     }
     let mut endpoint = state
         .store
-        .update_endpoint(instance.id, &id, patch, state.clock.now())
+        .update_endpoint(instance, id, patch, state.clock.now())
         .await?
         .ok_or(ApiError::NotFound("endpoint"))?;
     if let Some(certificate) = certificate {
         state.store.set_endpoint_certificate(&endpoint.id, certificate.as_ref()).await?;
         endpoint.certificate = certificate;
     }
-    let actor = audit::actor(&caller, Via::Api);
-    audit::record(&state, actor, &origin, "endpoint.update", Some(instance.id), Some(endpoint.id.to_string())).await;
-    let failing = known_of_one(&state, &endpoint).await?;
-    Ok(Json(EndpointView::of(endpoint, None, failing)))
+    Ok(endpoint)
 }
 
 #[utoipa::path(operation_id = "deleteEndpoint", summary = "Delete an endpoint (its pending deliveries are cancelled)", delete, path = "/v1/instances/{name}/endpoints/{id}", tag = "endpoints", params(("name" = String, Path, description = "the instance name"), ("id" = String, Path, description = "the endpoint id (ep_...)")),

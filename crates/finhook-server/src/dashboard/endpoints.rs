@@ -170,6 +170,9 @@ struct EndpointPage {
     first_page: bool,
     /// What the last action did, in a sentence.
     notice: Option<&'static str>,
+    /// The edit form's values: the URL, and the types it takes, comma-separated (empty: all).
+    url: String,
+    types: String,
 }
 
 #[derive(Deserialize)]
@@ -258,11 +261,18 @@ async fn endpoint_page(
     let notice = match query.done.as_deref() {
         Some("enabled") => Some("Enabled: its pending deliveries go out now."),
         Some("disabled") => Some("Disabled: its deliveries wait, nothing is sent to it until it is enabled."),
+        Some("edited") => Some("Saved: callbacks from now on go to it as it is now."),
         _ => None,
     };
+    let types = endpoint
+        .event_types
+        .as_ref()
+        .map_or_else(String::new, |types| types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "));
     // A page looks at a window of the instance's messages; an empty one may still lead on.
     Ok(EndpointPage {
         signed_in: true,
+        url: endpoint.url.clone(),
+        types,
         name: instance.name,
         description: endpoint.description.clone().unwrap_or_default(),
         enabled: endpoint.enabled,
@@ -319,6 +329,38 @@ pub async fn set_enabled(
     .await;
     match result {
         Ok(()) => Redirect::to(&format!("/dashboard/instances/{name}/endpoints/{id}?done={done}")).into_response(),
+        Err(page) => page,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct EditForm {
+    url: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    event_types: String,
+}
+
+/// Changes the endpoint's URL, description and types, checked exactly as the API's `PATCH`
+/// checks them (a new URL's certificate looked at), then shows its page again.
+pub async fn edit(
+    State(state): State<AppState>,
+    origin: Origin,
+    jar: CookieJar,
+    Path((name, id)): Path<(String, String)>,
+    Form(form): Form<EditForm>,
+) -> Response {
+    let result = act_on_endpoint(&state, &origin, &jar, (&name, &id), "endpoint.update", async |instance, endpoint| {
+        let description = Some(form.description.trim().to_string()).filter(|d| !d.is_empty());
+        let types = form.event_types.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect();
+        let request = crate::api::endpoints::UpdateEndpoint::from_form(form.url.trim().to_string(), description, types);
+        crate::api::endpoints::update_for(&state, instance.id, &endpoint.id, request).await?;
+        Ok(())
+    })
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/dashboard/instances/{name}/endpoints/{id}?done=edited")).into_response(),
         Err(page) => page,
     }
 }

@@ -4,6 +4,7 @@
 //! random token, never the key.
 
 mod endpoints;
+mod feed;
 mod operations;
 mod overview;
 mod pages;
@@ -26,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/instances/{name}/endpoints", post(endpoints::create))
         .route("/dashboard/instances/{name}/endpoints/{id}", get(endpoints::show))
         .route("/dashboard/instances/{name}/endpoints/{id}/enabled", post(endpoints::set_enabled))
+        .route("/dashboard/instances/{name}/endpoints/{id}/edit", post(endpoints::edit))
         .route("/dashboard/instances/{name}/endpoints/{id}/rotate-secret", post(endpoints::rotate_secret))
         .route("/dashboard/instances/{name}/endpoints/{id}/test", post(endpoints::test))
         .route("/dashboard/instances/{name}/endpoints/{id}/probe", post(endpoints::probe))
@@ -35,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/dashboard/instances/{name}/recover", post(operations::start))
         .route("/dashboard/audit", get(operations::audit))
+        .route("/dashboard/instances/{name}/feed", get(feed::show))
         .route("/dashboard/instances/{name}/portal-links", post(portal::create))
         .route("/dashboard/instances/{name}/portal-links/{id}/revoke", post(portal::revoke))
         .route("/portal/{token}", get(portal::open))

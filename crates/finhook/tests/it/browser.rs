@@ -499,3 +499,79 @@ async fn an_operator_runs_an_endpoint_from_its_page() {
     }
     browser.quit().await;
 }
+
+/// An operator hands an integrator a portal link from the instance page; the integrator
+/// opens it without any key, edits their endpoint and sends it a test callback, sees no
+/// other instance and no links to manage; once the operator revokes it, the session ends.
+#[tokio::test]
+async fn an_integrator_serves_themselves_through_a_portal_link() {
+    let app = spawn_app().await;
+    let receiver = TestReceiver::start(&[], Reply::Status(200)).await;
+    app.create_instance("acme").await;
+    app.create_instance("other").await;
+    let endpoint = app.create_endpoint("acme", json!({ "url": receiver.url("/old") })).await;
+    let id = endpoint["id"].as_str().expect("id").to_string();
+
+    let browser = Browser::start().await;
+    browser.goto(&app.url("/dashboard/login")).await;
+    browser.type_into("#key", ADMIN_KEY).await;
+    browser.click("#sign-in").await;
+    browser.goto(&app.url("/dashboard/instances/acme")).await;
+    browser.click("#create-portal-link").await;
+    let link = browser.text("#new-portal-link").await;
+    assert!(link.starts_with(&app.url("/portal/fhp_")), "{link}");
+
+    // The integrator: the link alone opens acme's dashboard.
+    browser.goto(&link).await;
+    browser.click("#portal-continue").await;
+    assert_eq!(browser.text("#portal-note").await, "You are using a portal link.");
+    assert!(!browser.source().await.contains("portal-link-list"), "no links to manage");
+    browser.goto(&app.url(&format!("/dashboard/instances/acme/endpoints/{id}"))).await;
+    let url_field = browser.find("#edit-endpoint input[name=url]").await;
+    browser.call(reqwest::Method::POST, &format!("/element/{url_field}/clear"), Some(json!({}))).await;
+    browser.type_into("#edit-endpoint input[name=url]", &receiver.url("/new")).await;
+    browser.type_into("#edit-endpoint input[name=description]", "Acme's new receiver").await;
+    browser.click("#save-endpoint").await;
+    browser.wait_for_text("#notice", "Saved").await;
+    assert!(browser.text("#endpoint-url").await.contains("/new · Acme's new receiver"));
+    browser.click("#send-test").await;
+    browser.wait_for_text("h1", "msg_").await;
+    assert_eq!(app.deliver_due().await, 1);
+    assert_eq!(receiver.wait_for(1).await[0].path, "/new", "the edited URL");
+    browser.goto(&app.url("/dashboard/instances/other")).await;
+    assert!(browser.text("h1").await.starts_with("404"), "another instance is not there");
+    // The catch-up feed: what a receiver that is down waits for, with the cursor to resume from.
+    let down = TestReceiver::start(&[], Reply::Status(503)).await;
+    app.create_endpoint("acme", json!({ "url": down.url("/down") })).await;
+    let waiting = app.ingest("acme", fixture("kyc.json")).await;
+    assert_eq!(app.deliver_due().await, 2, "delivered to one, refused by the other");
+    app.clock.advance(chrono::Duration::seconds(6));
+    browser.goto(&app.url("/dashboard/instances/acme")).await;
+    browser.click("#feed-link").await;
+    assert!(browser.text("#feed").await.contains(&waiting), "the waiting callback is in the feed");
+    assert_eq!(browser.text("#feed-cursor code").await, waiting, "the cursor to resume from");
+
+    // Revoked by the operator: the next page ends the session.
+    let (_, links) = app.admin(reqwest::Method::GET, "/v1/instances/acme/portal-links", None).await;
+    let link_id = links["data"][0]["id"].as_str().expect("link id").to_string();
+    let (status, _) =
+        app.admin(reqwest::Method::DELETE, &format!("/v1/instances/acme/portal-links/{link_id}"), None).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    browser.goto(&app.url("/dashboard/instances/acme")).await;
+    assert!(browser.text("main").await.contains("expired or was revoked"), "{}", browser.source().await);
+    let (_, audit) = app.admin(reqwest::Method::GET, "/v1/audit?instance=acme", None).await;
+    assert!(audit.to_string().contains(&format!("instance:acme (portal {link_id})")), "{audit}");
+
+    // A read-only link shows everything and changes nothing.
+    let (_, read_only) =
+        app.admin(reqwest::Method::POST, "/v1/instances/acme/portal-link", Some(json!({ "read_only": true }))).await;
+    browser.goto(&app.url(read_only["path"].as_str().expect("path"))).await;
+    browser.click("#portal-continue").await;
+    assert_eq!(browser.text("#portal-note").await, "You are using a read-only portal link.");
+    browser.goto(&app.url(&format!("/dashboard/instances/acme/endpoints/{id}"))).await;
+    browser.click("#send-test").await;
+    browser.wait_for_text("h1", "403").await;
+    assert!(browser.text("main").await.contains("read-only"));
+    assert_eq!(app.deliver_due().await, 0, "nothing was sent");
+    browser.quit().await;
+}
