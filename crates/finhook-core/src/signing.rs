@@ -32,6 +32,10 @@ pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 /// spec's entries are `version,signature` and have no room for it, and receivers that do
 /// not know this header still verify by trying each key.
 pub const SIGNATURE_KID: &str = "finhook-signature-kid";
+/// A delivery's place among the callbacks of its LoginId sent to its endpoint, from 1 and
+/// without gaps, so a receiver can tell it missed one (absent for a callback without a
+/// LoginId). Not covered by the signature: it helps to find a gap, it proves nothing.
+pub const WEBHOOK_SEQUENCE: &str = "webhook-sequence";
 
 /// How far a `webhook-timestamp` may be from the receiver's clock, either way.
 pub const DEFAULT_TOLERANCE_SECONDS: i64 = 5 * 60;

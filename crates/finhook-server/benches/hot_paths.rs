@@ -14,7 +14,9 @@ use finhook_core::retry::RetryPolicy;
 use finhook_core::secret::{EndpointSecret, KeyHash};
 use finhook_core::signing;
 use finhook_server::store::sql::SqlStore;
-use finhook_server::store::{InstanceId, Mode, NewEndpoint, NewInstance, NewMessage, Signing, Store, SuccessRule};
+use finhook_server::store::{
+    DeliveryOrder, InstanceId, Mode, NewEndpoint, NewInstance, NewMessage, Signing, Store, SuccessRule,
+};
 
 const DETAIL: &[u8] = include_bytes!("../../../testdata/flinks/get_accounts_detail.json");
 
@@ -69,6 +71,7 @@ async fn store_with_endpoint(dir: &std::path::Path) -> (Arc<SqlStore>, InstanceI
                 enabled: true,
                 signing: Signing::Hmac,
                 client_identity: None,
+                ordering: DeliveryOrder::None,
                 secret: EndpointSecret::generate(),
                 now,
             },

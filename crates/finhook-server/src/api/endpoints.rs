@@ -21,7 +21,9 @@ use crate::store::certificate::CertificateReport;
 use crate::store::events::Failing;
 use crate::store::health::EndpointHealth;
 use crate::store::InstanceId;
-use crate::store::{ClientCertificateInfo, ClientIdentity, Endpoint, EndpointPatch, NewEndpoint, Signing, SuccessRule};
+use crate::store::{
+    ClientCertificateInfo, ClientIdentity, DeliveryOrder, Endpoint, EndpointPatch, NewEndpoint, Signing, SuccessRule,
+};
 
 /// How long a replaced secret keeps signing after a rotation.
 const ROTATION_OVERLAP: Duration = Duration::hours(24);
@@ -48,6 +50,9 @@ pub struct CreateEndpoint {
     signing: Option<Signing>,
     /// A client certificate presented on every attempt (mutual TLS).
     client_certificate: Option<ClientCertificateRequest>,
+    /// `login_id`: the callbacks of one LoginId one at a time, in ingest order (a failing
+    /// one holds back only its own LoginId's later ones); `none` (default): as each is due.
+    ordering: Option<DeliveryOrder>,
     /// `false` stores the endpoint even when its server's certificate is not valid
     /// (its report still says what is wrong). Default `true`.
     verify: Option<bool>,
@@ -91,6 +96,8 @@ pub struct UpdateEndpoint {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<ClientCertificateRequest>)]
     client_certificate: Option<Option<ClientCertificateRequest>>,
+    /// From the next callback on (deliveries already waiting keep their order or lack of it).
+    ordering: Option<DeliveryOrder>,
     /// With a new `url`: `false` stores it even when its certificate is not valid.
     verify: Option<bool>,
 }
@@ -120,6 +127,7 @@ pub struct EndpointView {
     /// What the last look at the server's certificate found (HTTPS URLs only): when the
     /// endpoint was created or its URL changed, then daily.
     certificate: Option<CertificateReport>,
+    ordering: DeliveryOrder,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     /// Only in answers to create and rotate-secret.
@@ -137,6 +145,7 @@ impl EndpointView {
             url: endpoint.url,
             description: endpoint.description,
             event_types: endpoint.event_types.map(|types| types.iter().map(|t| t.as_str()).collect()),
+            ordering: endpoint.ordering,
             retry: endpoint.retry,
             success: endpoint.success,
             enabled: endpoint.enabled,
@@ -279,6 +288,7 @@ pub(crate) async fn create_for(
         enabled: request.enabled.unwrap_or(true),
         signing: request.signing.unwrap_or_default(),
         client_identity: request.client_certificate.map(parse_identity).transpose()?,
+        ordering: request.ordering.unwrap_or_default(),
         secret: EndpointSecret::generate(),
         now: state.clock.now(),
     };
@@ -309,6 +319,7 @@ impl UpdateEndpoint {
             enabled: None,
             signing: None,
             client_certificate: None,
+            ordering: None,
             verify: None,
         }
     }
@@ -327,6 +338,7 @@ impl CreateEndpoint {
             enabled: None,
             signing: None,
             client_certificate: None,
+            ordering: None,
             verify: None,
         }
     }
@@ -407,6 +419,7 @@ pub(crate) async fn update_for(
         enabled: request.enabled,
         signing: request.signing,
         client_identity: request.client_certificate.map(|c| c.map(parse_identity).transpose()).transpose()?,
+        ordering: request.ordering,
     };
     // A new URL (or a new client certificate) is looked at as a new endpoint is.
     let certificate = if patch.url.is_some() || patch.client_identity.is_some() {

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use finhook_core::signing::{
-    SignatureHeaders, FLINKS_HEADER, SIGNATURE_KID, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
+    SignatureHeaders, FLINKS_HEADER, SIGNATURE_KID, WEBHOOK_ID, WEBHOOK_SEQUENCE, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
 };
 
 use rustls::pki_types::pem::PemObject;
@@ -140,9 +140,11 @@ impl DeliveryClient {
         url: &str,
         body: bytes::Bytes,
         signature: &SignatureHeaders,
+        sequence: Option<u64>,
         identity: Option<&ClientIdentity>,
     ) -> SendOutcome {
         let timestamp = signature.webhook_timestamp.to_string();
+        let sequence = sequence.map(|n| n.to_string());
         let mut headers = vec![
             (FLINKS_HEADER, signature.flinks_authenticity_key.as_str()),
             (WEBHOOK_ID, signature.webhook_id.as_str()),
@@ -151,6 +153,9 @@ impl DeliveryClient {
         ];
         if let Some(kids) = &signature.signature_kids {
             headers.push((SIGNATURE_KID, kids.as_str()));
+        }
+        if let Some(sequence) = &sequence {
+            headers.push((WEBHOOK_SEQUENCE, sequence.as_str()));
         }
         self.post_with(url, body, &headers, identity).await
     }

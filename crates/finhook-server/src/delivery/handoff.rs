@@ -29,6 +29,7 @@ pub struct Fresh {
     pub payload: Bytes,
     /// Leased to this node by the ingest until then (shared store): no claim needed.
     pub leased_until: Option<DateTime<Utc>>,
+    pub sequence: Option<u64>,
 }
 
 /// Without the payload: it is a customer's financial data.
@@ -97,6 +98,7 @@ impl Dispatch {
                 endpoint_id: delivery.endpoint_id.clone(),
                 payload: payload.clone(),
                 leased_until: delivery.leased_until,
+                sequence: delivery.sequence,
             };
             if let Err(refused) = self.shared.sender.try_send(fresh) {
                 let fresh = match refused {
@@ -172,7 +174,12 @@ mod tests {
     use super::*;
 
     fn scheduled(endpoint: &EndpointId) -> ScheduledDelivery {
-        ScheduledDelivery { id: DeliveryId::generate(), endpoint_id: endpoint.clone(), leased_until: None }
+        ScheduledDelivery {
+            id: DeliveryId::generate(),
+            endpoint_id: endpoint.clone(),
+            leased_until: None,
+            sequence: None,
+        }
     }
 
     #[test]
@@ -200,6 +207,7 @@ mod tests {
             id: DeliveryId::generate(),
             endpoint_id: endpoint.clone(),
             leased_until: DateTime::from_timestamp(n, 0),
+            sequence: None,
         };
         let (kept, dropped) = (leased(1), leased(2));
         let unleased = scheduled(&endpoint);
@@ -222,6 +230,7 @@ mod tests {
             endpoint_id: EndpointId::generate(),
             leased_until: None,
             payload: Bytes::from_static(b"{\"LoginId\":\"secret-login\"}"),
+            sequence: Some(1),
         };
         let shown = format!("{fresh:?}");
         assert!(!shown.contains("secret-login"), "{shown}");

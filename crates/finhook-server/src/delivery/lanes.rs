@@ -264,6 +264,14 @@ impl Lanes {
             if lane.held.contains(&item.delivery_id) {
                 continue; // a scan took it first
             }
+            if lane.endpoint.as_ref().is_some_and(|e| e.ordering == crate::store::DeliveryOrder::LoginId) {
+                // One at a time per LoginId: the lane's scan takes it once it is the first
+                // of its LoginId still waiting (not a spill: leasing stays as it is).
+                self.recent.put(&item.message_id, &item.payload);
+                self.want_scan(&item.endpoint_id, now);
+                give_back.extend(item.leased_until.map(|_| item.delivery_id));
+                continue;
+            }
             let reserved = reserved.entry(item.endpoint_id.clone()).or_default();
             if lane.size() + *reserved >= depth {
                 // Looked up in the store later; its payload is kept here for that.
@@ -297,6 +305,7 @@ impl Lanes {
                 message_id: item.message_id,
                 endpoint_id: item.endpoint_id.clone(),
                 attempt_number: 1,
+                sequence: item.sequence,
             };
             lane.queue.push_back(Ready { due, payload: item.payload, lease_until: lease });
             self.enqueue(&item.endpoint_id);

@@ -400,8 +400,9 @@ impl Engine {
     }
 
     fn finish(&mut self, context: &WorkerContext, finished: Finished) {
-        let hold_until = context.clock.now() + chrono_duration(context.settings.timeout + CLAIM_MARGIN);
-        self.lanes.recorded(&finished.endpoint_id, &finished.delivery_id, finished.recorded, hold_until);
+        let now = context.clock.now();
+        let hold_until = now + chrono_duration(context.settings.timeout + CLAIM_MARGIN);
+        self.lanes.recorded(&finished.endpoint_id, &finished.delivery_id, finished.recorded, now, hold_until);
     }
 
     /// How long the worker may wait when nothing happens: until a lane's next due time,

@@ -138,7 +138,8 @@ async fn attempt(
             }
         }
     };
-    context.client.post(&endpoint.url, payload.clone(), &headers, endpoint.identity.as_deref()).await
+    let identity = endpoint.identity.as_deref();
+    context.client.post(&endpoint.url, payload.clone(), &headers, delivery.sequence, identity).await
 }
 
 /// Turns an outcome into what the store records: the attempt row, the delivery's new

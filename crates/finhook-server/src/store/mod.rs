@@ -155,8 +155,34 @@ pub struct Endpoint {
     pub client_certificate: Option<ClientCertificateInfo>,
     /// What the certificate watch last found at the endpoint's server (HTTPS only).
     pub certificate: Option<certificate::CertificateReport>,
+    pub ordering: DeliveryOrder,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Whether an endpoint gets the callbacks of one LoginId one at a time, in ingest order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryOrder {
+    /// As soon as each is due, several at once (the default: the fastest).
+    #[default]
+    None,
+    /// A LoginId's next callback waits until the one before it is delivered (or has failed
+    /// for good); other LoginIds never wait for it.
+    LoginId,
+}
+
+impl DeliveryOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::LoginId => "login_id",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::None, Self::LoginId].into_iter().find(|o| o.as_str() == text)
+    }
 }
 
 impl Endpoint {
@@ -176,6 +202,7 @@ pub struct NewEndpoint {
     pub enabled: bool,
     pub signing: Signing,
     pub client_identity: Option<ClientIdentity>,
+    pub ordering: DeliveryOrder,
     pub secret: EndpointSecret,
     pub now: DateTime<Utc>,
 }
@@ -192,6 +219,7 @@ pub struct EndpointPatch {
     pub signing: Option<Signing>,
     /// `Some(None)` removes the client certificate.
     pub client_identity: Option<Option<ClientIdentity>>,
+    pub ordering: Option<DeliveryOrder>,
 }
 
 /// A validated callback ready to be stored.
@@ -227,6 +255,9 @@ pub struct ScheduledDelivery {
     /// On a shared store, leased to this node by the ingest itself, until then: its worker
     /// needs no claim of its own (see [`queue::DeliveryQueue::lease_new_deliveries`]).
     pub leased_until: Option<DateTime<Utc>>,
+    /// Its `webhook-sequence`: its place among its LoginId's callbacks to its endpoint
+    /// (none for a callback without a LoginId).
+    pub sequence: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -389,6 +420,7 @@ pub struct DispatchEndpoint {
     pub signing_keys: signing::OpenedKeys,
     /// The client certificate presented on every attempt (mutual TLS), if any.
     pub identity: Option<Arc<ClientIdentity>>,
+    pub ordering: DeliveryOrder,
 }
 
 impl DispatchEndpoint {
@@ -419,6 +451,8 @@ pub struct DueDelivery {
     pub endpoint_id: EndpointId,
     /// 1-based number of the attempt about to be made.
     pub attempt_number: u32,
+    /// Its `webhook-sequence`, if its callback has a LoginId.
+    pub sequence: Option<u64>,
 }
 
 /// What [`queue::DeliveryQueue::take_due`] found for one endpoint.

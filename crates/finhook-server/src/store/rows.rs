@@ -77,7 +77,7 @@ pub(crate) const INSTANCE_COLUMNS: &str =
 
 pub(crate) const ENDPOINT_COLUMNS: &str =
     "id, instance_id, url, description, event_types, max_attempts, interval_seconds, \
-     backoff, success, enabled, auto_disabled_at, signing, client_cert_subject, client_cert_expires_at, certificate, created_at, updated_at";
+     backoff, success, enabled, auto_disabled_at, signing, client_cert_subject, client_cert_expires_at, certificate, ordering, created_at, updated_at";
 
 pub(crate) fn instance_from(row: &impl Cols) -> StoreResult<Instance> {
     let mode = row.text("mode")?;
@@ -164,6 +164,10 @@ pub(crate) fn endpoint_from(row: &impl Cols) -> StoreResult<Endpoint> {
             .opt_text("certificate")?
             .map(|json| serde_json::from_str(&json).map_err(|e| corrupt(format!("a certificate report: {e}"))))
             .transpose()?,
+        ordering: {
+            let text = row.text("ordering")?;
+            crate::store::DeliveryOrder::parse(&text).ok_or_else(|| corrupt(format!("unknown ordering {text:?}")))?
+        },
         created_at: time_of(row.int("created_at")?)?,
         updated_at: time_of(row.int("updated_at")?)?,
     })

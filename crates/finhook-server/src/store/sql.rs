@@ -26,6 +26,7 @@ mod portal;
 mod queue;
 mod recovery;
 mod sandbox;
+mod sequence;
 mod sets;
 mod signing_keys;
 

@@ -111,6 +111,7 @@ async fn endpoint(store: &SqlStore, instance: InstanceId, url: &str) {
         enabled: true,
         signing: Signing::Hmac,
         client_identity: None,
+        ordering: DeliveryOrder::None,
         secret: EndpointSecret::generate(),
         now: t0(),
     };
@@ -207,6 +208,7 @@ async fn mixed_batch(store: SqlStore) {
             enabled: true,
             signing: Signing::Hmac,
             client_identity: None,
+            ordering: DeliveryOrder::None,
             secret: EndpointSecret::generate(),
             now: t0(),
         };

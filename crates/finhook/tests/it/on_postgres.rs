@@ -41,6 +41,8 @@ mod recover;
 mod restart;
 #[path = "sandbox.rs"]
 mod sandbox;
+#[path = "sequence.rs"]
+mod sequence;
 #[path = "signing.rs"]
 mod signing;
 #[path = "tls.rs"]

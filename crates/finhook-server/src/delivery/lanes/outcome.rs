@@ -76,16 +76,22 @@ impl Lanes {
         endpoint: &EndpointId,
         delivery: &DeliveryId,
         recorded: Option<Option<DateTime<Utc>>>,
+        now: DateTime<Utc>,
         hold_until: DateTime<Utc>,
     ) {
         self.recording = self.recording.saturating_sub(1);
         let Some(lane) = self.lanes.get_mut(endpoint) else { return };
         lane.recording = lane.recording.saturating_sub(1);
+        let ordered = lane.endpoint.as_ref().is_some_and(|e| e.ordering == crate::store::DeliveryOrder::LoginId);
         match recorded {
             Some(next) => {
                 lane.held.remove(delivery);
                 if let Some(at) = next {
                     self.want_scan(endpoint, at);
+                }
+                if ordered {
+                    // Its LoginId's next callback may go now (or, after a failure, waits).
+                    self.want_scan(endpoint, now);
                 }
             }
             None => {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use finhook_core::events::MessageType;
 use finhook_core::ids::{EndpointId, MessageId};
 
-use super::messages::message_statements;
+use super::messages::{message_statements, Subscriptions};
 use super::SqlStore;
 use crate::store::activity::{ActivityStore, RecentDelivery, RecentPage, MAX_RECENT, WINDOW};
 use crate::store::db::sql;
@@ -106,7 +106,11 @@ impl ActivityStore for SqlStore {
         if !theirs {
             return Ok(None);
         }
-        let (writes, outcome) = message_statements(message, vec![endpoint.clone()]);
+        let login = message.login_id.clone();
+        let numbered = Subscriptions::default()
+            .number(&mut conn, message.instance_id, login.as_deref(), vec![endpoint.clone()])
+            .await?;
+        let (writes, outcome) = message_statements(message, numbered);
         conn.execute_all(writes).await?;
         tx.commit().await?;
         Ok(Some(outcome))

@@ -319,6 +319,15 @@ async fn apply_together(connection: &mut Pooled, batch: Vec<Write>, lease: &Inge
 /// alone, after whatever was chunked before them.
 async fn apply_in_turn(connection: &mut Pooled, jobs: Vec<Job>) -> StoreResult<Vec<Applied>> {
     let mut subscriptions = Subscriptions::default();
+    // The batch's LoginIds, counted in one read for their `webhook-sequence`s.
+    let logins: Vec<(crate::store::InstanceId, String)> = jobs
+        .iter()
+        .filter_map(|job| match job {
+            Job::Ingest(message) => message.login_id.clone().map(|login| (message.instance_id, login)),
+            _ => None,
+        })
+        .collect();
+    subscriptions.sequences.read(&mut connection.conn(), &logins).await?;
     let mut results = Vec::with_capacity(jobs.len());
     let (mut ingests, mut records) = (Chunk::default(), Chunk::default());
     // Each record's ledger entry goes in the same hop as the record.
@@ -486,6 +495,8 @@ async fn apply_each(
             // Undo only this write. If SQLite already rolled the whole transaction back,
             // the savepoint is gone and so is every write before this one: the batch
             // failed, and its cause is this write's own error ("database or disk is full").
+            // What it numbered is undone with it: count again from what stands.
+            subscriptions.sequences.forget();
             if let Err(rollback) = execute(connection, "ROLLBACK TO write").await {
                 outcomes.push(Outcome { reply: write.reply, result: Err(StoreError::WriterStopped) });
                 return Err(match result {

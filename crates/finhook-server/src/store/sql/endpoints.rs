@@ -19,8 +19,8 @@ pub(super) async fn create(store: &SqlStore, instance: InstanceId, new: NewEndpo
             sql(format!(
                 "INSERT INTO endpoints (id, instance_id, url, description, event_types, max_attempts, interval_seconds,
                                         backoff, success, enabled, signing, client_cert_pem, client_key,
-                                        client_cert_subject, client_cert_expires_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                                        client_cert_subject, client_cert_expires_at, created_at, updated_at, ordering)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
                  RETURNING {ENDPOINT_COLUMNS}"
             ))
             .bind(id.as_str())
@@ -39,7 +39,8 @@ pub(super) async fn create(store: &SqlStore, instance: InstanceId, new: NewEndpo
             .bind(subject)
             .bind(expires_at)
             .bind(millis(new.now))
-            .bind(millis(new.now)),
+            .bind(millis(new.now))
+            .bind(new.ordering.as_str()),
         )
         .await?;
     conn.execute(
@@ -135,6 +136,7 @@ pub(super) async fn update(
         endpoint.auto_disabled_at = None;
     }
     endpoint.signing = patch.signing.unwrap_or(endpoint.signing);
+    endpoint.ordering = patch.ordering.unwrap_or(endpoint.ordering);
     if let Some(identity) = &patch.client_identity {
         conn.execute(set_identity(store, id, identity.as_ref())).await?;
         endpoint.client_certificate = identity.as_ref().map(ClientIdentity::info);
@@ -143,7 +145,7 @@ pub(super) async fn update(
     conn.execute(
         sql("UPDATE endpoints SET url = $1, description = $2, event_types = $3, max_attempts = $4,
                     interval_seconds = $5, backoff = $6, success = $7, enabled = $8, signing = $9,
-                    updated_at = $10, auto_disabled_at = $12
+                    updated_at = $10, auto_disabled_at = $12, ordering = $13
              WHERE id = $11")
         .bind(&endpoint.url)
         .bind(&endpoint.description)
@@ -156,7 +158,8 @@ pub(super) async fn update(
         .bind(endpoint.signing.as_str())
         .bind(millis(now))
         .bind(id.as_str())
-        .bind(endpoint.auto_disabled_at.map(millis)),
+        .bind(endpoint.auto_disabled_at.map(millis))
+        .bind(endpoint.ordering.as_str()),
     )
     .await?;
     if fresh_start {

@@ -141,7 +141,7 @@ pub(super) async fn redeliver(
     let mut conn = tx.conn();
     let found = conn
         .fetch_optional(
-            sql("SELECT response_type FROM messages WHERE instance_id = $1 AND id = $2")
+            sql("SELECT response_type, login_id FROM messages WHERE instance_id = $1 AND id = $2")
                 .bind(instance.0)
                 .bind(id.as_str()),
         )
@@ -149,6 +149,8 @@ pub(super) async fn redeliver(
     let Some(row) = found else { return Ok(None) };
     let response_type = row.text("response_type")?;
     let response_type = MessageType::parse(&response_type).ok_or_else(|| corrupt(&response_type))?;
+    let login = row.opt_text("login_id")?;
+    let mut subscriptions = Subscriptions::default();
     let targets = match endpoint {
         Some(endpoint) => {
             let exists = conn
@@ -164,12 +166,33 @@ pub(super) async fn redeliver(
             }
             vec![endpoint.clone()]
         }
-        None => Subscriptions::default().of(&mut conn, instance, response_type).await?,
+        None => subscriptions.of(&mut conn, instance, response_type).await?,
     };
+    // A new round keeps the message's `webhook-sequence` at each endpoint it went to (it is
+    // the same callback again); an endpoint it never went to numbers it as its next.
+    let earlier: HashMap<String, Option<i64>> = conn
+        .fetch_all(
+            sql("SELECT endpoint_id, max(sequence) AS sequence FROM deliveries WHERE message_id = $1 GROUP BY endpoint_id")
+                .bind(id.as_str()),
+        )
+        .await?
+        .iter()
+        .map(|row| Ok((row.text("endpoint_id")?, row.opt_int("sequence")?)))
+        .collect::<StoreResult<_>>()?;
+    let (known, new): (Vec<EndpointId>, Vec<EndpointId>) =
+        targets.iter().cloned().partition(|t| earlier.get(t.as_str()).is_some_and(Option::is_some));
+    let mut numbered: Vec<(EndpointId, Option<u64>)> = known
+        .into_iter()
+        .map(|t| {
+            let sequence = earlier.get(t.as_str()).copied().flatten().and_then(|s| u64::try_from(s).ok());
+            (t, sequence)
+        })
+        .collect();
+    numbered.extend(subscriptions.number(&mut conn, instance, login.as_deref(), new).await?);
     if !targets.is_empty() {
         conn.execute(supersede(id, &targets, now)).await?;
     }
-    let ids = schedule_deliveries(&mut conn, id, &targets, now).await?;
+    let ids = schedule_deliveries(&mut conn, id, &numbered, now).await?;
     tx.commit().await?;
     Ok(Some(ids))
 }
@@ -197,7 +220,7 @@ fn supersede(message: &MessageId, endpoints: &[EndpointId], now: DateTime<Utc>) 
 async fn schedule_deliveries(
     conn: &mut Conn<'_>,
     message: &MessageId,
-    endpoints: &[EndpointId],
+    endpoints: &[(EndpointId, Option<u64>)],
     now: DateTime<Utc>,
 ) -> StoreResult<Vec<DeliveryId>> {
     let (insert, ids) = deliveries_insert(message, endpoints, now);
@@ -211,7 +234,7 @@ async fn schedule_deliveries(
 /// `now` (none if there is no endpoint), and the new deliveries' ids.
 fn deliveries_insert(
     message: &MessageId,
-    endpoints: &[EndpointId],
+    endpoints: &[(EndpointId, Option<u64>)],
     now: DateTime<Utc>,
 ) -> (Option<Sql>, Vec<DeliveryId>) {
     if endpoints.is_empty() {
@@ -219,20 +242,26 @@ fn deliveries_insert(
     }
     let ids: Vec<DeliveryId> = endpoints.iter().map(|_| DeliveryId::generate()).collect();
     let mut text = String::from(
-        "INSERT INTO deliveries (id, message_id, endpoint_id, status, next_attempt_at, created_at, updated_at) VALUES ",
+        "INSERT INTO deliveries (id, message_id, endpoint_id, status, next_attempt_at, created_at, updated_at,
+                                 sequence) VALUES ",
     );
     for n in 0..endpoints.len() {
-        let (id_arg, endpoint_arg) = (3 + 2 * n, 4 + 2 * n);
+        let (id_arg, endpoint_arg, sequence_arg) = (3 + 3 * n, 4 + 3 * n, 5 + 3 * n);
         if n > 0 {
             text.push_str(", ");
         }
-        text.push_str(&format!("(${id_arg}, $1, ${endpoint_arg}, 'pending', $2, $2, $2)"));
+        text.push_str(&format!("(${id_arg}, $1, ${endpoint_arg}, 'pending', $2, $2, $2, ${sequence_arg})"));
     }
     let mut statement = sql(text).bind(message.as_str()).bind(millis(now));
-    for (id, endpoint) in ids.iter().zip(endpoints) {
-        statement = statement.bind(id.as_str()).bind(endpoint.as_str());
+    for (id, (endpoint, sequence)) in ids.iter().zip(endpoints) {
+        statement = statement.bind(id.as_str()).bind(endpoint.as_str()).bind(sequence.map(sequence_arg));
     }
     (Some(statement), ids)
+}
+
+/// A sequence number as the databases store it.
+pub(super) fn sequence_arg(sequence: u64) -> i64 {
+    i64::try_from(sequence).unwrap_or(i64::MAX)
 }
 
 /// The enabled endpoints of each instance (with the callbacks each takes), read once per
@@ -247,6 +276,8 @@ fn deliveries_insert(
 #[derive(Default)]
 pub(super) struct Subscriptions {
     memo: HashMap<InstanceId, Vec<Endpoint>>,
+    /// The batch's `webhook-sequence` numbers, counted on from what is committed.
+    pub(super) sequences: super::sequence::Sequences,
 }
 
 impl Subscriptions {
@@ -274,6 +305,28 @@ impl Subscriptions {
             self.memo.entry(endpoint.instance_id).or_default().push(endpoint);
         }
         Ok(())
+    }
+
+    /// `endpoints`, each with the `webhook-sequence` of a callback of `login` to it (none
+    /// without a LoginId), counted on for the next.
+    pub(super) async fn number(
+        &mut self,
+        conn: &mut Conn<'_>,
+        instance: InstanceId,
+        login: Option<&str>,
+        endpoints: Vec<EndpointId>,
+    ) -> StoreResult<Vec<(EndpointId, Option<u64>)>> {
+        let Some(login) = login else { return Ok(endpoints.into_iter().map(|e| (e, None)).collect()) };
+        if !endpoints.is_empty() {
+            self.sequences.read(conn, &[(instance, login.to_string())]).await?;
+        }
+        Ok(endpoints
+            .into_iter()
+            .map(|endpoint| {
+                let sequence = self.sequences.take(instance, login, &endpoint);
+                (endpoint, Some(sequence))
+            })
+            .collect())
     }
 
     /// The enabled endpoints of `instance` that take `response_type`.
@@ -346,12 +399,16 @@ pub(super) async fn ingest_statements(
     message: NewMessage,
 ) -> StoreResult<(Vec<Sql>, IngestOutcome)> {
     let endpoints = subscriptions.of(conn, message.instance_id, message.response_type).await?;
-    Ok(message_statements(message, endpoints))
+    let numbered = subscriptions.number(conn, message.instance_id, message.login_id.as_deref(), endpoints).await?;
+    Ok(message_statements(message, numbered))
 }
 
 /// The statements that store a message and schedule a delivery of it to each of
-/// `endpoints`, due at once, and the outcome they make once run.
-pub(super) fn message_statements(message: NewMessage, endpoints: Vec<EndpointId>) -> (Vec<Sql>, IngestOutcome) {
+/// `endpoints` (with its `webhook-sequence`), due at once, and the outcome they make once run.
+pub(super) fn message_statements(
+    message: NewMessage,
+    endpoints: Vec<(EndpointId, Option<u64>)>,
+) -> (Vec<Sql>, IngestOutcome) {
     let message_id = MessageId::generate();
     let (instance, response_type, now) = (message.instance_id, message.response_type, message.now);
     let payload_bytes = message.payload.len();
@@ -375,7 +432,7 @@ pub(super) fn message_statements(message: NewMessage, endpoints: Vec<EndpointId>
     let deliveries = ids
         .into_iter()
         .zip(endpoints)
-        .map(|(id, endpoint_id)| ScheduledDelivery { id, endpoint_id, leased_until: None })
+        .map(|(id, (endpoint_id, sequence))| ScheduledDelivery { id, endpoint_id, leased_until: None, sequence })
         .collect();
     (writes, IngestOutcome::Created { message_id, deliveries })
 }

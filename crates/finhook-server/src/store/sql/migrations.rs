@@ -47,6 +47,7 @@ pub const SQLITE: Folder = folder!("sqlite":
     "0018_recoveries.sql",
     "0019_audit_log.sql",
     "0020_portal_links.sql",
+    "0021_ordered_delivery.sql",
 );
 
 /// `migrations/postgres`.
@@ -69,6 +70,7 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0016_recoveries.sql",
     "0017_audit_log.sql",
     "0018_portal_links.sql",
+    "0019_ordered_delivery.sql",
 );
 
 /// The migrator for one folder.

@@ -28,6 +28,7 @@ fn due_from(row: &impl crate::store::rows::Cols, endpoint: &EndpointId) -> Store
         message_id: MessageId::parse(&row.text("message_id")?).map_err(corrupt)?,
         endpoint_id: endpoint.clone(),
         attempt_number: u32::try_from(row.int("attempts_made")? + 1).map_err(corrupt)?,
+        sequence: row.opt_int("sequence")?.map(u64::try_from).transpose().map_err(corrupt)?,
     })
 }
 
@@ -38,6 +39,21 @@ fn lease_is_free(silent: usize) -> String {
     format!(
         "(claimed_until IS NULL OR claimed_until <= $2
           OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = deliveries.claimed_by AND n.seen_at > ${silent}))"
+    )
+}
+
+/// For an endpoint `$endpoint` with `ordering = 'login_id'`, only the first still waiting
+/// delivery of each LoginId (no earlier one of its LoginId pending), so that they go one at
+/// a time in ingest order; any delivery of another endpoint. `deliveries` is the outer row.
+fn first_of_its_login(endpoint: usize) -> String {
+    format!(
+        "(NOT EXISTS (SELECT 1 FROM endpoints oe WHERE oe.id = ${endpoint} AND oe.ordering = 'login_id')
+          OR deliveries.sequence IS NULL
+          OR NOT EXISTS (SELECT 1 FROM messages m1
+                           JOIN messages m2 ON m2.instance_id = m1.instance_id AND m2.login_id = m1.login_id
+                           JOIN deliveries d2 ON d2.message_id = m2.id
+                         WHERE m1.id = deliveries.message_id AND d2.endpoint_id = deliveries.endpoint_id
+                           AND d2.status = 'pending' AND NOT d2.superseded AND d2.sequence < deliveries.sequence))"
     )
 }
 
@@ -54,11 +70,12 @@ fn lease_due_sql(
         "UPDATE deliveries SET claimed_until = $1, claimed_by = $5
          WHERE id IN (SELECT id FROM deliveries
                       WHERE endpoint_id = $3 AND status = 'pending' AND next_attempt_at <= $2
-                        AND {}
+                        AND {} AND {}
                       ORDER BY next_attempt_at, id LIMIT $4
                       FOR UPDATE SKIP LOCKED)
-         RETURNING id, message_id, attempts_made, next_attempt_at",
-        lease_is_free(6)
+         RETURNING id, message_id, attempts_made, next_attempt_at, sequence",
+        lease_is_free(6),
+        first_of_its_login(3)
     ))
     .bind(millis(claim_until))
     .bind(millis(now))
@@ -72,9 +89,12 @@ fn lease_due_sql(
 /// through the partial index of pending deliveries (the order is the index's, so nothing
 /// is sorted and nothing past `limit` is read).
 fn pending_of_endpoint_sql(endpoint: &EndpointId, limit: u32) -> Sql {
-    sql("SELECT id, message_id, attempts_made, next_attempt_at FROM deliveries
-         WHERE endpoint_id = $1 AND status = 'pending'
-         ORDER BY next_attempt_at, id LIMIT $2")
+    sql(format!(
+        "SELECT id, message_id, attempts_made, next_attempt_at, sequence FROM deliveries
+         WHERE endpoint_id = $1 AND status = 'pending' AND {}
+         ORDER BY next_attempt_at, id LIMIT $2",
+        first_of_its_login(1)
+    ))
     .bind(endpoint.as_str())
     .bind(i64::from(limit))
 }
@@ -169,6 +189,7 @@ impl DeliveryQueue for SqlStore {
         };
         Ok(Some(DispatchEndpoint {
             identity,
+            ordering: endpoint.ordering,
             signing: endpoint.signing,
             signing_keys,
             id: endpoint.id,

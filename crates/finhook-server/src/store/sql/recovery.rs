@@ -83,7 +83,8 @@ impl RecoveryStore for SqlStore {
         };
         let job = recovery_from(&job)?;
         let endpoint = job.endpoint_id.as_ref().map(EndpointId::as_str);
-        let (columns, rest) = ("d.id, d.message_id, d.endpoint_id", format!("ORDER BY d.id LIMIT {RECOVER_BATCH}"));
+        let (columns, rest) =
+            ("d.id, d.message_id, d.endpoint_id, d.sequence", format!("ORDER BY d.id LIMIT {RECOVER_BATCH}"));
         let pick = still_failed(columns, &rest, job.instance_id, endpoint, millis(job.since), millis(job.until));
         let rows = conn.fetch_all(pick).await?;
         let mut resent = 0;
@@ -104,12 +105,15 @@ impl RecoveryStore for SqlStore {
                 EndpointId::parse(&row.text("endpoint_id")?).map_err(corrupt)?,
             );
             conn.execute(
-                sql("INSERT INTO deliveries (id, message_id, endpoint_id, status, next_attempt_at, created_at, updated_at)
-                     VALUES ($1, $2, $3, 'pending', $4, $4, $4)")
+                // The same callback again: it keeps its `webhook-sequence`.
+                sql("INSERT INTO deliveries (id, message_id, endpoint_id, status, next_attempt_at, created_at, updated_at,
+                                             sequence)
+                     VALUES ($1, $2, $3, 'pending', $4, $4, $4, $5)")
                 .bind(DeliveryId::generate().as_str())
                 .bind(message.as_str())
                 .bind(endpoint.as_str())
-                .bind(millis(now)),
+                .bind(millis(now))
+                .bind(row.opt_int("sequence")?),
             )
             .await?;
             resent += 1;

@@ -192,6 +192,11 @@ pub(super) async fn ingest_set(
     }
     let instances: Vec<InstanceId> = messages.iter().map(|message| message.instance_id).collect();
     subscriptions.read(conn, &instances).await?;
+    // Every LoginId of the batch, locked and counted in one read each.
+    let logins: Vec<(InstanceId, String)> =
+        messages.iter().filter_map(|m| m.login_id.clone().map(|login| (m.instance_id, login))).collect();
+    subscriptions.sequences.read(conn, &logins).await?;
+    let mut delivery_sequences = Vec::new();
     let mut outcomes = Vec::with_capacity(messages.len());
     let (mut delivery_ids, mut delivery_messages, mut delivery_endpoints, mut delivery_times) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -201,8 +206,10 @@ pub(super) async fn ingest_set(
         debug_assert!(message.idempotency_key.is_none(), "a keyed ingest may be a replay");
         let message_id = MessageId::generate();
         let endpoints = subscriptions.of(conn, message.instance_id, message.response_type).await?;
+        let endpoints = subscriptions.number(conn, message.instance_id, message.login_id.as_deref(), endpoints).await?;
         let mut deliveries = Vec::with_capacity(endpoints.len());
-        for endpoint_id in endpoints {
+        for (endpoint_id, sequence) in endpoints {
+            delivery_sequences.push(sequence.map(super::messages::sequence_arg));
             let id = DeliveryId::generate();
             delivery_ids.push(Some(id.as_str().to_string()));
             delivery_messages.push(Some(message_id.as_str().to_string()));
@@ -210,7 +217,7 @@ pub(super) async fn ingest_set(
             delivery_times.push(Some(millis(message.now)));
             let leased_until = lease.map(|(_, lease)| message.now + lease);
             delivery_leases.push(leased_until.map(millis));
-            deliveries.push(ScheduledDelivery { id, endpoint_id, leased_until });
+            deliveries.push(ScheduledDelivery { id, endpoint_id, leased_until, sequence });
         }
         message_ids.push(message_id.clone());
         outcomes.push(IngestOutcome::Created { message_id, deliveries });
@@ -246,10 +253,11 @@ pub(super) async fn ingest_set(
                 .column("endpoint_id", Column::Texts(delivery_endpoints))
                 .column("at", Column::Ints(delivery_times))
                 .column("claimed_until", Column::Ints(delivery_leases))
-                .column("claimed_by", Column::Texts(vec![lease.map(|(node, _)| node.to_string()); deliveries_len])),
+                .column("claimed_by", Column::Texts(vec![lease.map(|(node, _)| node.to_string()); deliveries_len]))
+                .column("sequence", Column::Ints(delivery_sequences)),
             &["INSERT INTO deliveries (id, message_id, endpoint_id, status, next_attempt_at, created_at, updated_at,
-                                       claimed_until, claimed_by)
-               SELECT id, message_id, endpoint_id, 'pending', at, at, at, claimed_until, claimed_by FROM d"],
+                                       claimed_until, claimed_by, sequence)
+               SELECT id, message_id, endpoint_id, 'pending', at, at, at, claimed_until, claimed_by, sequence FROM d"],
         );
     // What each instance stores, one row each. The instances' rows are locked in id order
     // (a sort under `FOR NO KEY UPDATE`), so two nodes' batches never wait on each other's
