@@ -33,6 +33,8 @@ mod health;
 mod ingest;
 #[path = "ledger.rs"]
 pub(crate) mod ledger;
+#[path = "ordering.rs"]
+mod ordering;
 #[path = "portal.rs"]
 mod portal;
 #[path = "recover.rs"]
