@@ -286,6 +286,9 @@ pub struct DeliveryView {
     created_at: DateTime<Utc>,
     /// A later delivery to the same endpoint (a redelivery) took its place; kept as history.
     superseded: bool,
+    /// Its `webhook-sequence` (the callback's place among its LoginId's callbacks to this
+    /// endpoint); `null` for a callback without a LoginId.
+    sequence: Option<u64>,
     attempts: Vec<AttemptView>,
 }
 
@@ -299,6 +302,7 @@ impl From<DeliveryRecord> for DeliveryView {
             next_attempt_at: d.next_attempt_at,
             created_at: d.created_at,
             superseded: d.superseded,
+            sequence: d.sequence,
             attempts: d.attempts.into_iter().map(AttemptView::from).collect(),
         }
     }

@@ -27,6 +27,7 @@ pub mod feed;
 pub mod health;
 pub mod identity;
 pub mod ledger;
+mod ordering;
 pub mod portal;
 pub mod queue;
 pub mod recovery;
@@ -50,6 +51,7 @@ pub use signing::{ClientCertificateInfo, InstanceKey, Signing};
 pub(crate) use error::classify_sqlx;
 pub use error::{FailureKind, StoreError, StoreResult};
 pub use identity::ClientIdentity;
+pub use ordering::DeliveryOrder;
 pub use stats::StoreStats;
 
 /// The internal key of an instance; never shown outside the process.
@@ -158,31 +160,6 @@ pub struct Endpoint {
     pub ordering: DeliveryOrder,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-/// Whether an endpoint gets the callbacks of one LoginId one at a time, in ingest order.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryOrder {
-    /// As soon as each is due, several at once (the default: the fastest).
-    #[default]
-    None,
-    /// A LoginId's next callback waits until the one before it is delivered (or has failed
-    /// for good); other LoginIds never wait for it.
-    LoginId,
-}
-
-impl DeliveryOrder {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::LoginId => "login_id",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::None, Self::LoginId].into_iter().find(|o| o.as_str() == text)
-    }
 }
 
 impl Endpoint {
@@ -390,6 +367,8 @@ pub struct DeliveryRecord {
     /// A later delivery of the same message to the same endpoint (a redelivery) took its
     /// place: kept as history, it no longer says the message's state there.
     pub superseded: bool,
+    /// Its `webhook-sequence`, if its callback has a LoginId.
+    pub sequence: Option<u64>,
     pub attempts: Vec<AttemptRecord>,
 }
 

@@ -229,6 +229,7 @@ pub(crate) fn delivery_from(row: &impl Cols) -> StoreResult<DeliveryRecord> {
         next_attempt_at: row.opt_int("next_attempt_at")?.map(time_of).transpose()?,
         created_at: time_of(row.int("created_at")?)?,
         superseded: row.flag("superseded")?,
+        sequence: row.opt_int("sequence")?.map(u64::try_from).transpose().map_err(corrupt)?,
         attempts: Vec::new(),
     })
 }

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
+use finhook_server::clock::Clock;
 use finhook_server::store::NewMessage;
 use serde_json::{json, Value};
-use finhook_server::clock::Clock;
 use sha2::Digest;
 
 use super::spawn_app;

@@ -39,7 +39,7 @@ impl ActivityStore for SqlStore {
         let rows = conn
             .fetch_all(
                 sql("SELECT d.id, d.endpoint_id, d.status, d.attempts_made, d.next_attempt_at, d.created_at,
-                            d.superseded, d.message_id, m.response_type
+                            d.superseded, d.sequence, d.message_id, m.response_type
                      FROM messages m JOIN deliveries d ON d.message_id = m.id
                      WHERE m.instance_id = $1 AND m.id <= $2 AND m.id >= $3 AND d.endpoint_id = $4
                      ORDER BY m.id DESC, d.id DESC LIMIT $5")
@@ -107,10 +107,11 @@ impl ActivityStore for SqlStore {
             return Ok(None);
         }
         let login = message.login_id.clone();
-        let numbered = Subscriptions::default()
-            .number(&mut conn, message.instance_id, login.as_deref(), vec![endpoint.clone()])
-            .await?;
-        let (writes, outcome) = message_statements(message, numbered);
+        let mut subscriptions = Subscriptions::default();
+        let numbered =
+            subscriptions.number(&mut conn, message.instance_id, login.as_deref(), vec![endpoint.clone()]).await?;
+        let (mut writes, outcome) = message_statements(message, numbered);
+        writes.extend(subscriptions.sequences.written());
         conn.execute_all(writes).await?;
         tx.commit().await?;
         Ok(Some(outcome))

@@ -370,6 +370,7 @@ async fn apply_in_turn(connection: &mut Pooled, jobs: Vec<Job>) -> StoreResult<V
             connection.conn().execute_all(heads.to_vec()).await?;
         }
     }
+    write_sequences(connection, &mut subscriptions).await?;
     tracking.apply(&mut connection.conn()).await?;
     Ok(results)
 }
@@ -441,6 +442,7 @@ async fn apply_set(
     for (n, job) in alone {
         results[n] = apply_job(connection, &mut subscriptions, job).await?;
     }
+    write_sequences(connection, &mut subscriptions).await?;
     tracking.apply(&mut connection.conn()).await?;
     Ok(results)
 }
@@ -487,7 +489,11 @@ async fn apply_each(
             return Err(error);
         }
         let record = write.job.record().cloned();
-        let result = apply_job(connection, &mut subscriptions, write.job).await;
+        let result = match apply_job(connection, &mut subscriptions, write.job).await {
+            // The numbers it gave, in its own savepoint.
+            Ok(applied) => write_sequences(connection, &mut subscriptions).await.map(|()| applied),
+            Err(error) => Err(error),
+        };
         if let (Ok(_), Some(record)) = (&result, record) {
             recorded.push(record);
         }
@@ -522,6 +528,15 @@ async fn apply_each(
         other => sqlx::Error::Protocol(format!("could not track the batch's failed attempts: {other}")),
     })?;
     execute(connection, "COMMIT").await
+}
+
+/// Stores the last `webhook-sequence` numbers given since the last call.
+async fn write_sequences(connection: &mut Pooled, subscriptions: &mut Subscriptions) -> StoreResult<()> {
+    let statements = subscriptions.sequences.written();
+    if !statements.is_empty() {
+        connection.conn().execute_all(statements).await?;
+    }
+    Ok(())
 }
 
 async fn execute(connection: &mut Pooled, statement: &'static str) -> Result<(), sqlx::Error> {

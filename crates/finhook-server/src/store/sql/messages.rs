@@ -106,7 +106,7 @@ async fn detail_of(conn: &mut Conn<'_>, row: &Row) -> StoreResult<MessageDetail>
 async fn deliveries_of(conn: &mut Conn<'_>, message: &MessageId) -> StoreResult<Vec<DeliveryRecord>> {
     let rows = conn
         .fetch_all(
-            sql("SELECT id, endpoint_id, status, attempts_made, next_attempt_at, created_at, superseded
+            sql("SELECT id, endpoint_id, status, attempts_made, next_attempt_at, created_at, superseded, sequence
                  FROM deliveries WHERE message_id = $1 ORDER BY id")
             .bind(message.as_str()),
         )
@@ -193,6 +193,10 @@ pub(super) async fn redeliver(
         conn.execute(supersede(id, &targets, now)).await?;
     }
     let ids = schedule_deliveries(&mut conn, id, &numbered, now).await?;
+    let written = subscriptions.sequences.written();
+    if !written.is_empty() {
+        conn.execute_all(written).await?;
+    }
     tx.commit().await?;
     Ok(Some(ids))
 }

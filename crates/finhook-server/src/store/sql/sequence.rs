@@ -2,11 +2,11 @@
 //! callbacks to its endpoint, from 1 and without gaps, so that a receiver can tell it
 //! missed one whatever order they arrive in.
 //!
-//! A batch reads once how many callbacks of each of its LoginIds each endpoint already
-//! has (committed), then numbers its own ingests on from there, in their order. On
-//! PostgreSQL the batch first takes a transaction lock per LoginId, in a fixed order, so
-//! that two nodes' batches number one LoginId's callbacks one after the other, not both from
-//! the same count.
+//! A batch reads once the last number each endpoint gave each of its LoginIds
+//! (`login_sequences`), numbers its own ingests on from there in their order, and writes the
+//! new last numbers back in the same transaction. On PostgreSQL the batch first takes a
+//! transaction lock per LoginId, in a fixed order, so that two nodes' batches number one
+//! LoginId's callbacks one after the other, not both from the same count.
 
 use std::collections::{HashMap, HashSet};
 
@@ -29,6 +29,8 @@ const LOGIN_LOCKS: i32 = 0x6668_6b53; // "fhkS"
 pub(super) struct Sequences {
     next: HashMap<(InstanceId, String, EndpointId), u64>,
     read: HashSet<(InstanceId, String)>,
+    /// Numbers given since the last [`Sequences::written`].
+    dirty: HashSet<(InstanceId, String, EndpointId)>,
 }
 
 impl Sequences {
@@ -59,10 +61,8 @@ impl Sequences {
                 .map(|n| format!("(CAST(${} AS BIGINT), CAST(${} AS TEXT))", 2 * n + 1, 2 * n + 2))
                 .collect();
             let mut query = sql(format!(
-                "SELECT m.instance_id, m.login_id, d.endpoint_id, count(DISTINCT d.message_id) AS n
-                 FROM messages m JOIN deliveries d ON d.message_id = m.id
-                 WHERE (m.instance_id, m.login_id) IN (VALUES {})
-                 GROUP BY m.instance_id, m.login_id, d.endpoint_id",
+                "SELECT instance_id, login_id, endpoint_id, last AS n FROM login_sequences
+                 WHERE (instance_id, login_id) IN (VALUES {})",
                 pairs.join(", ")
             ));
             for (instance, login) in chunk {
@@ -83,10 +83,41 @@ impl Sequences {
     /// must have been [`read`](Self::read) in this transaction.
     pub(super) fn take(&mut self, instance: InstanceId, login: &str, endpoint: &EndpointId) -> u64 {
         debug_assert!(self.read.contains(&(instance, login.to_string())), "read before numbering");
-        let next = self.next.entry((instance, login.to_string(), endpoint.clone())).or_insert(1);
+        let key = (instance, login.to_string(), endpoint.clone());
+        let next = self.next.entry(key.clone()).or_insert(1);
         let taken = *next;
         *next += 1;
+        self.dirty.insert(key);
         taken
+    }
+
+    /// The statements that store the last numbers given since the last call, to run in
+    /// the same transaction (or savepoint) as the deliveries that carry them.
+    pub(super) fn written(&mut self) -> Vec<crate::store::db::Sql> {
+        let mut dirty: Vec<(InstanceId, String, EndpointId)> = self.dirty.drain().collect();
+        dirty.sort_unstable_by(|a, b| (a.0 .0, &a.1, a.2.as_str()).cmp(&(b.0 .0, &b.1, b.2.as_str())));
+        dirty
+            .chunks(PER_READ)
+            .map(|chunk| {
+                let rows: Vec<String> = (0..chunk.len())
+                    .map(|n| format!("(${}, ${}, ${}, ${})", 4 * n + 1, 4 * n + 2, 4 * n + 3, 4 * n + 4))
+                    .collect();
+                let mut upsert = sql(format!(
+                    "INSERT INTO login_sequences (instance_id, login_id, endpoint_id, last) VALUES {}
+                     ON CONFLICT (instance_id, login_id, endpoint_id) DO UPDATE SET last = excluded.last",
+                    rows.join(", ")
+                ));
+                for key in chunk {
+                    let last = self.next.get(key).map_or(0, |next| next - 1);
+                    upsert = upsert
+                        .bind(key.0 .0)
+                        .bind(key.1.clone())
+                        .bind(key.2.as_str())
+                        .bind(i64::try_from(last).unwrap_or(i64::MAX));
+                }
+                upsert
+            })
+            .collect()
     }
 
     /// Forgets what this batch counted (its transaction, or a savepoint of it, was rolled
@@ -94,6 +125,7 @@ impl Sequences {
     pub(super) fn forget(&mut self) {
         self.next.clear();
         self.read.clear();
+        self.dirty.clear();
     }
 }
 
