@@ -199,20 +199,7 @@ async fn a_failing_write_does_not_take_its_batch_down_on_the_shared_store() {
 async fn mixed_batch(store: SqlStore) {
     let instance = acme(&store).await;
     for url in ["https://a.example/", "https://b.example/"] {
-        let endpoint = NewEndpoint {
-            url: url.into(),
-            description: None,
-            event_types: None,
-            retry: RetryPolicy::default(),
-            success: SuccessRule::Exactly200,
-            enabled: true,
-            signing: Signing::Hmac,
-            client_identity: None,
-            ordering: DeliveryOrder::None,
-            secret: EndpointSecret::generate(),
-            now: t0(),
-        };
-        store.create_endpoint(instance, endpoint).await.expect("endpoint");
+        endpoint(&store, instance, url).await;
     }
 
     // Queued before the writer runs (the test's runtime has one thread, and `join!` polls
