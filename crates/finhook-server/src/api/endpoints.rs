@@ -307,9 +307,14 @@ pub(crate) async fn create_for(
 }
 
 impl UpdateEndpoint {
-    /// What the dashboard's edit form gives: a URL, a description (none when empty) and the
-    /// types it takes (all when empty); nothing else changes.
-    pub(crate) fn from_form(url: String, description: Option<String>, event_types: Vec<String>) -> Self {
+    /// What the dashboard's edit form gives: a URL, a description (none when empty), the
+    /// types it takes (all when empty) and its ordering; nothing else changes.
+    pub(crate) fn from_form(
+        url: String,
+        description: Option<String>,
+        event_types: Vec<String>,
+        ordering: DeliveryOrder,
+    ) -> Self {
         Self {
             url: Some(url),
             description: Some(description),
@@ -319,7 +324,7 @@ impl UpdateEndpoint {
             enabled: None,
             signing: None,
             client_certificate: None,
-            ordering: None,
+            ordering: Some(ordering),
             verify: None,
         }
     }

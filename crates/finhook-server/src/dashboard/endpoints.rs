@@ -17,7 +17,7 @@ use crate::http::audit::Origin;
 use crate::http::{instance_endpoint, ApiError, Caller};
 use crate::store::events::Failing;
 use crate::store::health::{EndpointHealth, Window};
-use crate::store::{Endpoint, EndpointPatch, Instance};
+use crate::store::{DeliveryOrder, Endpoint, EndpointPatch, Instance};
 use crate::test_callback;
 
 /// Deliveries per page of the endpoint page.
@@ -173,6 +173,8 @@ struct EndpointPage {
     /// The edit form's values: the URL, and the types it takes, comma-separated (empty: all).
     url: String,
     types: String,
+    /// Whether it takes one LoginId's callbacks one at a time.
+    ordered: bool,
 }
 
 #[derive(Deserialize)]
@@ -273,6 +275,7 @@ async fn endpoint_page(
         signed_in: true,
         url: endpoint.url.clone(),
         types,
+        ordered: endpoint.ordering == DeliveryOrder::LoginId,
         name: instance.name,
         description: endpoint.description.clone().unwrap_or_default(),
         enabled: endpoint.enabled,
@@ -340,9 +343,11 @@ pub struct EditForm {
     description: String,
     #[serde(default)]
     event_types: String,
+    #[serde(default)]
+    ordering: String,
 }
 
-/// Changes the endpoint's URL, description and types, checked exactly as the API's `PATCH`
+/// Changes the endpoint's URL, description, types and ordering, checked exactly as the API's `PATCH`
 /// checks them (a new URL's certificate looked at), then shows its page again.
 pub async fn edit(
     State(state): State<AppState>,
@@ -354,7 +359,13 @@ pub async fn edit(
     let result = act_on_endpoint(&state, &origin, &jar, (&name, &id), "endpoint.update", async |instance, endpoint| {
         let description = Some(form.description.trim().to_string()).filter(|d| !d.is_empty());
         let types = form.event_types.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect();
-        let request = crate::api::endpoints::UpdateEndpoint::from_form(form.url.trim().to_string(), description, types);
+        let ordering = match form.ordering.as_str() {
+            "" => endpoint.ordering,
+            text => DeliveryOrder::parse(text)
+                .ok_or_else(|| ApiError::validation("ordering", "must be none or login_id"))?,
+        };
+        let request =
+            crate::api::endpoints::UpdateEndpoint::from_form(form.url.trim().to_string(), description, types, ordering);
         crate::api::endpoints::update_for(&state, instance.id, &endpoint.id, request).await?;
         Ok(())
     })

@@ -531,9 +531,13 @@ async fn an_integrator_serves_themselves_through_a_portal_link() {
     browser.call(reqwest::Method::POST, &format!("/element/{url_field}/clear"), Some(json!({}))).await;
     browser.type_into("#edit-endpoint input[name=url]", &receiver.url("/new")).await;
     browser.type_into("#edit-endpoint input[name=description]", "Acme's new receiver").await;
+    browser.click("#edit-endpoint select[name=ordering] option[value=login_id]").await;
     browser.click("#save-endpoint").await;
     browser.wait_for_text("#notice", "Saved").await;
     assert!(browser.text("#endpoint-url").await.contains("/new · Acme's new receiver"));
+    assert!(browser.text("#ordering").await.starts_with("one LoginId's callbacks at a time"));
+    let (_, saved) = app.admin(reqwest::Method::GET, &format!("/v1/instances/acme/endpoints/{id}"), None).await;
+    assert_eq!(saved["ordering"], "login_id", "{saved}");
     browser.click("#send-test").await;
     browser.wait_for_text("h1", "msg_").await;
     assert_eq!(app.deliver_due().await, 1);
