@@ -12,12 +12,11 @@ use std::fmt;
 use std::time::Duration;
 
 use finhook_core::events::EventBody;
-use finhook_core::flinks::parse_callback;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::server::{Receipt, Receiver, Verdict};
-use crate::store::{NewCallback, NewEvent, StoreError};
+use crate::store::StoreError;
 
 /// The most pages one catch-up reads (100 callbacks each): a bound on one run.
 const MAX_PAGES: usize = 10_000;
@@ -38,6 +37,8 @@ pub enum CatchUpError {
     Refused { url: String, status: u16, detail: String },
     #[error("the feed's answer at {url} is not a feed page")]
     Page { url: String, source: serde_json::Error },
+    #[error("message {message_id} from the feed is an operational event of a type this receiver does not know")]
+    UnknownEvent { message_id: String },
     #[error("message {message_id} from the feed is not a callback")]
     NotACallback { message_id: String, source: finhook_core::flinks::CallbackError },
     #[error("could not store what the feed gave")]
@@ -188,67 +189,38 @@ impl Receiver {
     /// message id would be; whether it was new.
     async fn keep(&self, item: &FeedItem) -> Result<bool, CatchUpError> {
         let at = (self.now)();
-        let body = item.payload.get().as_bytes().to_vec();
-        let dedup_key = format!("wh:{}", item.id);
-        if let Some(event) = EventBody::parse(&body) {
-            let event_type = event.event_type();
-            let new = NewEvent {
-                dedup_key,
-                webhook_id: Some(item.id.clone()),
-                event,
-                received_at: at,
-                body,
-                forwarded: true,
+        let body = item.payload.get().as_bytes();
+        let id = Some(item.id.clone());
+        let (receipt, duplicate) = if let Some(event) = EventBody::parse(body) {
+            let Some((event_type, new)) = self.new_event(id, event, body, at) else {
+                return Err(CatchUpError::UnknownEvent { message_id: item.id.clone() });
             };
-            let stored = self.store.insert_event(&new).await?;
-            self.report(Receipt {
+            let duplicate = self.store.insert_event(&new).await?.duplicate;
+            let receipt = Receipt {
                 at,
                 response_type: None,
-                event: event_type,
+                event: Some(event_type),
                 login_id: None,
                 tag: None,
-                verdict: verdict(stored.duplicate),
-            });
-            return Ok(!stored.duplicate);
-        }
-        let keys = parse_callback(&body, self.limits)
-            .map_err(|source| CatchUpError::NotACallback { message_id: item.id.clone(), source })?
-            .keys();
-        let new = NewCallback {
-            dedup_key,
-            webhook_id: Some(item.id.clone()),
-            response_type: keys.response_type,
-            login_id: keys.login_id.clone(),
-            request_id: keys.request_id.clone(),
-            tag: keys.tag.clone(),
-            received_at: at,
-            body,
-            forwarded: true,
+                verdict: Verdict::stored(duplicate),
+            };
+            (receipt, duplicate)
+        } else {
+            let (keys, new) = self
+                .new_callback(id, body, at)
+                .map_err(|source| CatchUpError::NotACallback { message_id: item.id.clone(), source })?;
+            let duplicate = self.store.insert(&new).await?.duplicate;
+            let receipt = Receipt {
+                at,
+                response_type: Some(keys.response_type),
+                event: None,
+                login_id: keys.login_id,
+                tag: keys.tag,
+                verdict: Verdict::stored(duplicate),
+            };
+            (receipt, duplicate)
         };
-        let stored = self.store.insert(&new).await?;
-        let receipt = Receipt {
-            at,
-            response_type: Some(keys.response_type),
-            event: None,
-            login_id: keys.login_id,
-            tag: keys.tag,
-            verdict: verdict(stored.duplicate),
-        };
-        self.report(receipt);
-        Ok(!stored.duplicate)
-    }
-
-    fn report(&self, receipt: Receipt) {
-        if let Some(reporter) = &self.reporter {
-            reporter(&receipt);
-        }
-    }
-}
-
-fn verdict(duplicate: bool) -> Verdict {
-    if duplicate {
-        Verdict::Duplicate
-    } else {
-        Verdict::Accepted
+        self.report(&receipt);
+        Ok(!duplicate)
     }
 }

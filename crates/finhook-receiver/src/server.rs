@@ -44,6 +44,17 @@ pub enum Verdict {
     Rejected { status: u16, reason: String },
 }
 
+impl Verdict {
+    /// Accepted, or a duplicate of one stored before.
+    pub(crate) fn stored(duplicate: bool) -> Self {
+        if duplicate {
+            Self::Duplicate
+        } else {
+            Self::Accepted
+        }
+    }
+}
+
 impl fmt::Display for Receipt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verdict = match &self.verdict {
@@ -140,6 +151,54 @@ impl Receiver {
     pub fn store(&self) -> &ReceiverStore {
         &self.store
     }
+
+    /// The row a verified callback body becomes, deduplicated on `webhook_id` (else on
+    /// Flinks' natural key), and its keys.
+    pub(crate) fn new_callback(
+        &self,
+        webhook_id: Option<String>,
+        bytes: &[u8],
+        at: DateTime<Utc>,
+    ) -> Result<(CallbackKeys, NewCallback), CallbackError> {
+        let keys = parse_callback(bytes, self.limits)?.keys();
+        let new = NewCallback {
+            dedup_key: dedup_key(webhook_id.as_deref(), &keys, bytes),
+            webhook_id,
+            response_type: keys.response_type,
+            login_id: keys.login_id.clone(),
+            request_id: keys.request_id.clone(),
+            tag: keys.tag.clone(),
+            received_at: at,
+            body: bytes.to_vec(),
+            forwarded: self.forwarder.is_none(),
+        };
+        Ok((keys, new))
+    }
+
+    /// The row one of finhook's verified operational events becomes, deduplicated on
+    /// `webhook_id` (else on the body's hash); `None` for an event of no known type.
+    pub(crate) fn new_event(
+        &self,
+        webhook_id: Option<String>,
+        event: EventBody,
+        bytes: &[u8],
+        at: DateTime<Utc>,
+    ) -> Option<(EventType, NewEvent)> {
+        let event_type = event.event_type()?;
+        let dedup_key = match &webhook_id {
+            Some(id) => format!("wh:{id}"),
+            None => format!("ev:{}", finhook_core::secret::hex(&Sha256::digest(bytes))),
+        };
+        let forwarded = self.forwarder.is_none();
+        Some((event_type, NewEvent { dedup_key, webhook_id, event, received_at: at, body: bytes.to_vec(), forwarded }))
+    }
+
+    /// Tells the reporter (the CLI's line per webhook), if there is one.
+    pub(crate) fn report(&self, receipt: &Receipt) {
+        if let Some(reporter) = &self.reporter {
+            reporter(receipt);
+        }
+    }
 }
 
 /// Why a webhook was not acknowledged with 200.
@@ -233,7 +292,7 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bod
     let result = accept(&receiver, &headers, body, at).await;
     let (receipt, response) = match result {
         Ok((Received::Callback(keys), duplicate)) => {
-            let verdict = if duplicate { Verdict::Duplicate } else { Verdict::Accepted };
+            let verdict = Verdict::stored(duplicate);
             let receipt = Receipt {
                 at,
                 response_type: Some(keys.response_type),
@@ -245,7 +304,7 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bod
             (receipt, (StatusCode::OK, "ok").into_response())
         }
         Ok((Received::Event(event), duplicate)) => {
-            let verdict = if duplicate { Verdict::Duplicate } else { Verdict::Accepted };
+            let verdict = Verdict::stored(duplicate);
             let receipt = Receipt { at, response_type: None, event: Some(event), login_id: None, tag: None, verdict };
             (receipt, (StatusCode::OK, "ok").into_response())
         }
@@ -261,9 +320,7 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bod
             (receipt, error.into_response())
         }
     };
-    if let Some(reporter) = &receiver.reporter {
-        reporter(&receipt);
-    }
+    receiver.report(&receipt);
     response
 }
 
@@ -298,18 +355,7 @@ async fn accept(
     if let Some(event) = EventBody::parse(&bytes) {
         return accept_event(receiver, headers, bytes, webhook_id, event, at).await.map_err(|e| (None, e));
     }
-    let keys = parse_callback(&bytes, receiver.limits).map_err(|e| (None, e.into()))?.keys();
-    let new = NewCallback {
-        dedup_key: dedup_key(webhook_id.as_deref(), &keys, &bytes),
-        webhook_id,
-        response_type: keys.response_type,
-        login_id: keys.login_id.clone(),
-        request_id: keys.request_id.clone(),
-        tag: keys.tag.clone(),
-        received_at: at,
-        body: bytes.to_vec(),
-        forwarded: receiver.forwarder.is_none(),
-    };
+    let (keys, new) = receiver.new_callback(webhook_id, &bytes, at).map_err(|e| (None, e.into()))?;
     let stored = receiver.store.insert(&new).await.map_err(|e| (Some(keys.clone()), e.into()))?;
     if let (Some(forwarder), false) = (&receiver.forwarder, stored.forwarded) {
         forwarder.forward(headers, bytes).await.map_err(|e| (Some(keys.clone()), e.into()))?;
@@ -327,19 +373,7 @@ async fn accept_event(
     event: EventBody,
     at: DateTime<Utc>,
 ) -> Result<(Received, bool), ReceiveError> {
-    let event_type = event.event_type().ok_or(ReceiveError::BodyRead)?;
-    let dedup_key = match &webhook_id {
-        Some(id) => format!("wh:{id}"),
-        None => format!("ev:{}", finhook_core::secret::hex(&Sha256::digest(&bytes))),
-    };
-    let new = NewEvent {
-        dedup_key,
-        webhook_id,
-        event,
-        received_at: at,
-        body: bytes.to_vec(),
-        forwarded: receiver.forwarder.is_none(),
-    };
+    let (event_type, new) = receiver.new_event(webhook_id, event, &bytes, at).ok_or(ReceiveError::BodyRead)?;
     let stored = receiver.store.insert_event(&new).await?;
     if let (Some(forwarder), false) = (&receiver.forwarder, stored.forwarded) {
         forwarder.forward(headers, bytes).await?;

@@ -126,9 +126,7 @@ pub async fn create(
         create_for(&state, instance.id, request.expires_in_seconds, request.read_only.unwrap_or(false), actor.clone())
             .await?;
     audit::record(&state, actor, &origin, "portal_link.create", Some(instance.id), Some(link.id.to_string())).await;
-    let path = format!("/portal/{token}");
-    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let url = format!("{}://{host}{path}", if state.tls { "https" } else { "http" });
+    let (url, path) = link_url(&state, &headers, &token);
     let link = PortalLinkView::of(link, state.clock.now());
     Ok((StatusCode::CREATED, Json(CreatedPortalLink { link, url, path })))
 }
@@ -166,6 +164,14 @@ pub async fn revoke(
     audit::record(&state, audit::actor(&caller, Via::Api), &origin, "portal_link.revoke", Some(instance.id), Some(id))
         .await;
     Ok(Json(PortalLinkView::of(link, state.clock.now())))
+}
+
+/// The link that opens `token`: this server's address as the request named it, then the
+/// path; and the path alone.
+pub fn link_url(state: &AppState, headers: &HeaderMap, token: &str) -> (String, String) {
+    let path = format!("/portal/{token}");
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    (format!("{}://{host}{path}", if state.tls { "https" } else { "http" }), path)
 }
 
 /// Revokes `instance`'s link `raw`; 404 when it is not one of its links.

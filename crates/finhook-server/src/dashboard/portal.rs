@@ -81,8 +81,8 @@ pub async fn open(
     jar: CookieJar,
     Path(token): Path<String>,
 ) -> Response {
-    let link = match state.store.portal_link_by_token(&KeyHash::of(token.trim())).await {
-        Ok(Some(link)) => link,
+    let (link, name) = match state.store.portal_link_by_token(&KeyHash::of(token.trim())).await {
+        Ok(Some(found)) => found,
         Ok(None) => return plain_failure(StatusCode::NOT_FOUND, "No such portal link.", false),
         Err(error) => return failure(error.into()),
     };
@@ -90,24 +90,17 @@ pub async fn open(
     if !link.live(now) {
         return ended_page();
     }
-    let instance = match state.store.list_instances().await {
-        Ok(all) => all.into_iter().find(|instance| instance.id == link.instance_id),
-        Err(error) => return failure(error.into()),
-    };
-    let Some(instance) = instance else { return ended_page() };
-    let owner =
-        SessionOwner::Portal { instance: instance.name.clone(), link: link.id.clone(), read_only: link.read_only };
+    let owner = SessionOwner::Portal { instance: name.clone(), link: link.id.clone(), read_only: link.read_only };
     let session = state.sessions.open(owner, now);
     let actor = format!("portal {}", link.id);
-    audit::record(&state, actor, &origin, "portal_link.open", Some(instance.id), Some(link.id.to_string())).await;
+    audit::record(&state, actor, &origin, "portal_link.open", Some(link.instance_id), Some(link.id.to_string())).await;
     let cookie = Cookie::build((COOKIE, session))
         .http_only(true)
         .secure(state.tls)
         .same_site(SameSite::Strict)
         .path("/dashboard")
         .build();
-    let page =
-        Landing { signed_in: false, name: instance.name, read_only: link.read_only, expires_at: time(link.expires_at) };
+    let page = Landing { signed_in: false, name, read_only: link.read_only, expires_at: time(link.expires_at) };
     (jar.add(cookie), render(&page)).into_response()
 }
 
@@ -196,18 +189,13 @@ pub async fn create(
     }
     let read_only = form.read_only.is_some();
     let result = act(&state, &origin, &jar, &name, "portal_link.create", async |instance| {
-        let by = format!(
-            "{} (dashboard)",
-            if matches!(owner(&state, &jar), Some(SessionOwner::Admin)) {
-                "admin".to_string()
-            } else {
-                format!("instance:{}", instance.name)
-            }
-        );
+        let by = match owner(&state, &jar) {
+            Some(SessionOwner::Admin) => "admin (dashboard)".to_string(),
+            _ => format!("instance:{} (dashboard)", instance.name),
+        };
         let seconds = form.hours.checked_mul(3600);
         let (link, token) = crate::api::portal::create_for(&state, instance.id, seconds, read_only, by).await?;
-        let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-        let url = format!("{}://{host}/portal/{token}", if state.tls { "https" } else { "http" });
+        let (url, _) = crate::api::portal::link_url(&state, &headers, &token);
         let page = CreatedLink {
             signed_in: true,
             name: instance.name.clone(),

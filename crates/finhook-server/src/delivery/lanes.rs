@@ -264,21 +264,17 @@ impl Lanes {
             if lane.held.contains(&item.delivery_id) {
                 continue; // a scan took it first
             }
-            if lane.endpoint.as_ref().is_some_and(|e| e.ordering == crate::store::DeliveryOrder::LoginId) {
-                // One at a time per LoginId: the lane's scan takes it once it is the first
-                // of its LoginId still waiting (not a spill: leasing stays as it is).
-                self.recent.put(&item.message_id, &item.payload);
-                self.want_scan(&item.endpoint_id, now);
-                give_back.extend(item.leased_until.map(|_| item.delivery_id));
-                continue;
-            }
+            // One at a time per LoginId: an ordered lane's scan takes it once it is the first
+            // of its LoginId still waiting (not a spill: leasing stays as it is).
+            let ordered = lane.endpoint.as_ref().is_some_and(|e| e.ordering == crate::store::DeliveryOrder::LoginId);
             let reserved = reserved.entry(item.endpoint_id.clone()).or_default();
-            if lane.size() + *reserved >= depth {
+            let full = lane.size() + *reserved >= depth;
+            if ordered || full {
                 // Looked up in the store later; its payload is kept here for that.
                 self.recent.put(&item.message_id, &item.payload);
                 self.want_scan(&item.endpoint_id, now);
                 give_back.extend(item.leased_until.map(|_| item.delivery_id));
-                spilled += 1;
+                spilled += usize::from(!ordered);
                 continue;
             }
             *reserved += 1;

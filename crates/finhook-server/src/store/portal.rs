@@ -50,8 +50,8 @@ pub trait PortalStore: Send + Sync {
     /// `instance`'s links, newest first.
     async fn portal_links(&self, instance: InstanceId) -> StoreResult<Vec<PortalLink>>;
 
-    /// The link whose token hashes to `hash`, live or not.
-    async fn portal_link_by_token(&self, hash: &KeyHash) -> StoreResult<Option<PortalLink>>;
+    /// The link whose token hashes to `hash`, live or not, with its instance's name.
+    async fn portal_link_by_token(&self, hash: &KeyHash) -> StoreResult<Option<(PortalLink, String)>>;
 
     /// The link `id`, live or not.
     async fn portal_link(&self, id: &PortalLinkId) -> StoreResult<Option<PortalLink>>;

@@ -148,14 +148,7 @@ impl FeedStore for SqlStore {
 fn acknowledged_statements(record: &AttemptResult) -> Vec<Sql> {
     let attempt = &record.attempt;
     vec![
-        sql("INSERT INTO attempts (id, delivery_id, attempt_number, started_at, latency_ms, status_code, error_class,
-                                   error_detail, response_excerpt, response_bytes, succeeded)
-             VALUES ($1, $2, $3, $4, 0, NULL, NULL, $5, NULL, NULL, TRUE)")
-        .bind(attempt.id.as_str())
-        .bind(record.delivery_id.as_str())
-        .bind(i64::from(attempt.attempt_number))
-        .bind(millis(attempt.started_at))
-        .bind(attempt.error_detail.clone()),
+        super::queue::insert_attempt(&record.delivery_id, attempt.clone()),
         sql("UPDATE deliveries SET status = 'delivered', attempts_made = $1, next_attempt_at = NULL,
                                    claimed_until = NULL, updated_at = $2
              WHERE id = $3 AND status IN ('pending', 'failed')")

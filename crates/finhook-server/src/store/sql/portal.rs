@@ -51,12 +51,17 @@ impl PortalStore for SqlStore {
         rows.iter().map(link_from).collect()
     }
 
-    async fn portal_link_by_token(&self, hash: &KeyHash) -> StoreResult<Option<PortalLink>> {
+    async fn portal_link_by_token(&self, hash: &KeyHash) -> StoreResult<Option<(PortalLink, String)>> {
         let row = self
             .pools
-            .read_optional(sql(format!("SELECT {COLUMNS} FROM portal_links WHERE token_hash = $1")).bind(hash.as_str()))
+            .read_optional(
+                sql("SELECT p.id, p.instance_id, p.read_only, p.created_at, p.expires_at, p.revoked_at, p.created_by,
+                            i.name
+                     FROM portal_links p JOIN instances i ON i.id = p.instance_id WHERE p.token_hash = $1")
+                .bind(hash.as_str()),
+            )
             .await?;
-        row.as_ref().map(link_from).transpose()
+        row.as_ref().map(|row| Ok((link_from(row)?, row.text("name")?))).transpose()
     }
 
     async fn portal_link(&self, id: &PortalLinkId) -> StoreResult<Option<PortalLink>> {

@@ -17,7 +17,9 @@ use super::SqlStore;
 use crate::store::db::{placeholders, sql, Backend, Conn, Sql};
 use crate::store::queue::{DeliveryQueue, NODE_SILENT_AFTER};
 use crate::store::rows::*;
-use crate::store::{AttemptResult, DispatchEndpoint, DueDelivery, ErrorClass, Signing, StoreResult, TakenDue};
+use crate::store::{
+    AttemptRecord, AttemptResult, DispatchEndpoint, DueDelivery, ErrorClass, Signing, StoreResult, TakenDue,
+};
 
 /// The most ids one `IN (...)` list binds; larger requests are split.
 const MAX_IDS: usize = 500;
@@ -378,33 +380,37 @@ pub(super) async fn record_on(conn: &mut Conn<'_>, result: AttemptResult) -> Sto
 /// The statements that record one attempt and reschedule its delivery. (Its ledger entry
 /// is chained for the whole batch, `ledger::chain_recorded`.)
 pub(super) fn record_statements(result: AttemptResult) -> Vec<Sql> {
-    let attempt = result.attempt;
-    let insert =
-        sql("INSERT INTO attempts (id, delivery_id, attempt_number, started_at, latency_ms, status_code, error_class,
-                                   error_detail, response_excerpt, response_bytes, succeeded)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
-        .bind(attempt.id.as_str())
-        .bind(result.delivery_id.as_str())
-        .bind(i64::from(attempt.attempt_number))
-        .bind(millis(attempt.started_at))
-        .bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
-        .bind(attempt.status_code.map(i64::from))
-        .bind(attempt.error_class.map(ErrorClass::as_str))
-        .bind(attempt.error_detail)
-        .bind(attempt.response_excerpt)
-        .bind(attempt.response_bytes.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
-        .bind(attempt.succeeded);
+    let (number, started_at) = (result.attempt.attempt_number, result.attempt.started_at);
+    let insert = insert_attempt(&result.delivery_id, result.attempt);
     // A delivery cancelled while the attempt was in flight stays cancelled.
     let reschedule =
         sql("UPDATE deliveries SET status = $1, attempts_made = $2, next_attempt_at = $3, claimed_until = NULL,
                                    updated_at = $4
              WHERE id = $5 AND status = 'pending'")
         .bind(result.new_status.as_str())
-        .bind(i64::from(attempt.attempt_number))
+        .bind(i64::from(number))
         .bind(result.next_attempt_at.map(millis))
-        .bind(millis(attempt.started_at))
+        .bind(millis(started_at))
         .bind(result.delivery_id.as_str());
     vec![insert, reschedule]
+}
+
+/// The row of one attempt of `delivery`.
+pub(super) fn insert_attempt(delivery: &DeliveryId, attempt: AttemptRecord) -> Sql {
+    sql("INSERT INTO attempts (id, delivery_id, attempt_number, started_at, latency_ms, status_code, error_class,
+                                   error_detail, response_excerpt, response_bytes, succeeded)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+    .bind(attempt.id.as_str())
+    .bind(delivery.as_str())
+    .bind(i64::from(attempt.attempt_number))
+    .bind(millis(attempt.started_at))
+    .bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
+    .bind(attempt.status_code.map(i64::from))
+    .bind(attempt.error_class.map(ErrorClass::as_str))
+    .bind(attempt.error_detail)
+    .bind(attempt.response_excerpt)
+    .bind(attempt.response_bytes.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
+    .bind(attempt.succeeded)
 }
 
 #[cfg(test)]
