@@ -24,6 +24,9 @@ use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool}
 
 use super::rows::Cols;
 
+mod direct;
+pub(crate) use direct::{Direct, DirectConnection};
+
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -234,6 +237,8 @@ fn push_renumbered(out: &mut String, text: &str, offset: usize) {
 pub(crate) enum Row {
     Sqlite(SqliteRow),
     Postgres(PgRow),
+    /// Read on the SQLite writer's own handle ([`Direct`]).
+    Direct(direct::DirectRow),
 }
 
 macro_rules! delegate {
@@ -241,6 +246,7 @@ macro_rules! delegate {
         match $self {
             Row::Sqlite(row) => row.$method($column),
             Row::Postgres(row) => row.$method($column),
+            Row::Direct(row) => row.$method($column),
         }
     };
 }
@@ -271,6 +277,9 @@ impl Cols for Row {
 pub(crate) enum Conn<'c> {
     Sqlite(&'c mut SqliteConnection),
     Postgres(&'c mut PgConnection),
+    /// The SQLite writer, its handle taken out of sqlx's thread ([`Direct`]): every
+    /// statement runs right here, without a hop; the futures never wait.
+    Direct(&'c mut DirectConnection),
 }
 
 impl Conn<'_> {
@@ -279,17 +288,26 @@ impl Conn<'_> {
         Ok(match self {
             Conn::Sqlite(connection) => query.sqlite()?.execute(&mut **connection).await?.rows_affected(),
             Conn::Postgres(connection) => query.postgres().execute(&mut **connection).await?.rows_affected(),
+            Conn::Direct(connection) => connection.execute(&query)?,
         })
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Conn::Sqlite(_) | Conn::Direct(_) => Backend::Sqlite,
+            Conn::Postgres(_) => Backend::Postgres,
+        }
     }
 
     /// Runs `statements` in order; how many rows they changed in all. SQLite gets them as
     /// one multi-statement query: one round trip to sqlx's connection thread instead of one
     /// per statement, which is most of what the group commit's hot writes cost there.
-    /// PostgreSQL's extended protocol takes one statement with arguments at a time.
+    /// PostgreSQL's extended protocol takes one statement with arguments at a time; on the
+    /// writer's own handle a statement costs no hop, and each stays prepared on its own.
     pub(crate) async fn execute_all(&mut self, statements: Vec<Sql>) -> Result<u64, sqlx::Error> {
         match self {
             Conn::Sqlite(_) => self.execute(Sql::joined(statements)).await,
-            Conn::Postgres(_) => {
+            Conn::Postgres(_) | Conn::Direct(_) => {
                 let mut changed = 0;
                 for statement in statements {
                     changed += self.execute(statement).await?;
@@ -309,6 +327,7 @@ impl Conn<'_> {
             Conn::Postgres(connection) => {
                 sqlx::Executor::execute(&mut **connection, sqlx::raw_sql(statement)).await.map(drop)
             }
+            Conn::Direct(connection) => connection.raw(statement),
         }
     }
 
@@ -320,6 +339,7 @@ impl Conn<'_> {
             Conn::Postgres(connection) => {
                 query.postgres().fetch_all(&mut **connection).await?.into_iter().map(Row::Postgres).collect()
             }
+            Conn::Direct(connection) => connection.fetch_all(&query)?.into_iter().map(Row::Direct).collect(),
         })
     }
 
@@ -327,6 +347,7 @@ impl Conn<'_> {
         Ok(match self {
             Conn::Sqlite(connection) => query.sqlite()?.fetch_optional(&mut **connection).await?.map(Row::Sqlite),
             Conn::Postgres(connection) => query.postgres().fetch_optional(&mut **connection).await?.map(Row::Postgres),
+            Conn::Direct(connection) => connection.fetch_all(&query)?.into_iter().next().map(Row::Direct),
         })
     }
 
@@ -358,13 +379,6 @@ impl Pooled {
         match self {
             Pooled::Sqlite(connection) => Conn::Sqlite(connection),
             Pooled::Postgres(connection) => Conn::Postgres(connection),
-        }
-    }
-
-    pub(crate) fn backend(&self) -> Backend {
-        match self {
-            Pooled::Sqlite(_) => Backend::Sqlite,
-            Pooled::Postgres(_) => Backend::Postgres,
         }
     }
 

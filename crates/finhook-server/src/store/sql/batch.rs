@@ -23,8 +23,9 @@ use super::events::Tracking;
 use super::messages::{ingest_on, ingest_statements, Subscriptions};
 use super::queue::{record_on, record_statements};
 use super::{ledger, sets};
-use crate::store::db::{Backend, Pooled, Pools, Sql};
+use crate::store::db::{Backend, Conn, Pooled, Pools};
 use crate::store::{AttemptResult, IngestOutcome, NewMessage, StoreError, StoreResult};
+use on_writer::{each_on, together_on};
 
 /// The most writes one transaction takes; enough to amortise the fsync, small enough to
 /// keep the writer lock short.
@@ -198,17 +199,18 @@ struct Outcome {
 /// Applies one batch and answers every caller.
 ///
 /// First all of it in one transaction with no savepoints: the common case, where every
-/// write succeeds, costs one statement per row written plus `BEGIN` and `COMMIT`, and
-/// every statement is a round trip to sqlx's connection thread. If any write fails, that
+/// write succeeds, costs one statement per row written (on PostgreSQL one for the batch)
+/// plus `BEGIN` and `COMMIT`; on SQLite they run on the writer's own handle, on a thread of
+/// their own ([`on_writer`]). If any write fails, that
 /// transaction is rolled back and the batch is applied again the careful way
 /// ([`apply_each`]): each write in its own savepoint, so one write's error (a foreign key,
 /// a full disk) undoes only that write and the others still commit.
-async fn apply(pools: &Pools, batch: Vec<Write>, lease: &IngestLease) {
-    let mut connection = match pools.writer().await {
+async fn apply(pools: &Pools, batch: Vec<Write>, lease: &Arc<IngestLease>) {
+    let connection = match pools.writer().await {
         Ok(connection) => connection,
         Err(error) => return fail_all(&Arc::new(error), Vec::new(), batch.into_iter()),
     };
-    let mut together = apply_together(&mut connection, batch, lease).await;
+    let Some((mut connection, mut together)) = together_on(connection, batch, lease).await else { return };
     // A pooled connection the database dropped (a restart, a network cut) fails at `BEGIN`,
     // before anything was sent: the batch goes again on another connection, at most once
     // per connection the pool may hold, instead of answering 503 for a database that is
@@ -221,11 +223,12 @@ async fn apply(pools: &Pools, batch: Vec<Write>, lease: &IngestLease) {
             break;
         }
         discard(connection).await;
-        connection = match pools.writer().await {
+        let fresh = match pools.writer().await {
             Ok(connection) => connection,
             Err(error) => return fail_all(&Arc::new(error), Vec::new(), batch.into_iter()),
         };
-        together = apply_together(&mut connection, batch, lease).await;
+        let Some(again) = together_on(fresh, batch, lease).await else { return };
+        (connection, together) = again;
     }
     let batch = match together {
         Together::Committed(outcomes) => {
@@ -238,9 +241,11 @@ async fn apply(pools: &Pools, batch: Vec<Write>, lease: &IngestLease) {
         }
         Together::AWriteFailed(batch) => batch,
     };
-    let mut writes = batch.into_iter();
-    let mut outcomes = Vec::with_capacity(writes.len());
-    match apply_each(&mut connection, &mut writes, &mut outcomes).await {
+    let outcomes = Vec::with_capacity(batch.len());
+    let Some((connection, done, writes, outcomes)) = each_on(connection, batch.into_iter(), outcomes).await else {
+        return;
+    };
+    match done {
         Ok(()) => outcomes.into_iter().for_each(|outcome| outcome.reply.send(outcome.result)),
         Err(cause) => {
             discard(connection).await;
@@ -279,7 +284,7 @@ enum Together {
 /// multi-statement hop to sqlx's connection thread (`Conn::execute_all`). Each job is
 /// cloned for its run (a few strings and the payload, far cheaper than a round trip) so
 /// the batch is still whole if it must be applied again write by write.
-async fn apply_together(connection: &mut Pooled, batch: Vec<Write>, lease: &IngestLease) -> Together {
+async fn apply_together(connection: &mut Conn<'_>, batch: Vec<Write>, lease: &IngestLease) -> Together {
     if let Err(error) = execute(connection, begin(connection)).await {
         return Together::NotBegun(error, batch);
     }
@@ -308,16 +313,11 @@ async fn apply_together(connection: &mut Pooled, batch: Vec<Write>, lease: &Inge
     Together::Committed(outcomes.collect())
 }
 
-/// Applies `jobs` inside the open transaction; their results in order. Ingests without an
-/// idempotency key go [`WRITES_PER_HOP`] at a time as one multi-statement query, and so do
-/// attempt records: a statement is a hop to sqlx's SQLite thread, and the hop, not SQLite,
-/// was most of what a write cost. Ingests and records are chunked apart so that a chunk's
-/// text repeats (one endpoint: every full chunk of ingests is the same text) and sqlx's
-/// statement cache keeps it prepared. Records never depend on an ingest of the same batch
-/// (a delivery is handed to the worker only after its ingest was committed), and a
-/// delivery's records keep their order. A keyed ingest (it reads first) and a probe go
-/// alone, after whatever was chunked before them.
-async fn apply_in_turn(connection: &mut Pooled, jobs: Vec<Job>) -> StoreResult<Vec<Applied>> {
+/// Applies `jobs` inside the open transaction, one after the other; their results in order.
+/// On the writer's own handle ([`direct`]) a statement costs no hop, so each write's
+/// statements run as soon as they are built (before, through sqlx's thread, they went eight
+/// writes to a multi-statement query). A record's ledger entry runs with the record.
+async fn apply_in_turn(connection: &mut Conn<'_>, jobs: Vec<Job>) -> StoreResult<Vec<Applied>> {
     let mut subscriptions = Subscriptions::default();
     // The batch's LoginIds, counted in one read for their `webhook-sequence`s.
     let logins: Vec<(crate::store::InstanceId, String)> = jobs
@@ -327,12 +327,10 @@ async fn apply_in_turn(connection: &mut Pooled, jobs: Vec<Job>) -> StoreResult<V
             _ => None,
         })
         .collect();
-    subscriptions.sequences.read(&mut connection.conn(), &logins).await?;
+    subscriptions.sequences.read(connection, &logins).await?;
     let mut results = Vec::with_capacity(jobs.len());
-    let (mut ingests, mut records) = (Chunk::default(), Chunk::default());
-    // Each record's ledger entry goes in the same hop as the record.
     let recorded: Vec<&AttemptResult> = jobs.iter().filter_map(Job::record).collect();
-    let mut chaining = ledger::Chaining::start(&mut connection.conn(), &recorded).await?;
+    let mut chaining = ledger::Chaining::start(connection, &recorded).await?;
     let tracking = Tracking::of(&recorded);
     drop(recorded);
     for job in jobs {
@@ -341,67 +339,23 @@ async fn apply_in_turn(connection: &mut Pooled, jobs: Vec<Job>) -> StoreResult<V
                 let entry = chaining.as_mut().map(|chaining| chaining.entry(&result)).transpose()?;
                 let mut statements = record_statements(result);
                 statements.extend(entry);
-                records.add(statements);
+                connection.execute_all(statements).await?;
                 results.push(None);
-                if records.full() {
-                    records.run(connection).await?;
-                }
             }
             Job::Ingest(message) if message.idempotency_key.is_none() => {
-                let (statements, outcome) =
-                    ingest_statements(&mut connection.conn(), &mut subscriptions, message).await?;
-                ingests.add(statements);
+                let (statements, outcome) = ingest_statements(connection, &mut subscriptions, message).await?;
+                connection.execute_all(statements).await?;
                 results.push(Some(outcome));
-                if ingests.full() {
-                    ingests.run(connection).await?;
-                }
             }
-            job => {
-                ingests.run(connection).await?;
-                records.run(connection).await?;
-                results.push(apply_job(connection, &mut subscriptions, job).await?);
-            }
+            job => results.push(apply_job(connection, &mut subscriptions, job).await?),
         }
     }
-    ingests.run(connection).await?;
-    records.run(connection).await?;
     if let Some(chaining) = chaining {
-        for heads in chaining.finish().chunks(WRITES_PER_HOP) {
-            connection.conn().execute_all(heads.to_vec()).await?;
-        }
+        connection.execute_all(chaining.finish()).await?;
     }
     write_sequences(connection, &mut subscriptions).await?;
-    tracking.apply(&mut connection.conn()).await?;
+    tracking.apply(connection).await?;
     Ok(results)
-}
-
-/// How many writes [`apply_in_turn`] sends to SQLite in one query.
-const WRITES_PER_HOP: usize = 8;
-
-/// Statements of up to [`WRITES_PER_HOP`] writes of one kind, waiting to be run together.
-#[derive(Default)]
-struct Chunk {
-    statements: Vec<Sql>,
-    writes: usize,
-}
-
-impl Chunk {
-    fn add(&mut self, statements: Vec<Sql>) {
-        self.statements.extend(statements);
-        self.writes += 1;
-    }
-
-    fn full(&self) -> bool {
-        self.writes >= WRITES_PER_HOP
-    }
-
-    async fn run(&mut self, connection: &mut Pooled) -> StoreResult<()> {
-        self.writes = 0;
-        if !self.statements.is_empty() {
-            connection.conn().execute_all(std::mem::take(&mut self.statements)).await?;
-        }
-        Ok(())
-    }
 }
 
 /// Applies `jobs` inside the open transaction as sets; their results in order. Ingests without an
@@ -409,14 +363,14 @@ impl Chunk {
 /// (it may replay one before it, even one in this batch), a second record of a delivery
 /// and a probe are applied alone, after the sets and in their order.
 async fn apply_set(
-    connection: &mut Pooled,
+    connection: &mut Conn<'_>,
     jobs: Vec<Job>,
     lease: Option<(&str, chrono::Duration)>,
 ) -> StoreResult<Vec<Applied>> {
     let mut results: Vec<Applied> = vec![None; jobs.len()];
     // The records' ledger entries, in the order the records were queued.
     let recorded: Vec<&AttemptResult> = jobs.iter().filter_map(Job::record).collect();
-    let chained = ledger::chain_writes(&mut connection.conn(), &recorded).await?;
+    let chained = ledger::chain_writes(connection, &recorded).await?;
     let tracking = Tracking::of(&recorded);
     drop(recorded);
     let (mut ingests, mut records, mut alone) = (Vec::new(), Vec::new(), Vec::new());
@@ -432,24 +386,23 @@ async fn apply_set(
     alone.sort_by_key(|(n, _)| *n);
     let mut subscriptions = Subscriptions::default();
     let (places, messages): (Vec<usize>, Vec<NewMessage>) = ingests.into_iter().unzip();
-    let (outcomes, ingested) = sets::ingest_set(&mut connection.conn(), &mut subscriptions, messages, lease).await?;
+    let (outcomes, ingested) = sets::ingest_set(connection, &mut subscriptions, messages, lease).await?;
     for (n, outcome) in places.into_iter().zip(outcomes) {
         results[n] = Some(outcome);
     }
     let records: Vec<AttemptResult> = records.into_iter().map(|(_, result)| result).collect();
     // The ingests, the first record of each delivery and the ledger: one statement.
-    ingested.and(sets::record_set(&records)).and(chained).run(&mut connection.conn()).await?;
+    ingested.and(sets::record_set(&records)).and(chained).run(connection).await?;
     for (n, job) in alone {
         results[n] = apply_job(connection, &mut subscriptions, job).await?;
     }
     write_sequences(connection, &mut subscriptions).await?;
-    tracking.apply(&mut connection.conn()).await?;
+    tracking.apply(connection).await?;
     Ok(results)
 }
 
 /// Applies one job on `connection`, inside whatever transaction or savepoint is open.
-async fn apply_job(connection: &mut Pooled, subscriptions: &mut Subscriptions, job: Job) -> StoreResult<Applied> {
-    let conn = &mut connection.conn();
+async fn apply_job(conn: &mut Conn<'_>, subscriptions: &mut Subscriptions, job: Job) -> StoreResult<Applied> {
     match job {
         Job::Ingest(message) => ingest_on(conn, subscriptions, message).await.map(Some),
         Job::Record(result) => record_on(conn, result).await.map(|()| None),
@@ -476,7 +429,7 @@ async fn apply_job(connection: &mut Pooled, subscriptions: &mut Subscriptions, j
 /// `Err` means nothing of the batch was committed. Writes not yet taken from `writes` when
 /// it fails, and the outcomes so far, are the caller's to answer.
 async fn apply_each(
-    connection: &mut Pooled,
+    connection: &mut Conn<'_>,
     writes: &mut std::vec::IntoIter<Write>,
     outcomes: &mut Vec<Outcome>,
 ) -> Result<(), sqlx::Error> {
@@ -519,11 +472,11 @@ async fn apply_each(
     // failures with them, or nothing commits.
     let records: Vec<&AttemptResult> = recorded.iter().collect();
     let tracking = Tracking::of(&records);
-    ledger::chain_recorded(&mut connection.conn(), &records).await.map_err(|error| match error {
+    ledger::chain_recorded(connection, &records).await.map_err(|error| match error {
         StoreError::Database(cause) => cause,
         other => sqlx::Error::Protocol(format!("could not chain the batch's attempts into the ledger: {other}")),
     })?;
-    tracking.apply(&mut connection.conn()).await.map_err(|error| match error {
+    tracking.apply(connection).await.map_err(|error| match error {
         StoreError::Database(cause) => cause,
         other => sqlx::Error::Protocol(format!("could not track the batch's failed attempts: {other}")),
     })?;
@@ -531,21 +484,21 @@ async fn apply_each(
 }
 
 /// Stores the last `webhook-sequence` numbers given since the last call.
-async fn write_sequences(connection: &mut Pooled, subscriptions: &mut Subscriptions) -> StoreResult<()> {
+async fn write_sequences(connection: &mut Conn<'_>, subscriptions: &mut Subscriptions) -> StoreResult<()> {
     let statements = subscriptions.sequences.written();
     if !statements.is_empty() {
-        connection.conn().execute_all(statements).await?;
+        connection.execute_all(statements).await?;
     }
     Ok(())
 }
 
-async fn execute(connection: &mut Pooled, statement: &'static str) -> Result<(), sqlx::Error> {
-    connection.conn().raw(statement).await
+async fn execute(connection: &mut Conn<'_>, statement: &'static str) -> Result<(), sqlx::Error> {
+    connection.raw(statement).await
 }
 
 /// How a batch opens its transaction. On SQLite `IMMEDIATE` takes the write lock at once
 /// and fails if the connection is still inside a transaction (the check that it is clean).
-fn begin(connection: &Pooled) -> &'static str {
+fn begin(connection: &Conn<'_>) -> &'static str {
     match connection.backend() {
         Backend::Sqlite => "BEGIN IMMEDIATE",
         Backend::Postgres => "BEGIN",
@@ -566,9 +519,10 @@ fn connection_lost(error: &sqlx::Error) -> bool {
 
 async fn discard(mut connection: Pooled) {
     // Fails harmlessly with "no transaction is active" when SQLite already rolled back.
-    let _ = execute(&mut connection, "ROLLBACK").await;
+    let _ = execute(&mut connection.conn(), "ROLLBACK").await;
     connection.close_on_drop();
 }
 
+mod on_writer;
 #[cfg(test)]
 mod tests;

@@ -121,7 +121,7 @@ const HEADS: &str =
 /// PostgreSQL if it holds the chain's advisory lock, which it then keeps until it ends.
 async fn holds_the_chain(conn: &mut Conn<'_>) -> Result<bool, sqlx::Error> {
     match conn {
-        Conn::Sqlite(_) => Ok(true),
+        Conn::Sqlite(_) | Conn::Direct(_) => Ok(true),
         Conn::Postgres(_) => {
             let row = conn.fetch_one(sql("SELECT pg_try_advisory_xact_lock($1) AS locked").bind(SEALER_LOCK)).await?;
             row.flag("locked")
@@ -300,7 +300,7 @@ async fn append(conn: &mut Conn<'_>, links: Vec<Link>, heads: Heads) -> StoreRes
     let (sealed, heads) = sealed(links, heads);
     match conn {
         Conn::Postgres(_) => super::sets::sealed_set(&sealed, &heads).run(conn).await?,
-        Conn::Sqlite(_) => write_sealed_in_hops(conn, &sealed, &heads).await?,
+        Conn::Sqlite(_) | Conn::Direct(_) => write_sealed_in_hops(conn, &sealed, &heads).await?,
     }
     Ok(())
 }
