@@ -297,6 +297,18 @@ async fn finhook_bench_seeds_a_backlog_into_the_stopped_store_and_a_restarted_se
 }
 
 #[tokio::test]
+async fn finhook_bench_spreads_logins_and_checks_an_ordered_endpoints_sequence() {
+    // 60 callbacks over 5 LoginIds to an endpoint that takes each LoginId's callbacks one at
+    // a time: all arrive, each after the one numbered before it.
+    let report = bench(&["--messages", "60", "--concurrency", "8", "--logins", "5", "--ordering", "login-id"]).await;
+    assert_eq!((report["logins"].as_u64(), report["ordering"].as_str()), (Some(5), Some("login_id")), "{report}");
+    assert_eq!(report["delivered"], 60, "{report}");
+    assert_eq!(report["out_of_order"], 0, "an ordered endpoint got a LoginId's callbacks out of sequence: {report}");
+    let plain = bench(&["--messages", "10", "--concurrency", "2"]).await;
+    assert!(plain.get("out_of_order").is_none(), "one LoginId: nothing to order: {plain}");
+}
+
+#[tokio::test]
 async fn finhook_bench_measures_the_floor_with_a_relay_in_place_of_the_server() {
     // The relay's durable write goes to a file, or with --database to PostgreSQL.
     let (floor, name) = match super::BACKEND {

@@ -25,10 +25,12 @@ pub enum Shape {
     Open { per_second: f64 },
 }
 
-/// A callback the server acknowledged: to which instance, and when the 202 came.
+/// A callback the server acknowledged: to which instance, of which LoginId (its place in
+/// the run's bodies), and when the 202 came.
 #[derive(Debug, Clone, Copy)]
 pub struct Accepted {
     pub instance: usize,
+    pub login: usize,
     pub at: Instant,
 }
 
@@ -37,7 +39,8 @@ struct Generator {
     http: reqwest::Client,
     /// The callbacks URL of each instance; callback `n` goes to instance `n % len`.
     urls: Vec<String>,
-    payload: Bytes,
+    /// The bodies; callback `n` is sent with `n % len` (one per LoginId with `--logins`).
+    payloads: Vec<Bytes>,
     accepted: Mutex<HashMap<String, Accepted>>,
 }
 
@@ -48,12 +51,12 @@ struct Ingested {
 
 impl Generator {
     async fn send(&self, n: usize) -> Result<(), String> {
-        let instance = n % self.urls.len();
+        let (instance, login) = (n % self.urls.len(), n % self.payloads.len());
         let response = self
             .http
             .post(&self.urls[instance])
             .bearer_auth(BENCH_KEY)
-            .body(self.payload.clone())
+            .body(self.payloads[login].clone())
             .send()
             .await
             .map_err(|e| format!("ingest: {e}"))?;
@@ -64,7 +67,10 @@ impl Generator {
             return Err(format!("ingest answered {status}: {}", String::from_utf8_lossy(&body)));
         }
         let ingested: Ingested = serde_json::from_slice(&body).map_err(|e| format!("ingest answer: {e}"))?;
-        self.accepted.lock().unwrap_or_else(|p| p.into_inner()).insert(ingested.message_id, Accepted { instance, at });
+        self.accepted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ingested.message_id, Accepted { instance, login, at });
         Ok(())
     }
 }
@@ -74,12 +80,12 @@ impl Generator {
 pub async fn ingest(
     http: reqwest::Client,
     urls: Vec<String>,
-    payload: Bytes,
+    payloads: Vec<Bytes>,
     messages: usize,
     shape: Shape,
     tick: impl Fn(usize) + Send + Sync + 'static,
 ) -> Result<HashMap<String, Accepted>, String> {
-    let generator = Arc::new(Generator { http, urls, payload, accepted: Mutex::default() });
+    let generator = Arc::new(Generator { http, urls, payloads, accepted: Mutex::default() });
     let answered = Arc::new(AtomicUsize::new(0));
     let tick = Arc::new(tick);
     let mut tasks = JoinSet::new();

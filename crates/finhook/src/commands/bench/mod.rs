@@ -88,11 +88,28 @@ pub struct BenchArgs {
     /// appends each body (before the 202) and each attempt's outcome to a file with a
     /// group-committed fdatasync (`durable-relay`), or inserts them into tables of the
     /// `--database` PostgreSQL (`postgres-relay`).
-    #[arg(long, value_enum, conflicts_with_all = ["backlog", "hanging"])]
+    #[arg(long, value_enum, conflicts_with_all = ["backlog", "hanging", "ordering"])]
     floor: Option<floor::Floor>,
+    /// Spread the callbacks over this many LoginIds (callback n carries the n % N-th); the
+    /// report then counts deliveries that arrived before an earlier callback of their
+    /// LoginId (by `webhook-sequence`). 1 keeps the payload's own LoginId.
+    #[arg(long, value_name = "N", default_value_t = 1, conflicts_with = "seed")]
+    logins: usize,
+    /// How the bench's endpoints order their deliveries: `none`, or `login-id` (a LoginId's
+    /// callbacks one at a time, in ingest order; use with --logins).
+    #[arg(long, value_enum, default_value_t = Ordering::None)]
+    ordering: Ordering,
     /// Print one JSON object instead of the report.
     #[arg(long)]
     json: bool,
+}
+
+/// An endpoint's delivery order, as the API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Ordering {
+    None,
+    LoginId,
 }
 
 #[derive(Debug, Serialize)]
@@ -114,6 +131,13 @@ struct Report {
     payload_bytes: usize,
     instances: usize,
     endpoints: usize,
+    logins: usize,
+    ordering: Ordering,
+    /// With --logins above 1: deliveries that reached their endpoint after a later callback
+    /// of the same LoginId had (a higher `webhook-sequence`); 0 is what `--ordering
+    /// login-id` promises.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    out_of_order: Option<usize>,
     /// "closed" (with `concurrency`) or "open" (with `offered_per_s`).
     load: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -194,6 +218,9 @@ fn check(args: &BenchArgs) -> Result<(), String> {
     if !(1..=1_000).contains(&args.hanging_endpoints) {
         return Err("--hanging-endpoints must be between 1 and 1000".into());
     }
+    if !(1..=10_000).contains(&args.logins) {
+        return Err("--logins must be between 1 and 10000".into());
+    }
     if !(1..=86_400).contains(&args.retry_seconds) {
         return Err("--retry-seconds must be between 1 and 86400".into());
     }
@@ -215,6 +242,10 @@ fn print_report(r: &Report) {
         "  callbacks       {} of {} bytes, {load}, {} instance(s), {} endpoint(s)",
         r.messages, r.payload_bytes, r.instances, r.endpoints
     );
+    if r.logins > 1 || r.ordering != Ordering::None {
+        let order = r.out_of_order.map(|n| format!(", {n} delivered out of order")).unwrap_or_default();
+        println!("  LoginIds        {}, ordering {:?}{order}", r.logins, r.ordering);
+    }
     println!("  ingest          {:.0} callbacks/s ({:.2} s)", r.ingest_per_s, r.ingest_seconds);
     println!("  delivered       {} of {} at {:.0}/s", r.delivered, r.expected_deliveries, r.delivered_per_s);
     if let Some(latency) = &r.latency_ms {
@@ -281,6 +312,9 @@ async fn set_up(
     for j in 0..args.endpoints {
         let (instance, path) = (j % args.instances, format!("/hook/{j}"));
         let mut endpoint = serde_json::json!({ "url": format!("http://{receiver}{path}") });
+        if args.ordering == Ordering::LoginId {
+            endpoint["ordering"] = serde_json::json!("login_id");
+        }
         if args.backlog.is_some() {
             endpoint["retry"] =
                 serde_json::json!({ "max_attempts": 100, "interval_seconds": args.retry_seconds, "backoff": "fixed" });
@@ -305,6 +339,7 @@ async fn set_up(
 }
 
 async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
+    let bodies = payload::with_logins(payload.clone(), args.logins)?;
     let arrivals = Arc::new(Arrivals::default());
     let receiver = receiver::start(arrivals.clone()).await?;
     let http = reqwest::Client::new();
@@ -349,7 +384,7 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
         progress.set_length(count as u64);
         let ticker = progress.clone();
         let closed = Shape::Closed { concurrency: args.concurrency };
-        load::ingest(http.clone(), vec![url], bytes::Bytes::from(payload.clone()), count, closed, move |n| {
+        load::ingest(http.clone(), vec![url], vec![bytes::Bytes::from(payload.clone())], count, closed, move |n| {
             ticker.set_position(n as u64)
         })
         .await?;
@@ -372,10 +407,8 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
     } else {
         progress.set_message("ingested");
         let cpu_before = server.cpu_seconds();
-        let accepted = load::ingest(http, urls, bytes::Bytes::from(payload.clone()), messages, shape, move |n| {
-            ticker.set_position(n as u64)
-        })
-        .await?;
+        let accepted =
+            load::ingest(http, urls, bodies, messages, shape, move |n| ticker.set_position(n as u64)).await?;
         (accepted, cpu_before)
     };
     let ingest_seconds = started.elapsed().as_secs_f64();
@@ -415,6 +448,7 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
 
     let seen = arrivals.snapshot();
     let latencies = latencies(&accepted, &paths, &seen);
+    let out_of_order = (args.logins > 1).then(|| out_of_order(&accepted, &paths, &seen, &arrivals.sequences()));
     let last = seen.values().max().copied().unwrap_or(started);
     let drain_seconds = recovered.map(|at| last.saturating_duration_since(at).as_secs_f64());
     let per_second = |count: usize, seconds: f64| count as f64 / seconds.max(f64::EPSILON);
@@ -426,6 +460,9 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
         payload_bytes: payload.len(),
         instances: args.instances,
         endpoints: args.endpoints,
+        logins: args.logins,
+        ordering: args.ordering,
+        out_of_order,
         load: if args.rate.is_some() { "open" } else { "closed" },
         concurrency: args.rate.is_none().then_some(args.concurrency),
         offered_per_s: args.rate,
@@ -465,4 +502,61 @@ fn latencies(
     ms.sort_by(f64::total_cmp);
     let quantile = |q: f64| ms.get(((ms.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
     Latency { p50: quantile(0.5), p95: quantile(0.95), p99: quantile(0.99), max: quantile(1.0) }
+}
+
+/// Deliveries that arrived at their endpoint after one with a higher `webhook-sequence` of
+/// the same LoginId had: in arrival order, each one numbered below the highest seen before it.
+fn out_of_order(
+    accepted: &HashMap<String, load::Accepted>,
+    paths: &[Vec<String>],
+    seen: &HashMap<(String, String), Instant>,
+    sequences: &HashMap<(String, String), u64>,
+) -> usize {
+    let mut by_login: HashMap<(&str, usize), Vec<(Instant, u64)>> = HashMap::new();
+    for (id, acked) in accepted {
+        for path in &paths[acked.instance] {
+            let key = (path.clone(), id.clone());
+            if let (Some(at), Some(sequence)) = (seen.get(&key), sequences.get(&key)) {
+                by_login.entry((path.as_str(), acked.login)).or_default().push((*at, *sequence));
+            }
+        }
+    }
+    by_login
+        .into_values()
+        .map(|mut arrivals| {
+            arrivals.sort_unstable();
+            let mut highest = 0;
+            arrivals
+                .into_iter()
+                .filter(|&(_, sequence)| {
+                    let late = sequence < highest;
+                    highest = highest.max(sequence);
+                    late
+                })
+                .count()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_counts_as_out_of_order_when_a_later_one_of_its_login_came_first() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let accepted: HashMap<String, load::Accepted> = [("a", 0), ("b", 0), ("c", 0), ("x", 1)]
+            .into_iter()
+            .map(|(id, login)| (id.to_string(), load::Accepted { instance: 0, login, at: start }))
+            .collect();
+        let paths = vec![vec!["/hook/0".to_string()]];
+        let key = |id: &str| ("/hook/0".to_string(), id.to_string());
+        // LoginId 0: 1, 3 then 2 (late); LoginId 1 alone.
+        let seen = HashMap::from([(key("a"), at(1)), (key("b"), at(3)), (key("c"), at(2)), (key("x"), at(4))]);
+        let sequences = HashMap::from([(key("a"), 1), (key("b"), 2), (key("c"), 3), (key("x"), 1)]);
+        assert_eq!(out_of_order(&accepted, &paths, &seen, &sequences), 1);
+        let in_order = HashMap::from([(key("a"), at(1)), (key("b"), at(2)), (key("c"), at(3)), (key("x"), at(4))]);
+        assert_eq!(out_of_order(&accepted, &paths, &in_order, &sequences), 0);
+    }
 }

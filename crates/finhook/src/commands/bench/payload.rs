@@ -41,6 +41,33 @@ pub fn get_accounts_detail(bytes: usize) -> Result<Vec<u8>, String> {
     Ok(body)
 }
 
+/// `body` once per LoginId of `logins`, each carrying its own (`Login.Id`, shaped like the
+/// UUIDs Flinks gives): callback `n` of the run is sent with the `n % logins`-th. One LoginId
+/// keeps the body as it is.
+pub fn with_logins(body: Vec<u8>, logins: usize) -> Result<Vec<bytes::Bytes>, String> {
+    if logins <= 1 {
+        return Ok(vec![body.into()]);
+    }
+    let mut parsed: Value =
+        serde_json::from_slice(&body).map_err(|e| format!("--logins: the payload is not JSON: {e}"))?;
+    if !parsed.pointer("/Login/Id").is_some_and(Value::is_string) {
+        return Err("--logins: the payload has no Login.Id to vary".into());
+    }
+    (0..logins)
+        .map(|n| {
+            if let Some(id) = parsed.pointer_mut("/Login/Id") {
+                *id = Value::String(login_id(n));
+            }
+            serde_json::to_vec(&parsed).map(bytes::Bytes::from).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// The `n`-th LoginId of a run with `--logins`.
+pub fn login_id(n: usize) -> String {
+    format!("00000000-0000-4000-8000-{n:012}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +81,19 @@ mod tests {
             let parsed: Value = serde_json::from_slice(&body).expect("json");
             assert_eq!(parsed["ResponseType"], "GetAccountsDetail");
         }
+    }
+
+    #[test]
+    fn each_login_gets_its_own_body_and_one_keeps_the_fixture() {
+        let fixture = get_accounts_detail(0).expect("payload");
+        assert_eq!(with_logins(fixture.clone(), 1).expect("one"), vec![bytes::Bytes::from(fixture.clone())]);
+        let bodies = with_logins(fixture, 3).expect("three");
+        let ids: Vec<Value> = bodies
+            .iter()
+            .map(|body| serde_json::from_slice::<Value>(body).expect("json")["Login"]["Id"].clone())
+            .collect();
+        assert_eq!(ids, [login_id(0), login_id(1), login_id(2)].map(Value::String));
+        let error = with_logins(b"{\"ResponseType\": \"KYC\"}".to_vec(), 2).expect_err("no Login.Id");
+        assert!(error.contains("Login.Id"), "{error}");
     }
 }

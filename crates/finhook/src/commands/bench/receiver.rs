@@ -19,6 +19,8 @@ pub const HANGING_PATH: &str = "/hanging";
 pub struct Arrivals {
     /// `(endpoint path, webhook-id)` → when it first arrived with a 200.
     first_seen: Mutex<HashMap<(String, String), Instant>>,
+    /// The same → its `webhook-sequence`, when it had one.
+    sequences: Mutex<HashMap<(String, String), u64>>,
     count: AtomicUsize,
     refused: AtomicUsize,
     /// The deliveries refused at least once.
@@ -52,6 +54,11 @@ impl Arrivals {
         self.first_seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The `webhook-sequence` each delivery first arrived with.
+    pub fn sequences(&self) -> HashMap<(String, String), u64> {
+        self.sequences.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     fn arrived(&self, path: &str, headers: &HeaderMap) -> StatusCode {
         let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         if self.down.load(Ordering::SeqCst) {
@@ -60,8 +67,16 @@ impl Arrivals {
             return StatusCode::SERVICE_UNAVAILABLE;
         }
         let mut seen = self.first_seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.insert((path.to_string(), id), Instant::now()).is_none() {
-            self.count.fetch_add(1, Ordering::SeqCst);
+        let key = (path.to_string(), id);
+        if seen.contains_key(&key) {
+            return StatusCode::OK;
+        }
+        seen.insert(key.clone(), Instant::now());
+        drop(seen);
+        self.count.fetch_add(1, Ordering::SeqCst);
+        let sequence = headers.get("webhook-sequence").and_then(|v| v.to_str().ok()?.parse().ok());
+        if let Some(sequence) = sequence {
+            self.sequences.lock().unwrap_or_else(|p| p.into_inner()).insert(key, sequence);
         }
         StatusCode::OK
     }
