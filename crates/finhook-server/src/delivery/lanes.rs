@@ -423,7 +423,10 @@ impl Lanes {
         let take = u32::try_from(room).unwrap_or(u32::MAX);
         let held = u32::try_from(lane.held.len()).unwrap_or(u32::MAX);
         self.scans += 1;
-        let taken = store.take_due(id, now, lease_until, take, held).await?;
+        // As the hand-offs above see it: a change of ordering on another node is seen within
+        // ENDPOINT_TTL, here and there alike.
+        let ordered = lane.endpoint.as_ref().is_some_and(|e| e.ordering == crate::store::DeliveryOrder::LoginId);
+        let taken = store.take_due(id, now, lease_until, take, held, ordered).await?;
         let lane = self.lanes.entry(id.clone()).or_default();
         let new: Vec<DueDelivery> =
             taken.due.into_iter().filter(|due| !lane.held.contains(&due.delivery_id)).take(room).collect();

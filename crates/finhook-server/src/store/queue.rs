@@ -51,7 +51,9 @@ pub trait DeliveryQueue: Send + Sync {
     /// Takes up to `take` deliveries of `endpoint` that are due at `now`, most overdue
     /// first. On a shared store they are claimed until `claim_until`, and deliveries
     /// claimed by anyone are skipped. The embedded store writes nothing: it returns up to
-    /// `take + held` due deliveries, and the caller skips the `held` it already has.
+    /// `take + held` due deliveries, and the caller skips the `held` it already has. For an
+    /// `ordered` endpoint (`ordering = login_id`), only the first pending delivery of each
+    /// LoginId is a candidate.
     async fn take_due(
         &self,
         endpoint: &EndpointId,
@@ -59,6 +61,7 @@ pub trait DeliveryQueue: Send + Sync {
         claim_until: DateTime<Utc>,
         take: u32,
         held: u32,
+        ordered: bool,
     ) -> StoreResult<TakenDue>;
     /// Claims deliveries that ingest handed straight to this process, until
     /// `claim_until`; returns those it got (on a shared store, another node may have

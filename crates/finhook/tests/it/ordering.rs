@@ -3,7 +3,8 @@
 //! a receiver that refuses a quarter of the attempts. The ordered endpoint gets each
 //! LoginId's callbacks one at a time in ingest order, a refusal holding back only that
 //! LoginId; the unordered endpoint beside it gets the same callbacks out of order (which is
-//! what shows that the check below can fail).
+//! what shows that the check below can fail). And a LoginId queued deeper than the scan's
+//! window does not hide another LoginId's first callback.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -151,4 +152,31 @@ async fn a_thousand_logins_arrive_in_order_one_at_a_time_despite_refusals() {
     let refused = seen.iter().filter(|(path, _, _, ok)| path == "/ordered" && !ok).count();
     assert!(refused > 500, "a quarter refused: {refused}");
     assert!(in_order(&seen, "/unordered").is_err(), "without ordering, the same refusals put callbacks out of order");
+}
+
+/// One LoginId with a queue deeper than the scan's window in due order (256), then another
+/// LoginId's callback behind it: the scan still finds the second LoginId's first delivery
+/// (through the index by LoginId) beside the first one's, and nothing else of either.
+#[tokio::test]
+async fn a_deep_queue_of_one_login_does_not_hide_another_logins_first_callback() {
+    let app = spawn_app().await;
+    app.create_instance("acme").await;
+    let endpoint = app.create_endpoint("acme", json!({ "url": "https://127.0.0.1:9/", "ordering": "login_id" })).await;
+    let endpoint = finhook_core::ids::EndpointId::parse(endpoint["id"].as_str().expect("id")).expect("endpoint id");
+    let (deep, other) = ("00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b");
+    let mut deep_ids = Vec::new();
+    for _ in 0..300 {
+        deep_ids.push(app.ingest("acme", callback("kyc.json", deep).0.to_vec()).await);
+    }
+    let behind = app.ingest("acme", callback("kyc.json", other).0.to_vec()).await;
+    let now = app.clock.now();
+    app.state.store.heartbeat(now).await.expect("heartbeat");
+    let lease = now + chrono::Duration::seconds(45);
+    let taken = app.state.store.take_due(&endpoint, now, lease, 10, 0, true).await.expect("take");
+    let mut messages: Vec<&str> = taken.due.iter().map(|due| due.message_id.as_str()).collect();
+    messages.sort_unstable();
+    let mut expected = vec![deep_ids[0].as_str(), behind.as_str()];
+    expected.sort_unstable();
+    assert_eq!(messages, expected, "the first callback of each LoginId, and only those");
+    assert!(taken.due.iter().all(|due| due.sequence == Some(1)), "{:?}", taken.due);
 }

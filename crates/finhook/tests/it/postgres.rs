@@ -161,7 +161,7 @@ async fn a_crashed_nodes_claims_pass_to_another_node_within_five_seconds() {
     let now = clock.now();
     crashed.state.store.heartbeat(now).await.expect("heartbeat");
     let lease = now + chrono::Duration::seconds(45);
-    let taken = crashed.state.store.take_due(&endpoint, now, lease, 10, 0).await.expect("take");
+    let taken = crashed.state.store.take_due(&endpoint, now, lease, 10, 0, false).await.expect("take");
     assert_eq!(taken.due.len(), 1);
     drop(crashed);
 
@@ -187,7 +187,7 @@ async fn ingest_leases_its_deliveries_to_its_own_worker() {
     let first = one.ingest("acme", fixture("kyc.json")).await;
     let second = one.ingest("acme", fixture("get_accounts_detail.json")).await;
     let (lease, now) = (clock.now() + chrono::Duration::seconds(45), clock.now());
-    let taken = two.state.store.take_due(&endpoint, now, lease, 10, 0).await.expect("take");
+    let taken = two.state.store.take_due(&endpoint, now, lease, 10, 0, false).await.expect("take");
     assert!(taken.due.is_empty(), "leased to node one by its ingest: {:?}", taken.due);
     assert_eq!(one.deliver_due().await, 2, "node one delivers what it ingested, with no claim");
     assert_eq!(one.message("acme", &first).await["deliveries"][0]["status"], "delivered");
@@ -212,7 +212,7 @@ async fn a_live_nodes_leases_are_left_alone() {
     let now = clock.now();
     one.state.store.heartbeat(now).await.expect("heartbeat");
     let lease = now + chrono::Duration::seconds(45);
-    assert_eq!(one.state.store.take_due(&endpoint, now, lease, 10, 0).await.expect("take").due.len(), 1);
+    assert_eq!(one.state.store.take_due(&endpoint, now, lease, 10, 0, false).await.expect("take").due.len(), 1);
     for _ in 0..10 {
         clock.advance(chrono::Duration::seconds(3));
         one.state.store.heartbeat(clock.now()).await.expect("heartbeat");

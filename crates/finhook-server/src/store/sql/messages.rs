@@ -192,7 +192,7 @@ pub(super) async fn redeliver(
     if !targets.is_empty() {
         conn.execute(supersede(id, &targets, now)).await?;
     }
-    let ids = schedule_deliveries(&mut conn, id, &numbered, now).await?;
+    let ids = schedule_deliveries(&mut conn, id, login.as_deref(), &numbered, now).await?;
     let written = subscriptions.sequences.written();
     if !written.is_empty() {
         conn.execute_all(written).await?;
@@ -224,20 +224,23 @@ fn supersede(message: &MessageId, endpoints: &[EndpointId], now: DateTime<Utc>) 
 async fn schedule_deliveries(
     conn: &mut Conn<'_>,
     message: &MessageId,
+    login: Option<&str>,
     endpoints: &[(EndpointId, Option<u64>)],
     now: DateTime<Utc>,
 ) -> StoreResult<Vec<DeliveryId>> {
-    let (insert, ids) = deliveries_insert(message, endpoints, now);
+    let (insert, ids) = deliveries_insert(message, login, endpoints, now);
     if let Some(insert) = insert {
         conn.execute(insert).await?;
     }
     Ok(ids)
 }
 
-/// One statement inserting pending deliveries of `message` to each endpoint, due at
-/// `now` (none if there is no endpoint), and the new deliveries' ids.
+/// One statement inserting pending deliveries of `message` (of LoginId `login`) to each
+/// endpoint, due at `now` (none if there is no endpoint), and the new deliveries' ids. A
+/// numbered delivery carries its callback's LoginId, for an ordered endpoint's scan.
 fn deliveries_insert(
     message: &MessageId,
+    login: Option<&str>,
     endpoints: &[(EndpointId, Option<u64>)],
     now: DateTime<Utc>,
 ) -> (Option<Sql>, Vec<DeliveryId>) {
@@ -247,18 +250,24 @@ fn deliveries_insert(
     let ids: Vec<DeliveryId> = endpoints.iter().map(|_| DeliveryId::generate()).collect();
     let mut text = String::from(
         "INSERT INTO deliveries (id, message_id, endpoint_id, status, next_attempt_at, created_at, updated_at,
-                                 sequence) VALUES ",
+                                 sequence, login_id) VALUES ",
     );
     for n in 0..endpoints.len() {
-        let (id_arg, endpoint_arg, sequence_arg) = (3 + 3 * n, 4 + 3 * n, 5 + 3 * n);
+        let (id_arg, endpoint_arg, sequence_arg, login_arg) = (3 + 4 * n, 4 + 4 * n, 5 + 4 * n, 6 + 4 * n);
         if n > 0 {
             text.push_str(", ");
         }
-        text.push_str(&format!("(${id_arg}, $1, ${endpoint_arg}, 'pending', $2, $2, $2, ${sequence_arg})"));
+        text.push_str(&format!(
+            "(${id_arg}, $1, ${endpoint_arg}, 'pending', $2, $2, $2, ${sequence_arg}, ${login_arg})"
+        ));
     }
     let mut statement = sql(text).bind(message.as_str()).bind(millis(now));
     for (id, (endpoint, sequence)) in ids.iter().zip(endpoints) {
-        statement = statement.bind(id.as_str()).bind(endpoint.as_str()).bind(sequence.map(sequence_arg));
+        statement = statement
+            .bind(id.as_str())
+            .bind(endpoint.as_str())
+            .bind(sequence.map(sequence_arg))
+            .bind(sequence.and(login));
     }
     (Some(statement), ids)
 }
@@ -415,6 +424,7 @@ pub(super) fn message_statements(
 ) -> (Vec<Sql>, IngestOutcome) {
     let message_id = MessageId::generate();
     let (instance, response_type, now) = (message.instance_id, message.response_type, message.now);
+    let login = message.login_id.clone();
     let payload_bytes = message.payload.len();
     let mut writes =
         vec![sql("INSERT INTO messages (id, instance_id, response_type, login_id, request_id, tag, idempotency_key,
@@ -431,7 +441,7 @@ pub(super) fn message_statements(
         .bind(message.payload)
         .bind(millis(now))];
     writes.push(stored_bytes_added(instance, payload_bytes));
-    let (deliveries_insert, ids) = deliveries_insert(&message_id, &endpoints, now);
+    let (deliveries_insert, ids) = deliveries_insert(&message_id, login.as_deref(), &endpoints, now);
     writes.extend(deliveries_insert);
     let deliveries = ids
         .into_iter()

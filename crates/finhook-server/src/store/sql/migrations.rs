@@ -48,6 +48,7 @@ pub const SQLITE: Folder = folder!("sqlite":
     "0019_audit_log.sql",
     "0020_portal_links.sql",
     "0021_ordered_delivery.sql",
+    "0022_pending_by_login.sql",
 );
 
 /// `migrations/postgres`.
@@ -71,6 +72,7 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0017_audit_log.sql",
     "0018_portal_links.sql",
     "0019_ordered_delivery.sql",
+    "0020_pending_by_login.sql",
 );
 
 /// The migrator for one folder.

@@ -14,7 +14,7 @@ use finhook_core::ids::{DeliveryId, EndpointId, MessageId, NodeId};
 use finhook_core::secret::EndpointSecret;
 
 use super::SqlStore;
-use crate::store::db::{placeholders, sql, Backend, Conn, Sql};
+use crate::store::db::{placeholders, sql, Backend, Conn, Row, Sql};
 use crate::store::queue::{DeliveryQueue, NODE_SILENT_AFTER};
 use crate::store::rows::*;
 use crate::store::{
@@ -44,29 +44,88 @@ fn lease_is_free(silent: usize) -> String {
     )
 }
 
-/// For an endpoint `$endpoint` with `ordering = 'login_id'`, only the first still waiting
-/// delivery of each LoginId (no earlier one of its LoginId pending), so that they go one at
-/// a time in ingest order; any delivery of another endpoint. `deliveries` is the outer row.
-///
-/// On SQLite (`unary_plus`), `+` keeps the planner off the indexes on the earlier
-/// delivery's endpoint and status: with no statistics it preferred walking every pending
-/// delivery of the endpoint for each candidate over the few deliveries of its LoginId's
-/// callbacks (`deliveries_by_message`). PostgreSQL has no unary `+` on text, and plans
-/// from its statistics.
-fn first_of_its_login(endpoint: usize, unary_plus: bool) -> String {
-    let plus = if unary_plus { "+" } else { "" };
+/// How many pending deliveries an ordered endpoint's scan looks at in due order before it
+/// looks LoginId by LoginId instead ([`ordered_heads_sql`]).
+const ORDERED_WINDOW: u32 = 256;
+
+/// Whether the delivery `row` is the first still pending of its LoginId at its endpoint
+/// (or has no LoginId): one step into `deliveries_pending_by_login (endpoint_id, login_id,
+/// sequence) WHERE status = 'pending'`, whatever the LoginId's history.
+fn first_of_its_login(row: &str) -> String {
     format!(
-        "(NOT EXISTS (SELECT 1 FROM endpoints oe WHERE oe.id = ${endpoint} AND oe.ordering = 'login_id')
-          OR deliveries.sequence IS NULL
-          OR NOT EXISTS (SELECT 1 FROM messages m1
-                           JOIN messages m2 ON m2.instance_id = m1.instance_id AND m2.login_id = m1.login_id
-                           JOIN deliveries d2 ON d2.message_id = m2.id
-                         WHERE m1.id = deliveries.message_id AND {plus}d2.endpoint_id = deliveries.endpoint_id
-                           AND {plus}d2.status = 'pending' AND NOT d2.superseded AND d2.sequence < deliveries.sequence))"
+        "NOT EXISTS (SELECT 1 FROM deliveries d2
+                     WHERE d2.endpoint_id = {row}.endpoint_id AND d2.login_id = {row}.login_id
+                       AND d2.status = 'pending' AND d2.sequence < {row}.sequence)"
     )
 }
 
-/// A shared store's lease for node `$5` on up to `$4` due deliveries of endpoint `$3`: the
+/// An ordered endpoint's first [`ORDERED_WINDOW`] pending deliveries in due order, each
+/// saying whether it may go now (`first`: the first of its LoginId).
+fn ordered_window_sql(endpoint: &EndpointId) -> Sql {
+    sql(format!(
+        "SELECT id, message_id, attempts_made, next_attempt_at, sequence, {} AS first FROM deliveries
+         WHERE endpoint_id = $1 AND status = 'pending' ORDER BY next_attempt_at, id LIMIT $2",
+        first_of_its_login("deliveries")
+    ))
+    .bind(endpoint.as_str())
+    .bind(i64::from(ORDERED_WINDOW))
+}
+
+/// The first `$2` of an ordered endpoint's deliveries that may go, in due order, found
+/// LoginId by LoginId: of each LoginId with a pending delivery, the one numbered first,
+/// and every pending delivery without a LoginId. Through `deliveries_pending_by_login`:
+/// the LoginIds one index step each (a recursive "next LoginId after this one", as neither
+/// database skips through an index by itself), each one's first delivery one more, so the
+/// cost is two steps per LoginId waiting, whatever the depth of its queue.
+///
+/// For when the window in due order ([`ordered_window_sql`]) is full of deliveries waiting
+/// behind others of their LoginId, deeper queued LoginIds' first deliveries past it. (The
+/// scan used to walk every pending delivery and check each against every callback of its
+/// LoginId: 20 LoginIds with 1,000 callbacks each went out at 13/s.) A superseded delivery
+/// is never pending.
+fn ordered_heads_sql(endpoint: &EndpointId, limit: u32) -> Sql {
+    sql("WITH RECURSIVE logins (login_id) AS (
+             SELECT min(login_id) FROM deliveries WHERE endpoint_id = $1 AND status = 'pending'
+           UNION ALL
+             SELECT (SELECT min(d.login_id) FROM deliveries d
+                     WHERE d.endpoint_id = $1 AND d.status = 'pending' AND d.login_id > logins.login_id)
+             FROM logins WHERE logins.login_id IS NOT NULL),
+         candidates (id) AS (
+             SELECT (SELECT d.id FROM deliveries d
+                     WHERE d.endpoint_id = $1 AND d.status = 'pending' AND d.login_id = logins.login_id
+                     ORDER BY d.sequence LIMIT 1)
+             FROM logins WHERE logins.login_id IS NOT NULL
+           UNION ALL
+             SELECT id FROM deliveries WHERE endpoint_id = $1 AND status = 'pending' AND login_id IS NULL)
+         SELECT id, message_id, attempts_made, next_attempt_at, sequence FROM deliveries
+         WHERE id IN (SELECT id FROM candidates) ORDER BY next_attempt_at, id LIMIT $2")
+    .bind(endpoint.as_str())
+    .bind(i64::from(limit))
+}
+
+/// Up to `limit` of an ordered endpoint's deliveries that may go, in due order (due now or
+/// not): those of the first [`ORDERED_WINDOW`] in due order that are first of their
+/// LoginId, or, when the window is full and holds fewer than `limit` of them, LoginId by
+/// LoginId ([`ordered_heads_sql`]). Many LoginIds with short queues are served by the
+/// window; a few with deep ones by the heads.
+async fn ordered_rows(conn: &mut Conn<'_>, endpoint: &EndpointId, limit: u32) -> StoreResult<Vec<Row>> {
+    let window = conn.fetch_all(ordered_window_sql(endpoint)).await?;
+    let full = window.len() >= usize::try_from(ORDERED_WINDOW).unwrap_or(usize::MAX);
+    let mut first = Vec::with_capacity(window.len());
+    for row in window {
+        if row.flag("first")? {
+            first.push(row);
+        }
+    }
+    if !full || first.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
+        first.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        return Ok(first);
+    }
+    Ok(conn.fetch_all(ordered_heads_sql(endpoint, limit)).await?)
+}
+
+/// A shared store's lease for node `$5` on up to `$4` due deliveries of endpoint `$3`
+/// (of an ordered one, only among `among`, checked again as first of their LoginId): the
 /// rows are locked with `SKIP LOCKED`, so a node never waits for, nor takes, another's.
 fn lease_due_sql(
     endpoint: &EndpointId,
@@ -74,36 +133,42 @@ fn lease_due_sql(
     claim_until: DateTime<Utc>,
     take: u32,
     node: &NodeId,
+    among: Option<&[String]>,
 ) -> Sql {
-    sql(format!(
+    let ordered = match among {
+        Some(ids) => {
+            format!("id IN ({}) AND {} AND ", placeholders(7, ids.len().max(1)), first_of_its_login("deliveries"))
+        }
+        None => String::new(),
+    };
+    let query = sql(format!(
         "UPDATE deliveries SET claimed_until = $1, claimed_by = $5
          WHERE id IN (SELECT id FROM deliveries
-                      WHERE endpoint_id = $3 AND status = 'pending' AND next_attempt_at <= $2
-                        AND {} AND {}
+                      WHERE {ordered}endpoint_id = $3 AND status = 'pending' AND next_attempt_at <= $2 AND {}
                       ORDER BY next_attempt_at, id LIMIT $4
                       FOR UPDATE SKIP LOCKED)
          RETURNING id, message_id, attempts_made, next_attempt_at, sequence",
         lease_is_free(6),
-        first_of_its_login(3, false)
     ))
     .bind(millis(claim_until))
     .bind(millis(now))
     .bind(endpoint.as_str())
     .bind(i64::from(take))
     .bind(node.as_str())
-    .bind(millis(now - NODE_SILENT_AFTER))
+    .bind(millis(now - NODE_SILENT_AFTER));
+    match among {
+        Some([]) => query.bind(""),
+        Some(ids) => query.bind_each(ids.iter().map(String::as_str)),
+        None => query,
+    }
 }
 
-/// The first `limit` pending deliveries of `endpoint` in due order, on the embedded store,
-/// through the partial index of pending deliveries (the order is the index's, so nothing
-/// is sorted and nothing past `limit` is read).
+/// The first `limit` pending deliveries of an unordered `endpoint` in due order, on the
+/// embedded store, through the partial index of pending deliveries (the order is the
+/// index's, so nothing is sorted and nothing past `limit` is read).
 fn pending_of_endpoint_sql(endpoint: &EndpointId, limit: u32) -> Sql {
-    sql(format!(
-        "SELECT id, message_id, attempts_made, next_attempt_at, sequence FROM deliveries
-         WHERE endpoint_id = $1 AND status = 'pending' AND {}
-         ORDER BY next_attempt_at, id LIMIT $2",
-        first_of_its_login(1, true)
-    ))
+    sql("SELECT id, message_id, attempts_made, next_attempt_at, sequence FROM deliveries
+         WHERE endpoint_id = $1 AND status = 'pending' ORDER BY next_attempt_at, id LIMIT $2")
     .bind(endpoint.as_str())
     .bind(i64::from(limit))
 }
@@ -219,13 +284,17 @@ impl DeliveryQueue for SqlStore {
         claim_until: DateTime<Utc>,
         take: u32,
         held: u32,
+        ordered: bool,
     ) -> StoreResult<TakenDue> {
         match self.backend() {
             Backend::Sqlite => {
                 // One read, no write: the pending rows in due order, the first not yet
                 // due (if the limit leaves room for it) telling when to look again.
                 let limit = take.saturating_add(held);
-                let rows = self.pools.read_all(pending_of_endpoint_sql(endpoint, limit)).await?;
+                let rows = match ordered {
+                    true => ordered_rows(&mut self.pools.reader().await?.conn(), endpoint, limit).await?,
+                    false => self.pools.read_all(pending_of_endpoint_sql(endpoint, limit)).await?,
+                };
                 let mut taken = TakenDue::default();
                 for row in &rows {
                     let due_at = time_of(row.int("next_attempt_at")?)?;
@@ -240,7 +309,18 @@ impl DeliveryQueue for SqlStore {
             }
             Backend::Postgres => {
                 let mut tx = self.pools.begin().await?;
-                let rows = tx.conn().fetch_all(lease_due_sql(endpoint, now, claim_until, take, &self.node)).await?;
+                // An ordered endpoint's candidates are read first; others' leases skipped
+                // there are why it reads twice the lane's room.
+                let among = match ordered {
+                    true => {
+                        let limit = take.saturating_mul(2).saturating_add(64);
+                        let rows = ordered_rows(&mut tx.conn(), endpoint, limit).await?;
+                        Some(rows.iter().map(|row| row.text("id")).collect::<Result<Vec<_>, _>>()?)
+                    }
+                    false => None,
+                };
+                let query = lease_due_sql(endpoint, now, claim_until, take, &self.node, among.as_deref());
+                let rows = tx.conn().fetch_all(query).await?;
                 let mut due = rows
                     .iter()
                     .map(|row| Ok((row.int("next_attempt_at")?, due_from(row, endpoint)?)))
@@ -444,12 +524,29 @@ mod tests {
         }
         let endpoint = EndpointId::generate();
         let steps = plan(&store, pending_of_endpoint_sql(&endpoint, 64)).await;
-        assert_eq!(steps[0], "SEARCH deliveries USING INDEX deliveries_pending_by_endpoint (endpoint_id=?)");
-        // An ordered endpoint's check for an earlier delivery of the same LoginId goes
-        // through keys: the message, its LoginId's messages, their deliveries.
+        assert_eq!(steps, ["SEARCH deliveries USING INDEX deliveries_pending_by_endpoint (endpoint_id=?)"]);
+        // An ordered endpoint's candidates: LoginId after LoginId, and each one's first
+        // delivery, through the index by LoginId; then each candidate by its key.
+        let steps = plan(&store, ordered_heads_sql(&endpoint, 64)).await;
+        let by_login = |step: &String| step.contains("INDEX deliveries_pending_by_login (endpoint_id=?");
         assert!(
-            steps.iter().any(|step| step == "SEARCH d2 USING INDEX deliveries_by_message (message_id=?)")
-                && steps.iter().any(|step| step.starts_with("SEARCH m2 USING COVERING INDEX messages_by_login"))
+            steps.iter().filter(|step| by_login(step)).count() >= 3
+                && steps
+                    .iter()
+                    .any(|step| step.contains("INDEX deliveries_pending_by_login (endpoint_id=? AND login_id>?)"))
+                && steps
+                    .iter()
+                    .any(|step| step.contains("INDEX deliveries_pending_by_login (endpoint_id=? AND login_id=?)"))
+                && steps.iter().any(|step| step.contains("USING INDEX sqlite_autoindex_deliveries_1 (id=?)"))
+                && !steps.iter().any(|step| step.starts_with("SCAN d") || step.contains("deliveries_due")),
+            "{steps:?}"
+        );
+        // The window in due order, each checked in one step by its LoginId and number.
+        let steps = plan(&store, ordered_window_sql(&endpoint)).await;
+        assert!(
+            steps.first().is_some_and(|step| step.contains("INDEX deliveries_pending_by_endpoint (endpoint_id=?)"))
+                && steps.iter().any(|step| step
+                    .contains("INDEX deliveries_pending_by_login (endpoint_id=? AND login_id=? AND sequence<?)"))
                 && !steps.iter().any(|step| step.starts_with("SCAN")),
             "{steps:?}"
         );

@@ -107,8 +107,9 @@ impl RecoveryStore for SqlStore {
             conn.execute(
                 // The same callback again: it keeps its `webhook-sequence`.
                 sql("INSERT INTO deliveries (id, message_id, endpoint_id, status, next_attempt_at, created_at, updated_at,
-                                             sequence)
-                     VALUES ($1, $2, $3, 'pending', $4, $4, $4, $5)")
+                                             sequence, login_id)
+                     VALUES ($1, $2, $3, 'pending', $4, $4, $4, $5,
+                             CASE WHEN $5 IS NOT NULL THEN (SELECT login_id FROM messages WHERE id = $2) END)")
                 .bind(DeliveryId::generate().as_str())
                 .bind(message.as_str())
                 .bind(endpoint.as_str())

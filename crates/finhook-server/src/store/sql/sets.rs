@@ -200,7 +200,7 @@ pub(super) async fn ingest_set(
     let mut outcomes = Vec::with_capacity(messages.len());
     let (mut delivery_ids, mut delivery_messages, mut delivery_endpoints, mut delivery_times) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut delivery_leases = Vec::new();
+    let (mut delivery_leases, mut delivery_logins) = (Vec::new(), Vec::new());
     let mut message_ids = Vec::with_capacity(messages.len());
     for message in &messages {
         debug_assert!(message.idempotency_key.is_none(), "a keyed ingest may be a replay");
@@ -210,6 +210,8 @@ pub(super) async fn ingest_set(
         let mut deliveries = Vec::with_capacity(endpoints.len());
         for (endpoint_id, sequence) in endpoints {
             delivery_sequences.push(sequence.map(super::messages::sequence_arg));
+            // A numbered delivery carries its callback's LoginId, for an ordered endpoint's scan.
+            delivery_logins.push(sequence.and(message.login_id.clone()));
             let id = DeliveryId::generate();
             delivery_ids.push(Some(id.as_str().to_string()));
             delivery_messages.push(Some(message_id.as_str().to_string()));
@@ -254,10 +256,12 @@ pub(super) async fn ingest_set(
                 .column("at", Column::Ints(delivery_times))
                 .column("claimed_until", Column::Ints(delivery_leases))
                 .column("claimed_by", Column::Texts(vec![lease.map(|(node, _)| node.to_string()); deliveries_len]))
-                .column("sequence", Column::Ints(delivery_sequences)),
+                .column("sequence", Column::Ints(delivery_sequences))
+                .column("login_id", Column::Texts(delivery_logins)),
             &["INSERT INTO deliveries (id, message_id, endpoint_id, status, next_attempt_at, created_at, updated_at,
-                                       claimed_until, claimed_by, sequence)
-               SELECT id, message_id, endpoint_id, 'pending', at, at, at, claimed_until, claimed_by, sequence FROM d"],
+                                       claimed_until, claimed_by, sequence, login_id)
+               SELECT id, message_id, endpoint_id, 'pending', at, at, at, claimed_until, claimed_by, sequence, login_id
+               FROM d"],
         );
     // What each instance stores, one row each. The instances' rows are locked in id order
     // (a sort under `FOR NO KEY UPDATE`), so two nodes' batches never wait on each other's
