@@ -204,6 +204,23 @@ async fn ingest_leases_its_deliveries_to_its_own_worker() {
     assert_eq!(receiver.received().len(), 3);
 }
 
+/// An ordered endpoint's deliveries go through a lane's scan, never straight from their
+/// ingest: ingest leases them to no node (a lease would only be given back), so the first
+/// node to look takes a LoginId's first callback.
+#[tokio::test]
+async fn an_ordered_endpoints_deliveries_are_not_leased_by_their_ingest() {
+    let TwoNodes { clock, one, two, receiver, .. } = two_nodes().await;
+    let ordered = one.create_endpoint("acme", json!({ "url": receiver.url("/ordered"), "ordering": "login_id" })).await;
+    let ordered = EndpointId::parse(ordered["id"].as_str().expect("id")).expect("endpoint id");
+    one.state.store.lease_new_deliveries(chrono::Duration::seconds(60));
+    one.state.store.heartbeat(clock.now()).await.expect("heartbeat");
+    let id = one.ingest("acme", fixture("kyc.json")).await;
+    let (lease, now) = (clock.now() + chrono::Duration::seconds(45), clock.now());
+    let taken = two.state.store.take_due(&ordered, now, lease, 10, 0, true).await.expect("take");
+    let messages: Vec<&str> = taken.due.iter().map(|due| due.message_id.as_str()).collect();
+    assert_eq!(messages, [id.as_str()], "the ordered endpoint's delivery was free for node two");
+}
+
 /// A live node keeps its leases however long its attempt takes: the others see it alive.
 #[tokio::test]
 async fn a_live_nodes_leases_are_left_alone() {

@@ -363,6 +363,15 @@ impl Subscriptions {
         };
         Ok(endpoints.iter().filter(|endpoint| endpoint.subscribes_to(response_type)).map(|e| e.id.clone()).collect())
     }
+
+    /// Whether `endpoint` of `instance` (read by [`Subscriptions::of`]) takes a LoginId's
+    /// callbacks one at a time: its deliveries then go through its lane's scan, never
+    /// straight from their ingest.
+    pub(super) fn ordered(&self, instance: InstanceId, endpoint: &EndpointId) -> bool {
+        self.memo.get(&instance).is_some_and(|endpoints| {
+            endpoints.iter().any(|e| e.id == *endpoint && e.ordering == crate::store::DeliveryOrder::LoginId)
+        })
+    }
 }
 
 /// Adds `bytes` to what `instance` stores, in the transaction that stores them.

@@ -200,7 +200,7 @@ pub(super) async fn ingest_set(
     let mut outcomes = Vec::with_capacity(messages.len());
     let (mut delivery_ids, mut delivery_messages, mut delivery_endpoints, mut delivery_times) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut delivery_leases, mut delivery_logins) = (Vec::new(), Vec::new());
+    let (mut delivery_leases, mut delivery_holders, mut delivery_logins) = (Vec::new(), Vec::new(), Vec::new());
     let mut message_ids = Vec::with_capacity(messages.len());
     for message in &messages {
         debug_assert!(message.idempotency_key.is_none(), "a keyed ingest may be a replay");
@@ -217,8 +217,12 @@ pub(super) async fn ingest_set(
             delivery_messages.push(Some(message_id.as_str().to_string()));
             delivery_endpoints.push(Some(endpoint_id.as_str().to_string()));
             delivery_times.push(Some(millis(message.now)));
-            let leased_until = lease.map(|(_, lease)| message.now + lease);
+            // An ordered endpoint's scan takes its deliveries, so a lease would only be given back.
+            let leased_until = lease
+                .filter(|_| !subscriptions.ordered(message.instance_id, &endpoint_id))
+                .map(|(_, lease)| message.now + lease);
             delivery_leases.push(leased_until.map(millis));
+            delivery_holders.push(leased_until.and(lease).map(|(node, _)| node.to_string()));
             deliveries.push(ScheduledDelivery { id, endpoint_id, leased_until, sequence });
         }
         message_ids.push(message_id.clone());
@@ -238,7 +242,6 @@ pub(super) async fn ingest_set(
         *added.entry(message.instance_id.0).or_default() += message.payload.len();
     }
     rows = rows.column("payload", Column::Blobs(messages.into_iter().map(|m| m.payload).collect()));
-    let deliveries_len = delivery_ids.len();
     let writes = Writes::default()
         .part(
             "m",
@@ -255,7 +258,7 @@ pub(super) async fn ingest_set(
                 .column("endpoint_id", Column::Texts(delivery_endpoints))
                 .column("at", Column::Ints(delivery_times))
                 .column("claimed_until", Column::Ints(delivery_leases))
-                .column("claimed_by", Column::Texts(vec![lease.map(|(node, _)| node.to_string()); deliveries_len]))
+                .column("claimed_by", Column::Texts(delivery_holders))
                 .column("sequence", Column::Ints(delivery_sequences))
                 .column("login_id", Column::Texts(delivery_logins)),
             &["INSERT INTO deliveries (id, message_id, endpoint_id, status, next_attempt_at, created_at, updated_at,
