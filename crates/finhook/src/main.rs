@@ -81,7 +81,7 @@ enum Command {
     /// Read the audit log: who did what, when, from where.
     Audit(commands::admin::AuditArgs),
     /// Manage an instance's webhook endpoints.
-    Endpoints(commands::admin::EndpointsArgs),
+    Endpoints(commands::endpoints::EndpointsArgs),
     /// Inspect and redeliver an instance's messages.
     Messages(commands::admin::MessagesArgs),
     /// Export an instance's tamper-evident delivery ledger, or verify an export offline.
@@ -108,7 +108,7 @@ fn main() -> ExitCode {
         Command::Instances(args) => commands::admin::instances(args),
         Command::AdminKey(args) => commands::admin::admin_key(args),
         Command::Audit(args) => commands::admin::audit(args),
-        Command::Endpoints(args) => commands::admin::endpoints(args),
+        Command::Endpoints(args) => commands::endpoints::endpoints(args),
         Command::Messages(args) => commands::admin::messages(args),
         Command::Ledger(args) => commands::ledger::run(args),
         Command::Probe(args) => commands::probe::run(args),

@@ -96,7 +96,8 @@ pub struct UpdateEndpoint {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<ClientCertificateRequest>)]
     client_certificate: Option<Option<ClientCertificateRequest>>,
-    /// From the next callback on (deliveries already waiting keep their order or lack of it).
+    /// For what the endpoint's scan takes from now on, waiting deliveries included (one
+    /// already handed to a worker goes as it is); other nodes see it within 5 s.
     ordering: Option<DeliveryOrder>,
     /// With a new `url`: `false` stores it even when its certificate is not valid.
     verify: Option<bool>,

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod endpoints;
 pub mod ledger;
 pub mod listen;
 pub mod probe;

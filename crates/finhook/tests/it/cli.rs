@@ -116,8 +116,26 @@ async fn the_admin_client_manages_instances_endpoints_and_messages() {
     )
     .await;
     assert_eq!(serde_json::from_str::<Value>(&ed.stdout).expect("json")["signing"], "ed25519", "{}", ed.stderr);
+    // Ordered delivery, set on create and changed with update (only what is given).
+    let ordered = finhook(
+        &app,
+        &["endpoints", "create", &receiver.url("/ordered"), "--instance", "acme", "--ordering", "login-id", "--json"],
+    )
+    .await;
+    let ordered: Value = serde_json::from_str(&ordered.stdout).expect("json");
+    assert_eq!(ordered["ordering"], "login_id", "{ordered}");
+    let ordered_id = ordered["id"].as_str().expect("id");
+    let args = ["endpoints", "update", ordered_id, "--instance", "acme", "--ordering", "none", "--description", "bank"];
+    let updated = finhook(&app, &[&args[..], &["--json"]].concat()).await;
+    let updated: Value = serde_json::from_str(&updated.stdout).expect("json");
+    assert_eq!((updated["ordering"].as_str(), updated["description"].as_str()), (Some("none"), Some("bank")));
+    assert_eq!(updated["url"], ordered["url"], "what was not given is left as it was");
+    let nothing = finhook(&app, &["endpoints", "update", ordered_id, "--instance", "acme"]).await;
+    assert_eq!(nothing.code, Some(1), "{}", nothing.stderr);
+    assert!(nothing.stderr.contains("nothing to change"), "{}", nothing.stderr);
     let table = finhook(&app, &["endpoints", "list", "--instance", "acme"]).await;
     assert!(table.stdout.contains("SIGNING") && table.stdout.contains("ed25519"), "{}", table.stdout);
+    assert!(table.stdout.contains("ORDER") && table.stdout.contains("none"), "{}", table.stdout);
     for heading in ["OK 1H", "P99 MS 1H", "LAST", "FAILED IN ROW", "BACKLOG"] {
         assert!(table.stdout.contains(heading), "{heading}: {}", table.stdout);
     }
