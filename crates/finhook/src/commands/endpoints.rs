@@ -163,6 +163,11 @@ const ENDPOINT_DELIVERY_COLUMNS: &[output::Column] = &[
 pub fn endpoints(args: EndpointsArgs) -> ExitCode {
     let json = args.json;
     let Some(instance) = args.instance.clone() else { return fail(2, NO_INSTANCE) };
+    if let EndpointsCommand::Update { url: None, description: None, ordering: None, event_types, .. } = &args.command {
+        if event_types.is_empty() {
+            return fail(2, "nothing to change: give --url, --description, --ordering or --event-type");
+        }
+    }
     run_with(&args.server, async move |client| {
         let base = format!("/v1/instances/{instance}/endpoints");
         let answer = match args.command {
@@ -215,9 +220,6 @@ pub fn endpoints(args: EndpointsArgs) -> ExitCode {
                 }
                 if !event_types.is_empty() {
                     body["event_types"] = json!(event_types);
-                }
-                if body.as_object().is_some_and(serde_json::Map::is_empty) {
-                    return Err("nothing to change: give --url, --description, --ordering or --event-type".into());
                 }
                 client.call(Method::PATCH, &format!("{base}/{id}"), Some(body)).await?
             }

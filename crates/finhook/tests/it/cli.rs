@@ -131,7 +131,7 @@ async fn the_admin_client_manages_instances_endpoints_and_messages() {
     assert_eq!((updated["ordering"].as_str(), updated["description"].as_str()), (Some("none"), Some("bank")));
     assert_eq!(updated["url"], ordered["url"], "what was not given is left as it was");
     let nothing = finhook(&app, &["endpoints", "update", ordered_id, "--instance", "acme"]).await;
-    assert_eq!(nothing.code, Some(1), "{}", nothing.stderr);
+    assert_eq!(nothing.code, Some(2), "a usage error: {}", nothing.stderr);
     assert!(nothing.stderr.contains("nothing to change"), "{}", nothing.stderr);
     let table = finhook(&app, &["endpoints", "list", "--instance", "acme"]).await;
     assert!(table.stdout.contains("SIGNING") && table.stdout.contains("ed25519"), "{}", table.stdout);
