@@ -68,14 +68,22 @@ async fn direct<T: Send + 'static>(
 ) -> Option<(PoolConnection<Sqlite>, T)> {
     let runtime = tokio::runtime::Handle::current();
     let joined = tokio::task::spawn_blocking(move || {
-        let done = match runtime.block_on(sqlite.lock_handle()) {
-            Err(error) => work(Err(error)),
-            Ok(mut locked) => match Direct::new(&mut locked) {
+        let done =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match runtime.block_on(sqlite.lock_handle()) {
                 Err(error) => work(Err(error)),
-                Ok(mut direct) => work(Ok(&mut Conn::Direct(&mut direct))),
-            },
-        };
-        (sqlite, done)
+                Ok(mut locked) => match Direct::new(&mut locked) {
+                    Err(error) => work(Err(error)),
+                    Ok(mut direct) => work(Ok(&mut Conn::Direct(&mut direct))),
+                },
+            }));
+        match done {
+            Ok(done) => (sqlite, done),
+            Err(panic) => {
+                // Its transaction may still be open: closed, never pooled again.
+                sqlite.close_on_drop();
+                std::panic::resume_unwind(panic)
+            }
+        }
     })
     .await;
     match joined {
