@@ -96,7 +96,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 1, conflicts_with = "seed")]
     logins: usize,
     /// How the bench's endpoints order their deliveries: `none`, or `login-id` (a LoginId's
-    /// callbacks one at a time, in ingest order; use with --logins).
+    /// callbacks one at a time, in ingest order; use with --logins). Not with --backlog:
+    /// while the receiver is down only each LoginId's first callback is tried.
     #[arg(long, value_enum, default_value_t = Ordering::None)]
     ordering: Ordering,
     /// Print one JSON object instead of the report.
@@ -217,6 +218,9 @@ fn check(args: &BenchArgs) -> Result<(), String> {
     }
     if !(1..=1_000).contains(&args.hanging_endpoints) {
         return Err("--hanging-endpoints must be between 1 and 1000".into());
+    }
+    if args.ordering == Ordering::LoginId && args.backlog.is_some() {
+        return Err("--ordering login-id cannot build a --backlog: while the receiver is down only each LoginId's first callback is tried".into());
     }
     if !(1..=10_000).contains(&args.logins) {
         return Err("--logins must be between 1 and 10000".into());
