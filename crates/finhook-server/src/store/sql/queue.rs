@@ -3,7 +3,8 @@
 //! in memory), a shared store leases rows with `FOR UPDATE SKIP LOCKED` so that two nodes
 //! never take the same delivery. Both read through the partial index
 //! `deliveries_pending_by_endpoint (endpoint_id, next_attempt_at, id) WHERE status =
-//! 'pending'`, so the cost of a take is the rows it returns, not the backlog's size.
+//! 'pending'`, so the cost of a take is the rows it returns, not the backlog's size; an
+//! ordered endpoint's take also steps through `deliveries_pending_by_login` ([`ordered_rows`]).
 
 use std::sync::atomic::Ordering;
 
