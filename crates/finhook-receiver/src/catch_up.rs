@@ -196,29 +196,13 @@ impl Receiver {
                 return Err(CatchUpError::UnknownEvent { message_id: item.id.clone() });
             };
             let duplicate = self.store.insert_event(&new).await?.duplicate;
-            let receipt = Receipt {
-                at,
-                response_type: None,
-                event: Some(event_type),
-                login_id: None,
-                tag: None,
-                verdict: Verdict::stored(duplicate),
-            };
-            (receipt, duplicate)
+            (Receipt::of_event(at, event_type, Verdict::stored(duplicate)), duplicate)
         } else {
             let (keys, new) = self
                 .new_callback(id, body, at)
                 .map_err(|source| CatchUpError::NotACallback { message_id: item.id.clone(), source })?;
             let duplicate = self.store.insert(&new).await?.duplicate;
-            let receipt = Receipt {
-                at,
-                response_type: Some(keys.response_type),
-                event: None,
-                login_id: keys.login_id,
-                tag: keys.tag,
-                verdict: Verdict::stored(duplicate),
-            };
-            (receipt, duplicate)
+            (Receipt::of_callback(at, Some(keys), Verdict::stored(duplicate)), duplicate)
         };
         self.report(&receipt);
         Ok(!duplicate)

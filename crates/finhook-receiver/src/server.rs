@@ -44,6 +44,22 @@ pub enum Verdict {
     Rejected { status: u16, reason: String },
 }
 
+impl Receipt {
+    /// A callback's receipt: its keys (if it could be read that far) and the verdict.
+    pub(crate) fn of_callback(at: DateTime<Utc>, keys: Option<CallbackKeys>, verdict: Verdict) -> Self {
+        let (response_type, login_id, tag) = match keys {
+            Some(keys) => (Some(keys.response_type), keys.login_id, keys.tag),
+            None => (None, None, None),
+        };
+        Self { at, response_type, event: None, login_id, tag, verdict }
+    }
+
+    /// An operational event's receipt.
+    pub(crate) fn of_event(at: DateTime<Utc>, event: EventType, verdict: Verdict) -> Self {
+        Self { at, response_type: None, event: Some(event), login_id: None, tag: None, verdict }
+    }
+}
+
 impl Verdict {
     /// Accepted, or a duplicate of one stored before.
     pub(crate) fn stored(duplicate: bool) -> Self {
@@ -292,32 +308,14 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bod
     let result = accept(&receiver, &headers, body, at).await;
     let (receipt, response) = match result {
         Ok((Received::Callback(keys), duplicate)) => {
-            let verdict = Verdict::stored(duplicate);
-            let receipt = Receipt {
-                at,
-                response_type: Some(keys.response_type),
-                event: None,
-                login_id: keys.login_id,
-                tag: keys.tag,
-                verdict,
-            };
-            (receipt, (StatusCode::OK, "ok").into_response())
+            (Receipt::of_callback(at, Some(keys), Verdict::stored(duplicate)), (StatusCode::OK, "ok").into_response())
         }
         Ok((Received::Event(event), duplicate)) => {
-            let verdict = Verdict::stored(duplicate);
-            let receipt = Receipt { at, response_type: None, event: Some(event), login_id: None, tag: None, verdict };
-            (receipt, (StatusCode::OK, "ok").into_response())
+            (Receipt::of_event(at, event, Verdict::stored(duplicate)), (StatusCode::OK, "ok").into_response())
         }
         Err((keys, error)) => {
-            let receipt = Receipt {
-                at,
-                response_type: keys.as_ref().map(|k| k.response_type),
-                event: None,
-                login_id: keys.as_ref().and_then(|k| k.login_id.clone()),
-                tag: keys.and_then(|k| k.tag),
-                verdict: Verdict::Rejected { status: error.status().as_u16(), reason: error.detail() },
-            };
-            (receipt, error.into_response())
+            let verdict = Verdict::Rejected { status: error.status().as_u16(), reason: error.detail() };
+            (Receipt::of_callback(at, keys, verdict), error.into_response())
         }
     };
     receiver.report(&receipt);
