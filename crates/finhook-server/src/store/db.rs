@@ -347,7 +347,7 @@ impl Conn<'_> {
         Ok(match self {
             Conn::Sqlite(connection) => query.sqlite()?.fetch_optional(&mut **connection).await?.map(Row::Sqlite),
             Conn::Postgres(connection) => query.postgres().fetch_optional(&mut **connection).await?.map(Row::Postgres),
-            Conn::Direct(connection) => connection.fetch_all(&query)?.into_iter().next().map(Row::Direct),
+            Conn::Direct(connection) => connection.fetch_optional(&query)?.map(Row::Direct),
         })
     }
 

@@ -86,11 +86,22 @@ impl DirectConnection {
 
     /// Every row `query` returns.
     pub(crate) fn fetch_all(&mut self, query: &Sql) -> Result<Vec<DirectRow>, sqlx::Error> {
+        self.fetch(query, usize::MAX)
+    }
+
+    /// The first row `query` returns, if any; the rest are not read.
+    pub(crate) fn fetch_optional(&mut self, query: &Sql) -> Result<Option<DirectRow>, sqlx::Error> {
+        Ok(self.fetch(query, 1)?.pop())
+    }
+
+    /// The first `most` rows `query` returns.
+    fn fetch(&mut self, query: &Sql, most: usize) -> Result<Vec<DirectRow>, sqlx::Error> {
         let mut statement = self.prepare(query)?;
         let names: Arc<[String]> = statement.column_names().into_iter().map(str::to_string).collect();
         let mut rows = statement.raw_query();
         let mut fetched = Vec::new();
-        while let Some(row) = rows.next().map_err(error)? {
+        while fetched.len() < most {
+            let Some(row) = rows.next().map_err(error)? else { break };
             let values = (0..names.len()).map(|n| row.get::<_, Value>(n)).collect::<Result<_, _>>().map_err(error)?;
             fetched.push(DirectRow { names: names.clone(), values });
         }

@@ -289,6 +289,8 @@ pub(super) fn sequence_arg(sequence: u64) -> i64 {
 #[derive(Default)]
 pub(super) struct Subscriptions {
     memo: HashMap<InstanceId, Vec<Endpoint>>,
+    /// Those of the endpoints read that take a LoginId's callbacks one at a time.
+    ordered: std::collections::HashSet<EndpointId>,
     /// The batch's `webhook-sequence` numbers, counted on from what is committed.
     pub(super) sequences: super::sequence::Sequences,
 }
@@ -313,8 +315,9 @@ impl Subscriptions {
                     .bind(Arg::Array(Column::Ints(unread.into_iter().map(Some).collect()))),
             )
             .await?;
-        for row in &rows {
-            let endpoint = endpoint_from(row)?;
+        let read: Vec<Endpoint> = rows.iter().map(endpoint_from).collect::<StoreResult<_>>()?;
+        self.ordered.extend(ordered_ids(&read));
+        for endpoint in read {
             self.memo.entry(endpoint.instance_id).or_default().push(endpoint);
         }
         Ok(())
@@ -358,20 +361,25 @@ impl Subscriptions {
                             .bind(instance.0),
                     )
                     .await?;
-                unknown.insert(rows.iter().map(endpoint_from).collect::<StoreResult<_>>()?)
+                let read: Vec<Endpoint> = rows.iter().map(endpoint_from).collect::<StoreResult<_>>()?;
+                self.ordered.extend(ordered_ids(&read));
+                unknown.insert(read)
             }
         };
         Ok(endpoints.iter().filter(|endpoint| endpoint.subscribes_to(response_type)).map(|e| e.id.clone()).collect())
     }
 
-    /// Whether `endpoint` of `instance` (read by [`Subscriptions::of`]) takes a LoginId's
-    /// callbacks one at a time: its deliveries then go through its lane's scan, never
-    /// straight from their ingest.
-    pub(super) fn ordered(&self, instance: InstanceId, endpoint: &EndpointId) -> bool {
-        self.memo.get(&instance).is_some_and(|endpoints| {
-            endpoints.iter().any(|e| e.id == *endpoint && e.ordering == crate::store::DeliveryOrder::LoginId)
-        })
+    /// Whether `endpoint` (read by [`Subscriptions::of`]) takes a LoginId's callbacks one
+    /// at a time: its deliveries then go through its lane's scan, never straight from
+    /// their ingest.
+    pub(super) fn ordered(&self, endpoint: &EndpointId) -> bool {
+        self.ordered.contains(endpoint)
     }
+}
+
+/// The ids of those of `endpoints` that take a LoginId's callbacks one at a time.
+fn ordered_ids(endpoints: &[Endpoint]) -> impl Iterator<Item = EndpointId> + '_ {
+    endpoints.iter().filter(|e| e.ordering == crate::store::DeliveryOrder::LoginId).map(|e| e.id.clone())
 }
 
 /// Adds `bytes` to what `instance` stores, in the transaction that stores them.

@@ -218,9 +218,8 @@ pub(super) async fn ingest_set(
             delivery_endpoints.push(Some(endpoint_id.as_str().to_string()));
             delivery_times.push(Some(millis(message.now)));
             // An ordered endpoint's scan takes its deliveries, so a lease would only be given back.
-            let leased_until = lease
-                .filter(|_| !subscriptions.ordered(message.instance_id, &endpoint_id))
-                .map(|(_, lease)| message.now + lease);
+            let leased_until =
+                lease.filter(|_| !subscriptions.ordered(&endpoint_id)).map(|(_, lease)| message.now + lease);
             delivery_leases.push(leased_until.map(millis));
             delivery_holders.push(leased_until.and(lease).map(|(node, _)| node.to_string()));
             deliveries.push(ScheduledDelivery { id, endpoint_id, leased_until, sequence });
