@@ -126,8 +126,9 @@ async fn ordered_rows(conn: &mut Conn<'_>, endpoint: &EndpointId, limit: u32) ->
 }
 
 /// A shared store's lease for node `$5` on up to `$4` due deliveries of endpoint `$3`
-/// (of an ordered one, only among `among`, checked again as first of their LoginId): the
-/// rows are locked with `SKIP LOCKED`, so a node never waits for, nor takes, another's.
+/// (of an ordered one, only among `among`, never empty, checked again as first of their
+/// LoginId): the rows are locked with `SKIP LOCKED`, so a node never waits for, nor takes,
+/// another's.
 fn lease_due_sql(
     endpoint: &EndpointId,
     now: DateTime<Utc>,
@@ -138,7 +139,7 @@ fn lease_due_sql(
 ) -> Sql {
     let ordered = match among {
         Some(ids) => {
-            format!("id IN ({}) AND {} AND ", placeholders(7, ids.len().max(1)), first_of_its_login("deliveries"))
+            format!("id IN ({}) AND {} AND ", placeholders(7, ids.len()), first_of_its_login("deliveries"))
         }
         None => String::new(),
     };
@@ -158,7 +159,6 @@ fn lease_due_sql(
     .bind(node.as_str())
     .bind(millis(now - NODE_SILENT_AFTER));
     match among {
-        Some([]) => query.bind(""),
         Some(ids) => query.bind_each(ids.iter().map(String::as_str)),
         None => query,
     }
@@ -320,8 +320,12 @@ impl DeliveryQueue for SqlStore {
                     }
                     false => None,
                 };
-                let query = lease_due_sql(endpoint, now, claim_until, take, &self.node, among.as_deref());
-                let rows = tx.conn().fetch_all(query).await?;
+                let rows = match among.as_deref() {
+                    Some([]) => Vec::new(), // no candidate: nothing to lease
+                    among => {
+                        tx.conn().fetch_all(lease_due_sql(endpoint, now, claim_until, take, &self.node, among)).await?
+                    }
+                };
                 let mut due = rows
                     .iter()
                     .map(|row| Ok((row.int("next_attempt_at")?, due_from(row, endpoint)?)))
