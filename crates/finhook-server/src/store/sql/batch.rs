@@ -25,7 +25,7 @@ use super::queue::{record_on, record_statements};
 use super::{ledger, sets};
 use crate::store::db::{Backend, Conn, Pooled, Pools};
 use crate::store::{AttemptResult, IngestOutcome, NewMessage, StoreError, StoreResult};
-use on_writer::{each_on, together_on};
+use on_writer::{each_on, session_on, together_on, Ended};
 
 /// The most writes one transaction takes; enough to amortise the fsync, small enough to
 /// keep the writer lock short.
@@ -133,32 +133,48 @@ impl IngestLease {
     }
 }
 
-async fn run(
-    pools: Pools,
-    mut receiver: mpsc::UnboundedReceiver<Write>,
-    stop: CancellationToken,
-    lease: Arc<IngestLease>,
-) {
+async fn run(pools: Pools, receiver: mpsc::UnboundedReceiver<Write>, stop: CancellationToken, lease: Arc<IngestLease>) {
+    // Shared with the SQLite session's thread, which takes the batches that queue while it
+    // holds the writer; only one of the two reads it at a time.
+    let queue = Arc::new(tokio::sync::Mutex::new(receiver));
     loop {
-        let first = tokio::select! {
-            biased;
-            first = receiver.recv() => first,
-            () = stop.cancelled() => {
-                // No new writes; what is already queued is still committed below.
-                receiver.close();
-                receiver.recv().await
+        let batch = {
+            let mut receiver = queue.lock().await;
+            let first = tokio::select! {
+                biased;
+                first = receiver.recv() => first,
+                () = stop.cancelled() => {
+                    // No new writes; what is already queued is still committed below.
+                    receiver.close();
+                    receiver.recv().await
+                }
+            };
+            let Some(first) = first else { break };
+            queued(&mut receiver, vec![first])
+        };
+        let connection = match pools.writer().await {
+            Ok(connection) => connection,
+            Err(error) => {
+                fail_all(&Arc::new(error), Vec::new(), batch.into_iter());
+                continue;
             }
         };
-        let Some(first) = first else { break };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(write) => batch.push(write),
-                Err(_) => break,
-            }
+        match session_on(connection, batch, &queue, &lease).await {
+            Ended::Idle | Ended::Panicked => {}
+            Ended::Unsettled(connection, together) => settle(&pools, connection, together, &lease).await,
         }
-        apply(&pools, batch, &lease).await;
     }
+}
+
+/// `batch` with whatever else is queued, up to [`MAX_BATCH`] writes in all (without waiting).
+fn queued(receiver: &mut mpsc::UnboundedReceiver<Write>, mut batch: Vec<Write>) -> Vec<Write> {
+    while batch.len() < MAX_BATCH {
+        match receiver.try_recv() {
+            Ok(write) => batch.push(write),
+            Err(_) => break,
+        }
+    }
+    batch
 }
 
 /// Where a write's answer goes.
@@ -196,21 +212,13 @@ struct Outcome {
     result: StoreResult<Applied>,
 }
 
-/// Applies one batch and answers every caller.
+/// Settles a batch that did not commit in one transaction ([`apply_together`]), and
+/// answers every caller.
 ///
-/// First all of it in one transaction with no savepoints: the common case, where every
-/// write succeeds, costs one statement per row written (on PostgreSQL one for the batch)
-/// plus `BEGIN` and `COMMIT`; on SQLite they run on the writer's own handle, on a thread of
-/// their own ([`on_writer`]). If any write fails, that
-/// transaction is rolled back and the batch is applied again the careful way
-/// ([`apply_each`]): each write in its own savepoint, so one write's error (a foreign key,
-/// a full disk) undoes only that write and the others still commit.
-async fn apply(pools: &Pools, batch: Vec<Write>, lease: &Arc<IngestLease>) {
-    let connection = match pools.writer().await {
-        Ok(connection) => connection,
-        Err(error) => return fail_all(&Arc::new(error), Vec::new(), batch.into_iter()),
-    };
-    let Some((mut connection, mut together)) = together_on(connection, batch, lease).await else { return };
+/// If a write failed, that transaction was rolled back and the batch is applied again the
+/// careful way ([`apply_each`]): each write in its own savepoint, so one write's error (a
+/// foreign key, a full disk) undoes only that write and the others still commit.
+async fn settle(pools: &Pools, mut connection: Pooled, mut together: Together, lease: &Arc<IngestLease>) {
     // A pooled connection the database dropped (a restart, a network cut) fails at `BEGIN`,
     // before anything was sent: the batch goes again on another connection, at most once
     // per connection the pool may hold, instead of answering 503 for a database that is
@@ -231,10 +239,7 @@ async fn apply(pools: &Pools, batch: Vec<Write>, lease: &Arc<IngestLease>) {
         (connection, together) = again;
     }
     let batch = match together {
-        Together::Committed(outcomes) => {
-            outcomes.into_iter().for_each(|outcome| outcome.reply.send(outcome.result));
-            return;
-        }
+        Together::Committed(outcomes) => return answer(outcomes),
         Together::NotBegun(cause, batch) | Together::NotCommitted(cause, batch) => {
             discard(connection).await;
             return fail_all(&Arc::new(cause), Vec::new(), batch.into_iter());
@@ -246,12 +251,17 @@ async fn apply(pools: &Pools, batch: Vec<Write>, lease: &Arc<IngestLease>) {
         return;
     };
     match done {
-        Ok(()) => outcomes.into_iter().for_each(|outcome| outcome.reply.send(outcome.result)),
+        Ok(()) => answer(outcomes),
         Err(cause) => {
             discard(connection).await;
             fail_all(&Arc::new(cause), outcomes, writes);
         }
     }
+}
+
+/// Tells every caller of a committed batch how its write went.
+fn answer(outcomes: Vec<Outcome>) {
+    outcomes.into_iter().for_each(|outcome| outcome.reply.send(outcome.result));
 }
 
 /// Tells every caller of a batch that nothing of it was committed.
