@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
 use crate::delivery::handoff::Dispatch;
+use crate::delivery::Body;
 use crate::metrics::Metrics;
 use crate::store::events::PUBLISH_BATCH;
 use crate::store::{InstanceId, Store, StoreResult};
@@ -80,7 +81,7 @@ impl Events {
             let (taken, batch) = self.store.publish_events(operators, now).await?;
             for message in &batch {
                 self.metrics.event_published(message.event_type.as_str());
-                self.dispatch.hand_off(&message.message_id, &message.payload, &message.deliveries);
+                self.dispatch.hand_off(&message.message_id, &Body::new(message.payload.clone()), &message.deliveries);
             }
             published += batch.len();
             if taken < PUBLISH_BATCH {

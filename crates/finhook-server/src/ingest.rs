@@ -8,6 +8,7 @@ use finhook_core::secret::hex;
 use sha2::{Digest, Sha256};
 
 use crate::delivery::handoff::Dispatch;
+use crate::delivery::Body;
 use crate::store::{IngestOutcome, InstanceId, NewMessage, Store, StoreError};
 
 /// Why a callback was not accepted. Nothing is stored in any of these cases.
@@ -79,9 +80,10 @@ pub async fn ingest_callback(
     let keys = validate_callback(request.body, request.limits)?;
     let response_type = keys.response_type;
     let message = new_message(request.instance, request.body, keys, request.idempotency_key, request.now);
+    let body_sha256 = message.body_sha256.clone();
     match store.ingest(message).await? {
         IngestOutcome::Created { message_id, deliveries } => {
-            dispatch.hand_off(&message_id, request.body, &deliveries);
+            dispatch.hand_off(&message_id, &Body::hashed(request.body.clone(), &body_sha256), &deliveries);
             Ok(Accepted { message_id, response_type, replayed: false, deliveries: deliveries.len() })
         }
         IngestOutcome::Replayed { message_id } => {

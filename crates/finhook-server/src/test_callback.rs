@@ -9,6 +9,7 @@ use finhook_core::flinks::{validate_callback, ParseLimits, ResponseType};
 use finhook_core::ids::{DeliveryId, MessageId};
 
 use crate::delivery::handoff::Dispatch;
+use crate::delivery::Body;
 use crate::ingest::new_message;
 use crate::sandbox::banking::DetailOptions;
 use crate::sandbox::data::{self, Connection};
@@ -88,6 +89,7 @@ pub async fn send(
     // The same check an ingest makes: what is sent is a valid callback, keys and all.
     let keys = validate_callback(&body, ParseLimits::default()).map_err(|e| TestCallbackError::Build(e.to_string()))?;
     let message = new_message(endpoint.instance_id, &body, keys, None, now);
+    let body = Body::hashed(body, &message.body_sha256);
     match store.ingest_to(message, &endpoint.id).await? {
         Some(IngestOutcome::Created { message_id, deliveries }) => {
             dispatch.hand_off(&message_id, &body, &deliveries);

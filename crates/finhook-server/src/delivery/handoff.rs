@@ -10,11 +10,11 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 use tokio::sync::{mpsc, Notify};
 
+use super::Body;
 use crate::store::ScheduledDelivery;
 
 /// How many handed-over deliveries wait for the worker at most.
@@ -26,7 +26,7 @@ pub struct Fresh {
     pub delivery_id: DeliveryId,
     pub message_id: MessageId,
     pub endpoint_id: EndpointId,
-    pub payload: Bytes,
+    pub payload: Body,
     /// Leased to this node by the ingest until then (shared store): no claim needed.
     pub leased_until: Option<DateTime<Utc>>,
     pub sequence: Option<u64>,
@@ -90,7 +90,7 @@ impl Dispatch {
     }
 
     /// Hands the committed deliveries of one message to the worker.
-    pub fn hand_off(&self, message_id: &MessageId, payload: &Bytes, deliveries: &[ScheduledDelivery]) {
+    pub fn hand_off(&self, message_id: &MessageId, payload: &Body, deliveries: &[ScheduledDelivery]) {
         for delivery in deliveries {
             let fresh = Fresh {
                 delivery_id: delivery.id.clone(),
@@ -187,7 +187,7 @@ mod tests {
         let (dispatch, mut inbox) = Dispatch::with_capacity(2);
         let (a, b) = (EndpointId::generate(), EndpointId::generate());
         let message = MessageId::generate();
-        let payload = Bytes::from_static(b"{}");
+        let payload = Body::new(bytes::Bytes::from_static(b"{}"));
         dispatch.hand_off(&message, &payload, &[scheduled(&a), scheduled(&a), scheduled(&b)]);
         assert_eq!(inbox.take_overflowed(), vec![b.clone()], "the third did not fit");
         assert!(inbox.take_overflowed().is_empty(), "reported once");
@@ -213,7 +213,7 @@ mod tests {
         let unleased = scheduled(&endpoint);
         dispatch.hand_off(
             &MessageId::generate(),
-            &Bytes::from_static(b"{}"),
+            &Body::new(bytes::Bytes::from_static(b"{}")),
             &[kept.clone(), dropped.clone(), unleased],
         );
         assert_eq!(inbox.take_unclaimed(), vec![dropped.id], "only the leased one that did not fit");
@@ -229,7 +229,7 @@ mod tests {
             message_id: MessageId::generate(),
             endpoint_id: EndpointId::generate(),
             leased_until: None,
-            payload: Bytes::from_static(b"{\"LoginId\":\"secret-login\"}"),
+            payload: Body::new(bytes::Bytes::from_static(b"{\"LoginId\":\"secret-login\"}")),
             sequence: Some(1),
         };
         let shown = format!("{fresh:?}");

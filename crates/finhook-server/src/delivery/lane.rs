@@ -6,17 +6,17 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use finhook_core::ids::DeliveryId;
 
 use super::health::Health;
+use super::Body;
 use crate::store::{DispatchEndpoint, DueDelivery};
 
 /// A delivery ready to send.
 pub struct Ready {
     pub due: DueDelivery,
-    pub payload: Bytes,
+    pub payload: Body,
     /// On a shared store: the end of this node's lease on it.
     pub lease_until: Option<DateTime<Utc>>,
 }

@@ -27,7 +27,6 @@ use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 
@@ -35,6 +34,7 @@ use super::handoff::Fresh;
 use super::lane::{Lane, Running};
 pub(super) use super::lane::{Ready, Start};
 use super::recent::{Recent, RECENT_BYTES};
+use super::Body;
 use crate::store::{DueDelivery, Store, StoreResult};
 
 /// How long a lane trusts its copy of the endpoint when nothing says it changed (on a
@@ -439,7 +439,7 @@ impl Lanes {
             ids
         };
         // Payloads another lane paged in lately are shared, not read and copied again.
-        let mut payloads: HashMap<MessageId, Bytes> = HashMap::with_capacity(message_ids.len());
+        let mut payloads: HashMap<MessageId, Body> = HashMap::with_capacity(message_ids.len());
         let mut missing = Vec::new();
         for id in message_ids {
             match self.recent.get(&id) {
@@ -449,6 +449,7 @@ impl Lanes {
         }
         if !missing.is_empty() {
             for (id, payload) in store.payloads(&missing).await? {
+                let payload = Body::new(payload);
                 self.recent.put(&id, &payload);
                 payloads.insert(id, payload);
             }

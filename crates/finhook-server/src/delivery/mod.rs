@@ -13,6 +13,7 @@
 //! delivery pending (on a shared store, behind a lease that runs out), and the same attempt
 //! is made again: delivery is at least once, and receivers deduplicate on `webhook-id`.
 
+mod body;
 pub mod certificate;
 pub mod client;
 pub mod handoff;
@@ -31,6 +32,8 @@ use chrono::{DateTime, Utc};
 use finhook_core::ids::{DeliveryId, EndpointId};
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
+
+pub use body::Body;
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;

@@ -4,8 +4,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use bytes::Bytes;
 use finhook_core::ids::MessageId;
+
+use super::Body;
 
 /// At most this many bytes of payloads are kept here beyond what the lanes hold anyway.
 pub const RECENT_BYTES: usize = 8 * 1024 * 1024;
@@ -14,7 +15,7 @@ pub const RECENT_BYTES: usize = 8 * 1024 * 1024;
 /// never changes once stored, so a copy here is never stale.
 #[derive(Debug)]
 pub struct Recent {
-    payloads: HashMap<MessageId, Bytes>,
+    payloads: HashMap<MessageId, Body>,
     order: VecDeque<MessageId>,
     bytes: usize,
     budget: usize,
@@ -25,12 +26,12 @@ impl Recent {
         Self { payloads: HashMap::new(), order: VecDeque::new(), bytes: 0, budget }
     }
 
-    pub fn get(&self, id: &MessageId) -> Option<Bytes> {
+    pub fn get(&self, id: &MessageId) -> Option<Body> {
         self.payloads.get(id).cloned()
     }
 
     /// Keeps `payload` (a cheap clone of shared bytes), dropping the oldest past the budget.
-    pub fn put(&mut self, id: &MessageId, payload: &Bytes) {
+    pub fn put(&mut self, id: &MessageId, payload: &Body) {
         if payload.len() > self.budget || self.payloads.contains_key(id) {
             return;
         }
@@ -50,18 +51,22 @@ impl Recent {
 mod tests {
     use super::*;
 
+    fn body(bytes: &'static [u8]) -> Body {
+        Body::new(bytes::Bytes::from_static(bytes))
+    }
+
     #[test]
     fn the_oldest_go_first_past_the_budget_and_big_ones_are_not_kept() {
         let mut recent = Recent::new(10);
         let (a, b, c) = (MessageId::generate(), MessageId::generate(), MessageId::generate());
-        recent.put(&a, &Bytes::from_static(b"aaaa"));
-        recent.put(&b, &Bytes::from_static(b"bbbb"));
-        assert_eq!(recent.get(&a).as_deref(), Some(&b"aaaa"[..]));
-        recent.put(&c, &Bytes::from_static(b"cccc"));
+        recent.put(&a, &body(b"aaaa"));
+        recent.put(&b, &body(b"bbbb"));
+        assert_eq!(recent.get(&a).map(|body| body.bytes().clone()).as_deref(), Some(&b"aaaa"[..]));
+        recent.put(&c, &body(b"cccc"));
         assert!(recent.get(&a).is_none(), "12 bytes > 10: the oldest went");
         assert!(recent.get(&b).is_some() && recent.get(&c).is_some());
         let big = MessageId::generate();
-        recent.put(&big, &Bytes::from_static(b"01234567890"));
+        recent.put(&big, &body(b"01234567890"));
         assert!(recent.get(&big).is_none() && recent.get(&b).is_some(), "larger than the budget: not kept");
     }
 }

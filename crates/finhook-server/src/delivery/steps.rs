@@ -10,11 +10,11 @@ use finhook_core::ids::AttemptId;
 use finhook_core::signing;
 use finhook_core::text::{storable_str, storable_text};
 use rand::Rng;
-use sha2::Digest;
 
 use super::client::SendOutcome;
 use super::health::Reach;
 use super::lanes::Start;
+use super::Body;
 use super::{chrono_duration, Answered, Finished, WorkerContext};
 use crate::store::{
     AttemptRecord, AttemptResult, DeliveryStatus, DispatchEndpoint, DueDelivery, ErrorClass, LedgerSource, Signing,
@@ -26,7 +26,7 @@ pub(super) async fn deliver(context: Arc<WorkerContext>, start: Start) -> Answer
     let Start { ready, endpoint } = start;
     let delivery = ready.due;
     let started_at = context.clock.now();
-    let outcome = attempt(&context, &endpoint, &delivery, &ready.payload, started_at).await;
+    let outcome = attempt(&context, &endpoint, &delivery, ready.payload.bytes(), started_at).await;
     let jitter = rand::thread_rng().gen::<f64>();
     let result = decide(&endpoint, &delivery, &ready.payload, started_at, outcome, jitter);
     if result.attempt.error_class == Some(ErrorClass::Tls) {
@@ -147,7 +147,7 @@ async fn attempt(
 pub fn decide(
     endpoint: &DispatchEndpoint,
     delivery: &DueDelivery,
-    payload: &[u8],
+    payload: &Body,
     started_at: DateTime<Utc>,
     outcome: SendOutcome,
     jitter: f64,
@@ -181,7 +181,7 @@ pub fn decide(
         ledger: LedgerSource {
             instance_id: endpoint.instance_id,
             message_id: delivery.message_id.clone(),
-            body_sha256: finhook_core::secret::hex(&sha2::Sha256::digest(payload)),
+            body_sha256: payload.sha256().to_string(),
             endpoint_url: endpoint.url.clone(),
         },
         attempt: AttemptRecord {
