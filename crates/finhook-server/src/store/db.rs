@@ -161,6 +161,13 @@ impl Sql {
         self
     }
 
+    /// The same query under `EXPLAIN` (PostgreSQL's plan, without running it).
+    #[cfg(test)]
+    pub(crate) fn explained_on_postgres(mut self) -> Self {
+        self.text = Cow::Owned(format!("EXPLAIN {}", self.text));
+        self
+    }
+
     /// `statements` as one multi-statement query, for SQLite: each statement's `$N` is
     /// renumbered past the arguments of those before it. (The store's SQL never has a `$`
     /// inside a string literal, so every `$` followed by digits is a placeholder.)
