@@ -43,6 +43,9 @@ enum Job {
     Record(AttemptResult),
     /// A write that changes nothing of substance: proves the store can commit right now.
     Probe(i64),
+    /// A write that panics as its batch is applied: what a bug in a write would do.
+    #[cfg(test)]
+    Panic,
 }
 
 impl Job {
@@ -106,6 +109,14 @@ impl BatchWriter {
         self.queue
             .send(Write { job: Job::Record(result), reply: Reply::Done(reply) })
             .map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Queues a write that panics when its batch is applied.
+    #[cfg(test)]
+    pub(super) async fn panic(&self) -> StoreResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(Write { job: Job::Panic, reply: Reply::Done(reply) }).map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 
@@ -417,6 +428,8 @@ async fn apply_job(conn: &mut Conn<'_>, subscriptions: &mut Subscriptions, job: 
         Job::Ingest(message) => ingest_on(conn, subscriptions, message).await.map(Some),
         Job::Record(result) => record_on(conn, result).await.map(|()| None),
         Job::Probe(now_ms) => probe_on(conn, now_ms).await.map(|()| None),
+        #[cfg(test)]
+        Job::Panic => panic!("a write panicked on purpose"),
     }
 }
 

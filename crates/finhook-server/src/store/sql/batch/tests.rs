@@ -102,3 +102,21 @@ async fn close_commits_what_was_queued_then_refuses_writes_and_unlocks_the_file(
     let reopened = SqlStore::open_sqlite(&url, None).await.expect("reopen after close");
     assert_eq!(reopened.stats(Utc::now()).await.expect("stats").messages, 2);
 }
+
+/// A batch that panics on the writer's thread takes none of its writes (its transaction
+/// goes with the connection, which is closed, never pooled again), its callers hear that
+/// their writes were not taken, and the writer goes on with the next batch.
+#[tokio::test]
+async fn a_batch_that_panics_takes_none_of_its_writes_and_the_writer_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, instance) = store_with_instance(&format!("sqlite://{}", dir.path().join("p.db").display())).await;
+    // All three are queued before the writer runs, so they share one batch.
+    let (first, panicked, second) =
+        tokio::join!(store.ingest(message(instance, 1)), store.writes.panic(), store.ingest(message(instance, 2)));
+    assert!(matches!(first, Err(StoreError::WriterStopped)), "{first:?}");
+    assert!(matches!(panicked, Err(StoreError::WriterStopped)), "{panicked:?}");
+    assert!(matches!(second, Err(StoreError::WriterStopped)), "{second:?}");
+    let after = store.ingest(message(instance, 3)).await;
+    assert!(matches!(after, Ok(IngestOutcome::Created { .. })), "{after:?}");
+    assert_eq!(store.stats(Utc::now()).await.expect("stats").messages, 1, "only the write after the panic");
+}
