@@ -16,6 +16,8 @@ mod batch;
 mod endpoints;
 mod events;
 mod feed;
+#[cfg(test)]
+mod fixtures;
 mod health;
 mod instance_cache;
 mod ledger;

@@ -426,14 +426,11 @@ pub(super) fn pending_set(records: &[&AttemptResult]) -> Writes {
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
-    use finhook_core::ids::{AttemptId, EndpointId};
     use sqlx::Connection;
 
     use super::*;
     use crate::store::rows::Cols;
     use crate::store::sql::SqlStore;
-    use crate::store::{AttemptRecord, DeliveryStatus, LedgerSource};
 
     /// A new database in the cluster `scripts/test` starts (`FINHOOK_TEST_POSTGRES`).
     async fn postgres_store() -> SqlStore {
@@ -450,30 +447,7 @@ mod tests {
     }
 
     fn delivered(delivery_id: DeliveryId) -> AttemptResult {
-        AttemptResult {
-            delivery_id,
-            endpoint_id: EndpointId::generate(),
-            ledger: LedgerSource {
-                instance_id: InstanceId(1),
-                message_id: MessageId::generate(),
-                body_sha256: "0".repeat(64),
-                endpoint_url: "https://hooks.example.com/".into(),
-            },
-            attempt: AttemptRecord {
-                id: AttemptId::generate(),
-                attempt_number: 1,
-                started_at: Utc::now(),
-                latency_ms: 1,
-                status_code: Some(200),
-                error_class: None,
-                error_detail: None,
-                response_excerpt: None,
-                response_bytes: None,
-                succeeded: true,
-            },
-            next_attempt_at: None,
-            new_status: DeliveryStatus::Delivered,
-        }
+        super::super::fixtures::delivered(delivery_id, InstanceId(1))
     }
 
     /// A batch's records find their deliveries by key. With statistics that say few

@@ -3,15 +3,12 @@
 
 use chrono::Utc;
 use finhook_core::flinks::ResponseType;
-use finhook_core::ids::{AttemptId, DeliveryId};
+use finhook_core::ids::DeliveryId;
 use finhook_core::secret::KeyHash;
 
 use super::super::SqlStore;
 use crate::store::queue::DeliveryQueue;
-use crate::store::{
-    AttemptRecord, AttemptResult, DeliveryStatus, IngestOutcome, InstanceId, Mode, NewInstance, NewMessage, Store,
-    StoreError,
-};
+use crate::store::{IngestOutcome, InstanceId, Mode, NewInstance, NewMessage, Store, StoreError};
 
 /// A new embedded store at `url` with one instance.
 async fn store_with_instance(url: &str) -> (SqlStore, InstanceId) {
@@ -48,30 +45,7 @@ async fn a_failing_write_does_not_take_its_batch_down() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, instance) = store_with_instance(&format!("sqlite://{}", dir.path().join("b.db").display())).await;
     // An attempt for a delivery that does not exist breaks a foreign key.
-    let orphan = AttemptResult {
-        delivery_id: DeliveryId::generate(),
-        endpoint_id: finhook_core::ids::EndpointId::generate(),
-        ledger: crate::store::LedgerSource {
-            instance_id: instance,
-            message_id: finhook_core::ids::MessageId::generate(),
-            body_sha256: "0".repeat(64),
-            endpoint_url: "https://hooks.example.com/".into(),
-        },
-        attempt: AttemptRecord {
-            id: AttemptId::generate(),
-            attempt_number: 1,
-            started_at: Utc::now(),
-            latency_ms: 1,
-            status_code: Some(200),
-            error_class: None,
-            error_detail: None,
-            response_excerpt: None,
-            response_bytes: None,
-            succeeded: true,
-        },
-        next_attempt_at: None,
-        new_status: DeliveryStatus::Delivered,
-    };
+    let orphan = super::super::fixtures::delivered(DeliveryId::generate(), instance);
     // All three are queued before the writer runs, so they share one transaction.
     let (first, broken, second) = tokio::join!(
         store.ingest(message(instance, 1)),
