@@ -79,6 +79,13 @@ pub struct Metrics {
     store_write_errors: Family<KindLabel, Counter>,
     endpoint_pauses: Counter,
     store_scans: Counter,
+    group_batches: Counter,
+    group_writes: Counter,
+    group_busy: Counter<f64, AtomicU64>,
+    group_commit: Counter<f64, AtomicU64>,
+    /// Held while the group-commit counters are moved up to the store's totals, so two
+    /// scrapes at once cannot both add the same difference.
+    group_sync: std::sync::Mutex<()>,
     connections_shed: Family<ReasonLabel, Counter>,
     ledger_entries: Family<InstanceLabel, Gauge>,
     ledger_head: Family<HeadLabel, Gauge>,
@@ -147,6 +154,32 @@ impl Metrics {
             "delivery_store_scans",
             "Times the worker looked in the store for an endpoint's due deliveries (retries come due, hand-offs that did not fit, the periodic rescan); under load most deliveries come from ingest without one",
             store_scans.clone(),
+        );
+        let group_batches = Counter::default();
+        registry.register(
+            "store_batches",
+            "Group-commit batches this node's writer applied: each is one transaction and one commit for every ingest and attempt record queued",
+            group_batches.clone(),
+        );
+        let group_writes = Counter::default();
+        registry.register(
+            "store_batch_writes",
+            "Writes (ingests, attempt records) in those batches; divided by the batches, their mean size",
+            group_writes.clone(),
+        );
+        let group_busy = Counter::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "store_writer_busy",
+            "Time this node's group-commit writer spent applying batches; a rate near 1 means the writer sets the pace",
+            prometheus_client::registry::Unit::Seconds,
+            group_busy.clone(),
+        );
+        let group_commit = Counter::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "store_commit",
+            "The part of that time spent committing (the fsync that makes each batch durable)",
+            prometheus_client::registry::Unit::Seconds,
+            group_commit.clone(),
         );
         let connections_shed = Family::<ReasonLabel, Counter>::default();
         registry.register(
@@ -246,6 +279,11 @@ impl Metrics {
             store_write_errors,
             endpoint_pauses,
             store_scans,
+            group_batches,
+            group_writes,
+            group_busy,
+            group_commit,
+            group_sync: std::sync::Mutex::new(()),
             connections_shed,
             ledger_entries,
             ledger_head,
@@ -348,6 +386,13 @@ impl Metrics {
             self.failed_in_row.get_or_create(&label).set(i64::try_from(*count).unwrap_or(i64::MAX));
         }
         self.events_queued.set(i64::try_from(stats.events_queued).unwrap_or(i64::MAX));
+        // The writer's totals only grow: each counter is moved up to its total.
+        let totals = stats.group_commit;
+        let _one_at_a_time = self.group_sync.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.group_batches.inc_by(totals.batches.saturating_sub(self.group_batches.get()));
+        self.group_writes.inc_by(totals.writes.saturating_sub(self.group_writes.get()));
+        self.group_busy.inc_by((totals.busy_seconds - self.group_busy.get()).max(0.0));
+        self.group_commit.inc_by((totals.commit_seconds - self.group_commit.get()).max(0.0));
         self.endpoint_backlog.clear();
         self.endpoint_oldest_due.clear();
         for (instance, endpoint, backlog, oldest_due_at) in &stats.endpoint_backlogs {

@@ -52,7 +52,7 @@ pub(crate) use error::classify_sqlx;
 pub use error::{FailureKind, StoreError, StoreResult};
 pub use identity::ClientIdentity;
 pub use ordering::DeliveryOrder;
-pub use stats::StoreStats;
+pub use stats::{GroupCommitTotals, StoreStats};
 
 /// The internal key of an instance; never shown outside the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -280,6 +280,7 @@ impl Store for SqlStore {
             ledger_queued,
             certificate_expiries,
             client_certificate_expiries,
+            group_commit: self.writes.totals(),
         })
     }
 

@@ -29,4 +29,19 @@ pub struct StoreStats {
     pub certificate_expiries: Vec<(String, EndpointId, DateTime<Utc>)>,
     /// The same for each enabled endpoint's own client certificate (mutual TLS).
     pub client_certificate_expiries: Vec<(String, EndpointId, DateTime<Utc>)>,
+    /// This process's group commit since it started (not the other nodes').
+    pub group_commit: GroupCommitTotals,
+}
+
+/// What one process's group-commit writer has done since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GroupCommitTotals {
+    /// Batches applied (a batch tried again on a fresh connection counts again).
+    pub batches: u64,
+    /// Writes in them: ingests, attempt records, probes.
+    pub writes: u64,
+    /// Time the writer spent applying batches and answering their callers.
+    pub busy_seconds: f64,
+    /// The part of it spent in `COMMIT` (the fsync).
+    pub commit_seconds: f64,
 }

@@ -208,6 +208,13 @@ async fn metrics_count_ingests_attempts_and_what_the_store_holds() {
     assert_eq!(value("finhook_ledger_queued"), 0.0);
     assert_eq!(value("finhook_ledger_entries{instance=\"acme\"}"), 2.0);
     assert_eq!(value(&format!("finhook_ledger_head{{instance=\"acme\",hash=\"{}\"}}", head.hash)), 2.0);
+    // This node's group commit: the two ingests and the two attempt records at least (a
+    // health probe may add one), in batches of one or more, busy for as long as it committed.
+    let (batches, writes) = (value("finhook_store_batches_total"), value("finhook_store_batch_writes_total"));
+    assert!(writes >= 4.0 && batches >= 1.0 && batches <= writes, "{batches} batches, {writes} writes");
+    let (busy, commit) =
+        (value("finhook_store_writer_busy_seconds_total"), value("finhook_store_commit_seconds_total"));
+    assert!(commit > 0.0 && busy >= commit, "busy {busy} s, committing {commit} s");
     assert!(!text.contains("whsec_") && !text.contains("c91cd0cf"), "no secrets or LoginIds in metrics");
 }
 

@@ -12,8 +12,9 @@
 
 use std::sync::Arc;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -24,7 +25,7 @@ use super::messages::{ingest_on, ingest_statements, Subscriptions};
 use super::queue::{record_on, record_statements};
 use super::{ledger, sets};
 use crate::store::db::{Backend, Conn, Pooled, Pools};
-use crate::store::{AttemptResult, IngestOutcome, NewMessage, StoreError, StoreResult};
+use crate::store::{AttemptResult, GroupCommitTotals, IngestOutcome, NewMessage, StoreError, StoreResult};
 use on_writer::{each_on, session_on, together_on, Ended};
 
 /// The most writes one transaction takes; enough to amortise the fsync, small enough to
@@ -62,7 +63,7 @@ impl Job {
 #[derive(Debug)]
 pub(super) struct BatchWriter {
     queue: mpsc::UnboundedSender<Write>,
-    lease: Arc<IngestLease>,
+    state: Arc<WriterState>,
     stop: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -73,15 +74,21 @@ impl BatchWriter {
     pub(super) fn spawn(pools: Pools, node: &str) -> Self {
         let (queue, receiver) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
-        let lease = Arc::new(IngestLease { node: node.to_string(), millis: AtomicI64::new(0) });
-        let task = tokio::spawn(run(pools, receiver, stop.clone(), lease.clone()));
-        Self { queue, lease, stop, task: Mutex::new(Some(task)) }
+        let state =
+            Arc::new(WriterState { node: node.to_string(), millis: AtomicI64::new(0), totals: Totals::default() });
+        let task = tokio::spawn(run(pools, receiver, stop.clone(), state.clone()));
+        Self { queue, state, stop, task: Mutex::new(Some(task)) }
     }
 
     /// On PostgreSQL, deliveries of ingests from now on are written leased to this node
     /// for `lease` from the ingest's time.
     pub(super) fn lease_new_deliveries(&self, lease: chrono::Duration) {
-        self.lease.millis.store(lease.num_milliseconds().max(0), Ordering::Relaxed);
+        self.state.millis.store(lease.num_milliseconds().max(0), Ordering::Relaxed);
+    }
+
+    /// What the group-commit task has done since it started.
+    pub(super) fn totals(&self) -> GroupCommitTotals {
+        self.state.totals.snapshot()
     }
 
     /// Stops taking writes (later ones fail with [`StoreError::WriterStopped`]), commits and
@@ -130,21 +137,50 @@ impl BatchWriter {
     }
 }
 
-/// This node, and how long the leases its ingests write last (0: none yet).
+/// This node, how long the leases its ingests write last (0: none yet), and the group
+/// commit's running totals.
 #[derive(Debug)]
-struct IngestLease {
+struct WriterState {
     node: String,
     millis: AtomicI64,
+    totals: Totals,
 }
 
-impl IngestLease {
+/// The group commit's running totals, for the metrics: from their rates an operator reads
+/// the batches' size and how much of the time the writer is busy (near all of it, the
+/// writer is what sets the pace).
+#[derive(Debug, Default)]
+struct Totals {
+    batches: AtomicU64,
+    writes: AtomicU64,
+    busy_nanos: AtomicU64,
+    commit_nanos: AtomicU64,
+}
+
+impl Totals {
+    fn add(counter: &AtomicU64, elapsed: Duration) {
+        counter.fetch_add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> GroupCommitTotals {
+        let seconds = |counter: &AtomicU64| Duration::from_nanos(counter.load(Ordering::Relaxed)).as_secs_f64();
+        GroupCommitTotals {
+            batches: self.batches.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            busy_seconds: seconds(&self.busy_nanos),
+            commit_seconds: seconds(&self.commit_nanos),
+        }
+    }
+}
+
+impl WriterState {
     fn get(&self) -> Option<(&str, chrono::Duration)> {
         let millis = self.millis.load(Ordering::Relaxed);
         (millis > 0).then(|| (self.node.as_str(), chrono::Duration::milliseconds(millis)))
     }
 }
 
-async fn run(pools: Pools, receiver: mpsc::UnboundedReceiver<Write>, stop: CancellationToken, lease: Arc<IngestLease>) {
+async fn run(pools: Pools, receiver: mpsc::UnboundedReceiver<Write>, stop: CancellationToken, state: Arc<WriterState>) {
     // Shared with the SQLite session's thread, which takes the batches that queue while it
     // holds the writer; only one of the two reads it at a time.
     let queue = Arc::new(tokio::sync::Mutex::new(receiver));
@@ -170,10 +206,12 @@ async fn run(pools: Pools, receiver: mpsc::UnboundedReceiver<Write>, stop: Cance
                 continue;
             }
         };
-        match session_on(connection, batch, &queue, &lease).await {
+        let started = Instant::now();
+        match session_on(connection, batch, &queue, &state).await {
             Ended::Idle | Ended::Panicked => {}
-            Ended::Unsettled(connection, together) => settle(&pools, connection, together, &lease).await,
+            Ended::Unsettled(connection, together) => settle(&pools, connection, together, &state).await,
         }
+        Totals::add(&state.totals.busy_nanos, started.elapsed());
     }
 }
 
@@ -229,7 +267,7 @@ struct Outcome {
 /// If a write failed, that transaction was rolled back and the batch is applied again the
 /// careful way ([`apply_each`]): each write in its own savepoint, so one write's error (a
 /// foreign key, a full disk) undoes only that write and the others still commit.
-async fn settle(pools: &Pools, mut connection: Pooled, mut together: Together, lease: &Arc<IngestLease>) {
+async fn settle(pools: &Pools, mut connection: Pooled, mut together: Together, state: &Arc<WriterState>) {
     // A pooled connection the database dropped (a restart, a network cut) fails at `BEGIN`,
     // before anything was sent: the batch goes again on another connection, at most once
     // per connection the pool may hold, instead of answering 503 for a database that is
@@ -246,7 +284,7 @@ async fn settle(pools: &Pools, mut connection: Pooled, mut together: Together, l
             Ok(connection) => connection,
             Err(error) => return fail_all(&Arc::new(error), Vec::new(), batch.into_iter()),
         };
-        let Some(again) = together_on(fresh, batch, lease).await else { return };
+        let Some(again) = together_on(fresh, batch, state).await else { return };
         (connection, together) = again;
     }
     let batch = match together {
@@ -300,18 +338,20 @@ enum Together {
     NotCommitted(sqlx::Error, Vec<Write>),
 }
 
-/// The fast path of [`apply`]: on PostgreSQL the batch's ingests and attempt records as
-/// sets, one statement per table ([`sets`]); on SQLite write by write, each one
-/// multi-statement hop to sqlx's connection thread (`Conn::execute_all`). Each job is
-/// cloned for its run (a few strings and the payload, far cheaper than a round trip) so
-/// the batch is still whole if it must be applied again write by write.
-async fn apply_together(connection: &mut Conn<'_>, batch: Vec<Write>, lease: &IngestLease) -> Together {
+/// The fast path: the whole batch in one transaction, on PostgreSQL the batch's ingests and
+/// attempt records as sets ([`sets`]), on SQLite write by write on the writer's own handle
+/// ([`on_writer`]). Each job is cloned for its run (a few strings and the payload, far
+/// cheaper than a round trip) so the batch is still whole if it must be applied again
+/// write by write ([`settle`]).
+async fn apply_together(connection: &mut Conn<'_>, batch: Vec<Write>, state: &WriterState) -> Together {
+    state.totals.batches.fetch_add(1, Ordering::Relaxed);
+    state.totals.writes.fetch_add(u64::try_from(batch.len()).unwrap_or(u64::MAX), Ordering::Relaxed);
     if let Err(error) = execute(connection, begin(connection)).await {
         return Together::NotBegun(error, batch);
     }
     let jobs = batch.iter().map(|write| write.job.clone()).collect();
     let applied = match connection.backend() {
-        Backend::Postgres => apply_set(connection, jobs, lease.get()).await,
+        Backend::Postgres => apply_set(connection, jobs, state.get()).await,
         Backend::Sqlite => apply_in_turn(connection, jobs).await,
     };
     let results = match applied {
@@ -326,7 +366,10 @@ async fn apply_together(connection: &mut Conn<'_>, batch: Vec<Write>, lease: &In
             return Together::AWriteFailed(batch);
         }
     };
-    if let Err(error) = execute(connection, "COMMIT").await {
+    let committing = Instant::now();
+    let committed = execute(connection, "COMMIT").await;
+    Totals::add(&state.totals.commit_nanos, committing.elapsed());
+    if let Err(error) = committed {
         return Together::NotCommitted(error, batch);
     }
     let outcomes =

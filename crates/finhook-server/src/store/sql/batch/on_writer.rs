@@ -8,7 +8,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::Sqlite;
 use tokio::sync::{mpsc, Mutex};
 
-use super::{answer, apply_each, apply_together, queued, IngestLease, Outcome, Together, Write};
+use super::{answer, apply_each, apply_together, queued, Outcome, Together, Write, WriterState};
 use crate::store::db::{Conn, Direct, Pooled};
 
 /// The longest a SQLite session ([`session_on`]) keeps the writer connection while writes
@@ -43,11 +43,11 @@ pub(super) async fn session_on(
     connection: Pooled,
     first: Vec<Write>,
     queue: &Arc<Mutex<mpsc::UnboundedReceiver<Write>>>,
-    lease: &Arc<IngestLease>,
+    state: &Arc<WriterState>,
 ) -> Ended {
     match connection {
         Pooled::Sqlite(sqlite) => {
-            let (runtime, lease, queue) = (tokio::runtime::Handle::current(), lease.clone(), queue.clone());
+            let (runtime, state, queue) = (tokio::runtime::Handle::current(), state.clone(), queue.clone());
             let ran = direct(sqlite, move |conn| {
                 let conn = match conn {
                     Ok(conn) => conn,
@@ -56,7 +56,7 @@ pub(super) async fn session_on(
                 let started = Instant::now();
                 let mut batch = first;
                 loop {
-                    match runtime.block_on(apply_together(conn, batch, &lease)) {
+                    match runtime.block_on(apply_together(conn, batch, &state)) {
                         Together::Committed(outcomes) => answer(outcomes),
                         unsettled => return Some(unsettled),
                     }
@@ -76,7 +76,7 @@ pub(super) async fn session_on(
                 Some((sqlite, Some(unsettled))) => Ended::Unsettled(Pooled::Sqlite(sqlite), unsettled),
             }
         }
-        mut connection @ Pooled::Postgres(_) => match apply_together(&mut connection.conn(), first, lease).await {
+        mut connection @ Pooled::Postgres(_) => match apply_together(&mut connection.conn(), first, state).await {
             Together::Committed(outcomes) => {
                 answer(outcomes);
                 Ended::Idle
@@ -91,20 +91,20 @@ pub(super) async fn session_on(
 pub(super) async fn together_on(
     connection: Pooled,
     batch: Vec<Write>,
-    lease: &Arc<IngestLease>,
+    state: &Arc<WriterState>,
 ) -> Option<(Pooled, Together)> {
     match connection {
         Pooled::Sqlite(sqlite) => {
-            let (runtime, lease) = (tokio::runtime::Handle::current(), lease.clone());
+            let (runtime, state) = (tokio::runtime::Handle::current(), state.clone());
             let (sqlite, together) = direct(sqlite, move |conn| match conn {
-                Ok(conn) => runtime.block_on(apply_together(conn, batch, &lease)),
+                Ok(conn) => runtime.block_on(apply_together(conn, batch, &state)),
                 Err(error) => Together::NotBegun(error, batch),
             })
             .await?;
             Some((Pooled::Sqlite(sqlite), together))
         }
         mut connection @ Pooled::Postgres(_) => {
-            let together = apply_together(&mut connection.conn(), batch, lease).await;
+            let together = apply_together(&mut connection.conn(), batch, state).await;
             Some((connection, together))
         }
     }
