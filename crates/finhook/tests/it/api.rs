@@ -241,6 +241,12 @@ async fn finhook_bench_reports_what_it_measured() {
     for field in ["ingest_per_s", "delivered_per_s", "peak_rss_mb", "cpu_seconds", "cpu_seconds_per_1000"] {
         assert!(report[field].as_f64().is_some_and(|v| v > 0.0), "{field}: {report}");
     }
+    // 40 ingests and 40 attempt records went through the group commit, in batches.
+    let group = &report["group_commit"];
+    let (batches, mean) = (group["batches"].as_u64().unwrap_or(0), group["mean_batch_writes"].as_f64().unwrap_or(0.0));
+    assert!(batches >= 1 && mean >= 1.0 && batches as f64 * mean >= 80.0, "{report}");
+    let busy = group["writer_busy_share"].as_f64().expect("busy share");
+    assert!(busy > 0.0 && busy <= 1.0 && group["commit_share"].as_f64().is_some_and(|c| c <= busy), "{report}");
     let latency = &report["latency_ms"];
     let (p50, p95, p99) = (
         latency["p50"].as_f64().expect("p50"),
@@ -333,6 +339,7 @@ async fn finhook_bench_measures_the_floor_with_a_relay_in_place_of_the_server() 
         "every callback went through the relay to each endpoint of its instance: {report}"
     );
     assert!(report["cpu_seconds_per_1000"].as_f64().is_some(), "{report}");
+    assert!(report.get("group_commit").is_none(), "a relay has no group commit to report: {report}");
 }
 
 #[tokio::test]

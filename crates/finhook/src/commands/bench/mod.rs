@@ -173,6 +173,9 @@ struct Report {
     peak_rss_mb: f64,
     cpu_seconds: f64,
     cpu_seconds_per_1000: f64,
+    /// finhook's group commit over the run (from its `/metrics`); none for a floor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_commit: Option<server::GroupCommit>,
     build: &'static str,
 }
 
@@ -272,6 +275,15 @@ fn print_report(r: &Report) {
         "  server          peak RSS {:.1} MB, {:.3} CPU s per 1,000 deliveries",
         r.peak_rss_mb, r.cpu_seconds_per_1000
     );
+    if let Some(g) = &r.group_commit {
+        println!(
+            "  group commit    {} batches of {:.1} writes; the writer busy {:.0} % of the run, {:.0} % committing",
+            g.batches,
+            g.mean_batch_writes,
+            g.writer_busy_share * 100.0,
+            g.commit_share * 100.0
+        );
+    }
 }
 
 async fn post_json(http: &reqwest::Client, url: String, body: serde_json::Value) -> Result<serde_json::Value, String> {
@@ -395,6 +407,8 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
         progress.set_length(messages as u64);
         progress.set_position(0);
     }
+    // The group commit's totals from here (with --seed, the restart below starts them at 0).
+    let writer_before = if args.seed { Some(Default::default()) } else { server.group_commit(&http).await };
     let started = Instant::now();
     let ticker = progress.clone();
     let (accepted, cpu_before) = if args.seed {
@@ -412,7 +426,7 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
         progress.set_message("ingested");
         let cpu_before = server.cpu_seconds();
         let accepted =
-            load::ingest(http, urls, bodies, messages, shape, move |n| ticker.set_position(n as u64)).await?;
+            load::ingest(http.clone(), urls, bodies, messages, shape, move |n| ticker.set_position(n as u64)).await?;
         (accepted, cpu_before)
     };
     let ingest_seconds = started.elapsed().as_secs_f64();
@@ -448,6 +462,11 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
     let delivered = arrivals.delivered();
     let cpu_seconds = server.cpu_seconds() - cpu_before;
     let peak_rss_mb = server.peak_rss_mb();
+    let measured = recovered.filter(|_| args.seed).unwrap_or(started).elapsed().as_secs_f64();
+    let group_commit = match (writer_before, server.group_commit(&http).await) {
+        (Some(before), Some(after)) => Some(server::GroupCommit::between(before, after, measured)),
+        _ => None,
+    };
     server.stop().await;
 
     let seen = arrivals.snapshot();
@@ -484,6 +503,7 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
         peak_rss_mb,
         cpu_seconds,
         cpu_seconds_per_1000: cpu_seconds * 1000.0 / delivered.max(1) as f64,
+        group_commit,
         build: if cfg!(debug_assertions) { "debug" } else { "release" },
     })
 }

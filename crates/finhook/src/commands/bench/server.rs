@@ -8,6 +8,40 @@ use tokio::io::AsyncBufReadExt;
 
 use super::BENCH_KEY;
 
+/// A server's group-commit totals at one moment (`finhook_store_*_total`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriterTotals {
+    batches: f64,
+    writes: f64,
+    busy_seconds: f64,
+    commit_seconds: f64,
+}
+
+/// What the group commit did over a run: from two [`WriterTotals`] `seconds` apart.
+#[derive(Debug, serde::Serialize)]
+pub struct GroupCommit {
+    pub batches: u64,
+    /// Writes (ingests, attempt records) per batch.
+    pub mean_batch_writes: f64,
+    /// The share of the run the writer spent applying batches: near 1, it set the pace.
+    pub writer_busy_share: f64,
+    /// The share of the run spent in `COMMIT`.
+    pub commit_share: f64,
+}
+
+impl GroupCommit {
+    pub fn between(before: WriterTotals, after: WriterTotals, seconds: f64) -> Self {
+        let batches = (after.batches - before.batches).max(0.0);
+        let share = |a: f64, b: f64| ((a - b) / seconds.max(f64::EPSILON)).clamp(0.0, 1.0);
+        Self {
+            batches: batches as u64,
+            mean_batch_writes: (after.writes - before.writes).max(0.0) / batches.max(1.0),
+            writer_busy_share: share(after.busy_seconds, before.busy_seconds),
+            commit_share: share(after.commit_seconds, before.commit_seconds),
+        }
+    }
+}
+
 /// A running `finhook serve`, killed when dropped.
 pub struct Server {
     child: tokio::process::Child,
@@ -89,6 +123,21 @@ impl Server {
 
     pub async fn stop(mut self) {
         self.kill().await;
+    }
+
+    /// The server's group-commit totals as its `/metrics` says (`None` for a floor, which
+    /// has none, or if they could not be read).
+    pub async fn group_commit(&self, http: &reqwest::Client) -> Option<WriterTotals> {
+        let text = http.get(format!("http://{}/metrics", self.addr)).send().await.ok()?.text().await.ok()?;
+        let value = |series: &str| {
+            text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+        };
+        Some(WriterTotals {
+            batches: value("finhook_store_batches_total")?,
+            writes: value("finhook_store_batch_writes_total")?,
+            busy_seconds: value("finhook_store_writer_busy_seconds_total")?,
+            commit_seconds: value("finhook_store_commit_seconds_total")?,
+        })
     }
 
     fn proc_file(&self, name: &str) -> String {
