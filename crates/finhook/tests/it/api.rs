@@ -238,9 +238,17 @@ async fn finhook_bench_reports_what_it_measured() {
     assert_eq!(report["payload_bytes"], fixture("get_accounts_detail.json").len());
     let store = if super::BACKEND == crate::helpers::Backend::Postgres { "postgres" } else { "sqlite" };
     assert_eq!(report["database"], store);
-    for field in ["ingest_per_s", "delivered_per_s", "peak_rss_mb", "cpu_seconds", "cpu_seconds_per_1000"] {
+    for field in [
+        "ingest_per_s",
+        "delivered_per_s",
+        "peak_rss_mb",
+        "cpu_seconds",
+        "cpu_seconds_per_1000",
+        "bench_cpu_seconds_per_1000",
+    ] {
         assert!(report[field].as_f64().is_some_and(|v| v > 0.0), "{field}: {report}");
     }
+    assert!(report["machine_busy_share"].as_f64().is_some_and(|v| v > 0.0 && v <= 1.0), "{report}");
     // 40 ingests and 40 attempt records went through the group commit, in batches.
     let group = &report["group_commit"];
     let (batches, mean) = (group["batches"].as_u64().unwrap_or(0), group["mean_batch_writes"].as_f64().unwrap_or(0.0));

@@ -9,6 +9,7 @@ pub mod floor;
 mod load;
 mod payload;
 mod receiver;
+mod report;
 mod seed;
 mod server;
 
@@ -24,6 +25,7 @@ use serde::Serialize;
 use super::{block_on, fail};
 use load::Shape;
 use receiver::Arrivals;
+use report::{print_report, Latency, Report};
 use server::Server;
 
 pub(crate) const BENCH_KEY: &str = "fhk_bench_0123456789abcdefghijklmnopqrstuvwxyzABCDEF";
@@ -113,72 +115,6 @@ enum Ordering {
     LoginId,
 }
 
-#[derive(Debug, Serialize)]
-struct Latency {
-    p50: f64,
-    p95: f64,
-    p99: f64,
-    max: f64,
-}
-
-#[derive(Debug, Serialize)]
-struct Report {
-    /// "finhook", or the floor measured in its place (`--floor`).
-    server: &'static str,
-    messages: usize,
-    /// Deliveries that reached the receiver (a callback counts once per endpoint).
-    delivered: usize,
-    expected_deliveries: usize,
-    payload_bytes: usize,
-    instances: usize,
-    endpoints: usize,
-    logins: usize,
-    ordering: Ordering,
-    /// With --logins above 1: deliveries that reached their endpoint after a later callback
-    /// of the same LoginId had (a higher `webhook-sequence`); 0 is what `--ordering
-    /// login-id` promises.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    out_of_order: Option<usize>,
-    /// "closed" (with `concurrency`) or "open" (with `offered_per_s`).
-    load: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    concurrency: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    offered_per_s: Option<f64>,
-    database: &'static str,
-    ingest_seconds: f64,
-    ingest_per_s: f64,
-    /// Deliveries per second, from the first ingest to the last arrival.
-    delivered_per_s: f64,
-    /// From the 202 of an ingest to the receiver getting it, per delivery (none with
-    /// --seed: nothing was acknowledged over HTTP).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    latency_ms: Option<Latency>,
-    /// With --seed: the backlog was written into the stopped server's store; the ingest
-    /// figures are that write, and the drain starts with the server's start.
-    seeded: bool,
-    /// With --backlog: from the receiver's recovery to the last arrival.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    drain_seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    drain_per_s: Option<f64>,
-    /// With --hanging: the callbacks queued for the endpoints that never answer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hanging_backlog: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hanging_endpoints: Option<usize>,
-    /// Attempts the receiver refused while down.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refused_attempts: Option<usize>,
-    peak_rss_mb: f64,
-    cpu_seconds: f64,
-    cpu_seconds_per_1000: f64,
-    /// finhook's group commit over the run (from its `/metrics`); none for a floor.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    group_commit: Option<server::GroupCommit>,
-    build: &'static str,
-}
-
 #[allow(clippy::print_stdout)]
 pub fn run(args: BenchArgs) -> ExitCode {
     let payload = match (&args.payload, args.payload_bytes) {
@@ -232,58 +168,6 @@ fn check(args: &BenchArgs) -> Result<(), String> {
         return Err("--retry-seconds must be between 1 and 86400".into());
     }
     Ok(())
-}
-
-#[allow(clippy::print_stdout)]
-fn print_report(r: &Report) {
-    match r.server {
-        "finhook" => println!("finhook bench ({} build, {} store)", r.build, r.database),
-        floor => println!("finhook bench ({} build, the {floor} in place of the server)", r.build),
-    }
-    let load = match (r.concurrency, r.offered_per_s) {
-        (Some(c), _) => format!("{c} in flight"),
-        (_, Some(rate)) => format!("offered at {rate:.0}/s"),
-        _ => String::new(),
-    };
-    println!(
-        "  callbacks       {} of {} bytes, {load}, {} instance(s), {} endpoint(s)",
-        r.messages, r.payload_bytes, r.instances, r.endpoints
-    );
-    if r.logins > 1 || r.ordering != Ordering::None {
-        let order = r.out_of_order.map(|n| format!(", {n} delivered out of order")).unwrap_or_default();
-        println!("  LoginIds        {}, ordering {:?}{order}", r.logins, r.ordering);
-    }
-    println!("  ingest          {:.0} callbacks/s ({:.2} s)", r.ingest_per_s, r.ingest_seconds);
-    println!("  delivered       {} of {} at {:.0}/s", r.delivered, r.expected_deliveries, r.delivered_per_s);
-    if let Some(latency) = &r.latency_ms {
-        println!(
-            "  latency (ms)    p50 {:.1}  p95 {:.1}  p99 {:.1}  max {:.1}   (202 -> receiver)",
-            latency.p50, latency.p95, latency.p99, latency.max
-        );
-    }
-    match (r.drain_seconds, r.drain_per_s) {
-        (Some(seconds), Some(rate)) if r.seeded => println!(
-            "  drain           {rate:.0}/s ({seconds:.2} s from the server's start; the backlog was written into its store)"
-        ),
-        (Some(seconds), Some(rate)) => println!(
-            "  drain           {rate:.0}/s ({seconds:.2} s after the receiver came back; {} attempts refused before)",
-            r.refused_attempts.unwrap_or(0)
-        ),
-        _ => {}
-    }
-    println!(
-        "  server          peak RSS {:.1} MB, {:.3} CPU s per 1,000 deliveries",
-        r.peak_rss_mb, r.cpu_seconds_per_1000
-    );
-    if let Some(g) = &r.group_commit {
-        println!(
-            "  group commit    {} batches of {:.1} writes; the writer busy {:.0} % of the run, {:.0} % committing",
-            g.batches,
-            g.mean_batch_writes,
-            g.writer_busy_share * 100.0,
-            g.commit_share * 100.0
-        );
-    }
 }
 
 async fn post_json(http: &reqwest::Client, url: String, body: serde_json::Value) -> Result<serde_json::Value, String> {
@@ -409,6 +293,7 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
     }
     // The group commit's totals from here (with --seed, the restart below starts them at 0).
     let writer_before = if args.seed { Some(Default::default()) } else { server.group_commit(&http).await };
+    let (bench_cpu_before, machine_before) = (server::own_cpu_seconds(), server::machine_ticks());
     let started = Instant::now();
     let ticker = progress.clone();
     let (accepted, cpu_before) = if args.seed {
@@ -461,6 +346,13 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
     progress.finish_and_clear();
     let delivered = arrivals.delivered();
     let cpu_seconds = server.cpu_seconds() - cpu_before;
+    let bench_cpu_seconds = server::own_cpu_seconds() - bench_cpu_before;
+    let machine_busy_share = match (machine_before, server::machine_ticks()) {
+        (Some((busy, all)), Some((busy_after, all_after))) if all_after > all => {
+            busy_after.saturating_sub(busy) as f64 / (all_after - all) as f64
+        }
+        _ => 0.0,
+    };
     let peak_rss_mb = server.peak_rss_mb();
     let measured = recovered.filter(|_| args.seed).unwrap_or(started).elapsed().as_secs_f64();
     let group_commit = match (writer_before, server.group_commit(&http).await) {
@@ -503,6 +395,8 @@ async fn bench(args: &BenchArgs, payload: Vec<u8>) -> Result<Report, String> {
         peak_rss_mb,
         cpu_seconds,
         cpu_seconds_per_1000: cpu_seconds * 1000.0 / delivered.max(1) as f64,
+        bench_cpu_seconds_per_1000: bench_cpu_seconds * 1000.0 / delivered.max(1) as f64,
+        machine_busy_share,
         group_commit,
         build: if cfg!(debug_assertions) { "debug" } else { "release" },
     })

@@ -207,9 +207,37 @@ fn cpu_seconds_of(stat: &str) -> Option<f64> {
     Some((utime + stime) / USER_HZ)
 }
 
+/// CPU time this process (the bench: its load generator and receiver) has used so far,
+/// not counting the server it started.
+pub fn own_cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat").ok().and_then(|stat| cpu_seconds_of(&stat)).unwrap_or(0.0)
+}
+
+/// The machine's CPU time so far from `/proc/stat`'s first line: `(busy, all)` in ticks of
+/// every core together (busy: all but idle and iowait).
+pub fn machine_ticks() -> Option<(u64, u64)> {
+    machine_ticks_of(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+fn machine_ticks_of(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    // user nice system idle iowait irq softirq steal (guest time is inside user already).
+    let ticks: Vec<u64> = line.split_whitespace().take(8).map(str::parse).collect::<Result<_, _>>().ok()?;
+    let all: u64 = ticks.iter().sum();
+    let waiting = ticks.get(3)? + ticks.get(4)?;
+    Some((all - waiting, all))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::cpu_seconds_of;
+    use super::{cpu_seconds_of, machine_ticks_of};
+
+    #[test]
+    fn the_machine_is_busy_for_all_but_idle_and_iowait() {
+        let stat = "cpu  100 5 50 800 20 3 2 0 0 0\ncpu0 50 2 25 400 10 1 1 0 0 0\n";
+        assert_eq!(machine_ticks_of(stat), Some((160, 980)));
+        assert_eq!(machine_ticks_of("intr 1 2 3"), None);
+    }
 
     #[test]
     fn cpu_time_is_read_after_the_command_name() {
