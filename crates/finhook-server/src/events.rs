@@ -81,7 +81,11 @@ impl Events {
             let (taken, batch) = self.store.publish_events(operators, now).await?;
             for message in &batch {
                 self.metrics.event_published(message.event_type.as_str());
-                self.dispatch.hand_off(&message.message_id, &Body::new(message.payload.clone()), &message.deliveries);
+                self.dispatch.hand_off(
+                    &message.message_id,
+                    &Body::hashed(message.payload.clone(), &message.body_sha256),
+                    &message.deliveries,
+                );
             }
             published += batch.len();
             if taken < PUBLISH_BATCH {

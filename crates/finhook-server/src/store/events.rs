@@ -46,6 +46,8 @@ pub struct Published {
     pub event_type: EventType,
     pub message_id: MessageId,
     pub payload: bytes::Bytes,
+    /// The hex SHA-256 of `payload`, as stored with the message.
+    pub body_sha256: String,
     pub deliveries: Vec<ScheduledDelivery>,
 }
 

@@ -62,7 +62,7 @@ pub struct SqlStore {
     /// The embedded store's lock file, held until [`Store::close`] or the end of the store;
     /// the OS releases it if the process dies.
     lock: Mutex<Option<File>>,
-    /// Bumped after every endpoint write, for [`DeliveryQueue::endpoints_version`].
+    /// Bumped after every endpoint write, for [`crate::store::queue::DeliveryQueue::endpoints_version`].
     endpoints_version: AtomicU64,
     /// Instance reads of the last second (see [`instance_cache`]).
     instances: instance_cache::InstanceCache,

@@ -4,8 +4,8 @@
 //! an fsync (SQLite with `synchronous = FULL`, PostgreSQL with `fsync` and
 //! `synchronous_commit` on): one at a time, the disk, not the CPU, sets the pace. Here the
 //! writes queue to one task that applies whatever has queued up in a single transaction
-//! and commits once, then answers every caller ([`apply`]: without savepoints first, and
-//! only after a failed write again with a savepoint per write, so one write's error rolls
+//! and commits once, then answers every caller ([`apply_together`]: without savepoints
+//! first, and only after a failed write again with a savepoint per write ([`settle`]), so one write's error rolls
 //! back only that write). A caller still hears back only after its write is durable; under
 //! load, one fsync covers many callbacks. The batch's attempt records enter the delivery
 //! ledger in the same transaction (`ledger::chain_recorded`).
@@ -378,7 +378,7 @@ async fn apply_together(connection: &mut Conn<'_>, batch: Vec<Write>, state: &Wr
 }
 
 /// Applies `jobs` inside the open transaction, one after the other; their results in order.
-/// On the writer's own handle ([`direct`]) a statement costs no hop, so each write's
+/// On the writer's own handle (`on_writer`, `Conn::Direct`) a statement costs no hop, so each write's
 /// statements run as soon as they are built (before, through sqlx's thread, they went eight
 /// writes to a multi-statement query). A record's ledger entry runs with the record.
 async fn apply_in_turn(connection: &mut Conn<'_>, jobs: Vec<Job>) -> StoreResult<Vec<Applied>> {
@@ -476,7 +476,7 @@ async fn apply_job(conn: &mut Conn<'_>, subscriptions: &mut Subscriptions, job: 
     }
 }
 
-/// The careful path of [`apply`], write by write in savepoints. Transaction control is
+/// The careful path of [`settle`], write by write in savepoints. Transaction control is
 /// plain SQL on a connection this task holds, not sqlx's `Transaction`. sqlx counts the
 /// nesting depth on its side; when SQLite rolls a whole transaction back by itself (it may
 /// on `SQLITE_FULL`, `SQLITE_IOERR`, `SQLITE_BUSY` or `SQLITE_NOMEM`), the savepoint's

@@ -161,6 +161,7 @@ impl EventStore for SqlStore {
                 data: serde_json::from_str(&row.text("data")?).map_err(corrupt)?,
             };
             let payload = bytes::Bytes::from(serde_json::to_vec(&body).map_err(corrupt)?);
+            let body_sha256 = hex(&Sha256::digest(&payload));
             let owner = InstanceId(row.int("instance_id")?);
             let key = row.text("key")?;
             let targets = std::iter::once(owner).chain(operators.filter(|operators| *operators != owner));
@@ -176,14 +177,15 @@ impl EventStore for SqlStore {
                     request_id: None,
                     tag: None,
                     idempotency_key: Some(key.clone()),
-                    body_sha256: hex(&Sha256::digest(&payload)),
+                    body_sha256: body_sha256.clone(),
                     payload: payload.clone(),
                     now,
                 };
                 if let IngestOutcome::Created { message_id, deliveries } =
                     ingest_on(&mut conn, &mut subscriptions, message).await?
                 {
-                    published.push(Published { event_type, message_id, payload: payload.clone(), deliveries });
+                    let (payload, body_sha256) = (payload.clone(), body_sha256.clone());
+                    published.push(Published { event_type, message_id, payload, body_sha256, deliveries });
                 }
             }
         }

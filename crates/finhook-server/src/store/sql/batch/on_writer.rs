@@ -76,12 +76,13 @@ pub(super) async fn session_on(
                 Some((sqlite, Some(unsettled))) => Ended::Unsettled(Pooled::Sqlite(sqlite), unsettled),
             }
         }
-        mut connection @ Pooled::Postgres(_) => match apply_together(&mut connection.conn(), first, state).await {
-            Together::Committed(outcomes) => {
+        connection @ Pooled::Postgres(_) => match together_on(connection, first, state).await {
+            Some((_, Together::Committed(outcomes))) => {
                 answer(outcomes);
                 Ended::Idle
             }
-            unsettled => Ended::Unsettled(connection, unsettled),
+            Some((connection, unsettled)) => Ended::Unsettled(connection, unsettled),
+            None => Ended::Panicked,
         },
     }
 }
