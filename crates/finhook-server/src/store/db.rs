@@ -23,6 +23,8 @@ use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
 
 use super::rows::Cols;
+use super::sql::payload_log::PayloadLog;
+use super::StoreError;
 
 mod direct;
 pub(crate) use direct::{Direct, DirectConnection};
@@ -303,6 +305,25 @@ impl Conn<'_> {
         match self {
             Conn::Sqlite(_) | Conn::Direct(_) => Backend::Sqlite,
             Conn::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The payload log callback bodies go to instead of the row: the SQLite writer's, when
+    /// the store is a file ([`crate::store::sql::payload_log`]). Elsewhere, `None`: the
+    /// body is stored in the row.
+    pub(crate) fn payload_log(&self) -> Option<&PayloadLog> {
+        match self {
+            Conn::Direct(connection) => connection.payload_log(),
+            Conn::Sqlite(_) | Conn::Postgres(_) => None,
+        }
+    }
+
+    /// Makes the bodies appended to the payload log durable: before the `COMMIT` of the
+    /// rows that name them.
+    pub(crate) fn sync_payloads(&self) -> Result<(), StoreError> {
+        match self.payload_log() {
+            Some(log) => log.sync().map_err(StoreError::PayloadLog),
+            None => Ok(()),
         }
     }
 

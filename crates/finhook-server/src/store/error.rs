@@ -23,6 +23,9 @@ pub enum StoreError {
     LowOnSpace { free_bytes: u64, needed_bytes: u64 },
     #[error("an endpoint secret could not be unsealed; is this the secrets key the store was written with?")]
     Seal(#[from] finhook_core::seal::SealError),
+    /// The embedded store's payload log (callback bodies beside the database) failed.
+    #[error("the payload log beside the database failed")]
+    PayloadLog(#[source] std::io::Error),
 }
 
 /// What a store failure means to the one who asked, so the API can say what to do.
@@ -43,6 +46,10 @@ impl StoreError {
             Self::Commit(error) => classify_sqlx(error),
             Self::WriterStopped => FailureKind::Unavailable,
             Self::LowOnSpace { .. } => FailureKind::DiskFull,
+            Self::PayloadLog(error) => match error.kind() {
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => FailureKind::DiskFull,
+                _ => FailureKind::Unavailable,
+            },
             Self::Conflict(_) | Self::Migrate(_) | Self::Corrupt(_) | Self::Seal(_) => FailureKind::Internal,
         }
     }

@@ -24,6 +24,7 @@ mod ledger;
 mod messages;
 mod migrations;
 pub mod open;
+pub(crate) mod payload_log;
 mod portal;
 mod queue;
 mod recovery;
@@ -49,6 +50,7 @@ use super::events::EventStore;
 use super::ledger::LedgerStore;
 use super::rows::*;
 use super::*;
+use payload_log::BODY_COLUMNS;
 
 /// The store over either database. Cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -95,6 +97,30 @@ impl SqlStore {
     /// whatever its outcome: a failed write may still have been committed.
     fn endpoints_changed(&self) {
         self.endpoints_version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The directory of the payload log, if this store keeps one.
+    fn payload_dir(&self) -> Option<&std::path::Path> {
+        self.writes.payload_log().map(|log| log.dir())
+    }
+
+    /// Removes the payload log's segments no message names any more.
+    async fn drop_unneeded_payloads(&self) -> StoreResult<()> {
+        let Some(log) = self.writes.payload_log().cloned() else { return Ok(()) };
+        // In this order: a batch not committed when the oldest segment named is read
+        // appends to the segment active now or a later one.
+        let active = log.active_segment();
+        let oldest = self.pools.read_optional(sql("SELECT MIN(payload_segment) AS s FROM messages")).await?;
+        let oldest = oldest.map(|row| row.opt_int("s")).transpose()?.flatten();
+        let oldest = oldest.map(|s| u64::try_from(s).unwrap_or(0));
+        let removed = tokio::task::spawn_blocking(move || log.drop_before(active, oldest))
+            .await
+            .map_err(|error| StoreError::PayloadLog(std::io::Error::other(error.to_string())))?
+            .map_err(StoreError::PayloadLog)?;
+        if removed > 0 {
+            tracing::info!(segments = removed, "removed payload log segments no message names any more");
+        }
+        Ok(())
     }
 
     pub fn backend(&self) -> Backend {
@@ -146,16 +172,36 @@ impl SqlStore {
         conn.execute(
             sql(format!(
                 "UPDATE instances SET stored_bytes = stored_bytes
-                   - (SELECT COALESCE(SUM(length(m.payload)), 0) FROM messages m
+                   - (SELECT COALESCE(SUM(COALESCE(m.payload_length, length(m.payload))), 0) FROM messages m
                       WHERE m.instance_id = instances.id AND m.id IN ({list}))
                  WHERE id IN (SELECT instance_id FROM messages WHERE id IN ({list}))"
             ))
             .bind_each(ids.iter()),
         )
         .await?;
+        let logged = conn
+            .fetch_all(
+                sql(format!(
+                    "SELECT {BODY_COLUMNS} FROM messages WHERE id IN ({list}) AND payload_segment IS NOT NULL"
+                ))
+                .bind_each(ids.iter()),
+            )
+            .await?
+            .iter()
+            .map(payload_log::StoredBody::of)
+            .collect::<StoreResult<Vec<_>>>()?;
         let purged =
             conn.execute(sql(format!("DELETE FROM messages WHERE id IN ({list})")).bind_each(ids.iter())).await?;
         tx.commit().await?;
+        // Their bodies go too, now, not when the last message of their segment does: they
+        // are personal data past retention.
+        if let Some(log) = self.writes.payload_log().cloned() {
+            let ranges = logged.into_iter().filter_map(|body| body.place()).collect::<Vec<_>>();
+            tokio::task::spawn_blocking(move || log.erase(&ranges))
+                .await
+                .map_err(|error| StoreError::PayloadLog(std::io::Error::other(error.to_string())))?
+                .map_err(StoreError::PayloadLog)?;
+        }
         Ok(purged)
     }
 }
@@ -197,9 +243,11 @@ impl Store for SqlStore {
             let batch = batch?;
             purged += batch;
             if batch < PURGE_BATCH {
-                return Ok(purged);
+                break;
             }
         }
+        self.drop_unneeded_payloads().await?;
+        Ok(purged)
     }
 
     async fn stats(&self, now: DateTime<Utc>) -> StoreResult<StoreStats> {

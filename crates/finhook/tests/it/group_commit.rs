@@ -35,7 +35,7 @@ fn message(instance_id: InstanceId, body: &str, key: Option<&str>) -> NewMessage
         request_id: None,
         tag: Some("t".into()),
         idempotency_key: key.map(str::to_string),
-        body_sha256: body.to_string(),
+        body_sha256: finhook_core::secret::hex(&<sha2::Sha256 as sha2::Digest>::digest(body.as_bytes())),
         payload: bytes::Bytes::copy_from_slice(body.as_bytes()),
         now: t0(),
     }

@@ -25,6 +25,7 @@ mod integrity;
 mod kill;
 mod limits;
 mod openapi;
+mod payload_log;
 mod postgres;
 mod probe;
 mod receiver;

@@ -20,6 +20,7 @@ use sqlx::sqlite::LockedSqliteHandle;
 
 use super::{Arg, Sql};
 use crate::store::rows::Cols;
+use crate::store::sql::payload_log::PayloadLog;
 
 /// The writer's handle, taken from sqlx's thread for as long as this lives.
 #[derive(Debug)]
@@ -42,8 +43,9 @@ impl std::ops::DerefMut for Direct<'_> {
     }
 }
 
-/// What runs the store's [`Sql`] on the handle a [`Direct`] holds.
-pub(crate) struct DirectConnection(rusqlite::Connection);
+/// What runs the store's [`Sql`] on the handle a [`Direct`] holds, with the payload log
+/// the writer appends callback bodies to (a store in a file has one).
+pub(crate) struct DirectConnection(rusqlite::Connection, Option<Arc<PayloadLog>>);
 
 impl std::fmt::Debug for DirectConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -53,7 +55,10 @@ impl std::fmt::Debug for DirectConnection {
 
 impl<'h> Direct<'h> {
     /// Wraps the handle `locked` holds for the length of the borrow.
-    pub(crate) fn new(locked: &'h mut LockedSqliteHandle<'_>) -> Result<Self, sqlx::Error> {
+    pub(crate) fn new(
+        locked: &'h mut LockedSqliteHandle<'_>,
+        log: Option<Arc<PayloadLog>>,
+    ) -> Result<Self, sqlx::Error> {
         let handle = locked.as_raw_handle().as_ptr();
         // SAFETY: `handle` is a live `sqlite3*` that sqlx's worker thread leaves alone while
         // `locked` is held, and `locked` is borrowed for as long as this `Direct` lives, so
@@ -65,11 +70,16 @@ impl<'h> Direct<'h> {
         // A batch over many endpoints and instances runs a few dozen distinct statements;
         // each is prepared once per batch, not once per write.
         connection.set_prepared_statement_cache_capacity(64);
-        Ok(Self { connection: DirectConnection(connection), _locked: PhantomData })
+        Ok(Self { connection: DirectConnection(connection, log), _locked: PhantomData })
     }
 }
 
 impl DirectConnection {
+    /// The payload log this writer appends to, if the store has one.
+    pub(crate) fn payload_log(&self) -> Option<&PayloadLog> {
+        self.1.as_deref()
+    }
+
     /// Runs a statement; how many rows it changed. Rows it returns are read and dropped.
     pub(crate) fn execute(&mut self, query: &Sql) -> Result<u64, sqlx::Error> {
         let mut statement = self.prepare(query)?;
@@ -265,7 +275,7 @@ mod tests {
     async fn statements_on_the_handle_bind_by_number_read_back_and_fail_as_sqlx_would() {
         let mut sqlite = sqlx::SqliteConnection::connect("sqlite::memory:").await.expect("in-memory database");
         let mut locked = sqlite.lock_handle().await.expect("the handle");
-        let mut direct = Direct::new(&mut locked).expect("wrapped");
+        let mut direct = Direct::new(&mut locked, None).expect("wrapped");
         direct
             .raw("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, body BLOB, on_ INTEGER)")
             .expect("table");

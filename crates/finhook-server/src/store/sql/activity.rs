@@ -110,7 +110,7 @@ impl ActivityStore for SqlStore {
         let mut subscriptions = Subscriptions::default();
         let numbered =
             subscriptions.number(&mut conn, message.instance_id, login.as_deref(), vec![endpoint.clone()]).await?;
-        let (mut writes, outcome) = message_statements(message, numbered);
+        let (mut writes, outcome) = message_statements(message, numbered, None);
         writes.extend(subscriptions.sequences.written());
         conn.execute_all(writes).await?;
         tx.commit().await?;

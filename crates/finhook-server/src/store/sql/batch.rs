@@ -12,9 +12,9 @@
 
 use std::sync::Arc;
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -22,11 +22,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::Tracking;
 use super::messages::{ingest_on, ingest_statements, Subscriptions};
+use super::payload_log::PayloadLog;
 use super::queue::{record_on, record_statements};
 use super::{ledger, sets};
 use crate::store::db::{Backend, Conn, Pooled, Pools};
 use crate::store::{AttemptResult, GroupCommitTotals, IngestOutcome, NewMessage, StoreError, StoreResult};
 use on_writer::{each_on, session_on, together_on, Ended};
+use totals::Totals;
 
 /// The most writes one transaction takes; enough to amortise the fsync, small enough to
 /// keep the writer lock short.
@@ -71,11 +73,16 @@ pub(super) struct BatchWriter {
 impl BatchWriter {
     /// `node` names this process in the leases its ingests write (see
     /// [`BatchWriter::lease_new_deliveries`]).
-    pub(super) fn spawn(pools: Pools, node: &str) -> Self {
+    /// `payload_log`: where an embedded store in a file keeps callback bodies.
+    pub(super) fn spawn(pools: Pools, node: &str, payload_log: Option<Arc<PayloadLog>>) -> Self {
         let (queue, receiver) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
-        let state =
-            Arc::new(WriterState { node: node.to_string(), millis: AtomicI64::new(0), totals: Totals::default() });
+        let state = Arc::new(WriterState {
+            node: node.to_string(),
+            millis: AtomicI64::new(0),
+            totals: Totals::default(),
+            payload_log,
+        });
         let task = tokio::spawn(run(pools, receiver, stop.clone(), state.clone()));
         Self { queue, state, stop, task: Mutex::new(Some(task)) }
     }
@@ -84,6 +91,11 @@ impl BatchWriter {
     /// for `lease` from the ingest's time.
     pub(super) fn lease_new_deliveries(&self, lease: chrono::Duration) {
         self.state.millis.store(lease.num_milliseconds().max(0), Ordering::Relaxed);
+    }
+
+    /// The payload log the writer appends callback bodies to, if the store has one.
+    pub(super) fn payload_log(&self) -> Option<&Arc<PayloadLog>> {
+        self.state.payload_log.as_ref()
     }
 
     /// What the group-commit task has done since it started.
@@ -137,40 +149,14 @@ impl BatchWriter {
     }
 }
 
-/// This node, how long the leases its ingests write last (0: none yet), and the group
-/// commit's running totals.
+/// This node, how long the leases its ingests write last (0: none yet), the group
+/// commit's running totals, and the payload log it appends to (SQLite in a file).
 #[derive(Debug)]
 struct WriterState {
     node: String,
     millis: AtomicI64,
     totals: Totals,
-}
-
-/// The group commit's running totals, for the metrics: from their rates an operator reads
-/// the batches' size and how much of the time the writer is busy (near all of it, the
-/// writer is what sets the pace).
-#[derive(Debug, Default)]
-struct Totals {
-    batches: AtomicU64,
-    writes: AtomicU64,
-    busy_nanos: AtomicU64,
-    commit_nanos: AtomicU64,
-}
-
-impl Totals {
-    fn add(counter: &AtomicU64, elapsed: Duration) {
-        counter.fetch_add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> GroupCommitTotals {
-        let seconds = |counter: &AtomicU64| Duration::from_nanos(counter.load(Ordering::Relaxed)).as_secs_f64();
-        GroupCommitTotals {
-            batches: self.batches.load(Ordering::Relaxed),
-            writes: self.writes.load(Ordering::Relaxed),
-            busy_seconds: seconds(&self.busy_nanos),
-            commit_seconds: seconds(&self.commit_nanos),
-        }
-    }
+    payload_log: Option<Arc<PayloadLog>>,
 }
 
 impl WriterState {
@@ -296,7 +282,8 @@ async fn settle(pools: &Pools, mut connection: Pooled, mut together: Together, s
         Together::AWriteFailed(batch) => batch,
     };
     let outcomes = Vec::with_capacity(batch.len());
-    let Some((connection, done, writes, outcomes)) = each_on(connection, batch.into_iter(), outcomes).await else {
+    let Some((connection, done, writes, outcomes)) = each_on(connection, batch.into_iter(), outcomes, state).await
+    else {
         return;
     };
     match done {
@@ -366,6 +353,12 @@ async fn apply_together(connection: &mut Conn<'_>, batch: Vec<Write>, state: &Wr
             return Together::AWriteFailed(batch);
         }
     };
+    // The bodies the rows name are durable before the rows are. If they cannot be, the
+    // batch goes the careful way, where each ingest meets the log's error alone.
+    if connection.sync_payloads().is_err() {
+        let _ = execute(connection, "ROLLBACK").await;
+        return Together::AWriteFailed(batch);
+    }
     let committing = Instant::now();
     let committed = execute(connection, "COMMIT").await;
     Totals::add(&state.totals.commit_nanos, committing.elapsed());
@@ -509,8 +502,11 @@ async fn apply_each(
         }
         let record = write.job.record().cloned();
         let result = match apply_job(connection, &mut subscriptions, write.job).await {
-            // The numbers it gave, in its own savepoint.
-            Ok(applied) => write_sequences(connection, &mut subscriptions).await.map(|()| applied),
+            // The numbers it gave, in its own savepoint; its body durable before its row.
+            Ok(applied) => match write_sequences(connection, &mut subscriptions).await {
+                Ok(()) => connection.sync_payloads().map(|()| applied),
+                Err(error) => Err(error),
+            },
             Err(error) => Err(error),
         };
         if let (Ok(_), Some(record)) = (&result, record) {
@@ -592,3 +588,4 @@ async fn discard(mut connection: Pooled) {
 mod on_writer;
 #[cfg(test)]
 mod tests;
+mod totals;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use finhook_core::events::MessageType;
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId};
 
+use super::payload_log::{load, PayloadRef, StoredBody, BODY_COLUMNS};
 use super::SqlStore;
 use crate::store::db::{placeholders, sql, Arg, Column, Conn, Row, Sql};
 use crate::store::rows::*;
@@ -15,7 +16,10 @@ use crate::store::{
     ScheduledDelivery, StoreResult,
 };
 
-const MESSAGE_COLUMNS: &str = "id, response_type, login_id, request_id, tag, created_at, payload";
+/// A message's columns, its body's ([`BODY_COLUMNS`]) included.
+fn message_columns() -> String {
+    format!("id, response_type, login_id, request_id, tag, created_at, {BODY_COLUMNS}")
+}
 
 pub(super) async fn list(
     store: &SqlStore,
@@ -65,15 +69,16 @@ pub(super) async fn detail(
     let mut conn = reader.conn();
     let row = conn
         .fetch_optional(
-            sql(format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE instance_id = $1 AND id = $2"))
+            sql(format!("SELECT {} FROM messages WHERE instance_id = $1 AND id = $2", message_columns()))
                 .bind(instance.0)
                 .bind(id.as_str()),
         )
         .await?;
-    match row {
-        Some(row) => Ok(Some(detail_of(&mut conn, &row).await?)),
-        None => Ok(None),
-    }
+    let Some(row) = row else { return Ok(None) };
+    let detail = detail_of(&mut conn, &row).await?;
+    drop(reader);
+    let payload = load(store.payload_dir(), vec![StoredBody::of(&row)?]).await?.pop().unwrap_or(Ok(Vec::new()))?;
+    Ok(Some(MessageDetail { payload, ..detail }))
 }
 
 pub(super) async fn of_login(
@@ -85,22 +90,33 @@ pub(super) async fn of_login(
     let mut conn = reader.conn();
     let rows = conn
         .fetch_all(
-            sql(format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE instance_id = $1 AND login_id = $2 ORDER BY id"))
-                .bind(instance.0)
-                .bind(login_id),
+            sql(format!(
+                "SELECT {} FROM messages WHERE instance_id = $1 AND login_id = $2 ORDER BY id",
+                message_columns()
+            ))
+            .bind(instance.0)
+            .bind(login_id),
         )
         .await?;
     let mut details = Vec::with_capacity(rows.len());
     for row in &rows {
         details.push(detail_of(&mut conn, row).await?);
     }
-    Ok(details)
+    drop(reader);
+    let bodies = rows.iter().map(StoredBody::of).collect::<StoreResult<Vec<_>>>()?;
+    let payloads = load(store.payload_dir(), bodies).await?;
+    details
+        .into_iter()
+        .zip(payloads)
+        .map(|(detail, payload)| Ok(MessageDetail { payload: payload?, ..detail }))
+        .collect()
 }
 
+/// A message without its body (`payload` empty): the caller loads it ([`load`]).
 async fn detail_of(conn: &mut Conn<'_>, row: &Row) -> StoreResult<MessageDetail> {
     let summary = summary_from(row)?;
     let deliveries = deliveries_of(conn, &summary.id).await?;
-    Ok(MessageDetail { payload: row.bytes("payload")?, summary, deliveries })
+    Ok(MessageDetail { payload: Vec::new(), summary, deliveries })
 }
 
 async fn deliveries_of(conn: &mut Conn<'_>, message: &MessageId) -> StoreResult<Vec<DeliveryRecord>> {
@@ -430,23 +446,31 @@ pub(super) async fn ingest_statements(
 ) -> StoreResult<(Vec<Sql>, IngestOutcome)> {
     let endpoints = subscriptions.of(conn, message.instance_id, message.response_type).await?;
     let numbered = subscriptions.number(conn, message.instance_id, message.login_id.as_deref(), endpoints).await?;
-    Ok(message_statements(message, numbered))
+    // The SQLite writer's body goes to the payload log, synced before the `COMMIT`.
+    let logged = conn.payload_log().map(|log| log.append(&message.payload));
+    Ok(message_statements(message, numbered, logged))
 }
 
 /// The statements that store a message and schedule a delivery of it to each of
 /// `endpoints` (with its `webhook-sequence`), due at once, and the outcome they make once run.
+/// With `logged`, the body is in the payload log there, and the row names it (its own
+/// `payload` is then empty).
 pub(super) fn message_statements(
     message: NewMessage,
     endpoints: Vec<(EndpointId, Option<u64>)>,
+    logged: Option<PayloadRef>,
 ) -> (Vec<Sql>, IngestOutcome) {
     let message_id = MessageId::generate();
     let (instance, response_type, now) = (message.instance_id, message.response_type, message.now);
     let login = message.login_id.clone();
     let payload_bytes = message.payload.len();
+    let payload = if logged.is_some() { bytes::Bytes::new() } else { message.payload };
+    let position =
+        |value: fn(&PayloadRef) -> u64| logged.as_ref().map(|at| i64::try_from(value(at)).unwrap_or(i64::MAX));
     let mut writes =
         vec![sql("INSERT INTO messages (id, instance_id, response_type, login_id, request_id, tag, idempotency_key,
-                                   body_sha256, payload, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+                                   body_sha256, payload, created_at, payload_segment, payload_offset, payload_length)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
         .bind(message_id.as_str())
         .bind(instance.0)
         .bind(response_type.as_str())
@@ -455,8 +479,11 @@ pub(super) fn message_statements(
         .bind(message.tag)
         .bind(message.idempotency_key)
         .bind(message.body_sha256)
-        .bind(message.payload)
-        .bind(millis(now))];
+        .bind(payload)
+        .bind(millis(now))
+        .bind(position(|at| at.segment))
+        .bind(position(|at| at.offset))
+        .bind(position(|at| at.length))];
     writes.push(stored_bytes_added(instance, payload_bytes));
     let (deliveries_insert, ids) = deliveries_insert(&message_id, login.as_deref(), &endpoints, now);
     writes.extend(deliveries_insert);

@@ -49,6 +49,7 @@ pub const SQLITE: Folder = folder!("sqlite":
     "0020_portal_links.sql",
     "0021_ordered_delivery.sql",
     "0022_pending_by_login.sql",
+    "0023_payload_log.sql",
 );
 
 /// `migrations/postgres`.
@@ -73,6 +74,7 @@ pub const POSTGRES: Folder = folder!("postgres":
     "0018_portal_links.sql",
     "0019_ordered_delivery.sql",
     "0020_pending_by_login.sql",
+    "0021_payload_log.sql",
 );
 
 /// The migrator for one folder.

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::AtomicU64;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use finhook_core::ids::NodeId;
@@ -19,6 +19,7 @@ use finhook_core::seal::SealingKey;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use super::payload_log::PayloadLog;
 use super::{batch, migrations, SqlStore};
 use crate::store::db::Pools;
 use crate::store::{classify_sqlx, FailureKind, StoreError};
@@ -51,6 +52,8 @@ pub enum OpenError {
         "could not read or create the secrets key file {path}; keep it beside the database or set FINHOOK_SECRETS_KEY"
     )]
     KeyFile { path: PathBuf, source: std::io::Error },
+    #[error("could not open the payload log {path} (callback bodies, beside the database)")]
+    PayloadLog { path: PathBuf, source: std::io::Error },
     #[error("could not connect to {url}")]
     Connect { url: String, source: sqlx::Error },
     #[error(transparent)]
@@ -71,6 +74,7 @@ impl SqlStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let lock = lock_database(&options)?;
+        let payloads = PathBuf::from(format!("{}.payloads", options.get_filename().display()));
         let dir = match options.get_filename().parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
             _ => PathBuf::from("."),
@@ -100,8 +104,18 @@ impl SqlStore {
             .map_err(StoreError::from)?;
         let pools = Pools::Sqlite { writer, reader };
         let node = NodeId::generate();
+        // A database in a file keeps callback bodies in its payload log (`<database>.payloads`);
+        // one in memory keeps them in its rows.
+        let payload_log = match &lock {
+            Some(_) => {
+                let log = PayloadLog::open(payloads.clone())
+                    .map_err(|source| OpenError::PayloadLog { path: payloads, source })?;
+                Some(Arc::new(log))
+            }
+            None => None,
+        };
         Ok(Self {
-            writes: batch::BatchWriter::spawn(pools.clone(), node.as_str()),
+            writes: batch::BatchWriter::spawn(pools.clone(), node.as_str(), payload_log),
             pools,
             sealing,
             lock: Mutex::new(lock),
@@ -156,7 +170,7 @@ impl SqlStore {
         let pools = Pools::Postgres(pool);
         let node = NodeId::generate();
         Ok(Self {
-            writes: batch::BatchWriter::spawn(pools.clone(), node.as_str()),
+            writes: batch::BatchWriter::spawn(pools.clone(), node.as_str(), None),
             pools,
             sealing,
             lock: Mutex::new(None),

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId, NodeId};
 use finhook_core::secret::EndpointSecret;
 
+use super::payload_log::{load, StoredBody, BODY_COLUMNS};
 use super::SqlStore;
 use crate::store::db::{placeholders, sql, Backend, Conn, Row, Sql};
 use crate::store::queue::{DeliveryQueue, NODE_SILENT_AFTER};
@@ -403,10 +404,22 @@ impl DeliveryQueue for SqlStore {
     async fn payloads(&self, ids: &[MessageId]) -> StoreResult<Vec<(MessageId, Bytes)>> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(MAX_IDS) {
-            let query = sql(format!("SELECT id, payload FROM messages WHERE id IN ({})", placeholders(1, chunk.len())))
-                .bind_each(chunk.iter().map(MessageId::as_str));
-            for row in self.pools.read_all(query).await? {
-                out.push((MessageId::parse(&row.text("id")?).map_err(corrupt)?, Bytes::from(row.bytes("payload")?)));
+            let query =
+                sql(format!("SELECT id, {BODY_COLUMNS} FROM messages WHERE id IN ({})", placeholders(1, chunk.len())))
+                    .bind_each(chunk.iter().map(MessageId::as_str));
+            let rows = self.pools.read_all(query).await?;
+            let bodies = rows.iter().map(StoredBody::of).collect::<StoreResult<Vec<_>>>()?;
+            for (row, payload) in rows.iter().zip(load(self.payload_dir(), bodies).await?) {
+                let id = MessageId::parse(&row.text("id")?).map_err(corrupt)?;
+                match payload {
+                    Ok(payload) => out.push((id, Bytes::from(payload))),
+                    // Left out (its deliveries wait, and say why each time they are looked
+                    // at); the other messages' deliveries go on. Never sent as it reads now.
+                    Err(error @ crate::store::StoreError::Corrupt(_)) => {
+                        tracing::error!(message = %id, error = %error, "a callback's stored body is corrupt; not sent");
+                    }
+                    Err(error) => return Err(error),
+                }
             }
         }
         Ok(out)

@@ -8,6 +8,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::Sqlite;
 use tokio::sync::{mpsc, Mutex};
 
+use super::super::payload_log::PayloadLog;
 use super::{answer, apply_each, apply_together, queued, Outcome, Together, Write, WriterState};
 use crate::store::db::{Conn, Direct, Pooled};
 
@@ -48,7 +49,7 @@ pub(super) async fn session_on(
     match connection {
         Pooled::Sqlite(sqlite) => {
             let (runtime, state, queue) = (tokio::runtime::Handle::current(), state.clone(), queue.clone());
-            let ran = direct(sqlite, move |conn| {
+            let ran = direct(sqlite, state.payload_log.clone(), move |conn| {
                 let conn = match conn {
                     Ok(conn) => conn,
                     Err(error) => return Some(Together::NotBegun(error, first)),
@@ -97,7 +98,7 @@ pub(super) async fn together_on(
     match connection {
         Pooled::Sqlite(sqlite) => {
             let (runtime, state) = (tokio::runtime::Handle::current(), state.clone());
-            let (sqlite, together) = direct(sqlite, move |conn| match conn {
+            let (sqlite, together) = direct(sqlite, state.payload_log.clone(), move |conn| match conn {
                 Ok(conn) => runtime.block_on(apply_together(conn, batch, &state)),
                 Err(error) => Together::NotBegun(error, batch),
             })
@@ -117,11 +118,12 @@ pub(super) async fn each_on(
     connection: Pooled,
     mut writes: std::vec::IntoIter<Write>,
     mut outcomes: Vec<Outcome>,
+    state: &WriterState,
 ) -> Option<(Pooled, Result<(), sqlx::Error>, std::vec::IntoIter<Write>, Vec<Outcome>)> {
     match connection {
         Pooled::Sqlite(sqlite) => {
             let runtime = tokio::runtime::Handle::current();
-            let (sqlite, (done, writes, outcomes)) = direct(sqlite, move |conn| {
+            let (sqlite, (done, writes, outcomes)) = direct(sqlite, state.payload_log.clone(), move |conn| {
                 let done = conn.and_then(|conn| runtime.block_on(apply_each(conn, &mut writes, &mut outcomes)));
                 (done, writes, outcomes)
             })
@@ -136,12 +138,14 @@ pub(super) async fn each_on(
 }
 
 /// Runs `work` with the SQLite writer's handle taken out of sqlx's thread ([`Direct`]),
+/// with the payload log its ingests append to (if the store has one),
 /// on a thread of tokio's blocking pool: the batch's statements then run as plain calls,
 /// with no hop per statement, and they block (on the disk, or on another process's lock
 /// up to the busy timeout) only that thread, whatever runtime the store runs on. `work`
 /// gets the connection, or why the handle could not be taken. `None` if `work` panicked.
 async fn direct<T: Send + 'static>(
     mut sqlite: PoolConnection<Sqlite>,
+    log: Option<Arc<PayloadLog>>,
     work: impl FnOnce(Result<&mut Conn<'_>, sqlx::Error>) -> T + Send + 'static,
 ) -> Option<(PoolConnection<Sqlite>, T)> {
     let runtime = tokio::runtime::Handle::current();
@@ -149,7 +153,7 @@ async fn direct<T: Send + 'static>(
         let done =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match runtime.block_on(sqlite.lock_handle()) {
                 Err(error) => work(Err(error)),
-                Ok(mut locked) => match Direct::new(&mut locked) {
+                Ok(mut locked) => match Direct::new(&mut locked, log) {
                     Err(error) => work(Err(error)),
                     Ok(mut direct) => work(Ok(&mut Conn::Direct(&mut direct))),
                 },
