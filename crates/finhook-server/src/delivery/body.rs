@@ -11,9 +11,9 @@ use sha2::{Digest, Sha256};
 /// again at every attempt was a fourth pass over each body (after ingest's and the two
 /// signatures'), 3 % of the server's CPU at 9,000 callbacks/s. Here the hash travels with
 /// the bytes instead: ingest hands over the very bytes it hashed ([`Body::hashed`]), and a
-/// body read back from the store is hashed once as it is read ([`Body::new`]), so what the
-/// ledger records is still the hash of what goes on the wire, even if the stored copy were
-/// not what was received.
+/// body read back from the store comes checked against the hash stored with its message
+/// (`Store::payloads`), so what the ledger records is the hash of what goes on the wire,
+/// and a stored copy that is not what was received is never sent.
 #[derive(Clone)]
 pub struct Body {
     bytes: Bytes,

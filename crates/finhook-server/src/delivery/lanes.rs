@@ -449,7 +449,7 @@ impl Lanes {
         }
         if !missing.is_empty() {
             for (id, payload) in store.payloads(&missing).await? {
-                let payload = Body::new(payload);
+                let payload = Body::hashed(payload.bytes, &payload.sha256);
                 self.recent.put(&id, &payload);
                 payloads.insert(id, payload);
             }

@@ -72,8 +72,9 @@ pub trait DeliveryQueue: Send + Sync {
         now: DateTime<Utc>,
         claim_until: DateTime<Utc>,
     ) -> StoreResult<Vec<DeliveryId>>;
-    /// The stored bytes of these messages (those that still exist).
-    async fn payloads(&self, ids: &[MessageId]) -> StoreResult<Vec<(MessageId, Bytes)>>;
+    /// The stored bytes of these messages (those that still exist), each checked against
+    /// the SHA-256 stored with it; one that does not match is left out (and logged).
+    async fn payloads(&self, ids: &[MessageId]) -> StoreResult<Vec<(MessageId, CheckedPayload)>>;
     /// Records a finished attempt, releases the claim and schedules what comes next.
     async fn record_attempt(&self, result: AttemptResult) -> StoreResult<()>;
     /// Says that this node is alive at `now` (a shared store; nothing to do elsewhere).
@@ -82,4 +83,12 @@ pub trait DeliveryQueue: Send + Sync {
     /// attempt, at shutdown), so that other nodes take them at once rather than when the
     /// lease runs out. Nothing to do where claims are not leases.
     async fn release(&self, ids: &[DeliveryId]) -> StoreResult<()>;
+}
+
+/// A message's stored body, checked: `sha256` (hex) is the hash stored with the message
+/// and that of `bytes`.
+#[derive(Debug, Clone)]
+pub struct CheckedPayload {
+    pub bytes: Bytes,
+    pub sha256: String,
 }

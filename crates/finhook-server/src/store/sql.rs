@@ -196,7 +196,7 @@ impl SqlStore {
         // Their bodies go too, now, not when the last message of their segment does: they
         // are personal data past retention.
         if let Some(log) = self.writes.payload_log().cloned() {
-            let ranges = logged.into_iter().filter_map(|body| body.place()).collect::<Vec<_>>();
+            let ranges = logged.iter().filter_map(payload_log::StoredBody::place).collect::<Vec<_>>();
             tokio::task::spawn_blocking(move || log.erase(&ranges))
                 .await
                 .map_err(|error| StoreError::PayloadLog(std::io::Error::other(error.to_string())))?

@@ -248,61 +248,68 @@ pub(crate) fn read(dir: &Path, at: PayloadRef, sha256: &str) -> Result<Vec<u8>, 
 /// The columns of a message row that say where its body is, for [`StoredBody::of`].
 pub(crate) const BODY_COLUMNS: &str = "payload, body_sha256, payload_segment, payload_offset, payload_length";
 
-/// Where a message row says its body is.
+/// Where a message row says its body is, and the SHA-256 (hex) stored with it.
 #[derive(Debug)]
-pub(crate) enum StoredBody {
+pub(crate) struct StoredBody {
+    place: Place,
+    pub(crate) sha256: String,
+}
+
+#[derive(Debug)]
+enum Place {
     /// In the row.
     Inline(Vec<u8>),
-    /// In the payload log, with the SHA-256 (hex) it must have.
-    Logged(PayloadRef, String),
+    /// In the payload log.
+    Logged(PayloadRef),
 }
 
 impl StoredBody {
-    fn inline(self) -> Vec<u8> {
-        match self {
-            Self::Inline(bytes) => bytes,
-            Self::Logged(..) => Vec::new(),
-        }
-    }
-
     /// Where it is in the log, if it is there.
-    pub(crate) fn place(self) -> Option<PayloadRef> {
-        match self {
-            Self::Logged(at, _) => Some(at),
-            Self::Inline(_) => None,
+    pub(crate) fn place(&self) -> Option<PayloadRef> {
+        match self.place {
+            Place::Logged(at) => Some(at),
+            Place::Inline(_) => None,
         }
     }
 
     /// From a row with [`BODY_COLUMNS`].
     pub(crate) fn of(row: &impl Cols) -> Result<Self, StoreError> {
+        let sha256 = row.text("body_sha256")?;
         let Some(segment) = row.opt_int("payload_segment")? else {
-            return Ok(Self::Inline(row.bytes("payload")?));
+            return Ok(Self { place: Place::Inline(row.bytes("payload")?), sha256 });
         };
-        let number = |column: &str| -> Result<u64, StoreError> {
-            let value = row.opt_int(column)?.unwrap_or(-1);
+        let number = |column: &str, value: Option<i64>| -> Result<u64, StoreError> {
+            let value = value.unwrap_or(-1);
             u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("a message's {column} is {value}")))
         };
-        let segment = u64::try_from(segment)
-            .map_err(|_| StoreError::Corrupt(format!("a message's payload_segment is {segment}")))?;
-        let at = PayloadRef { segment, offset: number("payload_offset")?, length: number("payload_length")? };
-        Ok(Self::Logged(at, row.text("body_sha256")?))
+        let at = PayloadRef {
+            segment: number("payload_segment", Some(segment))?,
+            offset: number("payload_offset", row.opt_int("payload_offset")?)?,
+            length: number("payload_length", row.opt_int("payload_length")?)?,
+        };
+        Ok(Self { place: Place::Logged(at), sha256 })
     }
 }
 
-/// The bytes of `bodies`, in order, each read (and checked) from the log on a blocking
-/// thread or taken from its row; each may fail alone (a corrupt body, say). `dir` is the
-/// store's payload log, if it has one.
+/// The bytes of `bodies`, in order, each read from the log or taken from its row, and
+/// checked against its SHA-256 (whichever the store: what is sent or shown is what was
+/// received), on a blocking thread; each may fail alone (a corrupt body, say). `dir` is
+/// the store's payload log, if it has one.
 pub(crate) async fn load(dir: Option<&Path>, bodies: Vec<StoredBody>) -> Result<Vec<Loaded>, StoreError> {
-    if bodies.iter().all(|body| matches!(body, StoredBody::Inline(_))) {
-        return Ok(bodies.into_iter().map(|body| Ok(body.inline())).collect());
-    }
     let dir = dir.map(Path::to_path_buf);
     let read_all = move || {
-        let missing = || StoreError::Corrupt("a message names a payload log, and this store has none".into());
-        let read_one = |body: StoredBody| match (body, &dir) {
-            (StoredBody::Inline(bytes), _) => Ok(bytes),
-            (StoredBody::Logged(at, sha256), Some(dir)) => read(dir, at, &sha256),
-            (StoredBody::Logged(..), None) => Err(missing()),
+        let read_one = |body: StoredBody| match (body.place, &dir) {
+            (Place::Inline(bytes), _) => {
+                if finhook_core::secret::hex(&Sha256::digest(&bytes)) == body.sha256 {
+                    Ok(bytes)
+                } else {
+                    Err(StoreError::Corrupt("a body in its row does not match the SHA-256 stored with it".into()))
+                }
+            }
+            (Place::Logged(at), Some(dir)) => read(dir, at, &body.sha256),
+            (Place::Logged(_), None) => {
+                Err(StoreError::Corrupt("a message names a payload log, and this store has none".into()))
+            }
         };
         bodies.into_iter().map(read_one).collect()
     };

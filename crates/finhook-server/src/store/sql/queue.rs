@@ -17,7 +17,7 @@ use finhook_core::secret::EndpointSecret;
 use super::payload_log::{load, StoredBody, BODY_COLUMNS};
 use super::SqlStore;
 use crate::store::db::{placeholders, sql, Backend, Conn, Row, Sql};
-use crate::store::queue::{DeliveryQueue, NODE_SILENT_AFTER};
+use crate::store::queue::{CheckedPayload, DeliveryQueue, NODE_SILENT_AFTER};
 use crate::store::rows::*;
 use crate::store::{
     AttemptRecord, AttemptResult, DispatchEndpoint, DueDelivery, ErrorClass, Signing, StoreResult, TakenDue,
@@ -401,7 +401,7 @@ impl DeliveryQueue for SqlStore {
         Ok(claimed)
     }
 
-    async fn payloads(&self, ids: &[MessageId]) -> StoreResult<Vec<(MessageId, Bytes)>> {
+    async fn payloads(&self, ids: &[MessageId]) -> StoreResult<Vec<(MessageId, CheckedPayload)>> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(MAX_IDS) {
             let query =
@@ -409,10 +409,12 @@ impl DeliveryQueue for SqlStore {
                     .bind_each(chunk.iter().map(MessageId::as_str));
             let rows = self.pools.read_all(query).await?;
             let bodies = rows.iter().map(StoredBody::of).collect::<StoreResult<Vec<_>>>()?;
-            for (row, payload) in rows.iter().zip(load(self.payload_dir(), bodies).await?) {
+            let hashes: Vec<String> = bodies.iter().map(|body| body.sha256.clone()).collect();
+            let loaded = load(self.payload_dir(), bodies).await?;
+            for ((row, payload), sha256) in rows.iter().zip(loaded).zip(hashes) {
                 let id = MessageId::parse(&row.text("id")?).map_err(corrupt)?;
                 match payload {
-                    Ok(payload) => out.push((id, Bytes::from(payload))),
+                    Ok(payload) => out.push((id, CheckedPayload { bytes: Bytes::from(payload), sha256 })),
                     // Left out (its deliveries wait, and say why each time they are looked
                     // at); the other messages' deliveries go on. Never sent as it reads now.
                     Err(error @ crate::store::StoreError::Corrupt(_)) => {
