@@ -75,6 +75,7 @@ pub struct Metrics {
     attempt_seconds: Histogram,
     deliveries: Family<StatusLabel, Gauge>,
     messages: Gauge,
+    payload_log_bytes: Gauge,
     lag_seconds: Gauge<f64, AtomicU64>,
     store_write_errors: Family<KindLabel, Counter>,
     endpoint_pauses: Counter,
@@ -131,6 +132,12 @@ impl Metrics {
         registry.register("deliveries", "Deliveries in the store, by status", deliveries.clone());
         let messages = Gauge::default();
         registry.register("messages", "Messages (callbacks) in the store", messages.clone());
+        let payload_log_bytes = Gauge::default();
+        registry.register(
+            "payload_log_bytes",
+            "Disk space of the embedded store's payload log, the callbacks' bodies beside the database (0 on PostgreSQL)",
+            payload_log_bytes.clone(),
+        );
         let lag_seconds = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "delivery_lag_seconds",
@@ -275,6 +282,7 @@ impl Metrics {
             attempt_seconds,
             deliveries,
             messages,
+            payload_log_bytes,
             lag_seconds,
             store_write_errors,
             endpoint_pauses,
@@ -358,6 +366,7 @@ impl Metrics {
             self.deliveries.get_or_create(&StatusLabel { status: status.as_str().to_string() }).set(*count);
         }
         self.messages.set(stats.messages);
+        self.payload_log_bytes.set(i64::try_from(stats.payload_log_bytes).unwrap_or(i64::MAX));
         let lag = stats.oldest_due_at.map(|due| (now - due).num_milliseconds().max(0) as f64 / 1000.0).unwrap_or(0.0);
         self.lag_seconds.set(lag);
         // The heads move: only the current one of each instance is exposed.

@@ -104,6 +104,15 @@ impl SqlStore {
         self.writes.payload_log().map(|log| log.dir())
     }
 
+    /// The disk space of the payload log (0 without one).
+    async fn payload_log_bytes(&self) -> StoreResult<u64> {
+        let Some(log) = self.writes.payload_log().cloned() else { return Ok(0) };
+        tokio::task::spawn_blocking(move || log.disk_bytes())
+            .await
+            .map_err(|error| StoreError::PayloadLog(std::io::Error::other(error.to_string())))?
+            .map_err(StoreError::PayloadLog)
+    }
+
     /// Removes the payload log's segments no message names any more.
     async fn drop_unneeded_payloads(&self) -> StoreResult<()> {
         let Some(log) = self.writes.payload_log().cloned() else { return Ok(()) };
@@ -329,6 +338,7 @@ impl Store for SqlStore {
             certificate_expiries,
             client_certificate_expiries,
             group_commit: self.writes.totals(),
+            payload_log_bytes: self.payload_log_bytes().await?,
         })
     }
 

@@ -29,6 +29,8 @@ pub struct StoreStats {
     pub certificate_expiries: Vec<(String, EndpointId, DateTime<Utc>)>,
     /// The same for each enabled endpoint's own client certificate (mutual TLS).
     pub client_certificate_expiries: Vec<(String, EndpointId, DateTime<Utc>)>,
+    /// The disk space of the embedded store's payload log (0 without one).
+    pub payload_log_bytes: u64,
     /// This process's group commit since it started (not the other nodes').
     pub group_commit: GroupCommitTotals,
 }

@@ -54,6 +54,13 @@ async fn row_of(app: &TestApp, id: &str) -> (i64, Option<i64>) {
     row
 }
 
+/// `finhook_payload_log_bytes` as `/metrics` says.
+async fn log_bytes(app: &TestApp) -> u64 {
+    let text = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let line = text.lines().find(|line| line.starts_with("finhook_payload_log_bytes ")).expect("the gauge");
+    line.rsplit(' ').next().and_then(|value| value.parse().ok()).expect("a number")
+}
+
 #[tokio::test]
 async fn a_body_lives_in_the_payload_log_and_is_delivered_byte_for_byte_after_a_restart() {
     let receiver = TestReceiver::start(&[Reply::Status(500)], Reply::Status(200)).await;
@@ -102,9 +109,13 @@ async fn retention_erases_a_body_from_the_log_and_drops_segments_no_message_name
     let [first, second] = <[PathBuf; 2]>::try_from(segments(&log_dir(&app))).expect("one segment per start");
     assert!(holds(&first, "first-start-delivered") && holds(&second, "second-start-delivered"));
 
+    let before = log_bytes(&app).await;
+    assert!(before >= 2 * 4096, "two segments with a body each: {before} bytes");
     clock.advance(chrono::Duration::days(31));
     let swept = finhook_server::retention::sweep(app.state.store.as_ref(), &clock, 30).await.expect("sweep");
     assert_eq!(swept, 2, "the delivered callbacks are past retention; the pending one stays");
+    let after = log_bytes(&app).await;
+    assert!(0 < after && after < before, "the metric follows: {before} then {after} bytes");
     assert_eq!(
         segments(&log_dir(&app)),
         std::slice::from_ref(&second),

@@ -126,6 +126,22 @@ impl PayloadLog {
         self.tail().segment
     }
 
+    /// The disk space the segments take: their allocated blocks, so erased bodies no longer
+    /// count.
+    pub(crate) fn disk_bytes(&self) -> io::Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let mut total = 0;
+        for segment in segments(&self.dir)? {
+            match std::fs::metadata(segment_path(&self.dir, segment)) {
+                Ok(metadata) => total += metadata.blocks() * 512,
+                // Removed by retention since the listing.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(total)
+    }
+
     /// Removes the segments older than `oldest_needed`, and older than `active` (the
     /// segment being written when the caller began, read before `oldest_needed` was: rows
     /// of a batch not yet committed then are in `active` or later). How many were removed.
