@@ -161,3 +161,25 @@ async fn a_body_that_changed_on_disk_is_never_sent_nor_shown() {
     assert_eq!(status, 500, "shown as an error, not as other bytes: {problem}");
     assert_eq!(app.message("acme", &sound).await["deliveries"][0]["status"], "delivered");
 }
+
+#[tokio::test]
+async fn a_database_restored_without_its_payload_log_is_refused_at_start() {
+    use finhook_server::store::{sql::SqlStore, Store};
+    let app = sqlite_app(Options::default()).await;
+    app.create_instance("acme").await;
+    app.ingest("acme", marked("LOYER restored-alone")).await;
+    let dir = app.dir.clone();
+    app.stop().await;
+    let (log, aside) = (dir.path().join("finhook.db.payloads"), dir.path().join("aside"));
+    std::fs::rename(&log, &aside).expect("the log moved away");
+
+    let url = format!("sqlite://{}", dir.path().join("finhook.db").display());
+    let refused = SqlStore::open_sqlite(&url, None).await.expect_err("refused");
+    let said = refused.to_string();
+    assert!(said.contains("lacks segment(s) [1]") && said.contains("restore it"), "{said}");
+
+    std::fs::remove_dir(&log).expect("the empty log the refused start made");
+    std::fs::rename(&aside, &log).expect("the log restored");
+    let store = SqlStore::open_sqlite(&url, None).await.expect("with its log, it opens");
+    store.close().await;
+}

@@ -22,6 +22,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use super::payload_log::PayloadLog;
 use super::{batch, migrations, SqlStore};
 use crate::store::db::Pools;
+use crate::store::rows::Cols;
 use crate::store::{classify_sqlx, FailureKind, StoreError};
 
 const SQLITE_READERS: u32 = 4;
@@ -54,6 +55,10 @@ pub enum OpenError {
     KeyFile { path: PathBuf, source: std::io::Error },
     #[error("could not open the payload log {path} (callback bodies, beside the database)")]
     PayloadLog { path: PathBuf, source: std::io::Error },
+    #[error(
+        "the payload log {path} lacks segment(s) {segments:?}, which hold bodies of callbacks in the database; restore it from the backup taken with the database (docs/deploy.md, \"Backing up\")"
+    )]
+    PayloadLogMissing { path: PathBuf, segments: Vec<u64> },
     #[error("could not connect to {url}")]
     Connect { url: String, source: sqlx::Error },
     #[error(transparent)]
@@ -109,7 +114,26 @@ impl SqlStore {
         let payload_log = match &lock {
             Some(_) => {
                 let log = PayloadLog::open(payloads.clone())
-                    .map_err(|source| OpenError::PayloadLog { path: payloads, source })?;
+                    .map_err(|source| OpenError::PayloadLog { path: payloads.clone(), source })?;
+                // The oldest and newest segments the rows name must be there: a database
+                // restored without its log would otherwise hold its callbacks' deliveries
+                // back one by one, each reported corrupt.
+                let named = pools
+                    .read_optional(crate::store::db::sql(
+                        "SELECT MIN(payload_segment) AS oldest, MAX(payload_segment) AS newest FROM messages",
+                    ))
+                    .await
+                    .map_err(StoreError::from)?;
+                let mut ends = Vec::new();
+                for end in ["oldest", "newest"] {
+                    let segment = named.as_ref().map(|row| row.opt_int(end)).transpose().map_err(StoreError::from)?;
+                    // A negative number names no file: it is reported missing.
+                    ends.extend(segment.flatten().map(|n| u64::try_from(n).unwrap_or(0)));
+                }
+                let segments = log.missing(&ends);
+                if !segments.is_empty() {
+                    return Err(OpenError::PayloadLogMissing { path: payloads, segments });
+                }
                 Some(Arc::new(log))
             }
             None => None,

@@ -80,6 +80,14 @@ impl PayloadLog {
         Ok(Self { dir, segment_bytes: SEGMENT_BYTES, tail: Mutex::new(tail) })
     }
 
+    /// Those of `segments` that have no file.
+    pub(crate) fn missing(&self, segments: &[u64]) -> Vec<u64> {
+        let mut missing: Vec<u64> =
+            segments.iter().copied().filter(|segment| !segment_path(&self.dir, *segment).exists()).collect();
+        missing.dedup();
+        missing
+    }
+
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
