@@ -29,6 +29,7 @@ use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::store::rows::Cols;
@@ -65,8 +66,11 @@ struct Tail {
     file: Option<File>,
     /// Bytes of `segment` written to the file.
     written: u64,
-    /// Appended since the last sync, not yet written.
-    pending: Vec<u8>,
+    /// Appended since the last sync, not yet written: the bodies themselves (shared, not
+    /// copied), written with one vectored write.
+    pending: Vec<Bytes>,
+    /// Their length in all.
+    pending_bytes: u64,
 }
 
 impl PayloadLog {
@@ -76,7 +80,7 @@ impl PayloadLog {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
         let newest = segments(&dir)?.into_iter().max();
         let segment = newest.map_or(1, |newest| newest + 1);
-        let tail = Tail { segment, file: None, written: 0, pending: Vec::new() };
+        let tail = Tail { segment, file: None, written: 0, pending: Vec::new(), pending_bytes: 0 };
         Ok(Self { dir, segment_bytes: SEGMENT_BYTES, tail: Mutex::new(tail) })
     }
 
@@ -99,11 +103,13 @@ impl PayloadLog {
     }
 
     /// Queues `bytes` for the next [`PayloadLog::sync`]; where they will be.
-    pub(crate) fn append(&self, bytes: &[u8]) -> PayloadRef {
+    pub(crate) fn append(&self, bytes: &Bytes) -> PayloadRef {
         let mut tail = self.tail();
-        let offset = tail.written + tail.pending.len() as u64;
-        tail.pending.extend_from_slice(bytes);
-        PayloadRef { segment: tail.segment, offset, length: bytes.len() as u64 }
+        let at =
+            PayloadRef { segment: tail.segment, offset: tail.written + tail.pending_bytes, length: bytes.len() as u64 };
+        tail.pending_bytes += at.length;
+        tail.pending.push(bytes.clone());
+        at
     }
 
     /// Writes what was appended since the last call and makes it durable. After an error
@@ -213,10 +219,22 @@ impl Tail {
             self.file = Some(file);
         }
         let file = self.file.as_ref().ok_or_else(|| io::Error::other("the segment is not open"))?;
-        file.write_all_at(&self.pending, self.written)?;
+        let mut slices: Vec<io::IoSlice<'_>> = self.pending.iter().map(|bytes| io::IoSlice::new(bytes)).collect();
+        let mut slices = &mut slices[..];
+        let mut at = self.written;
+        while !slices.is_empty() {
+            // At most IOV_MAX (1,024 on Linux) slices a call.
+            let wrote = rustix::io::pwritev(file, &slices[..slices.len().min(1024)], at)?;
+            if wrote == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            at += wrote as u64;
+            io::IoSlice::advance_slices(&mut slices, wrote);
+        }
         file.sync_data()?;
-        self.written += self.pending.len() as u64;
+        self.written += self.pending_bytes;
         self.pending.clear();
+        self.pending_bytes = 0;
         Ok(())
     }
 
@@ -225,6 +243,7 @@ impl Tail {
         self.file = None;
         self.written = 0;
         self.pending.clear();
+        self.pending_bytes = 0;
     }
 }
 

@@ -24,8 +24,8 @@ fn bodies_appended_then_synced_read_back_as_they_were() {
     let dir = tempfile::tempdir().expect("dir");
     let log = log_in(&dir);
     let (kyc, accounts) = (br#"{"ResponseType":"KYC"}"#.as_slice(), vec![b'a'; 9000]);
-    let first = log.append(kyc);
-    let second = log.append(&accounts);
+    let first = log.append(&Bytes::from_static(kyc));
+    let second = log.append(&Bytes::from(accounts.clone()));
     assert_eq!(first, PayloadRef { segment: 1, offset: 0, length: kyc.len() as u64 });
     assert_eq!(second, PayloadRef { segment: 1, offset: kyc.len() as u64, length: 9000 });
     assert!(files(&log).is_empty(), "nothing touches the disk before the sync");
@@ -42,14 +42,14 @@ fn bodies_appended_then_synced_read_back_as_they_were() {
 fn each_start_writes_a_segment_of_its_own_and_reads_the_old_ones() {
     let dir = tempfile::tempdir().expect("dir");
     let log = log_in(&dir);
-    let before = log.append(b"before the restart");
+    let before = log.append(&Bytes::from_static(b"before the restart"));
     log.sync().expect("sync");
     drop(log);
     // The tail of the last segment may hold a torn write of a batch that never committed:
     // nothing is ever appended after it.
     let log = log_in(&dir);
     assert_eq!(log.active_segment(), 2);
-    let after = log.append(b"after");
+    let after = log.append(&Bytes::from_static(b"after"));
     log.sync().expect("sync");
     assert_eq!(after.segment, 2);
     assert_eq!(read(log.dir(), before, &sha(b"before the restart")).expect("old"), b"before the restart");
@@ -60,9 +60,9 @@ fn each_start_writes_a_segment_of_its_own_and_reads_the_old_ones() {
 fn a_segment_full_enough_gives_way_to_the_next() {
     let dir = tempfile::tempdir().expect("dir");
     let log = PayloadLog { segment_bytes: 10, ..log_in(&dir) };
-    let first = log.append(b"0123456789ab");
+    let first = log.append(&Bytes::from_static(b"0123456789ab"));
     log.sync().expect("sync");
-    let second = log.append(b"next");
+    let second = log.append(&Bytes::from_static(b"next"));
     log.sync().expect("sync");
     assert_eq!((first.segment, second.segment, second.offset), (1, 2, 0));
     assert_eq!(files(&log), [1, 2]);
@@ -76,10 +76,10 @@ fn after_a_failed_sync_the_log_never_writes_that_segment_again() {
     // full disk or a failing device would fail a write. (Permissions would not: tests
     // run as root.)
     std::fs::create_dir(segment_path(log.dir(), 1)).expect("squat the name");
-    let lost = log.append(b"lost");
+    let lost = log.append(&Bytes::from_static(b"lost"));
     assert!(log.sync().is_err(), "the batch must not commit");
     assert_eq!(log.active_segment(), 2, "the next appends go to a new segment");
-    let kept = log.append(b"kept");
+    let kept = log.append(&Bytes::from_static(b"kept"));
     log.sync().expect("sync");
     assert_eq!(kept, PayloadRef { segment: 2, offset: 0, length: 4 }, "nothing of the failed batch was carried over");
     assert_eq!(read(log.dir(), kept, &sha(b"kept")).expect("kept"), b"kept");
@@ -91,7 +91,7 @@ fn a_body_that_is_not_what_was_stored_is_never_served() {
     let dir = tempfile::tempdir().expect("dir");
     let log = log_in(&dir);
     let body = br#"{"Login":{"Id":"a"}}"#;
-    let at = log.append(body);
+    let at = log.append(&Bytes::from_static(body));
     log.sync().expect("sync");
     let path = segment_path(log.dir(), at.segment);
 
@@ -115,7 +115,7 @@ fn erased_bodies_leave_zeros_and_their_neighbours_intact() {
     let dir = tempfile::tempdir().expect("dir");
     let log = log_in(&dir);
     let (first, second, third) = (vec![b'1'; 5000], vec![b'2'; 9000], vec![b'3'; 100]);
-    let at = [log.append(&first), log.append(&second), log.append(&third)];
+    let at = [&first, &second, &third].map(|body| log.append(&Bytes::from(body.clone())));
     log.sync().expect("sync");
     log.erase(&[at[1]]).expect("erase");
     let bytes = std::fs::read(segment_path(log.dir(), 1)).expect("segment");
@@ -132,7 +132,7 @@ fn segments_go_once_no_message_names_them_and_the_active_one_stays() {
     let dir = tempfile::tempdir().expect("dir");
     let mut log = log_in(&dir);
     for _ in 0..3 {
-        log.append(b"x");
+        log.append(&Bytes::from_static(b"x"));
         log.sync().expect("sync");
         drop(log);
         log = log_in(&dir);
@@ -141,10 +141,22 @@ fn segments_go_once_no_message_names_them_and_the_active_one_stays() {
     let active = log.active_segment();
     assert_eq!(log.drop_before(active, Some(2)).expect("drop"), 1, "below the oldest named");
     assert_eq!(files(&log), [2, 3]);
-    log.append(b"y");
+    log.append(&Bytes::from_static(b"y"));
     log.sync().expect("sync");
     // Read before the rows were: a batch then not committed appends to `active` or later.
     assert_eq!(log.drop_before(active, None).expect("drop"), 2, "no row names any segment");
     assert_eq!(files(&log), [4], "the segment being written stays");
     assert_eq!(log.drop_before(1, Some(4)).expect("drop"), 0, "never at or past the active one as read");
+}
+
+#[test]
+fn more_bodies_than_one_vectored_write_takes_are_all_written_in_order() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = log_in(&dir);
+    let bodies: Vec<Bytes> = (0..1500).map(|n| Bytes::from(format!("body {n}"))).collect();
+    let places: Vec<PayloadRef> = bodies.iter().map(|body| log.append(body)).collect();
+    log.sync().expect("sync");
+    for (body, at) in bodies.iter().zip(places) {
+        assert_eq!(read(log.dir(), at, &sha(body)).expect("read"), body.as_ref());
+    }
 }
