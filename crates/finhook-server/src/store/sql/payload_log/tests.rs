@@ -160,3 +160,14 @@ fn more_bodies_than_one_vectored_write_takes_are_all_written_in_order() {
         assert_eq!(read(log.dir(), at, &sha(body)).expect("read"), body.as_ref());
     }
 }
+
+#[test]
+fn a_full_disk_under_the_log_is_a_full_disk_to_the_caller() {
+    use crate::store::FailureKind;
+    // ENOSPC and EDQUOT as the kernel reports them: the API answers 507, as for SQLite's own.
+    for errno in [28, 122] {
+        assert_eq!(StoreError::PayloadLog(io::Error::from_raw_os_error(errno)).kind(), FailureKind::DiskFull);
+    }
+    let refused = StoreError::PayloadLog(io::Error::from(io::ErrorKind::PermissionDenied));
+    assert_eq!(refused.kind(), FailureKind::Unavailable, "anything else: retry later");
+}
