@@ -107,10 +107,7 @@ impl SqlStore {
     /// The disk space of the payload log (0 without one).
     async fn payload_log_bytes(&self) -> StoreResult<u64> {
         let Some(log) = self.writes.payload_log().cloned() else { return Ok(0) };
-        tokio::task::spawn_blocking(move || log.disk_bytes())
-            .await
-            .map_err(|error| StoreError::PayloadLog(std::io::Error::other(error.to_string())))?
-            .map_err(StoreError::PayloadLog)
+        payload_log::blocking(move || log.disk_bytes()).await?.map_err(StoreError::PayloadLog)
     }
 
     /// Removes the payload log's segments no message names any more.
@@ -122,10 +119,8 @@ impl SqlStore {
         let oldest = self.pools.read_optional(sql("SELECT MIN(payload_segment) AS s FROM messages")).await?;
         let oldest = oldest.map(|row| row.opt_int("s")).transpose()?.flatten();
         let oldest = oldest.map(|s| u64::try_from(s).unwrap_or(0));
-        let removed = tokio::task::spawn_blocking(move || log.drop_before(active, oldest))
-            .await
-            .map_err(|error| StoreError::PayloadLog(std::io::Error::other(error.to_string())))?
-            .map_err(StoreError::PayloadLog)?;
+        let removed =
+            payload_log::blocking(move || log.drop_before(active, oldest)).await?.map_err(StoreError::PayloadLog)?;
         if removed > 0 {
             tracing::info!(segments = removed, "removed payload log segments no message names any more");
         }
@@ -206,10 +201,7 @@ impl SqlStore {
         // are personal data past retention.
         if let Some(log) = self.writes.payload_log().cloned() {
             let ranges = logged.iter().filter_map(payload_log::StoredBody::place).collect::<Vec<_>>();
-            tokio::task::spawn_blocking(move || log.erase(&ranges))
-                .await
-                .map_err(|error| StoreError::PayloadLog(std::io::Error::other(error.to_string())))?
-                .map_err(StoreError::PayloadLog)?;
+            payload_log::blocking(move || log.erase(&ranges)).await?.map_err(StoreError::PayloadLog)?;
         }
         Ok(purged)
     }

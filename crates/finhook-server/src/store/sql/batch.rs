@@ -5,8 +5,8 @@
 //! `synchronous_commit` on): one at a time, the disk, not the CPU, sets the pace. Here the
 //! writes queue to one task that applies whatever has queued up in a single transaction
 //! and commits once, then answers every caller ([`apply_together`]: without savepoints
-//! first, and only after a failed write again with a savepoint per write ([`settle`]), so one write's error rolls
-//! back only that write). A caller still hears back only after its write is durable; under
+//! first, and only after a failed write again with a savepoint per write ([`settle`]), so
+//! one write's error rolls back only that write). A caller still hears back only after its write is durable; under
 //! load, one fsync covers many callbacks. The batch's attempt records enter the delivery
 //! ledger in the same transaction (`ledger::chain_recorded`).
 

@@ -77,8 +77,9 @@ pub(super) async fn detail(
     let Some(row) = row else { return Ok(None) };
     let detail = detail_of(&mut conn, &row).await?;
     drop(reader);
-    let payload = load(store.payload_dir(), vec![StoredBody::of(&row)?]).await?.pop().unwrap_or(Ok(Vec::new()))?;
-    Ok(Some(MessageDetail { payload, ..detail }))
+    let loaded = load(store.payload_dir(), vec![StoredBody::of(&row)?]).await?.pop();
+    let payload = loaded.map(|payload| payload.map(|checked| Vec::from(checked.bytes))).transpose()?;
+    Ok(Some(MessageDetail { payload: payload.unwrap_or_default(), ..detail }))
 }
 
 pub(super) async fn of_login(
@@ -108,7 +109,7 @@ pub(super) async fn of_login(
     details
         .into_iter()
         .zip(payloads)
-        .map(|(detail, payload)| Ok(MessageDetail { payload: payload?, ..detail }))
+        .map(|(detail, payload)| Ok(MessageDetail { payload: Vec::from(payload?.bytes), ..detail }))
         .collect()
 }
 

@@ -32,6 +32,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use crate::store::queue::CheckedPayload;
 use crate::store::rows::Cols;
 use crate::store::StoreError;
 
@@ -282,7 +283,7 @@ pub(crate) fn read(dir: &Path, at: PayloadRef, sha256: &str) -> Result<Vec<u8>, 
         }
         Err(error) => return Err(StoreError::PayloadLog(error)),
     }
-    if finhook_core::secret::hex(&Sha256::digest(&bytes)) != sha256 {
+    if !is_hash_of(&bytes, sha256) {
         return Err(lost("the bytes do not match the SHA-256 stored with the message".into()));
     }
     Ok(bytes)
@@ -340,29 +341,41 @@ impl StoredBody {
 /// the store's payload log, if it has one.
 pub(crate) async fn load(dir: Option<&Path>, bodies: Vec<StoredBody>) -> Result<Vec<Loaded>, StoreError> {
     let dir = dir.map(Path::to_path_buf);
-    let read_all = move || {
-        let read_one = |body: StoredBody| match (body.place, &dir) {
-            (Place::Inline(bytes), _) => {
-                if finhook_core::secret::hex(&Sha256::digest(&bytes)) == body.sha256 {
-                    Ok(bytes)
-                } else {
-                    Err(StoreError::Corrupt("a body in its row does not match the SHA-256 stored with it".into()))
+    blocking(move || {
+        let read_one = |body: StoredBody| {
+            let bytes = match (body.place, &dir) {
+                (Place::Inline(bytes), _) if is_hash_of(&bytes, &body.sha256) => bytes,
+                (Place::Inline(_), _) => {
+                    return Err(StoreError::Corrupt(
+                        "a body in its row does not match the SHA-256 stored with it".into(),
+                    ))
                 }
-            }
-            (Place::Logged(at), Some(dir)) => read(dir, at, &body.sha256),
-            (Place::Logged(_), None) => {
-                Err(StoreError::Corrupt("a message names a payload log, and this store has none".into()))
-            }
+                (Place::Logged(at), Some(dir)) => read(dir, at, &body.sha256)?,
+                (Place::Logged(_), None) => {
+                    return Err(StoreError::Corrupt("a message names a payload log, and this store has none".into()))
+                }
+            };
+            Ok(CheckedPayload { bytes: Bytes::from(bytes), sha256: body.sha256 })
         };
         bodies.into_iter().map(read_one).collect()
-    };
-    tokio::task::spawn_blocking(read_all)
-        .await
-        .map_err(|error| StoreError::PayloadLog(io::Error::other(format!("reading payloads: {error}"))))
+    })
+    .await
 }
 
-/// One body [`load`]ed, or why it could not be.
-pub(crate) type Loaded = Result<Vec<u8>, StoreError>;
+/// One body [`load`]ed (with the hash it was checked against), or why it could not be.
+pub(crate) type Loaded = Result<CheckedPayload, StoreError>;
+
+/// Whether `sha256` (hex) is the SHA-256 of `bytes`.
+fn is_hash_of(bytes: &[u8], sha256: &str) -> bool {
+    finhook_core::secret::hex(&Sha256::digest(bytes)) == sha256
+}
+
+/// Runs `work` (file I/O) on tokio's blocking pool, off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| StoreError::PayloadLog(io::Error::other(format!("the payload log's work stopped: {error}"))))
+}
 
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,6 @@
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use finhook_core::ids::{DeliveryId, EndpointId, MessageId, NodeId};
 use finhook_core::secret::EndpointSecret;
@@ -409,12 +408,10 @@ impl DeliveryQueue for SqlStore {
                     .bind_each(chunk.iter().map(MessageId::as_str));
             let rows = self.pools.read_all(query).await?;
             let bodies = rows.iter().map(StoredBody::of).collect::<StoreResult<Vec<_>>>()?;
-            let hashes: Vec<String> = bodies.iter().map(|body| body.sha256.clone()).collect();
-            let loaded = load(self.payload_dir(), bodies).await?;
-            for ((row, payload), sha256) in rows.iter().zip(loaded).zip(hashes) {
+            for (row, payload) in rows.iter().zip(load(self.payload_dir(), bodies).await?) {
                 let id = MessageId::parse(&row.text("id")?).map_err(corrupt)?;
                 match payload {
-                    Ok(payload) => out.push((id, CheckedPayload { bytes: Bytes::from(payload), sha256 })),
+                    Ok(payload) => out.push((id, payload)),
                     // Left out (its deliveries wait, and say why each time they are looked
                     // at); the other messages' deliveries go on. Never sent as it reads now.
                     Err(error @ crate::store::StoreError::Corrupt(_)) => {
